@@ -1,0 +1,30 @@
+// Package zeroscale serves HTTP applications that scale to zero when idle
+// and wake on the first request without losing it. It is Knative
+// Serving's data plane and autoscaler taken apart into importable
+// packages, on top of a pluggable Backend that runs the instances.
+//
+// The request path:
+//
+//	client -> activator.Handler
+//	            traffic.Route picks the revision (tag host/header, else weights)
+//	            per-revision throttler: a free slot on a ready instance, or
+//	            wait in a bounded queue while the autoscaler is poked
+//	       -> queueproxy (breaker, stats, timeouts) -> the app instance
+//
+// The control loop, every 2 s per revision:
+//
+//	stats (queue-proxy pushes or scrapes, activator demand)
+//	  -> autoscaler windows (stable 60 s, panic 6 s) -> Decider (KPA)
+//	  -> min/max/initial scale, scale-to-zero grace -> backend.Scale
+//	backend.Watch -> ready instances -> activator capacity
+//
+// Which package for which job:
+//
+//   - the common case, a few apps on one machine: this package's Server
+//     with the process backend (backend/process);
+//   - a custom control plane: activator, autoscaler, traffic, revision
+//     and a backend of your choice;
+//   - designing or testing a scaling policy: autoscaler with a fake clock
+//     and backend/fake;
+//   - a sidecar in front of an app in a container: cmd/queue-proxy.
+package zeroscale
