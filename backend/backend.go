@@ -46,11 +46,13 @@ import (
 // therefore never cut by scale-down. On scale-down engines choose victims
 // not-ready first, then youngest first.
 //
-// Ordering: on one revision's watch channel, snapshots are delivered in
-// the order the engine observed them. An instance appears in a snapshot
+// Ordering: the first value on a new watch channel is the revision's
+// current snapshot (possibly empty), sent at once. After it, snapshots
+// are delivered in the order the engine observed them. An instance appears in a snapshot
 // before it is Ready, is Ready before it can be Draining, and leaves the
 // snapshot once stopped. The channel is closed when ctx is done or the
-// revision is removed.
+// revision is removed. Broadcaster implements these channel semantics
+// for engines.
 //
 // All methods are safe for concurrent use.
 type Backend interface {
