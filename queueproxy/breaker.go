@@ -1,0 +1,273 @@
+package queueproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+)
+
+// ErrRequestQueueFull is returned by Breaker.Acquire when every pending
+// slot (running plus queued) is taken. Callers answer 503 at once.
+var ErrRequestQueueFull = errors.New("pending request queue full")
+
+// BreakerParams configure a Breaker, Knative's queue.BreakerParams.
+type BreakerParams struct {
+	// QueueDepth is how many requests may wait for capacity beyond the
+	// MaxConcurrency that may run. 0 means DefaultQueueDepthFactor ×
+	// MaxConcurrency; otherwise 1–MaxInt32.
+	QueueDepth int
+	// MaxConcurrency is the most requests that may run at once, and the
+	// upper bound of SetCapacity. 0 means unlimited: NewBreaker then
+	// returns a nil *Breaker, which admits everything. At most MaxInt32.
+	MaxConcurrency int
+	// InitialCapacity is the capacity the breaker starts with, 0 to
+	// MaxConcurrency. The activator starts at 0 (no instances yet); a
+	// queue-proxy starts at MaxConcurrency.
+	InitialCapacity int
+}
+
+// DefaultQueueDepthFactor is Knative's queue depth: 10 × the container
+// concurrency.
+const DefaultQueueDepthFactor = 10
+
+// Breaker bounds the requests running against an instance (capacity)
+// and the requests waiting for it (queue depth). A request first takes
+// one of QueueDepth+MaxConcurrency pending slots, failing at once with
+// ErrRequestQueueFull when none is left, then waits for capacity.
+//
+// The hot path is lock-free: the pending count and the packed
+// (capacity, in-flight) state are atomics, and waiters park on a
+// channel that Release only touches when someone is waiting. Waiters
+// are not served in FIFO order (as in Knative).
+//
+// A nil *Breaker is valid and means "no limit": Acquire and TryAcquire
+// always succeed, Release and SetCapacity do nothing, and the counters
+// read 0. All methods are safe for concurrent use.
+type Breaker struct {
+	maxPending     int64
+	maxConcurrency int64
+	pending        atomic.Int64
+	// state packs capacity (high 32 bits) and in-flight (low 32 bits)
+	// so that "in-flight < capacity, then in-flight++" is one CAS.
+	state   atomic.Uint64
+	waiters atomic.Int64
+	// wake carries wake-up tokens to parked waiters. Its buffer holds
+	// one token per possible waiter, so a token sent while a waiter is
+	// between its failed check and its receive is never lost, and a
+	// dropped send means the buffer already holds enough tokens for
+	// every waiter to re-check.
+	wake chan struct{}
+}
+
+// NewBreaker returns a Breaker for p, or a nil *Breaker (no limit) when
+// p.MaxConcurrency is 0. Out-of-range fields fail with an error naming
+// the field.
+func NewBreaker(p BreakerParams) (*Breaker, error) {
+	if p.MaxConcurrency < 0 || p.MaxConcurrency > math.MaxInt32 {
+		return nil, fmt.Errorf("queueproxy: BreakerParams.MaxConcurrency = %d, want 0 (unlimited) to %d", p.MaxConcurrency, math.MaxInt32)
+	}
+	if p.QueueDepth < 0 || p.QueueDepth > math.MaxInt32 {
+		return nil, fmt.Errorf("queueproxy: BreakerParams.QueueDepth = %d, want 0 (default %d × MaxConcurrency) to %d", p.QueueDepth, DefaultQueueDepthFactor, math.MaxInt32)
+	}
+	if p.InitialCapacity < 0 || p.InitialCapacity > p.MaxConcurrency {
+		return nil, fmt.Errorf("queueproxy: BreakerParams.InitialCapacity = %d, want 0 to MaxConcurrency (%d)", p.InitialCapacity, p.MaxConcurrency)
+	}
+	if p.MaxConcurrency == 0 {
+		return nil, nil
+	}
+	depth := int64(p.QueueDepth)
+	if depth == 0 {
+		depth = min(DefaultQueueDepthFactor*int64(p.MaxConcurrency), math.MaxInt32)
+	}
+	maxPending := depth + int64(p.MaxConcurrency)
+	b := &Breaker{
+		maxPending:     maxPending,
+		maxConcurrency: int64(p.MaxConcurrency),
+		// Waiters are bounded by maxPending. Tokens are zero-sized, so
+		// even the activator's huge buffer costs no memory.
+		wake: make(chan struct{}, min(maxPending, math.MaxInt32)),
+	}
+	b.state.Store(pack(uint64(p.InitialCapacity), 0))
+	return b, nil
+}
+
+func pack(capacity, inFlight uint64) uint64 { return capacity<<32 | inFlight }
+
+func unpack(s uint64) (capacity, inFlight uint64) { return s >> 32, s & math.MaxUint32 }
+
+// Acquire takes a pending slot and then waits for capacity. It fails
+// immediately with ErrRequestQueueFull when no pending slot is left, and
+// with ctx.Err() when ctx ends while waiting. After a nil error the
+// caller must call Release exactly once.
+func (b *Breaker) Acquire(ctx context.Context) error {
+	if b == nil {
+		return nil
+	}
+	if !b.takePending() {
+		return ErrRequestQueueFull
+	}
+	if b.tryTake() {
+		return nil
+	}
+	if err := b.wait(ctx); err != nil {
+		b.pending.Add(-1)
+		return err
+	}
+	return nil
+}
+
+// wait parks until capacity frees or ctx ends. Registering as a waiter
+// before re-checking the state closes the race with a concurrent
+// Release, which only signals when it sees a waiter.
+func (b *Breaker) wait(ctx context.Context) error {
+	b.waiters.Add(1)
+	defer b.waiters.Add(-1)
+	for {
+		if b.tryTake() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.wake:
+		}
+	}
+}
+
+// TryAcquire takes a pending slot and capacity only if both are free
+// right now, never queueing (Knative's Reserve). After true the caller
+// must call Release exactly once.
+func (b *Breaker) TryAcquire() bool {
+	if b == nil {
+		return true
+	}
+	if !b.takePending() {
+		return false
+	}
+	if b.tryTake() {
+		return true
+	}
+	b.pending.Add(-1)
+	return false
+}
+
+// Release returns the capacity and the pending slot taken by a
+// successful Acquire or TryAcquire. Calling it more often than those
+// succeeded is a bug in the caller and panics, like unlocking an
+// unlocked sync.Mutex.
+func (b *Breaker) Release() {
+	if b == nil {
+		return
+	}
+	for {
+		old := b.state.Load()
+		capacity, in := unpack(old)
+		if in == 0 {
+			panic("queueproxy: Breaker.Release without a matching Acquire")
+		}
+		if b.state.CompareAndSwap(old, pack(capacity, in-1)) {
+			break
+		}
+	}
+	b.pending.Add(-1)
+	if b.waiters.Load() > 0 {
+		b.signal(1)
+	}
+}
+
+// signal hands out up to n wake-up tokens without blocking.
+func (b *Breaker) signal(n int64) {
+	for range n {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+			return
+		}
+	}
+}
+
+// SetCapacity changes how many requests may run at once, clamped to
+// [0, MaxConcurrency]. Lowering it never pre-empts running requests:
+// waiters resume only once in-flight drops below the new capacity.
+func (b *Breaker) SetCapacity(n int) {
+	if b == nil {
+		return
+	}
+	c := uint64(min(max(int64(n), 0), b.maxConcurrency))
+	for {
+		old := b.state.Load()
+		oldCap, in := unpack(old)
+		if b.state.CompareAndSwap(old, pack(c, in)) {
+			if c > oldCap {
+				b.signal(min(int64(c-oldCap), b.waiters.Load()))
+			}
+			return
+		}
+	}
+}
+
+// Capacity is how many requests may run at once right now.
+func (b *Breaker) Capacity() int {
+	if b == nil {
+		return 0
+	}
+	c, _ := unpack(b.state.Load())
+	return int(c)
+}
+
+// InFlight is how many requests hold capacity (are running).
+func (b *Breaker) InFlight() int {
+	if b == nil {
+		return 0
+	}
+	_, in := unpack(b.state.Load())
+	return int(in)
+}
+
+// Pending is how many requests hold a pending slot: running plus
+// waiting for capacity.
+func (b *Breaker) Pending() int {
+	if b == nil {
+		return 0
+	}
+	return int(b.pending.Load())
+}
+
+// MaxPending is QueueDepth + MaxConcurrency: the most requests the
+// breaker holds before it rejects with ErrRequestQueueFull.
+func (b *Breaker) MaxPending() int {
+	if b == nil {
+		return 0
+	}
+	return int(b.maxPending)
+}
+
+// takePending uses a CAS rather than add-then-undo so that a burst of
+// rejected requests cannot transiently push the count over the limit
+// and reject a request that would have fit.
+func (b *Breaker) takePending() bool {
+	for {
+		p := b.pending.Load()
+		if p >= b.maxPending {
+			return false
+		}
+		if b.pending.CompareAndSwap(p, p+1) {
+			return true
+		}
+	}
+}
+
+func (b *Breaker) tryTake() bool {
+	for {
+		old := b.state.Load()
+		capacity, in := unpack(old)
+		if in >= capacity {
+			return false
+		}
+		if b.state.CompareAndSwap(old, pack(capacity, in+1)) {
+			return true
+		}
+	}
+}
