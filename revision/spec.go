@@ -1,6 +1,16 @@
 package revision
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Spec is what one instance of a revision runs. It serves every backend:
 // Image for Docker and Kubernetes, Command/Args for local processes.
@@ -84,3 +94,223 @@ const (
 	DefaultProbeTimeout     = time.Second
 	AggressiveProbePeriod   = 50 * time.Millisecond
 )
+
+// reservedEnvVars are set by the backend for every instance (PORT) or
+// reserved by Knative for it to set (K_SERVICE, K_CONFIGURATION,
+// K_REVISION); a Spec must not set them.
+var reservedEnvVars = []string{"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
+
+// WithDefaults returns a deep copy of s with every defaulted field filled
+// in: Port 8080, Timeouts.Request 300 s, Timeouts.ResponseStart equal to
+// Timeouts.Request, Readiness.Timeout 1 s. Scaling is left as is: its
+// defaults are the host's Config, applied by Config.Resolve.
+func (s Spec) WithDefaults() Spec {
+	s = s.clone()
+	if s.Port == 0 {
+		s.Port = DefaultPort
+	}
+	if s.Timeouts.Request == 0 {
+		s.Timeouts.Request = DefaultRequestTimeout
+	}
+	if s.Timeouts.ResponseStart == 0 {
+		s.Timeouts.ResponseStart = s.Timeouts.Request
+	}
+	if s.Readiness.Timeout == 0 {
+		s.Readiness.Timeout = DefaultProbeTimeout
+	}
+	return s
+}
+
+// Validate checks s (after WithDefaults, so zero values are fine) and
+// returns every problem found, joined; each is a *FieldError named
+// "Spec.<Field>" or, for scaling settings, by annotation key.
+//
+// Rules: Image or Command must be given; Port in [1, 65535];
+// ContainerConcurrency in [0, 1000]; Timeouts.Request in (0, 1h],
+// ResponseStart in (0, Request], Idle in [0, 1h]; Env names match
+// [-._a-zA-Z][-._a-zA-Z0-9]* (Kubernetes' rule), are unique and are not
+// PORT, K_SERVICE, K_CONFIGURATION or K_REVISION; no string contains a
+// NUL byte (it cannot reach a process); Readiness.HTTPPath is empty or
+// starts with "/", Period in [0, 1h], Timeout in (0, 1h]; resources are
+// non-negative and each limit, when set, is ≥ its request; Scaling
+// passes Scaling.Validate.
+func (s Spec) Validate() error {
+	s = s.WithDefaults()
+	var errs errList
+	if s.Image == "" && (len(s.Command) == 0 || s.Command[0] == "") {
+		errs.add("Spec.Image", "", "set, or Spec.Command set (one of the two is required)")
+	}
+	noNUL := func(field, v string) {
+		if strings.IndexByte(v, 0) >= 0 {
+			errs.add(field, v, "free of NUL bytes")
+		}
+	}
+	noNUL("Spec.Image", s.Image)
+	noNUL("Spec.WorkingDir", s.WorkingDir)
+	for i, a := range s.Command {
+		noNUL(fmt.Sprintf("Spec.Command[%d]", i), a)
+	}
+	for i, a := range s.Args {
+		noNUL(fmt.Sprintf("Spec.Args[%d]", i), a)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		errs.add("Spec.Port", strconv.Itoa(s.Port), "in [1, 65535] (0 = 8080)")
+	}
+	if s.ContainerConcurrency < 0 || s.ContainerConcurrency > MaxContainerConcurrency {
+		errs.add("Spec.ContainerConcurrency", strconv.Itoa(s.ContainerConcurrency),
+			fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
+	}
+	t := s.Timeouts
+	if t.Request < 0 || t.Request > MaxRequestTimeout {
+		errs.add("Spec.Timeouts.Request", t.Request.String(), "in (0s, 1h0m0s] (0 = 5m0s)")
+	}
+	if t.ResponseStart < 0 || t.ResponseStart > t.Request {
+		errs.add("Spec.Timeouts.ResponseStart", t.ResponseStart.String(),
+			fmt.Sprintf("in (0s, Timeouts.Request (%v)] (0 = Timeouts.Request)", t.Request))
+	}
+	if t.Idle < 0 || t.Idle > MaxRequestTimeout {
+		errs.add("Spec.Timeouts.Idle", t.Idle.String(), "in [0s, 1h0m0s] (0 = none)")
+	}
+	seen := make(map[string]bool, len(s.Env))
+	for i, e := range s.Env {
+		field := fmt.Sprintf("Spec.Env[%d].Name", i)
+		switch {
+		case !validEnvName(e.Name):
+			errs.add(field, e.Name, "a name matching [-._a-zA-Z][-._a-zA-Z0-9]*")
+		case slices.Contains(reservedEnvVars, e.Name):
+			errs.add(field, e.Name, "not one of PORT, K_SERVICE, K_CONFIGURATION, K_REVISION (set by the backend)")
+		case seen[e.Name]:
+			errs.add(field, e.Name, "unique within Spec.Env")
+		}
+		seen[e.Name] = true
+		noNUL(fmt.Sprintf("Spec.Env[%d].Value", i), e.Value)
+	}
+	p := s.Readiness
+	if p.HTTPPath != "" && !strings.HasPrefix(p.HTTPPath, "/") {
+		errs.add("Spec.Readiness.HTTPPath", p.HTTPPath, `empty (TCP probe) or a path starting with "/"`)
+	}
+	noNUL("Spec.Readiness.HTTPPath", p.HTTPPath)
+	if p.Period < 0 || p.Period > time.Hour {
+		errs.add("Spec.Readiness.Period", p.Period.String(), "in [0s, 1h0m0s] (0 = aggressive until ready)")
+	}
+	if p.Timeout < 0 || p.Timeout > time.Hour {
+		errs.add("Spec.Readiness.Timeout", p.Timeout.String(), "in (0s, 1h0m0s] (0 = 1s)")
+	}
+	r := s.Resources
+	resource := func(name string, req, limit int64) {
+		if req < 0 {
+			errs.add("Spec.Resources."+name+"Request"+unitOf(name), strconv.FormatInt(req, 10), "≥ 0 (0 = unset)")
+		}
+		if limit < 0 {
+			errs.add("Spec.Resources."+name+"Limit"+unitOf(name), strconv.FormatInt(limit, 10), "≥ 0 (0 = unset)")
+		} else if limit > 0 && req > limit {
+			errs.add("Spec.Resources."+name+"Limit"+unitOf(name), strconv.FormatInt(limit, 10),
+				fmt.Sprintf("≥ the request (%d) when set", req))
+		}
+	}
+	resource("CPU", r.CPURequestMillis, r.CPULimitMillis)
+	resource("Memory", r.MemoryRequestBytes, r.MemoryLimitBytes)
+	if err := s.Scaling.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs.err()
+}
+
+func unitOf(resource string) string {
+	if resource == "CPU" {
+		return "Millis"
+	}
+	return "Bytes"
+}
+
+func validEnvName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		letter := c == '-' || c == '.' || c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// clone returns a deep copy of s: no slice or pointer is shared with s.
+func (s Spec) clone() Spec {
+	s.Command = slices.Clone(s.Command)
+	s.Args = slices.Clone(s.Args)
+	s.Env = slices.Clone(s.Env)
+	s.Scaling = s.Scaling.clone()
+	return s
+}
+
+// Hash returns a stable content hash of s after WithDefaults: the hex
+// SHA-256 of a canonical, length-prefixed encoding of every field. Two
+// specs that behave the same (Port 0 and Port 8080, nil and empty
+// slices) hash the same; any real change changes the hash. The encoding
+// is fixed, so hashes are comparable across processes and versions of
+// this package that did not add Spec fields.
+func (s Spec) Hash() string {
+	s = s.WithDefaults()
+	e := hashEncoder{h: sha256.New()}
+	e.str(s.Image)
+	e.strs(s.Command)
+	e.strs(s.Args)
+	e.int(int64(len(s.Env)))
+	for _, v := range s.Env {
+		e.str(v.Name)
+		e.str(v.Value)
+	}
+	e.str(s.WorkingDir)
+	e.int(int64(s.Port))
+	r := s.Resources
+	e.int(r.CPURequestMillis)
+	e.int(r.CPULimitMillis)
+	e.int(r.MemoryRequestBytes)
+	e.int(r.MemoryLimitBytes)
+	e.int(int64(s.ContainerConcurrency))
+	e.int(int64(s.Timeouts.Request))
+	e.int(int64(s.Timeouts.ResponseStart))
+	e.int(int64(s.Timeouts.Idle))
+	e.str(s.Readiness.HTTPPath)
+	e.int(int64(s.Readiness.Period))
+	e.int(int64(s.Readiness.Timeout))
+	// Scaling through its annotation rendering: one canonical text per
+	// field, and new Scaling fields are covered automatically.
+	for i := range scalingFields {
+		v, ok := scalingFields[i].get(&s.Scaling)
+		e.bool(ok)
+		e.str(v)
+	}
+	return hex.EncodeToString(e.h.Sum(nil))
+}
+
+type hashEncoder struct{ h hash.Hash }
+
+func (e hashEncoder) int(v int64) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(v))
+	e.h.Write(b[:])
+}
+
+func (e hashEncoder) bool(v bool) {
+	if v {
+		e.int(1)
+	} else {
+		e.int(0)
+	}
+}
+
+func (e hashEncoder) str(v string) {
+	e.int(int64(len(v)))
+	e.h.Write([]byte(v))
+}
+
+func (e hashEncoder) strs(v []string) {
+	e.int(int64(len(v)))
+	for _, s := range v {
+		e.str(s)
+	}
+}
