@@ -1,6 +1,19 @@
-// Package revision owns the immutable unit of deployment: a Spec (what an
-// instance runs and how it scales), Revisions stamped from it by a
-// Configuration (hello-00001, hello-00002, … only when the template
-// really changes), and the autoscaling settings with Knative's annotation
-// names, defaults and ranges (Config, Scaling, ScalingParams).
+// Package revision owns the immutable unit of deployment.
+//
+// A Spec says what one instance runs (an image or a command, env, port,
+// resources, timeouts, readiness probe) and how it scales (Scaling:
+// Knative's autoscaling.knative.dev/* settings, parsed from and rendered
+// to annotations by ParseAnnotations and Scaling.Annotations). A
+// Configuration holds a service's latest Spec and stamps an immutable
+// Revision (hello-00001, hello-00002, …) only when the Spec's content
+// really changes; it also accepts bring-your-own revision names and
+// tracks the latest created and latest ready revisions.
+//
+// Config is the host-wide autoscaler configuration (Knative's
+// config-autoscaler; DefaultConfig has its defaults). Config.Resolve
+// combines it with a Spec into ScalingParams, the complete, validated
+// numbers the autoscaler runs on.
+//
+// Every invalid value is rejected with a *FieldError naming the field or
+// annotation key, the value, and what is allowed.
 package revision

@@ -1,0 +1,84 @@
+package revision_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/zeroscale/zeroscale/revision"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func ExampleConfiguration_Update() {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg, err := revision.NewConfiguration("hello", clk)
+	if err != nil {
+		panic(err)
+	}
+	spec := revision.Spec{Image: "ghcr.io/example/hello:1"}
+
+	r, created, _ := cfg.Update(spec, "")
+	fmt.Println(r.Name(), created)
+
+	// Port 8080 is the default: the same template, no new revision.
+	spec.Port = 8080
+	r, created, _ = cfg.Update(spec, "")
+	fmt.Println(r.Name(), created)
+
+	spec.Image = "ghcr.io/example/hello:2"
+	r, created, _ = cfg.Update(spec, "")
+	fmt.Println(r.Name(), created)
+
+	// Bring your own name; it must start with "hello-".
+	spec.Env = []revision.EnvVar{{Name: "MODE", Value: "canary"}}
+	r, created, _ = cfg.Update(spec, "hello-canary")
+	fmt.Println(r.Name(), created, r.Generation())
+
+	_ = cfg.MarkReady("hello-00002")
+	_ = cfg.MarkFailed("hello-canary", "readiness probe failed")
+	latest, _ := cfg.LatestCreated()
+	ready, _ := cfg.LatestReady()
+	fmt.Println("latest created:", latest.Name(), "latest ready:", ready.Name())
+	// Output:
+	// hello-00001 true
+	// hello-00001 false
+	// hello-00002 true
+	// hello-canary true 3
+	// latest created: hello-canary latest ready: hello-00002
+}
+
+func ExampleParseAnnotations() {
+	s, err := revision.ParseAnnotations(map[string]string{
+		"autoscaling.knative.dev/min-scale": "1",
+		"autoscaling.knative.dev/maxScale":  "10", // legacy spelling
+		"autoscaling.knative.dev/target":    "50",
+		"autoscaling.knative.dev/window":    "2m",
+		"example.com/unrelated":             "ignored",
+	})
+	fmt.Println(*s.MinScale, *s.MaxScale, *s.Target, *s.Window, err)
+	fmt.Println(s.Annotations()["autoscaling.knative.dev/max-scale"])
+
+	_, err = revision.ParseAnnotations(map[string]string{"autoscaling.knative.dev/window": "5s"})
+	fmt.Println(err)
+	// Output:
+	// 1 10 50 2m0s <nil>
+	// 10
+	// revision: invalid autoscaling.knative.dev/window "5s": must be a Go duration in [6s, 1h0m0s], whole seconds
+}
+
+func ExampleConfig_Resolve() {
+	cfg := revision.DefaultConfig()
+	spec := revision.Spec{
+		Image:                "ghcr.io/example/hello:1",
+		ContainerConcurrency: 10,
+		Scaling:              revision.Scaling{Window: new(30 * time.Second)},
+	}
+	p, err := cfg.Resolve(spec)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("target per instance:", p.TargetValue)
+	fmt.Println("windows:", p.StableWindow, p.PanicWindow, "panic at", p.PanicThreshold, "× target")
+	// Output:
+	// target per instance: 7
+	// windows: 30s 3s panic at 2 × target
+}
