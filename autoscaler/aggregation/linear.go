@@ -148,7 +148,7 @@ func truncate(f float64) float64 {
 
 // Resize changes the window's length (in [1s, MaxWindow]) keeping the
 // newest buckets that fit, as Knative's ResizeWindow does. now decides
-// whether the old data is still current.
+// whether the old data is still current (Knative reads the wall clock).
 func (w *Linear) Resize(window time.Duration, now time.Time) error {
 	if err := checkWindow(window); err != nil {
 		return err
@@ -162,13 +162,17 @@ func (w *Linear) Resize(window time.Duration, now time.Time) error {
 	w.total = 0
 	if w.written && time.Duration(second(now)-w.last)*time.Second <= w.window {
 		oldN := int64(len(old))
-		for k := int64(0); k < min(int64(nb), oldN); k++ {
+		kept := min(int64(nb), oldN)
+		for k := range kept {
 			s := w.last - k
 			v := old[((s%oldN)+oldN)%oldN]
 			w.buckets[w.index(s)] = v
 			w.total += v
 		}
-		w.first = w.last - (oldN - 1)
+		// Knative moves the first write back to the start of the old
+		// ring, which dilutes a young window's average after a resize;
+		// only move it as far as the kept buckets reach.
+		w.first = max(w.first, w.last-(kept-1))
 	} else {
 		w.written = false
 	}
