@@ -1,0 +1,253 @@
+package backendtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// Config is what the suite asks of each engine it gets.
+type Config struct {
+	// Drain is the DrainFunc the engine must call before it stops an
+	// instance. The suite records every call and, in the drain test,
+	// blocks in it until it has checked the instance still serves.
+	Drain backend.DrainFunc
+}
+
+// Harness is one engine under test, made fresh for every subtest.
+type Harness struct {
+	// Backend is the engine, constructed with Config.Drain as its
+	// DrainFunc and a drain timeout longer than Timeout (the suite holds
+	// one drain open for a few waits). Required.
+	Backend backend.Backend
+
+	// Spec is a valid spec whose instances serve App (see ServeApp). The
+	// suite derives revisions from it: it only appends the environment
+	// variable BACKENDTEST_VARIANT to make a different spec. Required.
+	Spec revision.Spec
+
+	// Client reaches instance addresses. Nil means a client that dials
+	// Instance.Address directly, without keep-alives. Engines whose
+	// addresses are not reachable from the test (pod IPs) give one whose
+	// transport dials through a tunnel.
+	Client *http.Client
+
+	// Timeout bounds, in real time, every single wait for the engine to
+	// converge (instances ready, gone, drained, watch closed). Zero means
+	// 10 s; real engines set it to their worst start time plus margin.
+	Timeout time.Duration
+
+	// Advance, when set, is called about every PollInterval while the
+	// suite waits, to move an engine that runs on a fake clock forward
+	// (for example: step the clock by the start delay if anything waits
+	// on it). Engines on the real clock leave it nil.
+	Advance func()
+}
+
+// PollInterval is how often, in real time, the suite calls
+// Harness.Advance and re-checks conditions it cannot be notified of
+// (an address stopping to answer, a DrainFunc call).
+const PollInterval = 10 * time.Millisecond
+
+const (
+	defaultTimeout = 10 * time.Second
+	maxBody        = 4096 // bytes of a response body the suite reads
+)
+
+// Run runs the whole Backend contract as subtests of t. newHarness is
+// called once per subtest with that subtest's t (register cleanup,
+// such as closing the engine, with t.Cleanup) and must return a fresh
+// engine built with cfg.
+//
+// Run checks: Deploy is idempotent, starts nothing, and rejects a known
+// name with another spec (ErrInvalidArgument); Scale, Remove and Watch
+// of an unknown revision fail with ErrNotFound and a negative scale with
+// ErrInvalidArgument; scaling 0→N→0 converges, every instance keeps its
+// ID, Started and Address, answers HTTP once ready, is drained (DrainFunc
+// called) before it leaves if it was ever seen ready, never reappears,
+// and stops answering once gone; repeating Scale changes nothing; Remove
+// of a scaled revision drains and stops everything and closes the watch;
+// a watch closes when its ctx is done; many goroutines calling Deploy,
+// Scale and Watch at once are safe (run with -race) and the engine still
+// converges; a request in flight when scale-down starts completes with
+// 200, because the engine publishes the instance Draining, calls the
+// DrainFunc and keeps the instance serving until the DrainFunc returns.
+func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(e *env)
+	}{
+		{"DeployIdempotent", testDeployIdempotent},
+		{"BadInput", testBadInput},
+		{"ScaleUpAndDown", testScaleUpAndDown},
+		{"ScaleIdempotent", testScaleIdempotent},
+		{"RemoveWhileScaled", testRemoveWhileScaled},
+		{"WatchClosedOnCancel", testWatchClosedOnCancel},
+		{"Concurrent", testConcurrent},
+		{"DrainBeforeStop", testDrainBeforeStop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drains := &drainLog{calls: make(map[string]backend.Instance)}
+			h := newHarness(t, Config{Drain: drains.drain})
+			if h.Backend == nil {
+				t.Fatal("backendtest: Harness.Backend is nil")
+			}
+			if h.Timeout <= 0 {
+				h.Timeout = defaultTimeout
+			}
+			if h.Client == nil {
+				h.Client = &http.Client{Transport: &http.Transport{
+					DialContext:       (&net.Dialer{Timeout: h.Timeout}).DialContext,
+					DisableKeepAlives: true,
+				}}
+			}
+			tc.fn(&env{t: t, h: h, drains: drains})
+		})
+	}
+}
+
+// env is one subtest's view of its engine.
+type env struct {
+	t      *testing.T
+	h      Harness
+	drains *drainLog
+}
+
+// revision returns revision <config>-00001 running the harness spec, or a
+// different spec when variant is not 0.
+func (e *env) revision(config string, variant int) revision.Revision {
+	e.t.Helper()
+	spec := e.h.Spec
+	if variant != 0 {
+		spec.Env = append(slices.Clip(spec.Env), revision.EnvVar{Name: "BACKENDTEST_VARIANT", Value: fmt.Sprint(variant)})
+	}
+	rev, err := revision.New(config, config+"-00001", 1, spec, time.Unix(0, 0))
+	if err != nil {
+		e.t.Fatalf("backendtest: Harness.Spec: %v", err)
+	}
+	return rev
+}
+
+// deploy deploys a fresh revision of config and returns its name.
+func (e *env) deploy(config string) string {
+	e.t.Helper()
+	rev := e.revision(config, 0)
+	if err := e.h.Backend.Deploy(e.t.Context(), rev); err != nil {
+		e.t.Fatalf("Deploy(%s): %v", rev.Name(), err)
+	}
+	return rev.Name()
+}
+
+func (e *env) scale(rev string, n int) {
+	e.t.Helper()
+	if err := e.h.Backend.Scale(e.t.Context(), rev, n); err != nil {
+		e.t.Fatalf("Scale(%s, %d): %v", rev, n, err)
+	}
+}
+
+// eventually waits until cond holds, calling Advance and re-checking
+// every PollInterval, and fails the test after Timeout.
+func (e *env) eventually(desc string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.NewTimer(e.h.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+			if e.h.Advance != nil {
+				e.h.Advance()
+			}
+		case <-deadline.C:
+			e.t.Fatalf("timed out after %v waiting for %s", e.h.Timeout, desc)
+		}
+	}
+}
+
+// get does GET path on addr and returns the status and body.
+func (e *env) get(ctx context.Context, addr, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.h.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := e.h.Client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, string(b), err
+}
+
+// mustOK fails the test unless GET / on inst answers 200 "ok\n".
+func (e *env) mustOK(inst backend.Instance) {
+	e.t.Helper()
+	code, body, err := e.get(e.t.Context(), inst.Address, PathOK)
+	if err != nil || code != http.StatusOK || body != "ok\n" {
+		e.t.Fatalf("GET http://%s%s on instance %s: status %d, body %q, error %v; want 200 \"ok\\n\"",
+			inst.Address, PathOK, inst.ID, code, body, err)
+	}
+}
+
+// waitDead waits until addr stops answering: the instance was stopped.
+func (e *env) waitDead(inst backend.Instance) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("instance %s at %s to stop answering after it left the watch", inst.ID, inst.Address), func() bool {
+		_, _, err := e.get(e.t.Context(), inst.Address, PathOK)
+		return err != nil
+	})
+}
+
+// drainLog is the suite's DrainFunc: it records calls and can hold them.
+type drainLog struct {
+	mu    sync.Mutex
+	calls map[string]backend.Instance // instance ID → argument
+	gate  chan struct{}               // when non-nil, calls wait for it to close
+}
+
+func (d *drainLog) drain(ctx context.Context, inst backend.Instance) error {
+	d.mu.Lock()
+	d.calls[inst.ID] = inst
+	gate := d.gate
+	d.mu.Unlock()
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// called returns the argument of the DrainFunc call for id, if any.
+func (d *drainLog) called(id string) (backend.Instance, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inst, ok := d.calls[id]
+	return inst, ok
+}
+
+// hold makes later DrainFunc calls wait; the returned func releases them.
+func (d *drainLog) hold() (release func()) {
+	gate := make(chan struct{})
+	d.mu.Lock()
+	d.gate = gate
+	d.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}

@@ -1,0 +1,8 @@
+// Package fake is an in-memory backend.Backend for tests and
+// simulations. Each instance is a real HTTP server on 127.0.0.1 serving
+// the revision's http.Handler, so everything above the backend is tested
+// over real sockets; everything else (start delays, drain timeouts, slow
+// exits) runs on an injected clock, deterministically given a seed.
+// Faults are injected with FailScale, CrashStarts, Kill, SetReady and
+// SetDrainDelay. It passes backend/backendtest.
+package fake

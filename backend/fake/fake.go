@@ -1,0 +1,529 @@
+package fake
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// Defaults of Options.
+const (
+	// DefaultDrainTimeout is Kubernetes' default termination grace
+	// period: the bound on DrainFunc, DrainDelay and the server's
+	// graceful shutdown together.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultMaxInstances bounds the instances (and so listening
+	// sockets) of one revision.
+	DefaultMaxInstances = 100
+)
+
+// Socket-level bounds of every instance's http.Server, in real time.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// ErrClosed is returned by every method of a closed Backend.
+var ErrClosed = errors.New("fake: backend closed")
+
+// Options configure a Backend. The zero value is usable: real clock,
+// instances ready at once, answering 200 with the revision name.
+type Options struct {
+	// Clock drives start delays, drain timeouts and drain delays, and
+	// stamps Instance.Started. Nil means the real clock; tests pass a
+	// *testing.FakeClock and step it.
+	Clock clock.WithTickerAndDelayedExecution
+
+	// Handler returns the http.Handler the instances of rev serve. It is
+	// called once, when Deploy first sees rev; all of rev's instances
+	// share the handler (a handler can tell them apart by
+	// http.LocalAddrContextKey, which is the instance's Address). Nil
+	// means a handler answering 200 with the revision name and a
+	// newline.
+	Handler func(rev revision.Revision) http.Handler
+
+	// StartDelay is how long after it starts an instance becomes ready.
+	// StartJitter adds a uniformly random extra in [0, StartJitter],
+	// drawn from a generator seeded with Seed, so a run is repeatable.
+	// With both zero, instances are ready at once.
+	StartDelay  time.Duration
+	StartJitter time.Duration
+	Seed        uint64
+
+	// Drain is called before an instance that was ever ready is stopped
+	// (scale-down, Remove), after the instance is published Draining.
+	// Nil means no hook.
+	Drain backend.DrainFunc
+	// DrainTimeout bounds, on Clock, the whole stop of one instance:
+	// Drain, then DrainDelay, then the server's graceful shutdown. When
+	// it passes the server is closed, cutting what is still in flight,
+	// as a SIGKILL after a grace period would. Zero means
+	// DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// DrainDelay is a slow exit: how long, on Clock, an instance keeps
+	// serving after Drain returned before its server shuts down.
+	DrainDelay time.Duration
+
+	// MaxInstances bounds the desired scale of one revision; Scale above
+	// it fails with ErrInvalidArgument. Zero means DefaultMaxInstances.
+	MaxInstances int
+
+	// Logger receives instance lifecycle events at debug level and
+	// Drain errors at warn level. Nil discards.
+	Logger *slog.Logger
+}
+
+// Backend is an in-memory backend.Backend whose instances are real HTTP
+// servers on 127.0.0.1, on an injected clock, with fault injection. It is
+// deterministic given Options.Seed and the order of calls. Close it to
+// stop every server.
+type Backend struct {
+	opts   Options
+	clock  clock.WithTickerAndDelayedExecution
+	log    *slog.Logger
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // server and stop goroutines
+
+	mu         sync.Mutex
+	closed     bool
+	revs       map[string]*rev
+	byID       map[string]*instance
+	rng        *rand.Rand
+	seq        uint64
+	drainDelay time.Duration
+	scaleFails int
+	scaleErr   error
+}
+
+// rev is one deployed revision.
+type rev struct {
+	rev      revision.Revision
+	handler  http.Handler
+	desired  int
+	insts    map[string]*instance // every instance not yet stopped
+	crashes  int                  // instances still to crash at start
+	removing bool
+	watch    backend.Broadcaster
+}
+
+// instance is one server and what the watch shows of it.
+type instance struct {
+	backend.Instance
+	rev       *rev
+	seq       uint64
+	srv       *http.Server
+	timer     clock.Timer // pending start, nil once started
+	crash     bool        // dies instead of becoming ready
+	everReady bool
+	stopping  bool
+}
+
+// New returns a Backend configured by opts, or an error naming the first
+// invalid option.
+func New(opts Options) (*Backend, error) {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"StartDelay", opts.StartDelay}, {"StartJitter", opts.StartJitter},
+		{"DrainTimeout", opts.DrainTimeout}, {"DrainDelay", opts.DrainDelay},
+	} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("fake: Options.%s = %v: must be ≥ 0", d.name, d.v)
+		}
+	}
+	if opts.MaxInstances < 0 {
+		return nil, fmt.Errorf("fake: Options.MaxInstances = %d: must be ≥ 0 (0 means %d)", opts.MaxInstances, DefaultMaxInstances)
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.MaxInstances == 0 {
+		opts.MaxInstances = DefaultMaxInstances
+	}
+	b := &Backend{
+		opts:       opts,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		revs:       make(map[string]*rev),
+		byID:       make(map[string]*instance),
+		rng:        rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		drainDelay: opts.DrainDelay,
+	}
+	if b.clock == nil {
+		b.clock = clock.RealClock{}
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Deploy makes rev known. It starts nothing. Deploying the same name
+// with an equal spec again does nothing; with another spec it fails with
+// ErrInvalidArgument; while the name is being removed it fails with
+// ErrTransient.
+func (b *Backend) Deploy(ctx context.Context, r revision.Revision) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name := r.Name()
+	if name == "" {
+		return fmt.Errorf("fake: deploy: revision has no name (a zero revision.Revision): %w", backend.ErrInvalidArgument)
+	}
+	b.mu.Lock()
+	known, err := b.known(r)
+	b.mu.Unlock()
+	if known || err != nil {
+		return err
+	}
+	// The host's Handler runs without the lock held.
+	h := http.Handler(defaultHandler(name))
+	if b.opts.Handler != nil {
+		if h = b.opts.Handler(r); h == nil {
+			return fmt.Errorf("fake: deploy %s: Options.Handler returned nil: %w", name, backend.ErrInvalidArgument)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if known, err := b.known(r); known || err != nil {
+		return err // a concurrent Deploy won
+	}
+	b.revs[name] = &rev{rev: r, handler: h, insts: make(map[string]*instance)}
+	b.log.Debug("fake: deployed", "revision", name)
+	return nil
+}
+
+// known reports whether r is already deployed, or why it cannot be.
+// b.mu must be held.
+func (b *Backend) known(r revision.Revision) (bool, error) {
+	if b.closed {
+		return false, ErrClosed
+	}
+	old, ok := b.revs[r.Name()]
+	switch {
+	case !ok:
+		return false, nil
+	case old.removing:
+		return false, fmt.Errorf("fake: deploy %s: the revision is being removed, retry: %w", r.Name(), backend.ErrTransient)
+	case !reflect.DeepEqual(old.rev.Spec(), r.Spec()):
+		return false, fmt.Errorf("fake: deploy %s: already deployed with a different spec: %w", r.Name(), backend.ErrInvalidArgument)
+	}
+	return true, nil
+}
+
+func defaultHandler(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, name) }
+}
+
+// Scale sets the desired number of instances of the named revision and
+// starts or stops instances to match before it returns: new instances
+// are listed at once (ready once their start delay passes), victims are
+// published Draining at once and stop in the background. Victims are
+// the not-ready first, then the youngest. n must be in [0,
+// Options.MaxInstances].
+func (b *Backend) Scale(ctx context.Context, name string, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n < 0 || n > b.opts.MaxInstances {
+		return fmt.Errorf("fake: scale %s to %d: n must be in [0, %d]: %w", name, n, b.opts.MaxInstances, backend.ErrInvalidArgument)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.lookup(name)
+	if err != nil {
+		return fmt.Errorf("fake: scale %s: %w", name, err)
+	}
+	if b.scaleFails > 0 {
+		b.scaleFails--
+		return fmt.Errorf("fake: scale %s: injected failure: %w", name, b.scaleErr)
+	}
+	r.desired = n
+	return b.settle(r)
+}
+
+// Remove stops every instance of the named revision, draining the ready
+// ones, and forgets the revision once the last one stopped; watches are
+// closed then. It returns without waiting. Removing a revision being
+// removed does nothing.
+func (b *Backend) Remove(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	r, ok := b.revs[name]
+	if !ok {
+		return fmt.Errorf("fake: remove %s: %w", name, backend.ErrNotFound)
+	}
+	if r.removing {
+		return nil
+	}
+	r.removing, r.desired = true, 0
+	b.log.Debug("fake: removing", "revision", name)
+	return b.settle(r)
+}
+
+// Watch streams snapshots of the named revision's instances as
+// backend.Backend documents (see backend.Broadcaster). A revision being
+// removed can still be watched until it is gone.
+func (b *Backend) Watch(ctx context.Context, name string) (<-chan []backend.Instance, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	r, ok := b.revs[name]
+	if !ok {
+		return nil, fmt.Errorf("fake: watch %s: %w", name, backend.ErrNotFound)
+	}
+	return r.watch.Watch(ctx), nil
+}
+
+// Close stops every instance at once, without draining, closes every
+// watch and waits for the engine's goroutines (not for Drain hooks that
+// ignore their ctx). Later calls to any method return ErrClosed.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.cancel()
+	for _, r := range b.revs {
+		for _, in := range r.insts {
+			b.kill(in)
+		}
+		r.watch.Close()
+	}
+	b.revs, b.byID = nil, nil
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+// lookup returns the deployed, not removing, revision name. b.mu must be
+// held.
+func (b *Backend) lookup(name string) (*rev, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	r, ok := b.revs[name]
+	if !ok || r.removing {
+		return nil, backend.ErrNotFound
+	}
+	return r, nil
+}
+
+// settle starts or stops instances of r until the not-stopping ones
+// match r.desired, publishes the result, then begins the drains (so an
+// instance is seen Draining before its Drain hook runs), and forgets r
+// if it is removed and empty. b.mu must be held.
+func (b *Backend) settle(r *rev) error {
+	var live []*instance
+	for _, in := range r.insts {
+		if !in.stopping {
+			live = append(live, in)
+		}
+	}
+	var err error
+	for n := len(live); n < r.desired; n++ {
+		if err = b.start(r); err != nil {
+			break
+		}
+	}
+	var drains []*instance
+	if excess := len(live) - r.desired; excess > 0 {
+		// Victims: not ready first, then youngest.
+		slices.SortFunc(live, func(x, y *instance) int {
+			if x.Ready != y.Ready {
+				if x.Ready {
+					return 1
+				}
+				return -1
+			}
+			return -cmp.Compare(x.seq, y.seq)
+		})
+		for _, in := range live[:excess] {
+			if b.stop(in) {
+				drains = append(drains, in)
+			}
+		}
+	}
+	b.publish(r)
+	for _, in := range drains {
+		b.wg.Go(func() { b.drainAndStop(in) })
+	}
+	if r.removing && len(r.insts) == 0 {
+		delete(b.revs, r.rev.Name())
+		r.watch.Close()
+		b.log.Debug("fake: removed", "revision", r.rev.Name())
+	}
+	return err
+}
+
+// start starts one instance of r. b.mu must be held.
+func (b *Backend) start(r *rev) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("fake: start an instance of %s: %w: %w", r.rev.Name(), backend.ErrTransient, err)
+	}
+	b.seq++
+	in := &instance{
+		Instance: backend.Instance{
+			ID:       fmt.Sprintf("%s-i%d", r.rev.Name(), b.seq),
+			Revision: r.rev.Name(),
+			Address:  ln.Addr().String(),
+			Started:  b.clock.Now(),
+		},
+		rev: r,
+		seq: b.seq,
+		srv: &http.Server{Handler: r.handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout},
+	}
+	if r.crashes > 0 {
+		r.crashes--
+		in.crash = true
+	}
+	r.insts[in.ID] = in
+	b.byID[in.ID] = in
+	b.wg.Go(func() { _ = in.srv.Serve(ln) })
+	delay := b.opts.StartDelay
+	if b.opts.StartJitter > 0 {
+		delay += time.Duration(b.rng.Int64N(int64(b.opts.StartJitter) + 1))
+	}
+	switch {
+	case delay > 0:
+		// A fake clock runs the callback with its own lock held, and
+		// settle holds b.mu while it creates timers: hand off.
+		in.timer = b.clock.AfterFunc(delay, func() { go b.started(in) })
+	case in.crash:
+		go b.started(in)
+	default:
+		in.Ready, in.everReady = true, true
+	}
+	b.log.Debug("fake: instance started", "id", in.ID, "address", in.Address, "readyIn", delay, "crash", in.crash)
+	return nil
+}
+
+// started ends in's start: it becomes ready, or crashes as injected.
+func (b *Backend) started(in *instance) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || in.stopping || b.byID[in.ID] != in {
+		return
+	}
+	in.timer = nil
+	if in.crash {
+		b.log.Debug("fake: instance crashed while starting", "id", in.ID)
+		b.kill(in)
+	} else {
+		in.Ready, in.everReady = true, true
+		b.log.Debug("fake: instance ready", "id", in.ID)
+	}
+	_ = b.settle(in.rev) // a failed restart is retried by the next change
+}
+
+// stop begins stopping in. An instance never ready had no traffic and is
+// closed at once; otherwise it is marked Draining and stop reports that
+// drainAndStop must run once the snapshot is published. b.mu must be
+// held.
+func (b *Backend) stop(in *instance) (drain bool) {
+	in.stopping = true
+	if !in.everReady {
+		b.kill(in)
+		return false
+	}
+	in.Draining = true
+	return true
+}
+
+// kill closes in's server at once and forgets it. b.mu must be held.
+func (b *Backend) kill(in *instance) {
+	if in.timer != nil {
+		in.timer.Stop()
+		in.timer = nil
+	}
+	in.stopping = true
+	_ = in.srv.Close()
+	delete(in.rev.insts, in.ID)
+	delete(b.byID, in.ID)
+}
+
+// drainAndStop runs the drain hook for in, waits DrainDelay, shuts its
+// server down gracefully and forgets it, all within DrainTimeout.
+func (b *Backend) drainAndStop(in *instance) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	timeout := b.clock.AfterFunc(b.opts.DrainTimeout, cancel)
+	defer timeout.Stop()
+
+	b.mu.Lock()
+	view, delay := in.Instance, b.drainDelay
+	b.mu.Unlock()
+	if b.opts.Drain != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := b.opts.Drain(ctx, view); err != nil {
+				b.log.Warn("fake: drain hook failed; stopping anyway", "id", view.ID, "err", err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	if delay > 0 {
+		t := b.clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	if err := in.srv.Shutdown(ctx); err != nil {
+		b.log.Warn("fake: drain timeout passed; closing the instance", "id", view.ID, "timeout", b.opts.DrainTimeout)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.byID[in.ID] != in {
+		return // killed meanwhile
+	}
+	b.kill(in)
+	b.log.Debug("fake: instance stopped", "id", in.ID)
+	_ = b.settle(in.rev)
+}
+
+// publish sends r's current snapshot to its watchers. b.mu must be held.
+func (b *Backend) publish(r *rev) {
+	snap := make([]backend.Instance, 0, len(r.insts))
+	for _, in := range r.insts {
+		snap = append(snap, in.Instance)
+	}
+	r.watch.Publish(snap)
+}

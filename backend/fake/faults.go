@@ -1,0 +1,120 @@
+package fake
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+)
+
+// FailScale makes the next n Scale calls that would otherwise succeed
+// fail with an error wrapping err (typically backend.ErrTransient, or
+// backend.ErrInvalidArgument for a permanent failure) without changing
+// anything. n ≤ 0 cancels pending failures.
+func (b *Backend) FailScale(n int, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.scaleFails, b.scaleErr = max(n, 0), err
+}
+
+// CrashStarts makes the next n instances started for the named revision
+// crash when their start delay passes instead of becoming ready: they
+// leave the watch without ever being ready, and the engine starts
+// replacements to keep the desired scale. n ≤ 0 cancels pending crashes.
+func (b *Backend) CrashStarts(revision string, n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.lookup(revision)
+	if err != nil {
+		return fmt.Errorf("fake: crash starts of %s: %w", revision, err)
+	}
+	r.crashes = max(n, 0)
+	return nil
+}
+
+// Kill makes the instance die while serving: its server closes at once,
+// cutting requests in flight, it leaves the watch without draining, and
+// the engine starts a replacement to keep the desired scale.
+func (b *Backend) Kill(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in, err := b.instance(id)
+	if err != nil {
+		return fmt.Errorf("fake: kill: %w", err)
+	}
+	b.log.Debug("fake: instance killed", "id", id)
+	b.kill(in)
+	return b.settle(in.rev)
+}
+
+// SetReady flips the instance's readiness, as a failing and recovering
+// readiness probe would: a not-ready instance keeps serving and keeps
+// counting toward the desired scale, but layers above send it nothing.
+// An instance still starting becomes ready now (and the pending start is
+// cancelled); one set not ready before it ever was ready stays a
+// candidate to be stopped without draining.
+func (b *Backend) SetReady(id string, ready bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in, err := b.instance(id)
+	if err != nil {
+		return fmt.Errorf("fake: set ready: %w", err)
+	}
+	if in.stopping {
+		return fmt.Errorf("fake: set ready: instance %s is stopping", id)
+	}
+	if in.timer != nil && ready {
+		in.timer.Stop()
+		in.timer = nil
+	}
+	in.Ready = ready
+	in.everReady = in.everReady || ready
+	b.publish(in.rev)
+	return nil
+}
+
+// SetDrainDelay changes Options.DrainDelay (a slow exit) for instances
+// whose stop begins after the call. Negative means 0.
+func (b *Backend) SetDrainDelay(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.drainDelay = max(d, 0)
+}
+
+// Instances returns the current snapshot of the named revision, as its
+// watch would show it.
+func (b *Backend) Instances(revision string) ([]backend.Instance, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	r, ok := b.revs[revision]
+	if !ok {
+		return nil, fmt.Errorf("fake: instances of %s: %w", revision, backend.ErrNotFound)
+	}
+	return r.watch.Current(), nil
+}
+
+// Desired returns the scale last set for the named revision.
+func (b *Backend) Desired(revision string) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.lookup(revision)
+	if err != nil {
+		return 0, fmt.Errorf("fake: desired scale of %s: %w", revision, err)
+	}
+	return r.desired, nil
+}
+
+// instance returns the live instance id. b.mu must be held.
+func (b *Backend) instance(id string) (*instance, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	in, ok := b.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("instance %s: %w", id, backend.ErrNotFound)
+	}
+	return in, nil
+}
