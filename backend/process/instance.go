@@ -1,0 +1,589 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// State is where an instance is in its life.
+type State string
+
+// Instance states, as Status reports them.
+const (
+	// StateStarting: the process is starting or has not passed its
+	// readiness probe yet.
+	StateStarting State = "Starting"
+	// StateRunning: it passed its readiness probe (Ready may still drop
+	// when Spec.Readiness.Period makes it probe again and it fails).
+	StateRunning State = "Running"
+	// StateBackOff: it crashed (or missed StartTimeout) and waits to be
+	// restarted: a crash loop when it repeats (see Restarts, LastExit).
+	StateBackOff State = "BackOff"
+	// StateDraining: it was chosen to stop and is being drained.
+	StateDraining State = "Draining"
+	// StateStopping: drained; SIGTERM was sent, SIGKILL follows after
+	// Options.StopGrace.
+	StateStopping State = "Stopping"
+)
+
+// Exit describes how an instance's process last ended.
+type Exit struct {
+	// Code is the exit code, or -1 if the process was killed by a
+	// signal or never started.
+	Code int
+	// Reason says why, e.g. "exit status 3", "signal: killed",
+	// "not ready within 1m0s", "start: …".
+	Reason string
+	// Time is when it ended.
+	Time time.Time
+	// Output is the instance's last output lines at that moment, oldest
+	// first (at most Options.OutputTailLines).
+	Output []string
+}
+
+// InstanceStatus is one instance as Status reports it.
+type InstanceStatus struct {
+	backend.Instance
+	State State
+	// AppAddress is where the app itself listens (127.0.0.1:PORT); it
+	// differs from Address when a Proxy fronts the instance.
+	AppAddress string
+	// PID of the running process, 0 when none runs.
+	PID int
+	// Restarts counts restarts after crashes.
+	Restarts int
+	// LastExit is the last crash, nil if it never crashed.
+	LastExit *Exit
+	// NextRestart is when a StateBackOff instance restarts.
+	NextRestart time.Time
+	// Output is its last output lines, oldest first.
+	Output []string
+}
+
+// instance is one supervised copy of a revision. Its run goroutine owns
+// the process; the fields below are guarded by Backend.mu.
+type instance struct {
+	b       *Backend
+	rs      *revState
+	id      string
+	created time.Time
+	stop    chan struct{} // closed by beginStop
+	tail    *tail
+	front   *front // owned by the run goroutine
+
+	appAddr     string
+	addr        string
+	ready       bool
+	draining    bool
+	state       State
+	pid         int
+	restarts    int
+	lastExit    *Exit
+	nextRestart time.Time
+}
+
+func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
+	return &instance{
+		b: b, rs: rs, id: id, created: now,
+		stop:  make(chan struct{}),
+		tail:  newTail(b.opts.OutputTailLines),
+		state: StateStarting,
+	}
+}
+
+func (in *instance) instanceLocked() backend.Instance {
+	return backend.Instance{
+		ID:       in.id,
+		Revision: in.rs.rev.Name(),
+		Address:  in.addr,
+		Ready:    in.ready,
+		Draining: in.draining,
+		Started:  in.created,
+	}
+}
+
+func (in *instance) statusLocked() InstanceStatus {
+	return InstanceStatus{
+		Instance:    in.instanceLocked(),
+		State:       in.state,
+		AppAddress:  in.appAddr,
+		PID:         in.pid,
+		Restarts:    in.restarts,
+		LastExit:    in.lastExit,
+		NextRestart: in.nextRestart,
+		Output:      in.tail.snapshot(),
+	}
+}
+
+// beginStop marks the instance Draining and tells its run goroutine to
+// drain and stop it. The caller publishes. Called with b.mu held.
+func (in *instance) beginStop() {
+	if in.draining {
+		return
+	}
+	in.draining = true
+	in.state = StateDraining
+	close(in.stop)
+}
+
+// update changes the instance's fields under b.mu and publishes.
+func (in *instance) update(f func()) {
+	in.b.mu.Lock()
+	defer in.b.mu.Unlock()
+	f()
+	in.b.publish(in.rs)
+}
+
+func (in *instance) log() []any {
+	return []any{"revision", in.rs.rev.Name(), "instance", in.id}
+}
+
+// run supervises the instance until it is stopped: start, probe, restart
+// after crashes with exponential backoff, and finally drain and stop.
+func (in *instance) run() {
+	defer in.b.wg.Done()
+	defer in.finish()
+	opts := in.b.opts
+	backoff := opts.MinRestartBackoff
+	for {
+		up, stopped := in.runOnce()
+		if stopped {
+			return
+		}
+		if up >= 2*opts.MaxRestartBackoff {
+			backoff = opts.MinRestartBackoff
+		}
+		delay := backoff
+		backoff = min(2*backoff, opts.MaxRestartBackoff)
+		in.update(func() {
+			if !in.draining {
+				in.state = StateBackOff
+				in.nextRestart = opts.Clock.Now().Add(delay)
+			}
+		})
+		t := opts.Clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-in.stop:
+			t.Stop()
+			in.drain()
+			return
+		}
+		in.update(func() {
+			in.restarts++
+			in.nextRestart = time.Time{}
+			if !in.draining {
+				in.state = StateStarting
+			}
+		})
+	}
+}
+
+// setup picks the app's port and starts the fronting proxy, if any, once
+// per instance: both stay the same across restarts, so the instance's
+// Address is stable.
+func (in *instance) setup() error {
+	if in.appAddr != "" {
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("pick a port: %w", err)
+	}
+	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := appAddr
+	if in.b.opts.Proxy != nil {
+		in.b.mu.Lock()
+		inst := in.instanceLocked()
+		in.b.mu.Unlock()
+		in.front, err = newFront(in.b, inst, appAddr, in.rs.spec)
+		if err != nil {
+			return fmt.Errorf("start proxy: %w", err)
+		}
+		addr = in.front.addr
+	}
+	in.update(func() {
+		in.appAddr = appAddr
+		in.addr = addr
+	})
+	return nil
+}
+
+// finish removes the stopped instance from its revision.
+func (in *instance) finish() {
+	if in.front != nil {
+		in.front.close()
+	}
+	b := in.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, x := range in.rs.insts {
+		if x == in {
+			in.rs.insts = append(in.rs.insts[:i], in.rs.insts[i+1:]...)
+			break
+		}
+	}
+	b.publish(in.rs)
+	b.forgetIfEmpty(in.rs)
+	b.opts.Logger.Info("instance stopped", in.log()...)
+}
+
+// crashed records an unplanned end of the instance's process.
+func (in *instance) crashed(e Exit) {
+	e.Output = in.tail.snapshot()
+	in.b.opts.Logger.Warn("instance crashed", append(in.log(), "code", e.Code, "reason", e.Reason)...)
+	in.update(func() {
+		in.ready = false
+		in.pid = 0
+		in.lastExit = &e
+	})
+}
+
+// proc is one started process of an instance.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once reaped; cmd.ProcessState is set
+	output chan struct{} // closed once the output pipe reached EOF
+	rd     *os.File
+}
+
+// runOnce starts the process and supervises it until it crashes, misses
+// its start timeout, or the instance is stopped. It reports how long the
+// process was up and whether the instance was stopped (and is gone).
+func (in *instance) runOnce() (up time.Duration, stopped bool) {
+	clk := in.b.opts.Clock
+	select {
+	case <-in.stop:
+		in.drain()
+		return 0, true
+	default:
+	}
+	if err := in.setup(); err != nil {
+		in.crashed(Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
+		return 0, false
+	}
+	p, err := in.start()
+	if err != nil {
+		in.crashed(Exit{Code: -1, Reason: "start: " + err.Error(), Time: clk.Now()})
+		return 0, false
+	}
+	started := clk.Now()
+	in.update(func() {
+		in.pid = p.cmd.Process.Pid
+		if !in.draining {
+			in.state = StateStarting
+		}
+	})
+	pr := in.prober()
+	reason := in.waitReady(p, pr)
+	if reason == "" {
+		in.b.opts.Logger.Info("instance ready", append(in.log(), "pid", p.cmd.Process.Pid)...)
+		reason = in.serve(p, pr)
+	}
+	if reason == "stop" {
+		in.drain()
+		in.terminate(p)
+		return clk.Since(started), true
+	}
+	// Crashed, or missed the start timeout: make sure the whole group is
+	// gone before it is restarted.
+	_ = kill(p.cmd.Process)
+	<-p.exited
+	in.flushOutput(p)
+	code := p.cmd.ProcessState.ExitCode()
+	if reason == "exited" {
+		reason = p.cmd.ProcessState.String()
+	}
+	in.crashed(Exit{Code: code, Reason: reason, Time: clk.Now()})
+	return clk.Since(started), false
+}
+
+// waitReady probes until the probe passes (""), the process exits
+// ("exited"), the start timeout passes, or the instance is stopped
+// ("stop"). The first probe runs at once; the interval then grows by
+// 1 ms per attempt up to revision.AggressiveProbePeriod (50 ms): Knative
+// probes every 50 ms, which adds 25 ms to an average cold start, while a
+// linear ramp finds an app that listens after t within about √(2t) ms and
+// still costs only ~50 probes in the first second.
+func (in *instance) waitReady(p *proc, pr prober) string {
+	clk := in.b.opts.Clock
+	deadline := clk.NewTimer(in.b.opts.StartTimeout)
+	defer deadline.Stop()
+	interval := time.Millisecond
+	tick := clk.NewTimer(interval)
+	defer tick.Stop()
+	for {
+		if in.probeOnce(pr, aggressiveProbeTimeout) == nil {
+			in.update(func() {
+				in.ready = true
+				if !in.draining {
+					in.state = StateRunning
+				}
+			})
+			return ""
+		}
+		select {
+		case <-p.exited:
+			return "exited"
+		case <-in.stop:
+			return "stop"
+		case <-deadline.C():
+			return fmt.Sprintf("not ready within %v (Options.StartTimeout)", in.b.opts.StartTimeout)
+		case <-tick.C():
+		}
+		interval = min(interval+time.Millisecond, revision.AggressiveProbePeriod)
+		tick.Reset(interval)
+	}
+}
+
+// serve waits, while the instance is ready, for its process to exit
+// ("exited") or the instance to be stopped ("stop"). With a
+// Spec.Readiness.Period it keeps probing and publishes readiness changes.
+func (in *instance) serve(p *proc, pr prober) string {
+	var tick <-chan time.Time
+	period := in.rs.spec.Readiness.Period
+	if period > 0 {
+		t := in.b.opts.Clock.NewTicker(period)
+		defer t.Stop()
+		tick = t.C()
+	}
+	for {
+		select {
+		case <-p.exited:
+			return "exited"
+		case <-in.stop:
+			return "stop"
+		case <-tick:
+			ok := in.probeOnce(pr, in.rs.spec.Readiness.Timeout) == nil
+			in.update(func() { in.ready = ok })
+		}
+	}
+}
+
+// probeOnce runs one probe bounded by timeout (and by a hard stop).
+func (in *instance) probeOnce(pr prober, timeout time.Duration) error {
+	ctx, cancel := in.b.timeoutCtx(in.b.hard, timeout)
+	defer cancel()
+	return pr.probe(ctx)
+}
+
+// timeoutCtx is context.WithTimeout on the Backend's clock.
+func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	t := b.opts.Clock.AfterFunc(d, cancel)
+	return ctx, func() {
+		t.Stop()
+		cancel()
+	}
+}
+
+// prober returns how the instance's readiness is checked: the fronting
+// proxy's own probe when it has one, else a TCP or HTTP probe of the app.
+func (in *instance) prober() prober {
+	if in.front != nil {
+		if p, ok := in.front.proxy.(Prober); ok {
+			return proberFunc(p.Probe)
+		}
+	}
+	return newAppProber(in.rs.spec.Readiness, in.appAddr, in.b.client)
+}
+
+// drain calls the host's DrainFunc and then the proxy's Drain, together
+// bounded by the drain timeout (cut short by a hard stop).
+func (in *instance) drain() {
+	b := in.b
+	b.mu.Lock()
+	inst := in.instanceLocked()
+	b.mu.Unlock()
+	ctx, cancel := b.timeoutCtx(b.hard, b.drainTimeout(in.rs.spec))
+	defer cancel()
+	if b.opts.Drain != nil {
+		if err := b.opts.Drain(ctx, inst); err != nil {
+			b.opts.Logger.Warn("drain hook failed; stopping anyway", append(in.log(), "err", err)...)
+		}
+	}
+	if in.front != nil {
+		if err := in.front.proxy.Drain(ctx); err != nil {
+			b.opts.Logger.Warn("proxy drain failed; stopping anyway", append(in.log(), "err", err)...)
+		}
+	}
+}
+
+// terminate sends SIGTERM to the process group, SIGKILL after the stop
+// grace period (or at once on a hard stop), and waits until it is reaped.
+func (in *instance) terminate(p *proc) {
+	in.update(func() { in.state = StateStopping })
+	if err := terminate(p.cmd.Process); err != nil {
+		in.b.opts.Logger.Warn("SIGTERM failed", append(in.log(), "err", err)...)
+	}
+	t := in.b.opts.Clock.NewTimer(in.b.opts.StopGrace)
+	select {
+	case <-p.exited:
+		t.Stop()
+	case <-t.C():
+		in.b.opts.Logger.Warn("instance ignored SIGTERM; killing it", append(in.log(), "grace", in.b.opts.StopGrace)...)
+	case <-in.b.hard.Done():
+		t.Stop()
+	}
+	// Also reaps whatever the leader left behind in its group.
+	_ = kill(p.cmd.Process)
+	<-p.exited
+	in.flushOutput(p)
+	in.update(func() {
+		in.ready = false
+		in.pid = 0
+	})
+}
+
+// flushOutput waits (bounded) for the output pipe to drain, then closes
+// it, which ends the reader even if a process that escaped the group
+// still holds the write end.
+func (in *instance) flushOutput(p *proc) {
+	t := in.b.opts.Clock.NewTimer(outputFlushTimeout)
+	select {
+	case <-p.output:
+	case <-t.C():
+	case <-in.b.hard.Done():
+	}
+	t.Stop()
+	_ = p.rd.Close()
+	<-p.output
+}
+
+// start launches one process of the instance.
+func (in *instance) start() (*proc, error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	spec := in.rs.spec
+	rev := in.rs.rev
+	_, port, _ := net.SplitHostPort(in.appAddr)
+	env := in.b.opts.Environ
+	if env == nil {
+		env = os.Environ()
+	}
+	env = append(env[:len(env):len(env)], "PORT="+port,
+		"K_SERVICE="+rev.Configuration(), "K_CONFIGURATION="+rev.Configuration(), "K_REVISION="+rev.Name())
+	for _, e := range spec.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	cmd := &exec.Cmd{
+		Path:        in.rs.path,
+		Args:        append(append([]string{}, spec.Command...), spec.Args...),
+		Env:         env,
+		Dir:         spec.WorkingDir,
+		Stdout:      wr,
+		Stderr:      wr,
+		SysProcAttr: sysProcAttr(),
+	}
+	err = in.b.spawn.start(cmd)
+	_ = wr.Close() // the child has its copy
+	if err != nil {
+		_ = rd.Close()
+		return nil, err
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{}), output: make(chan struct{}), rd: rd}
+	in.b.wg.Add(2)
+	go func() {
+		defer in.b.wg.Done()
+		defer close(p.exited)
+		_ = cmd.Wait()
+	}()
+	go func() {
+		defer in.b.wg.Done()
+		defer close(p.output)
+		name := rev.Name()
+		readLines(rd, func(line string) {
+			in.tail.add(line)
+			in.b.writeLine(name, in.id, line)
+		})
+	}()
+	in.b.opts.Logger.Info("instance started", append(in.log(), "pid", cmd.Process.Pid, "port", port)...)
+	return p, nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago. Another
+// process may take it before the instance binds it; the instance then
+// crashes and shows that in its status.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// front is a Proxy served on its own loopback listener.
+type front struct {
+	proxy Proxy
+	srv   *http.Server
+	addr  string
+	done  chan struct{}
+}
+
+// Server-side bounds of a front's listener: slow or idle clients cannot
+// hold its connections forever. Request deadlines are the proxy's job.
+const (
+	frontReadHeaderTimeout = 30 * time.Second
+	frontIdleTimeout       = 90 * time.Second
+)
+
+// newFront listens on a free loopback port and serves the proxy that
+// Options.Proxy builds for inst, speaking HTTP/1.1 and h2c.
+func newFront(b *Backend, inst backend.Instance, target string, spec revision.Spec) (*front, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	inst.Address = ln.Addr().String()
+	p, err := b.opts.Proxy(inst, target, spec)
+	if err == nil && p == nil {
+		err = errors.New("Options.Proxy returned a nil Proxy")
+	}
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	f := &front{
+		proxy: p,
+		srv: &http.Server{
+			Handler:           p,
+			ReadHeaderTimeout: frontReadHeaderTimeout,
+			IdleTimeout:       frontIdleTimeout,
+			Protocols:         &protocols,
+			ErrorLog:          slog.NewLogLogger(b.opts.Logger.Handler(), slog.LevelWarn),
+		},
+		addr: inst.Address,
+		done: make(chan struct{}),
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer close(f.done)
+		_ = f.srv.Serve(ln)
+	}()
+	return f, nil
+}
+
+// close stops serving; the proxy was drained before, so only idle
+// connections are left to close.
+func (f *front) close() {
+	_ = f.srv.Close()
+	<-f.done
+}

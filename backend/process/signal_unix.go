@@ -1,0 +1,25 @@
+//go:build unix
+
+package process
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// terminate asks the instance's whole process group to stop (SIGTERM).
+func terminate(p *os.Process) error { return signalGroup(p, syscall.SIGTERM) }
+
+// kill SIGKILLs the instance's whole process group. It is also sent after
+// the group leader exited, to reap anything it left running.
+func kill(p *os.Process) error { return signalGroup(p, syscall.SIGKILL) }
+
+func signalGroup(p *os.Process, sig syscall.Signal) error {
+	// The group id is the leader's pid (Setpgid with Pgid 0).
+	err := syscall.Kill(-p.Pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
