@@ -101,6 +101,9 @@ func (c *Configuration) Update(spec Spec, revisionName string) (rev Revision, cr
 	if err := spec.Validate(); err != nil {
 		return Revision{}, false, fmt.Errorf("revision: configuration %s: %w", c.name, err)
 	}
+	// One deep copy with defaults, hashed once, becomes the new
+	// revision's spec.
+	spec = spec.WithDefaults()
 	hash := spec.Hash()
 	if revisionName != "" && (!isDNS1035Label(revisionName) || !strings.HasPrefix(revisionName, c.name+"-")) {
 		return Revision{}, false, &FieldError{Field: "revision name", Value: revisionName,
@@ -126,11 +129,8 @@ func (c *Configuration) Update(spec Spec, revisionName string) (rev Revision, cr
 		}
 		return c.revisions[i], false, nil
 	}
-	rev, err = New(c.name, revisionName, c.generation+1, spec, c.clock.Now())
-	if err != nil {
-		return Revision{}, false, err
-	}
 	c.generation++
+	rev = newRevision(c.name, revisionName, c.generation, spec, hash, c.clock.Now())
 	c.index[revisionName] = len(c.revisions)
 	c.latestCreated = len(c.revisions)
 	c.revisions = append(c.revisions, rev)

@@ -42,14 +42,20 @@ func New(configuration, name string, generation int64, spec Spec, created time.T
 		return Revision{}, err
 	}
 	spec = spec.WithDefaults()
+	return newRevision(configuration, name, generation, spec, spec.Hash(), created), nil
+}
+
+// newRevision assembles a Revision from checked parts: spec already has
+// its defaults, is owned by the Revision from now on, and hashes to hash.
+func newRevision(configuration, name string, generation int64, spec Spec, hash string, created time.Time) Revision {
 	return Revision{
 		name:          name,
 		configuration: configuration,
 		generation:    generation,
 		spec:          spec,
-		hash:          spec.Hash(),
+		hash:          hash,
 		created:       created,
-	}, nil
+	}
 }
 
 // Name is the revision's unique name, e.g. "hello-00001".

@@ -40,50 +40,55 @@ const (
 	MetricAggregationAlgorithmAnnotation    = AnnotationPrefix + "metric-aggregation-algorithm"
 )
 
-// Scaling holds a revision's own autoscaling settings. A nil pointer (or
-// empty string) means "not set": the host's Config default applies.
-// ParseAnnotations builds one from Knative annotations; Annotations
-// renders it back.
+// Scaling holds a revision's own autoscaling settings, one field per
+// annotation (the field's doc names its key). A nil pointer (or empty
+// string) means "not set": the host's Config value applies.
+// ParseAnnotations builds one from Knative annotations, Annotations
+// renders it back, Validate checks it against the ranges of Knative's
+// webhook given below.
 type Scaling struct {
-	MinScale                      *int
-	MaxScale                      *int
-	InitialScale                  *int
-	ActivationScale               *int
-	Target                        *float64
-	TargetUtilizationPercentage   *float64
-	Metric                        Metric
-	Window                        *time.Duration
-	PanicWindowPercentage         *float64
-	PanicThresholdPercentage      *float64
-	ScaleDownDelay                *time.Duration
-	TargetBurstCapacity           *float64
-	ScaleToZeroPodRetentionPeriod *time.Duration
-	MetricAggregationAlgorithm    Algorithm
+	MinScale                      *int           // min-scale: ≥ 0
+	MaxScale                      *int           // max-scale: ≥ 0, 0 = unlimited; ≥ min-scale when > 0
+	InitialScale                  *int           // initial-scale: ≥ 0 (0 only if the host allows it)
+	ActivationScale               *int           // activation-scale: ≥ 2, within [min-scale, max-scale]
+	Target                        *float64       // target: ≥ 0.01, a per-instance total (see Config.Resolve)
+	TargetUtilizationPercentage   *float64       // target-utilization-percentage: [1, 100]
+	Metric                        Metric         // metric: concurrency or rps
+	Window                        *time.Duration // window: [6s, 1h], whole seconds
+	PanicWindowPercentage         *float64       // panic-window-percentage: [1, 100]
+	PanicThresholdPercentage      *float64       // panic-threshold-percentage: [110, 1000]
+	ScaleDownDelay                *time.Duration // scale-down-delay: [0, 1h], whole seconds
+	TargetBurstCapacity           *float64       // target-burst-capacity: ≥ 0, or -1 = unlimited
+	ScaleToZeroPodRetentionPeriod *time.Duration // scale-to-zero-pod-retention-period: [0, 1h]
+	MetricAggregationAlgorithm    Algorithm      // metric-aggregation-algorithm: linear or weighted-exponential
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
-// config-autoscaler ConfigMap. DefaultConfig returns Knative's defaults;
-// hosts copy and override it.
+// config-autoscaler ConfigMap (each field's comment gives the Knative
+// key, the default and the range Validate enforces). DefaultConfig
+// returns Knative's defaults; hosts copy and override it. Percentages are
+// always percentages: unlike Knative's ConfigMap, a
+// TargetUtilizationPercentage ≤ 1 is not read as a fraction.
 type Config struct {
-	StableWindow                      time.Duration // 60 s; 6 s–1 h
-	PanicWindowPercentage             float64       // 10; 1–100
-	PanicThresholdPercentage          float64       // 200; 110–1000
-	TargetUtilizationPercentage       float64       // 70; (0, 100]
-	ContainerConcurrencyTargetDefault float64       // 100; ≥ 0.01
-	RPSTargetDefault                  float64       // 200; ≥ 0.01
-	MaxScaleUpRate                    float64       // 1000; > 1
-	MaxScaleDownRate                  float64       // 2; > 1
-	EnableScaleToZero                 bool          // true
-	ScaleToZeroGracePeriod            time.Duration // 30 s; > 0
-	ScaleToZeroPodRetentionPeriod     time.Duration // 0; 0–1 h
-	ScaleDownDelay                    time.Duration // 0; 0–1 h
-	TargetBurstCapacity               float64       // 211; ≥ 0 or -1
-	ActivatorCapacity                 float64       // 100; ≥ 1
-	InitialScale                      int           // 1; ≥ 1 (≥ 0 with AllowZeroInitialScale)
-	AllowZeroInitialScale             bool          // false
-	MinScale                          int           // 0
-	MaxScale                          int           // 0 = unlimited
-	MaxScaleLimit                     int           // 0 = none
+	StableWindow                      time.Duration // stable-window: 60s; [6s, 1h], whole seconds
+	PanicWindowPercentage             float64       // panic-window-percentage: 10; [1, 100]
+	PanicThresholdPercentage          float64       // panic-threshold-percentage: 200; [110, 1000]
+	TargetUtilizationPercentage       float64       // container-concurrency-target-percentage: 70; (0, 100]
+	ContainerConcurrencyTargetDefault float64       // container-concurrency-target-default: 100; × utilization ≥ 0.01
+	RPSTargetDefault                  float64       // requests-per-second-target-default: 200; × utilization ≥ 0.01
+	MaxScaleUpRate                    float64       // max-scale-up-rate: 1000; > 1
+	MaxScaleDownRate                  float64       // max-scale-down-rate: 2; > 1
+	EnableScaleToZero                 bool          // enable-scale-to-zero: true
+	ScaleToZeroGracePeriod            time.Duration // scale-to-zero-grace-period: 30s; (0, 1h]
+	ScaleToZeroPodRetentionPeriod     time.Duration // scale-to-zero-pod-retention-period: 0; [0, 1h]
+	ScaleDownDelay                    time.Duration // scale-down-delay: 0; [0, 1h], whole seconds
+	TargetBurstCapacity               float64       // target-burst-capacity: 211; ≥ 0, or -1 = unlimited
+	ActivatorCapacity                 float64       // activator-capacity: 100; ≥ 1
+	InitialScale                      int           // initial-scale: 1; ≥ 1 (≥ 0 with AllowZeroInitialScale)
+	AllowZeroInitialScale             bool          // allow-zero-initial-scale: false
+	MinScale                          int           // min-scale: 0; ≥ 0, ≤ MaxScale when MaxScale > 0
+	MaxScale                          int           // max-scale: 0 = unlimited; ≤ MaxScaleLimit when that is > 0
+	MaxScaleLimit                     int           // max-scale-limit: 0 = none; ≥ 0
 }
 
 // ScalingParams are a revision's effective autoscaling parameters: its
@@ -102,9 +107,9 @@ type ScalingParams struct {
 	MaxScaleUpRate                float64
 	MaxScaleDownRate              float64
 	MinScale                      int
-	MaxScale                      int // 0 = unlimited
+	MaxScale                      int // 0 = unlimited; never 0 when Config.MaxScaleLimit > 0
 	InitialScale                  int
-	ActivationScale               int // 0 or 1 = off
+	ActivationScale               int // 0 = off (unset)
 	ScaleDownDelay                time.Duration
 	TargetBurstCapacity           float64
 	ActivatorCapacity             float64

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -254,7 +253,7 @@ func (s Spec) clone() Spec {
 // this package that did not add Spec fields.
 func (s Spec) Hash() string {
 	s = s.WithDefaults()
-	e := hashEncoder{h: sha256.New()}
+	e := &hashEncoder{b: make([]byte, 0, 512)}
 	e.str(s.Image)
 	e.strs(s.Command)
 	e.strs(s.Args)
@@ -284,18 +283,18 @@ func (s Spec) Hash() string {
 		e.bool(ok)
 		e.str(v)
 	}
-	return hex.EncodeToString(e.h.Sum(nil))
+	sum := sha256.Sum256(e.b)
+	return hex.EncodeToString(sum[:])
 }
 
-type hashEncoder struct{ h hash.Hash }
+// hashEncoder builds the canonical encoding Hash digests: fixed-width
+// integers and length-prefixed strings, so no two field sequences encode
+// alike.
+type hashEncoder struct{ b []byte }
 
-func (e hashEncoder) int(v int64) {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(v))
-	e.h.Write(b[:])
-}
+func (e *hashEncoder) int(v int64) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
 
-func (e hashEncoder) bool(v bool) {
+func (e *hashEncoder) bool(v bool) {
 	if v {
 		e.int(1)
 	} else {
@@ -303,12 +302,12 @@ func (e hashEncoder) bool(v bool) {
 	}
 }
 
-func (e hashEncoder) str(v string) {
+func (e *hashEncoder) str(v string) {
 	e.int(int64(len(v)))
-	e.h.Write([]byte(v))
+	e.b = append(e.b, v...)
 }
 
-func (e hashEncoder) strs(v []string) {
+func (e *hashEncoder) strs(v []string) {
 	e.int(int64(len(v)))
 	for _, s := range v {
 		e.str(s)
