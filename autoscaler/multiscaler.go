@@ -1,0 +1,620 @@
+package autoscaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// ErrUnknownRevision is returned for a revision the Multiscaler does not
+// know (never Set, or Removed).
+var ErrUnknownRevision = errors.New("autoscaler: unknown revision")
+
+// DefaultProgressDeadline is how long a revision may stay Activating with
+// nothing to do before it is scaled to zero as failed (Knative's
+// progress deadline; 30 s are added to it, as Knative does).
+const DefaultProgressDeadline = 600 * time.Second
+
+const activationTimeoutBuffer = 30 * time.Second
+
+// State is a revision's activity, Knative's PodAutoscaler Active condition.
+type State int
+
+// States of a revision.
+const (
+	// StateActivating: instances are wanted but fewer than needed are
+	// ready (Knative's Active=Unknown).
+	StateActivating State = iota
+	// StateActive: enough instances are ready.
+	StateActive
+	// StateInactive: no traffic; the activator is in the path and the
+	// revision is at, or on its way to, zero.
+	StateInactive
+)
+
+func (s State) String() string {
+	switch s {
+	case StateActivating:
+		return "Activating"
+	case StateActive:
+		return "Active"
+	case StateInactive:
+		return "Inactive"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Reasons of a Decision, Knative's.
+const (
+	ReasonQueued    = "Queued"    // Activating: requests wait for instances
+	ReasonNoTraffic = "NoTraffic" // Inactive: no demand for a stable window
+	ReasonTimedOut  = "TimedOut"  // Inactive: instances never became ready
+)
+
+// Decision is what the Multiscaler wants for one revision.
+type Decision struct {
+	Revision string
+	// Time is when it was made (the injected clock).
+	Time time.Time
+	// Scale is the number of instances the revision should run: the host
+	// passes it to backend.Scale. It starts at the initial scale.
+	Scale int
+	// Desired is the decider's desired scale after min, max and initial
+	// scale, −1 while unknown. It is 0 while an inactive revision waits
+	// out its grace period, with Scale still 1.
+	Desired int
+	// ExcessBurstCapacity is the decider's; negative keeps the activator
+	// in the path.
+	ExcessBurstCapacity int
+	// Panicking is the decider's panic mode.
+	Panicking bool
+	// ActivatorInPath says the activator should front the revision
+	// (Knative's SKS proxy mode): when Desired is 0, or the excess burst
+	// capacity is negative, or nothing is known yet about an inactive
+	// revision. Otherwise traffic may go straight to the instances.
+	ActivatorInPath bool
+	// State and Reason are the revision's activity.
+	State  State
+	Reason string
+}
+
+// Publisher receives the Multiscaler's decisions. Publish is called from
+// the Multiscaler's loop goroutine, one call at a time, each time a
+// revision's decision changes (any field but Time and
+// ExcessBurstCapacity, of which only the sign counts, as in Knative); it
+// must not block: hand slow work (backend.Scale) to another goroutine.
+type Publisher interface {
+	Publish(d Decision)
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(d Decision)
+
+// Publish calls f(d).
+func (f PublisherFunc) Publish(d Decision) { f(d) }
+
+// Source says where a revision's stats come from.
+type Source int
+
+// Sources of stats.
+const (
+	// Pushed: in-process queue-proxies and activators push through
+	// Report; no stat within a stable window reads as zero demand.
+	Pushed Source = iota
+	// Scraped: the revision's instances serve stats at stats.Path and
+	// are scraped every second (unless its target burst capacity is −1,
+	// Knative's rule); no stat within a stable window means "no data"
+	// and no decision. Activators still push.
+	Scraped
+)
+
+// Options configure a Multiscaler. Publisher is required.
+type Options struct {
+	// Publisher receives every changed decision.
+	Publisher Publisher
+	// Clock drives the decision tick, the scrape tick and every timer of
+	// the scale-to-zero state machine. nil means the real clock.
+	Clock clock.WithTicker
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the zeroscale_autoscaler_* collectors; nil
+	// means none are registered.
+	Registerer prometheus.Registerer
+	// HTTPClient and MaxConcurrentScrapes configure scraping, see
+	// CollectorOptions.
+	HTTPClient           *http.Client
+	MaxConcurrentScrapes int
+	// ProgressDeadline bounds Activating, see DefaultProgressDeadline
+	// (used when 0).
+	ProgressDeadline time.Duration
+	// NewDecider builds a revision's decider at its first decision, with
+	// the ready count known then; nil means NewKPA.
+	NewDecider func(p revision.ScalingParams, now time.Time, ready int) (Decider, error)
+}
+
+// Multiscaler runs the per-revision scaler loop: every TickInterval it
+// reads each revision's windows from its Collector, asks the revision's
+// Decider, applies min, max and initial scale and the scale-to-zero state
+// machine, and publishes changed Decisions. All revisions share one
+// ticker goroutine (plus the Collector's scrape goroutine); a revision
+// costs memory, not goroutines. All methods are safe for concurrent use.
+type Multiscaler struct {
+	pub              Publisher
+	clock            clock.WithTicker
+	log              *slog.Logger
+	coll             *Collector
+	progressDeadline time.Duration
+	newDecider       func(revision.ScalingParams, time.Time, int) (Decider, error)
+
+	mu   sync.Mutex
+	revs map[string]*scaler
+	out  []Decision // decisions to publish, reused between ticks
+
+	pokeMu sync.Mutex
+	poked  map[string]struct{} // at most one entry per revision
+	wake   chan struct{}       // capacity 1
+}
+
+// scaler is one revision's state, guarded by Multiscaler.mu.
+type scaler struct {
+	name        string
+	params      revision.ScalingParams
+	col         *collection
+	dec         Decider // nil until the first decision
+	ready       int
+	unreachable bool
+
+	rec           Recommendation // the last valid decision
+	stable, panic float64 // the last observed values
+	decisions     uint64
+
+	state       State
+	reason      string
+	since       time.Time // when state last changed
+	initialized bool      // ready reached the initial scale once
+	scale       int       // the published Scale
+	proxy       bool      // activator in path
+	proxySince  time.Time
+
+	last      Decision
+	published bool
+}
+
+// New returns a Multiscaler. Call Run to start its loops.
+func New(o Options) (*Multiscaler, error) {
+	if o.Publisher == nil {
+		return nil, errors.New("autoscaler: Options.Publisher is required")
+	}
+	if o.ProgressDeadline < 0 {
+		return nil, fmt.Errorf("autoscaler: Options.ProgressDeadline %v, want ≥ 0", o.ProgressDeadline)
+	}
+	m := &Multiscaler{
+		pub:              o.Publisher,
+		clock:            o.Clock,
+		log:              o.Logger,
+		progressDeadline: o.ProgressDeadline,
+		newDecider:       o.NewDecider,
+		revs:             make(map[string]*scaler),
+		poked:            make(map[string]struct{}),
+		wake:             make(chan struct{}, 1),
+	}
+	if m.clock == nil {
+		m.clock = clock.RealClock{}
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.progressDeadline == 0 {
+		m.progressDeadline = DefaultProgressDeadline
+	}
+	if m.newDecider == nil {
+		m.newDecider = func(p revision.ScalingParams, now time.Time, ready int) (Decider, error) {
+			return NewKPA(p, now, ready)
+		}
+	}
+	m.coll = NewCollector(CollectorOptions{
+		Clock:                m.clock,
+		Logger:               m.log,
+		HTTPClient:           o.HTTPClient,
+		MaxConcurrentScrapes: o.MaxConcurrentScrapes,
+		OnDemand:             m.Poke,
+	})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(newMetrics(m)); err != nil {
+			return nil, fmt.Errorf("autoscaler: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Collector is the Multiscaler's stats collector: give it to in-process
+// queue-proxies and activators as their stats.Reporter.
+func (m *Multiscaler) Collector() *Collector { return m.coll }
+
+// Set starts scaling rev with p, or updates its parameters. A new
+// revision's first Decision (Scale = its initial scale) is published at
+// once; the host is expected to have deployed it at that scale.
+func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) error {
+	if err := checkParams(p); err != nil {
+		return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
+	}
+	switch p.Metric {
+	case "":
+		p.Metric = revision.MetricConcurrency
+	case revision.MetricConcurrency, revision.MetricRPS:
+	default:
+		return fmt.Errorf("autoscaler: revision %s: ScalingParams.Metric %q, want %q or %q",
+			rev, p.Metric, revision.MetricConcurrency, revision.MetricRPS)
+	}
+	if p.InitialScale < 0 || p.MinScale < 0 || p.MaxScale < 0 || (p.MaxScale > 0 && p.MinScale > p.MaxScale) {
+		return fmt.Errorf("autoscaler: revision %s: scale bounds min %d, max %d, initial %d: want all ≥ 0 and min ≤ max (max 0 = unlimited)",
+			rev, p.MinScale, p.MaxScale, p.InitialScale)
+	}
+	if p.ScaleToZeroGracePeriod < 0 || p.ScaleToZeroPodRetentionPeriod < 0 {
+		return fmt.Errorf("autoscaler: revision %s: scale-to-zero grace %v and retention %v must be ≥ 0",
+			rev, p.ScaleToZeroGracePeriod, p.ScaleToZeroPodRetentionPeriod)
+	}
+	if err := m.coll.Add(rev, p, src == Scraped); err != nil {
+		return err
+	}
+	col := m.coll.get(rev)
+	m.mu.Lock()
+	s, ok := m.revs[rev]
+	if ok {
+		s.params, s.col = p, col
+		if u, ok := s.dec.(interface {
+			Update(revision.ScalingParams) error
+		}); ok {
+			if err := u.Update(p); err != nil {
+				m.mu.Unlock()
+				return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
+			}
+		} else {
+			s.dec = nil // rebuilt with the new parameters at the next decision
+		}
+		m.mu.Unlock()
+		return nil
+	}
+	now := m.clock.Now()
+	s = &scaler{
+		name: rev, params: p, col: col,
+		rec:   Recommendation{DesiredScale: -1, ExcessBurstCapacity: initialEBC(p)},
+		state: StateActivating, since: now, scale: p.InitialScale,
+	}
+	m.revs[rev] = s
+	m.mu.Unlock()
+	m.Poke(rev)
+	return nil
+}
+
+// initialEBC is Knative's excess burst capacity before any decision.
+func initialEBC(p revision.ScalingParams) int {
+	if p.TargetBurstCapacity == 0 || p.TargetBurstCapacity == -1 {
+		return int(p.TargetBurstCapacity)
+	}
+	return int(float64(p.InitialScale)*p.TotalValue - p.TargetBurstCapacity)
+}
+
+// Remove stops scaling rev and forgets it and its windows. Nothing more
+// is published for it.
+func (m *Multiscaler) Remove(rev string) {
+	m.mu.Lock()
+	delete(m.revs, rev)
+	m.mu.Unlock()
+	m.coll.Remove(rev)
+	m.pokeMu.Lock()
+	delete(m.poked, rev)
+	m.pokeMu.Unlock()
+}
+
+func (m *Multiscaler) with(rev string, f func(s *scaler)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.revs[rev]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownRevision, rev)
+	}
+	f(s)
+	return nil
+}
+
+// SetReady sets rev's number of ready instances (for hosts that do not
+// use SetInstances).
+func (m *Multiscaler) SetReady(rev string, n int) error {
+	if n < 0 {
+		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, n)
+	}
+	return m.with(rev, func(s *scaler) { s.ready = n })
+}
+
+// SetInstances sets rev's instances, as the backend's Watch reports them:
+// the ready, non-draining ones count as ready and are the scrape targets.
+func (m *Multiscaler) SetInstances(rev string, instances []backend.Instance) error {
+	n := 0
+	for _, in := range instances {
+		if in.Ready && !in.Draining {
+			n++
+		}
+	}
+	if err := m.with(rev, func(s *scaler) { s.ready = n }); err != nil {
+		return err
+	}
+	m.coll.SetTargets(rev, instances)
+	return nil
+}
+
+// SetReachable says whether a route sends traffic to rev (revisions are
+// reachable until told otherwise, as Knative treats an unknown
+// reachability). An unreachable revision ignores min-scale, initial scale,
+// the scale-down rate limit and delay, and the pod retention period.
+func (m *Multiscaler) SetReachable(rev string, reachable bool) error {
+	return m.with(rev, func(s *scaler) { s.unreachable = !reachable })
+}
+
+// Decision returns rev's last published decision.
+func (m *Multiscaler) Decision(rev string) (Decision, error) {
+	var d Decision
+	err := m.with(rev, func(s *scaler) { d = s.last })
+	return d, err
+}
+
+// Poke asks for an immediate decision for rev if its desired scale is 0
+// or unknown: the scale-from-zero fast path. The Collector pokes when a
+// pushed stat shows concurrency; activators may also call it directly.
+// It never blocks.
+func (m *Multiscaler) Poke(rev string) {
+	m.pokeMu.Lock()
+	m.poked[rev] = struct{}{}
+	m.pokeMu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the decision loop and the scrape loop until ctx is done, then
+// returns ctx's error.
+func (m *Multiscaler) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = m.coll.Run(ctx)
+	}()
+	defer wg.Wait()
+	t := m.clock.NewTicker(TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C():
+			m.tick(m.clock.Now())
+		case <-m.wake:
+			m.handlePokes(m.clock.Now())
+		}
+	}
+}
+
+// tick decides for every revision and publishes what changed.
+func (m *Multiscaler) tick(now time.Time) {
+	m.mu.Lock()
+	for _, s := range m.revs {
+		m.step(s, now)
+	}
+	m.publish()
+}
+
+// handlePokes decides at once for the poked revisions whose desired scale
+// is 0 or unknown.
+func (m *Multiscaler) handlePokes(now time.Time) {
+	m.pokeMu.Lock()
+	poked := m.poked
+	if len(poked) == 0 {
+		m.pokeMu.Unlock()
+		return
+	}
+	m.poked = make(map[string]struct{}, len(poked))
+	m.pokeMu.Unlock()
+	m.mu.Lock()
+	for rev := range poked {
+		if s, ok := m.revs[rev]; ok && (s.rec.DesiredScale <= 0 || !s.published) {
+			m.step(s, now)
+		}
+	}
+	m.publish()
+}
+
+// publish sends the queued decisions, releasing m.mu first so the
+// Publisher may call back into the Multiscaler.
+func (m *Multiscaler) publish() {
+	out := m.out
+	m.out = nil
+	m.mu.Unlock()
+	for i := range out {
+		m.pub.Publish(out[i])
+		out[i] = Decision{}
+	}
+	m.mu.Lock()
+	if m.out == nil {
+		m.out = out[:0]
+	}
+	m.mu.Unlock()
+}
+
+// step makes one decision for s at now and queues it if it changed.
+// m.mu is held.
+func (m *Multiscaler) step(s *scaler, now time.Time) {
+	if s.dec == nil {
+		d, err := m.newDecider(s.params, now, s.ready)
+		if err != nil {
+			m.log.Error("autoscaler: cannot build decider", "revision", s.name, "err", err)
+			return
+		}
+		s.dec = d
+	}
+	stable, panicV, err := s.col.stableAndPanic(s.params.Metric, now)
+	switch {
+	case err == nil:
+		s.stable, s.panic = stable, panicV
+		s.rec = s.dec.Decide(now, Observed{Stable: stable, Panic: panicV, Ready: s.ready, Unreachable: s.unreachable})
+		s.decisions++
+	case errors.Is(err, ErrNoData):
+		// No decision: the previous one stands.
+	default:
+		m.log.Error("autoscaler: cannot read metrics", "revision", s.name, "err", err)
+	}
+
+	want, apply := m.bound(s, now)
+	s.markActivity(want, now)
+	proxy := want == 0 || s.rec.ExcessBurstCapacity < 0 || (want < 0 && s.state == StateInactive)
+	if proxy && !s.proxy {
+		s.proxySince = now
+	}
+	s.proxy = proxy
+	if apply {
+		s.scale = want
+	}
+
+	d := Decision{
+		Revision:            s.name,
+		Time:                now,
+		Scale:               s.scale,
+		Desired:             want,
+		ExcessBurstCapacity: s.rec.ExcessBurstCapacity,
+		Panicking:           s.rec.Panicking,
+		ActivatorInPath:     proxy,
+		State:               s.state,
+		Reason:              s.reason,
+	}
+	if !s.published || changed(s.last, d) {
+		s.last, s.published = d, true
+		m.out = append(m.out, d)
+	}
+}
+
+func changed(a, b Decision) bool {
+	return a.Scale != b.Scale || a.Desired != b.Desired || a.Panicking != b.Panicking ||
+		a.ActivatorInPath != b.ActivatorInPath || a.State != b.State || a.Reason != b.Reason ||
+		(a.ExcessBurstCapacity < 0) != (b.ExcessBurstCapacity < 0)
+}
+
+// minScale is the effective min-scale: ignored when unreachable.
+func (s *scaler) minScale() int {
+	if s.unreachable {
+		return 0
+	}
+	return s.params.MinScale
+}
+
+// bound applies min, max and initial scale and the scale-to-zero state
+// machine to the decider's desired scale (Knative's KPA scaler.scale). It
+// returns the wanted scale (−1: unknown) and whether to apply it.
+func (m *Multiscaler) bound(s *scaler, now time.Time) (int, bool) {
+	desired := s.rec.DesiredScale
+	if desired < 0 && s.state != StateActivating {
+		return desired, false
+	}
+	lo, hi := s.minScale(), s.params.MaxScale
+	// Until the revision first reaches its initial scale, that is a floor.
+	if i := s.params.InitialScale; i > 1 && !s.initialized && !s.unreachable {
+		lo = max(lo, i)
+	}
+	if desired < lo {
+		desired = lo
+	}
+	if hi > 0 && desired > hi {
+		desired = hi
+	}
+	if desired != 0 {
+		return desired, true
+	}
+	return m.toZero(s, now)
+}
+
+// toZero is Knative's handleScaleToZero for a desired scale of 0.
+func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
+	p := &s.params
+	if !p.EnableScaleToZero {
+		return 1, true
+	}
+	switch s.state {
+	case StateActivating:
+		// Stuck activating past the progress deadline: give up, scale to 0.
+		if now.Sub(s.since) > m.progressDeadline+activationTimeoutBuffer {
+			return 0, true
+		}
+		return -1, false
+	case StateActive:
+		// Only a revision active for a stable window may go inactive;
+		// until then it keeps one instance.
+		if now.Sub(s.since) >= p.StableWindow {
+			return 0, false
+		}
+		return 1, true
+	default: // inactive
+		retention := p.ScaleToZeroPodRetentionPeriod
+		if s.unreachable {
+			retention = 0
+		}
+		inactive := now.Sub(s.since)
+		if inactive >= max(p.ScaleToZeroGracePeriod, retention) {
+			return 0, true
+		}
+		if retention > 0 && inactive < retention {
+			return 0, false
+		}
+		// Fast path: the activator has fronted the revision for the
+		// whole grace period already.
+		if s.proxy && now.Sub(s.proxySince) >= p.ScaleToZeroGracePeriod {
+			return 0, true
+		}
+		return 0, false
+	}
+}
+
+// markActivity is Knative's computeActiveCondition.
+func (s *scaler) markActivity(want int, now time.Time) {
+	minReady := max(s.minScale(), 1)
+	if !s.initialized {
+		minReady = max(s.minScale(), s.params.InitialScale)
+	}
+	if s.ready >= minReady {
+		s.initialized = true
+	}
+	switch {
+	case want == 0 || minReady == 0:
+		if s.state == StateActivating && minReady > 0 {
+			s.set(StateInactive, ReasonTimedOut, now)
+		} else {
+			s.set(StateInactive, ReasonNoTraffic, now)
+		}
+	case s.ready < minReady:
+		if want > 0 || s.state != StateInactive {
+			s.set(StateActivating, ReasonQueued, now)
+		} else {
+			s.set(StateInactive, ReasonNoTraffic, now)
+		}
+	default:
+		if want > 0 || s.state != StateInactive {
+			s.set(StateActive, "", now)
+		}
+	}
+}
+
+func (s *scaler) set(st State, reason string, now time.Time) {
+	if s.state != st {
+		s.since = now
+	}
+	s.state, s.reason = st, reason
+}
