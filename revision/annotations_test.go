@@ -149,6 +149,9 @@ func requireFieldError(t *testing.T, err error, field, value, allowed string) {
 		all = []error{err}
 	}
 	for _, e := range all {
+		if _, nested := e.(interface{ Unwrap() []error }); nested {
+			t.Fatalf("error %q nests joined errors", err)
+		}
 		var fe *FieldError
 		if errors.As(e, &fe) && fe.Field == field && fe.Value == value {
 			if !strings.Contains(fe.Error(), allowed) {

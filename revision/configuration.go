@@ -99,7 +99,7 @@ func (c *Configuration) Generation() int64 {
 // (Spec.Validate) or the name is taken.
 func (c *Configuration) Update(spec Spec, revisionName string) (rev Revision, created bool, err error) {
 	if err := spec.Validate(); err != nil {
-		return Revision{}, false, fmt.Errorf("revision: configuration %s: %w", c.name, err)
+		return Revision{}, false, fmt.Errorf("configuration %s: %w", c.name, err)
 	}
 	// One deep copy with defaults, hashed once, becomes the new
 	// revision's spec.

@@ -35,4 +35,14 @@ func (l *errList) add(field, value, allowed string) {
 	*l = append(*l, &FieldError{Field: field, Value: value, Allowed: allowed})
 }
 
+// merge appends the errors joined in err (nil adds nothing), keeping the
+// list flat so callers see one level of FieldErrors.
+func (l *errList) merge(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		*l = append(*l, j.Unwrap()...)
+	} else if err != nil {
+		*l = append(*l, err)
+	}
+}
+
 func (l errList) err() error { return errors.Join(l...) }

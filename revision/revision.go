@@ -35,9 +35,7 @@ func New(configuration, name string, generation int64, spec Spec, created time.T
 	if generation < 1 {
 		errs.add("Revision.Generation", fmt.Sprint(generation), "≥ 1")
 	}
-	if err := spec.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs.merge(spec.Validate())
 	if err := errs.err(); err != nil {
 		return Revision{}, err
 	}

@@ -160,10 +160,11 @@ func (s Spec) Validate() error {
 			fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
 	}
 	t := s.Timeouts
-	if t.Request < 0 || t.Request > MaxRequestTimeout {
+	switch {
+	case t.Request <= 0 || t.Request > MaxRequestTimeout:
 		errs.add("Spec.Timeouts.Request", t.Request.String(), "in (0s, 1h0m0s] (0 = 5m0s)")
-	}
-	if t.ResponseStart < 0 || t.ResponseStart > t.Request {
+	case t.ResponseStart < 0 || t.ResponseStart > t.Request:
+		// Checked only against a valid Request, to report one root cause.
 		errs.add("Spec.Timeouts.ResponseStart", t.ResponseStart.String(),
 			fmt.Sprintf("in (0s, Timeouts.Request (%v)] (0 = Timeouts.Request)", t.Request))
 	}
@@ -192,7 +193,7 @@ func (s Spec) Validate() error {
 	if p.Period < 0 || p.Period > time.Hour {
 		errs.add("Spec.Readiness.Period", p.Period.String(), "in [0s, 1h0m0s] (0 = aggressive until ready)")
 	}
-	if p.Timeout < 0 || p.Timeout > time.Hour {
+	if p.Timeout <= 0 || p.Timeout > time.Hour {
 		errs.add("Spec.Readiness.Timeout", p.Timeout.String(), "in (0s, 1h0m0s] (0 = 1s)")
 	}
 	r := s.Resources
@@ -209,9 +210,7 @@ func (s Spec) Validate() error {
 	}
 	resource("CPU", r.CPURequestMillis, r.CPULimitMillis)
 	resource("Memory", r.MemoryRequestBytes, r.MemoryLimitBytes)
-	if err := s.Scaling.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs.merge(s.Scaling.Validate())
 	return errs.err()
 }
 
@@ -246,70 +245,86 @@ func (s Spec) clone() Spec {
 }
 
 // Hash returns a stable content hash of s after WithDefaults: the hex
-// SHA-256 of a canonical, length-prefixed encoding of every field. Two
-// specs that behave the same (Port 0 and Port 8080, nil and empty
-// slices) hash the same; any real change changes the hash. The encoding
-// is fixed, so hashes are comparable across processes and versions of
-// this package that did not add Spec fields.
+// SHA-256 of a canonical encoding of every field. Two specs that behave
+// the same (Port 0 and Port 8080, nil and empty slices) hash the same;
+// any real change changes the hash. Each field is encoded with its name
+// and only when set, so a field added to Spec in a later version leaves
+// the hashes of specs that do not use it unchanged.
 func (s Spec) Hash() string {
 	s = s.WithDefaults()
 	e := &hashEncoder{b: make([]byte, 0, 512)}
-	e.str(s.Image)
-	e.strs(s.Command)
-	e.strs(s.Args)
-	e.int(int64(len(s.Env)))
-	for _, v := range s.Env {
-		e.str(v.Name)
-		e.str(v.Value)
+	e.str("Image", s.Image)
+	e.strs("Command", s.Command)
+	e.strs("Args", s.Args)
+	if len(s.Env) > 0 {
+		e.name("Env", len(s.Env))
+		for _, v := range s.Env {
+			e.raw(v.Name)
+			e.raw(v.Value)
+		}
 	}
-	e.str(s.WorkingDir)
-	e.int(int64(s.Port))
+	e.str("WorkingDir", s.WorkingDir)
+	e.int("Port", int64(s.Port))
 	r := s.Resources
-	e.int(r.CPURequestMillis)
-	e.int(r.CPULimitMillis)
-	e.int(r.MemoryRequestBytes)
-	e.int(r.MemoryLimitBytes)
-	e.int(int64(s.ContainerConcurrency))
-	e.int(int64(s.Timeouts.Request))
-	e.int(int64(s.Timeouts.ResponseStart))
-	e.int(int64(s.Timeouts.Idle))
-	e.str(s.Readiness.HTTPPath)
-	e.int(int64(s.Readiness.Period))
-	e.int(int64(s.Readiness.Timeout))
-	// Scaling through its annotation rendering: one canonical text per
-	// field, and new Scaling fields are covered automatically.
+	e.int("Resources.CPURequestMillis", r.CPURequestMillis)
+	e.int("Resources.CPULimitMillis", r.CPULimitMillis)
+	e.int("Resources.MemoryRequestBytes", r.MemoryRequestBytes)
+	e.int("Resources.MemoryLimitBytes", r.MemoryLimitBytes)
+	e.int("ContainerConcurrency", int64(s.ContainerConcurrency))
+	e.int("Timeouts.Request", int64(s.Timeouts.Request))
+	e.int("Timeouts.ResponseStart", int64(s.Timeouts.ResponseStart))
+	e.int("Timeouts.Idle", int64(s.Timeouts.Idle))
+	e.str("Readiness.HTTPPath", s.Readiness.HTTPPath)
+	e.int("Readiness.Period", int64(s.Readiness.Period))
+	e.int("Readiness.Timeout", int64(s.Readiness.Timeout))
+	// Scaling through its annotations: one canonical text per setting,
+	// and new Scaling fields are covered by the field table.
 	for i := range scalingFields {
-		v, ok := scalingFields[i].get(&s.Scaling)
-		e.bool(ok)
-		e.str(v)
+		if v, ok := scalingFields[i].get(&s.Scaling); ok {
+			e.str(scalingFields[i].key, v)
+		}
 	}
 	sum := sha256.Sum256(e.b)
 	return hex.EncodeToString(sum[:])
 }
 
-// hashEncoder builds the canonical encoding Hash digests: fixed-width
-// integers and length-prefixed strings, so no two field sequences encode
-// alike.
+// hashEncoder builds the canonical encoding Hash digests: a sequence of
+// set fields, each its length-prefixed name, a count, then
+// length-prefixed or fixed-width values, so no two specs encode alike.
 type hashEncoder struct{ b []byte }
 
-func (e *hashEncoder) int(v int64) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+func (e *hashEncoder) u64(v uint64) { e.b = binary.BigEndian.AppendUint64(e.b, v) }
 
-func (e *hashEncoder) bool(v bool) {
-	if v {
-		e.int(1)
-	} else {
-		e.int(0)
-	}
-}
-
-func (e *hashEncoder) str(v string) {
-	e.int(int64(len(v)))
+func (e *hashEncoder) raw(v string) {
+	e.u64(uint64(len(v)))
 	e.b = append(e.b, v...)
 }
 
-func (e *hashEncoder) strs(v []string) {
-	e.int(int64(len(v)))
-	for _, s := range v {
-		e.str(s)
+// name starts a field holding n values.
+func (e *hashEncoder) name(field string, n int) {
+	e.raw(field)
+	e.u64(uint64(n))
+}
+
+func (e *hashEncoder) int(field string, v int64) {
+	if v != 0 {
+		e.name(field, 1)
+		e.u64(uint64(v))
+	}
+}
+
+func (e *hashEncoder) str(field, v string) {
+	if v != "" {
+		e.name(field, 1)
+		e.raw(v)
+	}
+}
+
+func (e *hashEncoder) strs(field string, v []string) {
+	if len(v) > 0 {
+		e.name(field, len(v))
+		for _, s := range v {
+			e.raw(s)
+		}
 	}
 }

@@ -137,7 +137,7 @@ func TestSpecHashIgnoresDefaultsAndAliasing(t *testing.T) {
 // TestSpecHashGolden pins the encoding: hashes must stay comparable
 // across versions. Changing it re-stamps every revision of every host.
 func TestSpecHashGolden(t *testing.T) {
-	const want = "2e93563382f76ba846048b572a3b34d9be05f04e84aa012c7eedd0e9142f3500"
+	const want = "8cbe3d6e57eb20bb529e066586aa8805ec9f3ccf9760e7413bc930bad023901e"
 	s := Spec{
 		Image: "ghcr.io/example/hello:1", Command: []string{"/hello"}, Args: []string{"-v"},
 		Env:     []EnvVar{{Name: "GREETING", Value: "hi"}},
