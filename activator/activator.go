@@ -1,0 +1,480 @@
+package activator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/stats"
+)
+
+// Bounds and defaults.
+const (
+	// DefaultMaxHeldRequests bounds each revision's hold queue.
+	DefaultMaxHeldRequests = 1000
+	// DefaultMaxHeldBytes bounds the bytes each revision's held requests
+	// represent (headers plus declared body length).
+	DefaultMaxHeldBytes = 32 << 20
+	// MinWait and StartupWaitFactor make the default wait deadline,
+	// Cloud Run's rule: max(StartupWaitFactor × average start-up, MinWait).
+	MinWait           = 10 * time.Second
+	StartupWaitFactor = 3.5
+	// ReportInterval is the period of the activator's demand reports.
+	ReportInterval = time.Second
+	// DefaultName is the Stat.Instance of the activator's reports.
+	DefaultName = "activator"
+	// DialTimeout bounds connecting to an instance (default transport).
+	DialTimeout = 5 * time.Second
+	// DefaultIdleConnsPerInstance is the keep-alive pool per instance
+	// when the container concurrency is 0 (unlimited); otherwise the pool
+	// holds container-concurrency connections, all an instance can use.
+	DefaultIdleConnsPerInstance = 100
+	// ColdStartHeader is set on responses to requests that waited for a
+	// revision to come up from zero; its value is the wait (e.g. "2.5s").
+	ColdStartHeader = "Zeroscale-Cold-Start"
+)
+
+// Errors of held requests, checkable with errors.Is; the error a Reject
+// function receives wraps one of them (or the client's context error).
+var (
+	// ErrQueueFull: the revision's hold queue is at its request or byte
+	// bound.
+	ErrQueueFull = errors.New("hold queue full")
+	// ErrWaitTimeout: no slot freed before the wait deadline.
+	ErrWaitTimeout = errors.New("wait deadline passed")
+	// ErrRevisionRemoved: the revision was removed (RemoveRevision).
+	ErrRevisionRemoved = errors.New("revision removed")
+	// ErrUnknownRevision: the revision was never set (SetRevision) or
+	// was removed.
+	ErrUnknownRevision = errors.New("unknown revision")
+)
+
+// RevisionPicker chooses the revision that serves a request.
+// traffic.Route implements it. An error means no revision serves the
+// request; the activator answers 404 with the error as the body.
+type RevisionPicker interface {
+	PickRevision(r *http.Request) (revision string, err error)
+}
+
+// RejectFunc answers a request the activator could not send to an
+// instance (hold queue full, wait deadline, revision removed); err says
+// which. It replaces the default 503 response, e.g. with a placeholder
+// page or a fallback handler.
+type RejectFunc func(w http.ResponseWriter, r *http.Request, err error)
+
+// Options configure a Handler. Only Picker is required.
+type Options struct {
+	// Picker resolves each request's revision. Required.
+	Picker RevisionPicker
+	// Secret is the shared secret sent in queueproxy.ActivatorHeader so
+	// that queue-proxies trust the request as activator-proxied. Empty
+	// means requests are not marked. A client-supplied header is always
+	// removed.
+	Secret string
+	// Name is the Stat.Instance of this activator's reports; "" means
+	// DefaultName.
+	Name string
+	// Reporter receives the activator's per-revision demand; nil means
+	// none (Run then returns at once).
+	Reporter stats.Reporter
+	// Policy returns a new load-balancing policy for a revision with the
+	// given container concurrency; nil means DefaultPolicy.
+	Policy func(containerConcurrency int) Policy
+	// MaxHeldRequests bounds each revision's hold queue; 0 means
+	// DefaultMaxHeldRequests.
+	MaxHeldRequests int
+	// MaxHeldBytes bounds the bytes each revision's held requests
+	// represent: their header bytes plus declared Content-Length. The
+	// activator never buffers a body (it stays in the client connection
+	// until the request is released), so this bounds the burst a queue
+	// releases at once and the headers kept in memory. A request that
+	// alone exceeds it is still held when the queue is empty. 0 means
+	// DefaultMaxHeldBytes.
+	MaxHeldBytes int64
+	// WaitTimeout, when positive, is how long a request may be held,
+	// instead of max(3.5 × observed average start-up, 10 s). Either is
+	// capped by the revision's request timeout.
+	WaitTimeout time.Duration
+	// Reject answers refused requests; nil means 503 with Retry-After
+	// (the average start-up time, at least 1 s) and a plain-text reason.
+	Reject RejectFunc
+	// Transport sends requests to instances; nil means an
+	// *http.Transport per revision with keep-alive, an idle pool sized
+	// to the container concurrency, DialTimeout, and no transparent
+	// compression.
+	Transport http.RoundTripper
+	// Clock times waits and reports; nil means the real clock.
+	Clock clock.WithTicker
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the zeroscale_activator_ metrics; nil means
+	// they are not registered.
+	Registerer prometheus.Registerer
+	// TracerProvider makes the per-request spans; nil means no tracing
+	// (W3C trace context is still passed through).
+	TracerProvider trace.TracerProvider
+}
+
+// Handler is the activator: an http.Handler that routes each request to
+// a revision, holds it while the revision has no free slot, and proxies
+// it to one of the revision's ready instances. Create it with New; tell
+// it about revisions (SetRevision, RemoveRevision) and their instances
+// (UpdateInstances); call Run to report demand. Safe for concurrent use.
+type Handler struct {
+	picker       RevisionPicker
+	secret       string
+	name         string
+	reporter     stats.Reporter
+	policy       func(int) Policy
+	maxHeld      int
+	maxHeldBytes int64
+	waitTimeout  time.Duration
+	rejectFn     RejectFunc
+	transport    http.RoundTripper
+	clock        clock.WithTicker
+	log          *slog.Logger
+	metrics      *metrics
+	tracer       trace.Tracer
+	proxy        *httputil.ReverseProxy
+
+	mu   sync.RWMutex
+	revs map[string]*throttler
+}
+
+// New returns a Handler configured by o.
+func New(o Options) (*Handler, error) {
+	var errs []error
+	if o.Picker == nil {
+		errs = append(errs, errors.New("Options.Picker is nil; a RevisionPicker (e.g. a traffic.Route) is required"))
+	}
+	if o.MaxHeldRequests < 0 {
+		errs = append(errs, fmt.Errorf("Options.MaxHeldRequests %d: must be ≥ 0 (0 = %d)", o.MaxHeldRequests, DefaultMaxHeldRequests))
+	}
+	if o.MaxHeldBytes < 0 {
+		errs = append(errs, fmt.Errorf("Options.MaxHeldBytes %d: must be ≥ 0 (0 = %d)", o.MaxHeldBytes, DefaultMaxHeldBytes))
+	}
+	if o.WaitTimeout < 0 || o.WaitTimeout > revision.MaxRequestTimeout {
+		errs = append(errs, fmt.Errorf("Options.WaitTimeout %s: must be in [0, %s] (0 = max(%.1f × average start-up, %s))",
+			o.WaitTimeout, revision.MaxRequestTimeout, StartupWaitFactor, MinWait))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("activator: %w", errors.Join(errs...))
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		picker:       o.Picker,
+		secret:       o.Secret,
+		name:         cmpOr(o.Name, DefaultName),
+		reporter:     o.Reporter,
+		policy:       o.Policy,
+		maxHeld:      cmpOr(o.MaxHeldRequests, DefaultMaxHeldRequests),
+		maxHeldBytes: cmpOr(o.MaxHeldBytes, DefaultMaxHeldBytes),
+		waitTimeout:  o.WaitTimeout,
+		rejectFn:     o.Reject,
+		transport:    o.Transport,
+		clock:        o.Clock,
+		log:          o.Logger,
+		metrics:      m,
+		revs:         make(map[string]*throttler),
+	}
+	if h.policy == nil {
+		h.policy = DefaultPolicy
+	}
+	if h.clock == nil {
+		h.clock = clock.RealClock{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	h.tracer = tp.Tracer("github.com/zeroscale/zeroscale/activator")
+	h.proxy = h.newProxy()
+	return h, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// SetRevision makes rev routable, or updates its settings: its container
+// concurrency (per-instance slots; 0 = unlimited) and request timeout
+// (caps the wait deadline). Call it before UpdateInstances.
+func (h *Handler) SetRevision(rev revision.Revision) error {
+	name := rev.Name()
+	if name == "" {
+		return errors.New("activator: SetRevision: the revision has no name (build it with revision.New)")
+	}
+	spec := rev.Spec()
+	cc := spec.ContainerConcurrency
+	if cc < 0 || cc > revision.MaxContainerConcurrency {
+		return fmt.Errorf("activator: SetRevision %q: ContainerConcurrency %d: must be in [0, %d]",
+			name, cc, revision.MaxContainerConcurrency)
+	}
+	timeout := spec.Timeouts.Request
+	if timeout == 0 {
+		timeout = revision.DefaultRequestTimeout
+	}
+	if timeout < 0 || timeout > revision.MaxRequestTimeout {
+		return fmt.Errorf("activator: SetRevision %q: Timeouts.Request %s: must be in (0, %s]",
+			name, timeout, revision.MaxRequestTimeout)
+	}
+	h.mu.Lock()
+	t := h.revs[name]
+	if t == nil {
+		t = &throttler{name: name, h: h, m: h.metrics.forRevision(name), transport: h.transport}
+		if t.transport == nil {
+			t.transport = newTransport(cc)
+		}
+		h.revs[name] = t
+	}
+	h.mu.Unlock()
+	t.setConcurrency(cc, timeout, h.policy)
+	return nil
+}
+
+// RemoveRevision forgets a revision: its held requests are rejected with
+// ErrRevisionRemoved, new ones get 404, requests in flight finish.
+// Removing an unknown revision does nothing.
+func (h *Handler) RemoveRevision(name string) {
+	h.mu.Lock()
+	t := h.revs[name]
+	delete(h.revs, name)
+	h.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.remove()
+	if c, ok := t.transport.(interface{ CloseIdleConnections() }); ok && h.transport == nil {
+		c.CloseIdleConnections()
+	}
+	h.metrics.forget(name)
+}
+
+// UpdateInstances replaces a revision's instances with a snapshot from
+// backend.Watch. Only Ready, non-Draining instances get new requests;
+// requests in flight on others finish. Held requests are released at
+// once onto new free slots, never more than the container concurrency
+// per instance. Instances that became ready while watched feed the
+// average start-up time behind the default wait deadline.
+func (h *Handler) UpdateInstances(revision string, insts []backend.Instance) error {
+	t := h.lookup(revision)
+	if t == nil {
+		return fmt.Errorf("activator: UpdateInstances %q: %w; call SetRevision first", revision, ErrUnknownRevision)
+	}
+	t.update(insts)
+	return nil
+}
+
+// Load reports a revision's held and in-flight requests and free slots;
+// false if the revision is unknown.
+func (h *Handler) Load(revision string) (Load, bool) {
+	t := h.lookup(revision)
+	if t == nil {
+		return Load{}, false
+	}
+	return t.load(), true
+}
+
+func (h *Handler) lookup(name string) *throttler {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.revs[name]
+}
+
+// Run reports each active revision's demand (held + in-flight requests,
+// time-weighted, and the request rate) to the Reporter every
+// ReportInterval until ctx is done. A revision's entry is dropped after a
+// period with no demand, so its next request is reported at once again.
+// Without a Reporter it returns immediately.
+func (h *Handler) Run(ctx context.Context) {
+	if h.reporter == nil {
+		return
+	}
+	tick := h.clock.NewTicker(ReportInterval)
+	defer tick.Stop()
+	last := h.clock.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C():
+			h.report(now, now.Sub(last))
+			last = now
+		}
+	}
+}
+
+// report sends every active revision's stat for the period ending at now.
+func (h *Handler) report(now time.Time, interval time.Duration) {
+	h.mu.RLock()
+	ts := make([]*throttler, 0, len(h.revs))
+	for _, t := range h.revs {
+		ts = append(ts, t)
+	}
+	h.mu.RUnlock()
+	for _, t := range ts {
+		if s, ok := t.periodStat(now, interval); ok {
+			h.reporter.Report(t.name, s)
+		}
+	}
+}
+
+// send delivers an immediate report, if any.
+func (h *Handler) send(revision string, s *stats.Stat) {
+	if s != nil && h.reporter != nil {
+		h.reporter.Report(revision, *s)
+	}
+}
+
+// ServeHTTP routes, holds if needed, and proxies r.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.clock.Now()
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := h.tracer.Start(ctx, "zeroscale.activator.request",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	rec := &responseRecorder{ResponseWriter: w}
+	name := ""
+	defer func() {
+		code := rec.code
+		if code == 0 {
+			code = 499 // the client left before anything was written
+		}
+		h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		span.End(trace.WithTimestamp(h.clock.Now()))
+	}()
+
+	name, err := h.picker.PickRevision(r)
+	if err != nil {
+		http.Error(rec, "activator: no revision serves this request: "+err.Error(), http.StatusNotFound)
+		return
+	}
+	t := h.lookup(name)
+	if t == nil {
+		http.Error(rec, fmt.Sprintf("activator: revision %q: %v", name, ErrUnknownRevision), http.StatusNotFound)
+		return
+	}
+	h.serve(ctx, rec, r.WithContext(ctx), t, span)
+}
+
+// serve runs the throttled part of a request: acquire, proxy, maybe one
+// retry.
+func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Request, t *throttler, span trace.Span) {
+	bytes := heldBytes(r)
+	adm, err := t.acquire(ctx, acquireReq{bytes: bytes, arrival: true})
+	assigned := h.clock.Now()
+	waited := assigned.Sub(adm.since)
+	if adm.held {
+		h.traceHold(ctx, adm, assigned, err)
+	}
+	if err != nil {
+		h.refuse(w, r, t, err)
+		return
+	}
+	if adm.held {
+		t.m.queueWait.Observe(waited.Seconds())
+		if adm.cold {
+			t.m.coldStartWait.Observe(waited.Seconds())
+		}
+	}
+	a := &attempt{rev: t, slot: adm.slot, cold: adm.cold, wait: waited, mayRetry: idempotent(r.Method)}
+	var body *trackedBody
+	if a.mayRetry && r.Body != nil && r.Body != http.NoBody {
+		// Transports close the body on error; keep it open and watch it
+		// so that a request none of whose bytes left can be sent again.
+		body = &trackedBody{rc: r.Body}
+		r.Body = body
+		a.body = body
+	}
+	h.forward(ctx, w, r, a)
+	if a.retryErr == nil {
+		return
+	}
+	t.m.retries.Inc()
+	failed := a.slot
+	h.log.Info("activator: retrying on another instance", "revision", t.name,
+		"instance", failed.id, "address", failed.addr, "error", a.retryErr)
+	adm2, err := t.acquire(ctx, acquireReq{bytes: bytes, exclude: failed.id, front: true})
+	if err != nil {
+		if ctx.Err() == nil {
+			http.Error(w, fmt.Sprintf("activator: revision %q: instance %s (%s): %v; no other instance: %v",
+				t.name, failed.id, failed.addr, a.retryErr, err), http.StatusBadGateway)
+		}
+		return
+	}
+	a2 := &attempt{rev: t, slot: adm2.slot, cold: a.cold, wait: a.wait, body: body}
+	h.forward(ctx, w, r, a2)
+}
+
+// refuse answers a request that got no slot.
+func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err error) {
+	reason := ""
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		reason = "queue_full"
+	case errors.Is(err, ErrWaitTimeout):
+		reason = "wait_timeout"
+	case errors.Is(err, ErrRevisionRemoved):
+		reason = "revision_removed"
+	default: // the client left: there is no one to answer
+		h.log.Debug("activator: client left while held", "revision", t.name, "error", err)
+		return
+	}
+	h.metrics.rejected.WithLabelValues(t.name, reason).Inc()
+	h.log.Info("activator: request refused", "revision", t.name, "reason", reason, "error", err)
+	if h.rejectFn != nil {
+		h.rejectFn(w, r, err)
+		return
+	}
+	secs := int(math.Ceil(t.retryAfter().Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, "activator: "+err.Error(), http.StatusServiceUnavailable)
+}
+
+// heldBytes is what holding r costs against MaxHeldBytes.
+func heldBytes(r *http.Request) int64 {
+	n := int64(len(r.Method) + len(r.RequestURI) + len(r.Host))
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4) // ": " and CRLF
+		}
+	}
+	if r.ContentLength > 0 {
+		n += r.ContentLength
+	}
+	return n
+}
+
+// idempotent reports whether a request with method m may be sent twice
+// (RFC 9110 §9.2.2).
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,320 @@
+package activator
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+func TestHeldAtZeroThenServed(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false)}))
+
+	res := e.get(t)
+	e.waitHeld(t, 1)
+	// The first request to an idle revision is reported at once.
+	equal(t, 1.0, e.nextReport(t).AverageConcurrency)
+
+	e.clk.Step(2500 * time.Millisecond)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	r := wait(t, res)
+	equal(t, http.StatusOK, r.code)
+	equal(t, "ok a ", r.body)
+	equal(t, "2.5s", r.header.Get(ColdStartHeader))
+	equal(t, 1.0, e.counter("coldStarts", rev))
+
+	// A warm request is not held and carries no cold-start header.
+	r = wait(t, e.get(t))
+	equal(t, http.StatusOK, r.code)
+	empty(t, r.header.Get(ColdStartHeader))
+	eventually(t, func() bool { return e.counter("requests", rev, "200") == 2 })
+}
+
+// The scale-from-zero stampede: 1,000 requests at zero, CC 10, three
+// instances becoming ready one by one. Every request is served and no
+// instance ever has more than 10 in flight.
+func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
+	const n, cc = 1000, 10
+	e := newEnv(t, cc, nil)
+	ups := []*upstream{newUpstream(t, "a", true), newUpstream(t, "b", true), newUpstream(t, "c", true)}
+	snapshot := func(ready int) []backend.Instance {
+		var insts []backend.Instance
+		for i, u := range ups {
+			insts = append(insts, u.instance(i < ready))
+		}
+		return insts
+	}
+	noErr(t, e.h.UpdateInstances(rev, snapshot(0)))
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	t.Cleanup(client.CloseIdleConnections)
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			res, err := client.Get(e.srv.URL)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		})
+	}
+	e.waitHeld(t, n)
+	for ready := 1; ready <= len(ups); ready++ {
+		noErr(t, e.h.UpdateInstances(rev, snapshot(ready)))
+		u := ups[ready-1]
+		eventually(t, func() bool { return u.inFlight.Load() == cc })
+		equal(t, n-ready*cc, e.load(t).Held)
+		equal(t, 0, e.load(t).FreeSlots)
+	}
+	for _, u := range ups {
+		u.release()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		mustEqual(t, http.StatusOK, c)
+	}
+	var served int64
+	for _, u := range ups {
+		lessOrEqual(t, u.max.Load(), int64(cc), "instance ", u.id)
+		served += u.served.Load()
+	}
+	equal(t, int64(n), served)
+	want := Load{Ready: 3, FreeSlots: 3 * cc, WaitTimeout: MinWait}
+	eventually(t, func() bool { return e.load(t) == want })
+}
+
+func TestQueueFullIsImmediate503(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.MaxHeldRequests = 1 })
+	first := e.get(t)
+	e.waitHeld(t, 1)
+
+	r := wait(t, e.get(t))
+	equal(t, http.StatusServiceUnavailable, r.code)
+	contains(t, r.body, "hold queue full")
+	equal(t, "1", r.header.Get("Retry-After"))
+	equal(t, 1.0, e.counter("rejected", rev, "queue_full"))
+
+	// Nothing held is dropped silently: removing the revision answers it.
+	e.h.RemoveRevision(rev)
+	r = wait(t, first)
+	equal(t, http.StatusServiceUnavailable, r.code)
+	contains(t, r.body, "revision removed")
+	// New requests for it are 404.
+	r = wait(t, e.get(t))
+	equal(t, http.StatusNotFound, r.code)
+}
+
+func TestHeldBytesBound(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.MaxHeldBytes = 1000 })
+	// Alone, a request larger than the bound is still held.
+	big := strings.Repeat("x", 2000)
+	first := e.do(t.Context(), http.MethodPut, "/", strings.NewReader(big), nil)
+	e.waitHeld(t, 1)
+	r := wait(t, e.do(t.Context(), http.MethodPut, "/", strings.NewReader("y"), nil))
+	equal(t, http.StatusServiceUnavailable, r.code)
+	contains(t, r.body, "bytes held")
+
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	r = wait(t, first)
+	equal(t, http.StatusOK, r.code)
+	equal(t, "ok a "+big, r.body)
+}
+
+func TestWaitDeadline(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	res := e.get(t)
+	e.waitHeld(t, 1)
+	equal(t, MinWait, e.load(t).WaitTimeout)
+
+	e.clk.Step(MinWait - time.Nanosecond)
+	equal(t, 1, e.load(t).Held) // the timer has not fired
+	e.clk.Step(time.Nanosecond)
+	r := wait(t, res)
+	equal(t, http.StatusServiceUnavailable, r.code)
+	contains(t, r.body, "wait deadline passed: no instance became ready within 10s")
+	equal(t, "1", r.header.Get("Retry-After"))
+	equal(t, 0, e.load(t).Held)
+	equal(t, 1.0, e.counter("rejected", rev, "wait_timeout"))
+}
+
+func TestWaitTimeoutRule(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	u := newUpstream(t, "a", false)
+	inst := u.instance(false)
+	inst.Started = e.clk.Now()
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	e.clk.Step(8 * time.Second)
+	inst.Ready = true
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	// 3.5 × the observed 8 s start-up.
+	equal(t, 28*time.Second, e.load(t).WaitTimeout)
+	equal(t, 8*time.Second, e.h.lookup(rev).retryAfter())
+
+	// Capped by the revision's request timeout.
+	noErr(t, e.h.SetRevision(newRevision(t, rev, 1, 5*time.Second)))
+	equal(t, 5*time.Second, e.load(t).WaitTimeout)
+
+	// An instance already ready in the first snapshot is no sample.
+	e2 := newEnv(t, 1, nil)
+	old := u.instance(true)
+	old.Started = e2.clk.Now().Add(-time.Hour)
+	noErr(t, e2.h.UpdateInstances(rev, []backend.Instance{old}))
+	equal(t, MinWait, e2.load(t).WaitTimeout)
+
+	// A configured wait replaces the rule, still capped.
+	e3 := newEnv(t, 1, func(o *Options) { o.WaitTimeout = 2 * time.Minute })
+	equal(t, 2*time.Minute, e3.load(t).WaitTimeout)
+}
+
+func TestClientCancelFreesPlace(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.MaxHeldRequests = 1 })
+	ctx, cancel := context.WithCancel(t.Context())
+	first := e.do(ctx, http.MethodGet, "/", nil, nil)
+	e.waitHeld(t, 1)
+	equal(t, http.StatusServiceUnavailable, wait(t, e.get(t)).code)
+
+	cancel()
+	<-first
+	e.waitHeld(t, 0)
+	eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 })
+
+	third := e.get(t)
+	e.waitHeld(t, 1)
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	equal(t, http.StatusOK, wait(t, third).code)
+}
+
+func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
+	for _, secret := range []string{"s3cret", ""} {
+		e := newEnv(t, 0, func(o *Options) { o.Secret = secret })
+		a := newUpstream(t, "a", false)
+		a.headers = make(chan http.Request, 1)
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+		r := wait(t, e.do(t.Context(), http.MethodGet, "/x?y=1", nil, http.Header{
+			"Host":                        {"app.example"},
+			queueproxy.ActivatorHeader:    {"forged"},
+			queueproxy.RevisionHeader:     {"other-00001"},
+			queueproxy.OriginalHostHeader: {"evil.example"},
+			queueproxy.ProbeHeader:        {queueproxy.ProbeValue},
+		}))
+		mustEqual(t, http.StatusOK, r.code)
+		got := <-a.headers
+		equal(t, "app.example", got.Host, "the client's Host is kept")
+		equal(t, "/x?y=1", got.RequestURI)
+		equal(t, []string{rev}, got.Header.Values(queueproxy.RevisionHeader))
+		empty(t, got.Header.Values(queueproxy.OriginalHostHeader))
+		empty(t, got.Header.Values(queueproxy.ProbeHeader))
+		if secret == "" {
+			empty(t, got.Header.Values(queueproxy.ActivatorHeader))
+		} else {
+			equal(t, []string{secret}, got.Header.Values(queueproxy.ActivatorHeader))
+		}
+		equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
+	}
+}
+
+func TestDrainingAndNotReadyGetNothing(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	a, b, c := newUpstream(t, "a", false), newUpstream(t, "b", false), newUpstream(t, "c", false)
+	draining := b.instance(true)
+	draining.Draining = true
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true), draining, c.instance(false)}))
+	for range 20 {
+		equal(t, http.StatusOK, wait(t, e.get(t)).code)
+	}
+	equal(t, int64(20), a.served.Load())
+	empty(t, b.served.Load()+c.served.Load())
+}
+
+// preferPolicy always picks the instance with the given ID when it is
+// available, else the first available one.
+type preferPolicy string
+
+func (p preferPolicy) Pick(c []Candidate) int {
+	for i := range c {
+		if c[i].ID == string(p) && c[i].Available() {
+			return i
+		}
+	}
+	return FirstAvailable{}.Pick(c)
+}
+
+func TestConnectionErrorRetriedOnceWhenIdempotent(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.Policy = func(int) Policy { return preferPolicy("dead") } })
+	live := newUpstream(t, "live", false)
+	dead := newUpstream(t, "dead", false)
+	deadInst := dead.instance(true)
+	dead.Close() // connection refused from now on
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{deadInst, live.instance(true)}))
+
+	r := wait(t, e.get(t))
+	equal(t, http.StatusOK, r.code)
+	equal(t, "ok live ", r.body)
+
+	// A PUT's body was not read by the failed attempt: sent again whole.
+	r = wait(t, e.do(t.Context(), http.MethodPut, "/", strings.NewReader("payload"), nil))
+	equal(t, http.StatusOK, r.code)
+	equal(t, "ok live payload", r.body)
+	equal(t, 2.0, e.counter("retries", rev))
+
+	// A POST is not idempotent: 502 naming the instance.
+	r = wait(t, e.do(t.Context(), http.MethodPost, "/", strings.NewReader("payload"), nil))
+	equal(t, http.StatusBadGateway, r.code)
+	contains(t, r.body, "instance dead")
+	equal(t, 2.0, e.counter("retries", rev))
+	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+}
+
+func TestRouting404(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	r := wait(t, e.do(t.Context(), http.MethodGet, "/", nil, http.Header{"Host": {"unknown.example"}}))
+	equal(t, http.StatusNotFound, r.code)
+	contains(t, r.body, errNoRoute.Error())
+
+	e2 := newEnv(t, 0, func(o *Options) { o.Picker = picker("other-00001") })
+	r = wait(t, e2.get(t))
+	equal(t, http.StatusNotFound, r.code)
+	contains(t, r.body, `"other-00001": unknown revision`)
+	errorIs(t, e2.h.UpdateInstances("other-00001", nil), ErrUnknownRevision)
+}
+
+func TestRejectReplacesThe503(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) {
+		o.MaxHeldRequests = 1
+		o.Reject = func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("<p>starting up…</p>"))
+		}
+	})
+	e.get(t)
+	e.waitHeld(t, 1)
+	r := wait(t, e.get(t))
+	equal(t, http.StatusOK, r.code)
+	equal(t, "<p>starting up…</p>", r.body)
+}
+
+func TestOptionsValidation(t *testing.T) {
+	_, err := New(Options{MaxHeldRequests: -1, MaxHeldBytes: -2, WaitTimeout: 2 * time.Hour})
+	mustErr(t, err)
+	for _, want := range []string{"Options.Picker", "Options.MaxHeldRequests -1", "Options.MaxHeldBytes -2", "Options.WaitTimeout 2h0m0s"} {
+		contains(t, err.Error(), want)
+	}
+	h, err := New(Options{Picker: picker(rev)})
+	noErr(t, err)
+	errorContains(t, h.SetRevision(revision.Revision{}), "no name")
+}

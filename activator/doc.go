@@ -1,0 +1,23 @@
+// Package activator is zeroscale's front door: an http.Handler that
+// routes each request to a revision (through a RevisionPicker such as a
+// traffic.Route), holds it in a bounded per-revision queue while the
+// revision has no free slot — at zero, or with every instance at its
+// container concurrency — reports that demand to the autoscaler at once,
+// and proxies it to a ready instance as soon as one has room.
+//
+// It owns per-revision throttling (slots = container concurrency × ready
+// instances, released to held requests in FIFO order so that a new
+// instance never gets more than its concurrency at once), Knative's
+// load-balancing policies behind the Policy interface, the wait deadline
+// (Cloud Run's max(3.5 × average start-up, 10 s), capped by the
+// revision's request timeout), the 503 or custom answer when a request
+// cannot be held or waited too long, forwarding (trusted activator
+// header, original Host kept, W3C trace context, one retry of idempotent
+// requests that could not connect), its demand reports (stats.Reporter)
+// and its zeroscale_activator_ metrics.
+//
+// The host tells it about revisions (SetRevision, RemoveRevision) and
+// their instances (UpdateInstances, fed from backend.Watch), and runs Run
+// for the periodic reports. Request timeouts once a request reaches an
+// instance are the queue-proxy's job.
+package activator

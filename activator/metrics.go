@@ -1,0 +1,100 @@
+package activator
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the activator's Prometheus collectors, all under
+// zeroscale_activator_ and labelled by revision.
+type metrics struct {
+	requests      *prometheus.CounterVec   // revision, code
+	rejected      *prometheus.CounterVec   // revision, reason
+	held          *prometheus.GaugeVec     // revision
+	queueWait     *prometheus.HistogramVec // revision
+	coldStarts    *prometheus.CounterVec   // revision
+	coldStartWait *prometheus.HistogramVec // revision
+	retries       *prometheus.CounterVec   // revision
+}
+
+// waitBuckets span 5 ms to about 82 s: warm hand-offs to slow cold starts.
+var waitBuckets = prometheus.ExponentialBuckets(0.005, 2, 15)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "zeroscale", "activator"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Requests handled, by revision and HTTP status code (499: the client left first).",
+		}, []string{"revision", "code"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_requests_total",
+			Help: "Requests refused without reaching an instance, by revision and reason (queue_full, wait_timeout, revision_removed).",
+		}, []string{"revision", "reason"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "held_requests",
+			Help: "Requests currently held waiting for a free slot on a ready instance.",
+		}, []string{"revision"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "queue_wait_seconds",
+			Help: "Time held requests waited before being sent to an instance.", Buckets: waitBuckets,
+		}, []string{"revision"}),
+		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "cold_starts_total",
+			Help: "Times a request arrived at a revision with no ready instance.",
+		}, []string{"revision"}),
+		coldStartWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "cold_start_wait_seconds",
+			Help: "Time requests held at zero waited for an instance to become ready.", Buckets: waitBuckets,
+		}, []string{"revision"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "retries_total",
+			Help: "Idempotent requests retried on another instance after a connection error.",
+		}, []string{"revision"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range m.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, errors.Join(errors.New("activator: registering metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.requests, m.rejected, m.held, m.queueWait, m.coldStarts, m.coldStartWait, m.retries}
+}
+
+// forget drops every series of a removed revision.
+func (m *metrics) forget(revision string) {
+	l := prometheus.Labels{"revision": revision}
+	m.requests.DeletePartialMatch(l)
+	m.rejected.DeletePartialMatch(l)
+	m.held.DeletePartialMatch(l)
+	m.queueWait.DeletePartialMatch(l)
+	m.coldStarts.DeletePartialMatch(l)
+	m.coldStartWait.DeletePartialMatch(l)
+	m.retries.DeletePartialMatch(l)
+}
+
+// revMetrics are the collectors of one revision, curried once.
+type revMetrics struct {
+	held          prometheus.Gauge
+	queueWait     prometheus.Observer
+	coldStarts    prometheus.Counter
+	coldStartWait prometheus.Observer
+	retries       prometheus.Counter
+}
+
+func (m *metrics) forRevision(revision string) revMetrics {
+	return revMetrics{
+		held:          m.held.WithLabelValues(revision),
+		queueWait:     m.queueWait.WithLabelValues(revision),
+		coldStarts:    m.coldStarts.WithLabelValues(revision),
+		coldStartWait: m.coldStartWait.WithLabelValues(revision),
+		retries:       m.retries.WithLabelValues(revision),
+	}
+}

@@ -1,0 +1,473 @@
+package activator
+
+import (
+	"cmp"
+	"container/list"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/stats"
+)
+
+// startupSamples is how many recent instance start-up times the average
+// that sets the default wait deadline is taken over.
+const startupSamples = 10
+
+// slot is one reserved request slot on an instance.
+type slot struct {
+	id, addr string
+}
+
+// waiter is one held request. Its fields are guarded by the revision's
+// lock; ready is closed once done is set by anyone but the waiter itself.
+type waiter struct {
+	bytes   int64
+	exclude string
+	cold    bool // held while the revision had no ready instance
+	elem    *list.Element
+	ready   chan struct{}
+	done    bool
+	slot    slot
+	err     error
+}
+
+// admission is how a request got its slot.
+type admission struct {
+	slot      slot
+	held      bool
+	cold      bool
+	since     time.Time // when it was held
+	triggered bool      // its arrival or hold sent an immediate demand report
+}
+
+// acquireReq describes one attempt to get a slot.
+type acquireReq struct {
+	bytes   int64  // held-bytes charge (headers + declared body)
+	exclude string // instance not to use (a retry)
+	front   bool   // hold ahead of everyone (a retry already waited)
+	arrival bool   // first attempt: counts as a request in stats
+}
+
+// throttler is one revision's instance slots, hold queue and demand
+// accounting. Everything is guarded by mu: one lock gives the policy a
+// consistent view of every instance's load and keeps the FIFO queue and
+// the slots in step, which per-instance breakers could not.
+type throttler struct {
+	name string
+	h    *Handler
+	m    revMetrics
+
+	mu             sync.Mutex
+	cc             int
+	requestTimeout time.Duration
+	policy         Policy
+	cands          []Candidate    // ready, non-draining, by Address
+	index          map[string]int // ID -> position in cands
+	orphans        map[string]int // in flight on instances no longer candidates
+	queue          list.List      // of *waiter, FIFO
+	heldBytes      int64
+	inFlight       int
+	coldEpisode    bool            // a cold start is being waited for
+	known          map[string]bool // instance ID -> was ready in the last snapshot
+	snapshots      int             // instance snapshots received
+	startups       [startupSamples]time.Duration
+	nStartups      int
+	removed        bool
+	acct           accounting
+	transport      http.RoundTripper
+}
+
+// accounting is the time-weighted demand the activator reports for one
+// revision (Knative's concurrency reporter entry).
+type accounting struct {
+	active       bool      // an entry exists; dropped after a zero period
+	area         float64   // request-seconds since the period began
+	last         time.Time // last change of concurrency
+	arrivals     int
+	firstRequest int  // the arrival already sent in the immediate report
+	reported     bool // an immediate report went out this period
+}
+
+func (t *throttler) concurrencyLocked() int { return t.queue.Len() + t.inFlight }
+
+// touchLocked integrates concurrency up to now; call it before every
+// change of queue length or in-flight count.
+func (t *throttler) touchLocked(now time.Time) {
+	if t.acct.active {
+		t.acct.area += float64(t.concurrencyLocked()) * now.Sub(t.acct.last).Seconds()
+	}
+	t.acct.last = now
+}
+
+// arriveLocked counts a request; on the first request to an idle revision
+// it returns Knative's immediate {concurrency 1, count 1} report.
+func (t *throttler) arriveLocked(now time.Time) *stats.Stat {
+	if t.h.reporter == nil {
+		return nil
+	}
+	if t.acct.active {
+		t.touchLocked(now)
+		t.acct.arrivals++
+		return nil
+	}
+	t.acct = accounting{active: true, last: now, arrivals: 1, firstRequest: 1, reported: true}
+	return &stats.Stat{Instance: t.h.name, AverageConcurrency: 1, RequestCount: 1, Timestamp: now}
+}
+
+// periodStat ends a reporting period of length interval at now.
+func (t *throttler) periodStat(now time.Time, interval time.Duration) (stats.Stat, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.acct.active || interval <= 0 {
+		return stats.Stat{}, false
+	}
+	t.touchLocked(now)
+	secs := interval.Seconds()
+	s := stats.Stat{
+		Instance:           t.h.name,
+		AverageConcurrency: t.acct.area / secs,
+		RequestCount:       float64(t.acct.arrivals-t.acct.firstRequest) / secs,
+		Timestamp:          now,
+	}
+	t.acct.area, t.acct.arrivals, t.acct.firstRequest, t.acct.reported = 0, 0, 0, false
+	if s.AverageConcurrency == 0 && t.concurrencyLocked() == 0 {
+		t.acct.active = false
+	}
+	return s, true
+}
+
+// acquire returns a slot on a ready instance, holding the request until
+// one frees, the wait deadline passes, ctx is done or the revision is
+// removed.
+func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, error) {
+	clk := t.h.clock
+	now := clk.Now()
+	t.mu.Lock()
+	if t.removed {
+		t.mu.Unlock()
+		return admission{}, fmt.Errorf("revision %q: %w", t.name, ErrRevisionRemoved)
+	}
+	var imm *stats.Stat
+	if req.arrival {
+		imm = t.arriveLocked(now)
+	}
+	if t.queue.Len() == 0 {
+		if i := t.pickLocked(req.exclude); i >= 0 {
+			s := t.reserveLocked(i, now)
+			t.mu.Unlock()
+			t.h.send(t.name, imm)
+			return admission{slot: s}, nil
+		}
+	}
+	if n := t.queue.Len(); n >= t.h.maxHeld || (n > 0 && t.heldBytes+req.bytes > t.h.maxHeldBytes) {
+		heldBytes := t.heldBytes
+		t.mu.Unlock()
+		t.h.send(t.name, imm)
+		return admission{}, fmt.Errorf("revision %q: %w (%d requests, %d of %d bytes held)",
+			t.name, ErrQueueFull, n, heldBytes, t.h.maxHeldBytes)
+	}
+	t.touchLocked(now)
+	w := &waiter{bytes: req.bytes, exclude: req.exclude, cold: len(t.cands) == 0, ready: make(chan struct{})}
+	if req.front {
+		w.elem = t.queue.PushFront(w)
+	} else {
+		w.elem = t.queue.PushBack(w)
+	}
+	t.heldBytes += req.bytes
+	if w.cold && !t.coldEpisode {
+		t.coldEpisode = true
+		t.m.coldStarts.Inc()
+	}
+	if imm == nil && t.queue.Len() == 1 && t.acct.active && !t.acct.reported {
+		// A hold episode begins: report the demand now rather than at the
+		// end of the period, so the autoscaler is poked at once.
+		t.acct.reported = true
+		imm = &stats.Stat{Instance: t.h.name, AverageConcurrency: float64(t.concurrencyLocked()), Timestamp: now}
+	}
+	t.dispatchLocked(now)
+	t.m.held.Set(float64(t.queue.Len()))
+	timeout := t.waitTimeoutLocked()
+	var timer interface {
+		C() <-chan time.Time
+		Stop() bool
+	}
+	if !w.done {
+		// Created under the lock so that a fake clock stepped by someone
+		// who saw the request held always fires it.
+		timer = clk.NewTimer(timeout)
+	}
+	t.mu.Unlock()
+	t.h.send(t.name, imm)
+	adm := admission{held: true, cold: w.cold, since: now, triggered: imm != nil}
+
+	if timer != nil {
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+		case <-timer.C():
+		}
+		timer.Stop()
+	}
+	t.mu.Lock()
+	if !w.done {
+		t.touchLocked(clk.Now())
+		t.queue.Remove(w.elem)
+		t.heldBytes -= w.bytes
+		t.m.held.Set(float64(t.queue.Len()))
+		w.done = true
+		if err := ctx.Err(); err != nil {
+			w.err = err
+		} else {
+			what := "no instance had a free slot"
+			if len(t.cands) == 0 {
+				what = "no instance became ready"
+			}
+			w.err = fmt.Errorf("revision %q: %w: %s within %s", t.name, ErrWaitTimeout, what, timeout)
+		}
+	}
+	t.mu.Unlock()
+	if w.err != nil {
+		return adm, w.err
+	}
+	if err := ctx.Err(); err != nil {
+		// The client left just as a slot came: give it back at once.
+		t.release(w.slot)
+		return adm, err
+	}
+	adm.slot = w.slot
+	return adm, nil
+}
+
+// pickLocked asks the policy for an available candidate, hiding exclude.
+func (t *throttler) pickLocked(exclude string) int {
+	if len(t.cands) == 0 {
+		return -1
+	}
+	j, hide := t.index[exclude]
+	if hide {
+		t.cands[j].excluded = true
+	}
+	i := t.policy.Pick(t.cands)
+	if hide {
+		t.cands[j].excluded = false
+	}
+	if i < 0 || i >= len(t.cands) || i == j && hide || !t.cands[i].Available() {
+		return -1
+	}
+	return i
+}
+
+func (t *throttler) reserveLocked(i int, now time.Time) slot {
+	t.touchLocked(now)
+	t.cands[i].InFlight++
+	t.inFlight++
+	return slot{id: t.cands[i].ID, addr: t.cands[i].Address}
+}
+
+// dispatchLocked hands free slots to held requests in FIFO order. It
+// stops at the first request that cannot be served by any instance; a
+// request that only excludes one instance lets those behind it pass.
+func (t *throttler) dispatchLocked(now time.Time) {
+	for e := t.queue.Front(); e != nil; {
+		next := e.Next()
+		w := e.Value.(*waiter)
+		i := t.pickLocked(w.exclude)
+		if i < 0 {
+			if w.exclude == "" {
+				break
+			}
+			e = next
+			continue
+		}
+		t.queue.Remove(e)
+		t.heldBytes -= w.bytes
+		w.slot = t.reserveLocked(i, now)
+		w.done = true
+		close(w.ready)
+		e = next
+	}
+	t.m.held.Set(float64(t.queue.Len()))
+}
+
+// release frees a slot and passes it on to the next held request.
+func (t *throttler) release(s slot) {
+	now := t.h.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.touchLocked(now)
+	t.inFlight--
+	if i, ok := t.index[s.id]; ok {
+		t.cands[i].InFlight--
+	} else if n := t.orphans[s.id]; n > 1 {
+		t.orphans[s.id] = n - 1
+	} else {
+		delete(t.orphans, s.id)
+	}
+	t.dispatchLocked(now)
+}
+
+// setConcurrency applies a revision's container concurrency and request
+// timeout, replacing the policy when the concurrency changed.
+func (t *throttler) setConcurrency(cc int, requestTimeout time.Duration, policy func(int) Policy) {
+	now := t.h.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requestTimeout = requestTimeout
+	if t.policy != nil && cc == t.cc {
+		return
+	}
+	t.cc = cc
+	t.policy = policy(cc)
+	for i := range t.cands {
+		t.cands[i].Capacity = cc
+	}
+	t.dispatchLocked(now)
+}
+
+// update replaces the revision's instances with a backend snapshot.
+func (t *throttler) update(insts []backend.Instance) {
+	now := t.h.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.snapshots++
+	known := make(map[string]bool, len(insts))
+	cands := make([]Candidate, 0, len(insts))
+	for _, in := range insts {
+		if _, dup := known[in.ID]; dup {
+			continue
+		}
+		if in.Revision != "" && in.Revision != t.name || in.Address == "" || in.ID == "" {
+			t.h.log.Warn("activator: ignoring instance", "revision", t.name,
+				"instance", in.ID, "instanceRevision", in.Revision, "address", in.Address)
+			continue
+		}
+		ready, seen := t.known[in.ID]
+		known[in.ID] = in.Ready
+		// Only a start the activator watched is a start-up sample: an
+		// instance already ready in the first snapshot may be hours old.
+		if in.Ready && !ready && (seen || t.snapshots > 1) && !in.Started.IsZero() {
+			if d := now.Sub(in.Started); d >= 0 {
+				t.startups[t.nStartups%startupSamples] = d
+				t.nStartups++
+			}
+		}
+		if in.Ready && !in.Draining {
+			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc})
+		}
+	}
+	t.known = known
+	slices.SortFunc(cands, func(a, b Candidate) int {
+		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.ID, b.ID))
+	})
+	index := make(map[string]int, len(cands))
+	for i := range cands {
+		id := cands[i].ID
+		index[id] = i
+		if j, ok := t.index[id]; ok {
+			cands[i].InFlight = t.cands[j].InFlight
+		} else if n, ok := t.orphans[id]; ok {
+			cands[i].InFlight = n
+			delete(t.orphans, id)
+		}
+	}
+	for _, c := range t.cands {
+		if _, ok := index[c.ID]; !ok && c.InFlight > 0 {
+			if t.orphans == nil {
+				t.orphans = make(map[string]int)
+			}
+			t.orphans[c.ID] = c.InFlight
+		}
+	}
+	t.cands, t.index = cands, index
+	if len(cands) > 0 {
+		t.coldEpisode = false
+	}
+	t.dispatchLocked(now)
+}
+
+// remove rejects every held request and refuses new ones.
+func (t *throttler) remove() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.removed = true
+	for e := t.queue.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*waiter)
+		w.err = fmt.Errorf("revision %q: %w while the request was held", t.name, ErrRevisionRemoved)
+		w.done = true
+		close(w.ready)
+	}
+	t.queue.Init()
+	t.heldBytes = 0
+}
+
+// averageStartupLocked is the mean of the recent observed start-up times,
+// 0 before the first one.
+func (t *throttler) averageStartupLocked() time.Duration {
+	n := min(t.nStartups, startupSamples)
+	if n == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range t.startups[:n] {
+		sum += d
+	}
+	return sum / time.Duration(n)
+}
+
+// waitTimeoutLocked is how long a request may be held: the configured
+// wait, else Cloud Run's max(3.5 × average start-up, 10 s); never longer
+// than the revision's request timeout.
+func (t *throttler) waitTimeoutLocked() time.Duration {
+	d := t.h.waitTimeout
+	if d <= 0 {
+		d = max(MinWait, time.Duration(StartupWaitFactor*float64(t.averageStartupLocked())))
+	}
+	if t.requestTimeout > 0 {
+		d = min(d, t.requestTimeout)
+	}
+	return d
+}
+
+// retryAfter is a hint for rejected clients: the average start-up time,
+// at least one second.
+func (t *throttler) retryAfter() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(time.Second, t.averageStartupLocked())
+}
+
+// Load is a snapshot of one revision's state in the activator.
+type Load struct {
+	// Held is the number of requests waiting for a slot.
+	Held int
+	// InFlight is the number of requests being proxied.
+	InFlight int
+	// Ready is the number of ready, non-draining instances.
+	Ready int
+	// FreeSlots is the number of requests the ready instances can take
+	// now; -1 means unlimited (container concurrency 0 and at least one
+	// ready instance).
+	FreeSlots int
+	// WaitTimeout is the current wait deadline for a newly held request.
+	WaitTimeout time.Duration
+}
+
+func (t *throttler) load() Load {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := Load{Held: t.queue.Len(), InFlight: t.inFlight, Ready: len(t.cands), WaitTimeout: t.waitTimeoutLocked()}
+	for _, c := range t.cands {
+		switch {
+		case c.Capacity == 0:
+			l.FreeSlots = -1
+		case l.FreeSlots >= 0 && c.InFlight < c.Capacity:
+			l.FreeSlots += c.Capacity - c.InFlight
+		}
+	}
+	return l
+}
