@@ -186,15 +186,19 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 // spelling (autoscaling.knative.dev/minScale, maxScale, initialScale,
 // targetUtilizationPercentage, panicWindowPercentage,
 // panicThresholdPercentage, scaleDownDelay, targetBurstCapacity,
-// scaleToZeroPodRetentionPeriod, metricAggregationAlgorithm), and
-// ClassAnnotation with the value KPAClass. Unlike Knative, which ignores
+// scaleToZeroPodRetentionPeriod, metricAggregationAlgorithm; target,
+// metric, window and activation-scale never had one), and
+// ClassAnnotation with the value KPAClass. The algorithm value
+// "weightedExponential" is read as "weighted-exponential". Unlike Knative, which ignores
 // unknown keys, any other key under the prefix is an error: a typo such
 // as "min-scales" would otherwise silently do nothing. Giving both
-// spellings of one setting is an error too (Knative silently prefers the
-// new one).
+// spellings of one setting is an error too, even with equal values: which
+// one wins would otherwise be a guess.
 //
 // Durations are Go duration strings ("60s", "1m30s"); a bare number
-// other than "0" is rejected, as in Knative. Numbers are decimal.
+// other than "0" is rejected, as in Knative. Integers are decimal;
+// other numbers are what strconv.ParseFloat accepts, finite only (Knative
+// lets NaN through some checks).
 //
 // All problems are reported at once, joined; each is a *FieldError naming
 // the key as given, the value and the allowed range.
