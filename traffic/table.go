@@ -200,6 +200,12 @@ func (t *Table) Run(ctx context.Context) error {
 	wake := t.wakeChan()
 	t.mu.Unlock()
 	for {
+		// This Step sees every change made so far; only later ones need
+		// another round.
+		select {
+		case <-wake:
+		default:
+		}
 		now := clk.Now()
 		next := t.Step(now)
 		var (
