@@ -252,7 +252,7 @@ func (s Spec) clone() Spec {
 // the hashes of specs that do not use it unchanged.
 func (s Spec) Hash() string {
 	s = s.WithDefaults()
-	e := &hashEncoder{b: make([]byte, 0, 512)}
+	e := &hashEncoder{b: make([]byte, 0, 1024)}
 	e.str("Image", s.Image)
 	e.strs("Command", s.Command)
 	e.strs("Args", s.Args)
