@@ -175,7 +175,7 @@ type scaler struct {
 	unreachable bool
 
 	rec           Recommendation // the last valid decision
-	stable, panic float64 // the last observed values
+	stable, panic float64        // the last observed values
 	decisions     uint64
 
 	state       State

@@ -6,11 +6,6 @@ import (
 	"time"
 )
 
-// precision is the number of decimal digits a Linear average keeps
-// (Knative truncates to 6 digits so tiny float noise cannot turn a zero
-// demand into one instance through ceil).
-const precision = 6
-
 // MaxWindow bounds a window's length, and so its memory (8 bytes a second).
 const MaxWindow = time.Hour
 
@@ -141,8 +136,11 @@ func (w *Linear) Average(now time.Time) float64 {
 	}
 }
 
+// truncate keeps 6 decimal digits, as Knative does, so float noise from
+// adding and subtracting ring values cannot turn zero demand into one
+// instance through ceil.
 func truncate(f float64) float64 {
-	const p = 1e6 // 10^precision
+	const p = 1e6
 	return math.Floor(f*p) / p
 }
 
