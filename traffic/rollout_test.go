@@ -122,7 +122,10 @@ func TestRolloutTagAndSplit(t *testing.T) {
 	}
 }
 
-func TestRolloutPercentChanges(t *testing.T) {
+// midRollout returns a route one step into rolling shop-2 out over 10 s:
+// shop-1 at 88 %, shop-2 at 12 %, the clock at t0+1s.
+func midRollout(t *testing.T) (*Route, *clocktesting.FakeClock, state, Spec) {
+	t.Helper()
 	spec := Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}, RolloutDuration: 10 * time.Second}
 	r, clk, st := rolloutRoute(t, spec)
 	ready(st, "shop-2")
@@ -130,6 +133,11 @@ func TestRolloutPercentChanges(t *testing.T) {
 	clk.Step(time.Second)
 	r.Step(clk.Now())
 	requireDefault(t, r, "shop-1", 88, "shop-2", 12)
+	return r, clk, st, spec
+}
+
+func TestRolloutPercentChanges(t *testing.T) {
+	r, clk, st, spec := midRollout(t)
 
 	// Decrease: the 30 % comes off the oldest revision.
 	spec.Traffic = []Target{{LatestRevision: true, Percent: 70}, {RevisionName: "shop-0", Percent: 30}}
@@ -158,13 +166,7 @@ func TestRolloutPercentChanges(t *testing.T) {
 }
 
 func TestRolloutNewerRevisionMidRollout(t *testing.T) {
-	spec := Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}, RolloutDuration: 10 * time.Second}
-	r, clk, st := rolloutRoute(t, spec)
-	ready(st, "shop-2")
-	update(t, r, spec, st)
-	clk.Step(time.Second)
-	r.Step(clk.Now())
-	requireDefault(t, r, "shop-1", 88, "shop-2", 12)
+	r, clk, st, spec := midRollout(t)
 
 	clk.Step(500 * time.Millisecond)
 	ready(st, "shop-3")

@@ -299,13 +299,21 @@ func TestClusterLocal(t *testing.T) {
 	}
 }
 
-func TestPickDoesNotAllocate(t *testing.T) {
-	r := newRoute(t, RouteConfig{TagHeaderRouting: true})
-	update(t, r, Spec{Traffic: []Target{{RevisionName: "shop-1", Percent: 90}, {LatestRevision: true, Percent: 10, Tag: "v2"}}}, shopState())
-	var tbl Table
+// tableOfOne returns a route with header routing, 90 % on shop-1 and
+// 10 % on shop-2 tagged v2, and a table holding it.
+func tableOfOne(tb testing.TB) (*Route, *Table) {
+	tb.Helper()
+	r := newRoute(tb, RouteConfig{TagHeaderRouting: true})
+	update(tb, r, Spec{Traffic: []Target{{RevisionName: "shop-1", Percent: 90}, {LatestRevision: true, Percent: 10, Tag: "v2"}}}, shopState())
+	tbl := &Table{}
 	if err := tbl.Add(r); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return r, tbl
+}
+
+func TestPickDoesNotAllocate(t *testing.T) {
+	r, tbl := tableOfOne(t)
 	for name, req := range map[string]*http.Request{
 		"split":      request("shop.prod.example.com"),
 		"upper host": request("SHOP.prod.example.com:80"),
@@ -314,7 +322,7 @@ func TestPickDoesNotAllocate(t *testing.T) {
 	} {
 		for pname, p := range map[string]interface {
 			PickRevision(*http.Request) (string, error)
-		}{"route": r, "table": &tbl} {
+		}{"route": r, "table": tbl} {
 			if a := testing.AllocsPerRun(1000, func() { _, _ = p.PickRevision(req) }); a != 0 {
 				t.Errorf("%s %s: %v allocs per pick", pname, name, a)
 			}
@@ -375,12 +383,7 @@ func TestConcurrentPicksWhileSwapping(t *testing.T) {
 }
 
 func BenchmarkPickRevision(b *testing.B) {
-	r := newRoute(b, RouteConfig{TagHeaderRouting: true})
-	update(b, r, Spec{Traffic: []Target{{RevisionName: "shop-1", Percent: 90}, {LatestRevision: true, Percent: 10, Tag: "v2"}}}, shopState())
-	var tbl Table
-	if err := tbl.Add(r); err != nil {
-		b.Fatal(err)
-	}
+	r, tbl := tableOfOne(b)
 	for name, req := range map[string]*http.Request{
 		"split": request("shop.prod.example.com"),
 		"tag":   request("v2-shop.prod.example.com"),
