@@ -2,12 +2,15 @@ package autoscaler
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -461,4 +464,60 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 	}
 	cancel()
 	errIs(t, <-done, context.Canceled)
+}
+
+func TestConcurrentUse(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{Clock: clk, Registerer: reg, Publisher: PublisherFunc(func(Decision) {})})
+	noErr(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	p := defaultParams(t, nil)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rev := fmt.Sprintf("r%d", w)
+			for i := range 200 {
+				noErr(t, m.Set(rev, p, Pushed))
+				m.Collector().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
+				noErr(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
+				if _, err := m.Decision(rev); err != nil {
+					t.Error(err)
+				}
+				if i%50 == 49 {
+					m.Remove(rev)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			clk.Step(time.Second)
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	cancel()
+	errIs(t, <-done, context.Canceled)
+}
+
+func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.set("r", defaultParams(t, nil), Pushed)
+	noErr(t, h.m.SetInstances("r", []backend.Instance{
+		{ID: "a", Ready: true}, {ID: "b", Ready: true}, {ID: "c"}, {ID: "d", Ready: true, Draining: true},
+	}))
+	h.m.mu.Lock()
+	ready := h.m.revs["r"].ready
+	h.m.mu.Unlock()
+	equal(t, ready, 2, "ready")
+	errIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
 }
