@@ -165,6 +165,20 @@ func TestRolloutPercentChanges(t *testing.T) {
 	}
 }
 
+func TestRolloutRepeatedUpdateKeepsSchedule(t *testing.T) {
+	r, clk, st, spec := midRollout(t)
+	clk.Step(300 * time.Millisecond)
+	update(t, r, spec, st) // same latest ready revision: no restart
+	requireDefault(t, r, "shop-1", 88, "shop-2", 12)
+	if next := r.Step(clk.Now()); next != t0.Add(2*time.Second) {
+		t.Errorf("next step at t0+%v, want t0+2s", next.Sub(t0))
+	}
+	// Turning rollout off finishes it at once.
+	spec.RolloutDuration = 0
+	update(t, r, spec, st)
+	requireDefault(t, r, "shop-2", 100)
+}
+
 func TestRolloutNewerRevisionMidRollout(t *testing.T) {
 	r, clk, st, spec := midRollout(t)
 

@@ -190,7 +190,7 @@ func (t *Table) Step(now time.Time) time.Time {
 // Run drives the gradual rollouts of t's routes until ctx is done, with
 // one goroutine and one timer for the whole table: it calls Step when
 // the earliest step is due, and again whenever a route's traffic
-// changes. It returns ctx's error.
+// changes. It returns ctx's error. Call it once per table.
 func (t *Table) Run(ctx context.Context) error {
 	clk := t.Clock
 	if clk == nil {
