@@ -49,11 +49,13 @@ func runApp(mode string) int {
 		select {}
 	case modeHost:
 		return runHost()
-	case modeIgnoreTerm:
-		signal.Ignore(syscall.SIGTERM)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	if mode == modeIgnoreTerm {
+		// After NotifyContext: Notify would undo an earlier Ignore.
+		signal.Ignore(syscall.SIGTERM)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

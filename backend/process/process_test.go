@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -362,6 +363,7 @@ func TestCrashedInstanceRestarts(t *testing.T) {
 }
 
 func TestRemoveAndClose(t *testing.T) {
+	goroutines := runtime.NumGoroutine()
 	b, err := process.New(process.Options{})
 	noErr(t, err)
 	rev := deploy(t, b, "gone-00001", modeServe)
@@ -406,6 +408,10 @@ func TestRemoveAndClose(t *testing.T) {
 	errIs(t, b.Scale(t.Context(), other.Name(), 1), process.ErrClosed)
 	errIs(t, b.Deploy(t.Context(), rev), backend.ErrInvalidArgument)
 	noErr(t, b.Close(ctx), "Close is idempotent")
+	// Every goroutine of the Backend ended (the spawner, supervisors,
+	// waiters, output readers, watch hooks).
+	eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines }, eventTimeout, 5*time.Millisecond,
+		"goroutines back to %d (now %d)", goroutines, runtime.NumGoroutine())
 }
 
 func TestCloseTimeoutKills(t *testing.T) {

@@ -1,0 +1,36 @@
+// Package process is the embedded default engine of zeroscale: it runs
+// each instance of a revision as a local OS process and implements
+// backend.Backend.
+//
+// An instance runs the revision's Spec.Command and Spec.Args in
+// Spec.WorkingDir with the host's environment (Options.Environ), the
+// revision's Env, K_SERVICE, K_CONFIGURATION, K_REVISION and PORT set to
+// a free loopback port (Spec.Port is not used: many instances share one
+// host). Instances of a Scale start in parallel; an instance is Ready once
+// its readiness probe passes: a TCP connect to the app by default, or an
+// HTTP GET of Spec.Readiness.HTTPPath answered 200–399, probed at once
+// and then at intervals growing from 1 ms to 50 ms, for at most
+// Options.StartTimeout. With Spec.Readiness.Period set, it keeps probing
+// at that period and publishes readiness changes.
+//
+// Stopping an instance (scale-down, Remove, Close) never cuts a request:
+// it is published Draining, Options.Drain is called, then the fronting
+// proxy (if any) drains, all bounded by Options.DrainTimeout; then its
+// process group gets SIGTERM and, after Options.StopGrace, SIGKILL.
+// Scale-down picks not-ready instances first, then the youngest.
+//
+// A crashed instance is published not ready and restarted after a backoff
+// that doubles from Options.MinRestartBackoff up to MaxRestartBackoff;
+// Backend.Status shows the crash loop with the exit code and the last
+// lines of output. Every line an instance prints also reaches
+// Options.Output as "<revision>/<instance>: <line>" and Options.OutputFunc.
+//
+// Each instance runs in its own process group, and on Linux with a
+// parent-death signal (SIGKILL), so no instance outlives the host even if
+// the host is killed. Close stops everything and reaps every process.
+//
+// With Options.Proxy set (the zeroscale Server sets a queueproxy), each
+// instance is fronted by an in-process proxy on its own loopback
+// listener: that listener is the instance's Address, the proxy's Probe
+// decides readiness, and its Drain runs before SIGTERM.
+package process

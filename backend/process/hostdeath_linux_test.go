@@ -1,0 +1,53 @@
+package process_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHostDeathKillsInstances SIGKILLs a host process that runs a Backend
+// and checks its instance dies with it (the parent-death signal): no
+// instance outlives the host.
+func TestHostDeathKillsInstances(t *testing.T) {
+	exe, err := os.Executable()
+	noErr(t, err)
+	host := exec.Command(exe)
+	host.Env = append(os.Environ(), appModeEnv+"="+modeHost, "GORACE=atexit_sleep_ms=0")
+	out, err := host.StdoutPipe()
+	noErr(t, err)
+	noErr(t, host.Start())
+	t.Cleanup(func() {
+		_ = host.Process.Kill()
+		_ = host.Wait()
+	})
+
+	pids := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var pid int
+			if _, err := fmt.Sscanf(sc.Text(), "instance-pid %d", &pid); err == nil {
+				pids <- pid
+				return
+			}
+		}
+	}()
+	var pid int
+	select {
+	case pid = <-pids:
+	case <-time.After(eventTimeout):
+		t.Fatalf("the host did not report a ready instance within %v", eventTimeout)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	check(t, !gone(pid), "instance %d runs while its host runs", pid)
+
+	noErr(t, host.Process.Kill())
+	_ = host.Wait()
+	eventually(t, func() bool { return gone(pid) }, eventTimeout, 5*time.Millisecond,
+		"instance %d to die with its host", pid)
+}

@@ -1,0 +1,109 @@
+package process_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// testProxy is a minimal Proxy and Prober: a reverse proxy that counts
+// requests in flight and probes its app over TCP.
+type testProxy struct {
+	target   string
+	rp       *httputil.ReverseProxy
+	inFlight sync.WaitGroup
+	probes   atomic.Int64
+	drains   chan struct{} // receives when Drain starts
+}
+
+func (p *testProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.inFlight.Add(1)
+	defer p.inFlight.Done()
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *testProxy) Drain(ctx context.Context) error {
+	p.drains <- struct{}{}
+	done := make(chan struct{})
+	go func() {
+		p.inFlight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *testProxy) Probe(ctx context.Context) error {
+	p.probes.Add(1)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.target)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func TestProxyFrontsInstances(t *testing.T) {
+	proxies := make(chan *testProxy, 1)
+	var hookDone atomic.Bool
+	b := newBackend(t, process.Options{
+		Drain: func(context.Context, backend.Instance) error {
+			hookDone.Store(true)
+			return nil
+		},
+		Proxy: func(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
+			u, err := url.Parse("http://" + target)
+			if err != nil {
+				return nil, err
+			}
+			p := &testProxy{target: target, rp: httputil.NewSingleHostReverseProxy(u), drains: make(chan struct{}, 1)}
+			proxies <- p
+			return p, nil
+		},
+	})
+	rev := deploy(t, b, "fronted-00001", modeServe)
+	ch, err := b.Watch(t.Context(), rev.Name())
+	noErr(t, err)
+	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	inst := next(t, ch, "ready", readyCount(1))[0]
+	p := <-proxies
+	st := status(t, b, rev.Name()).Instances[0]
+	check(t, inst.Address != st.AppAddress, "Address %s is the proxy's, not the app's %s", inst.Address, st.AppAddress)
+	equal(t, st.AppAddress, p.target)
+	check(t, p.probes.Load() > 0, "readiness came from the proxy's probe")
+	equal(t, get(t, "http://"+inst.Address+"/"), "ok\n")
+
+	// A request in flight through the proxy survives scale-down: the
+	// proxy drains (after the host's hook) before the app gets SIGTERM.
+	resp, err := http.Get("http://" + inst.Address + "/hold?key=p")
+	noErr(t, err)
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	line, err := body.ReadString('\n')
+	noErr(t, err)
+	equal(t, line, "held\n")
+	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	<-p.drains
+	check(t, hookDone.Load(), "the DrainFunc ran before the proxy drained")
+	equal(t, get(t, "http://"+st.AppAddress+"/release?key=p"), "ok\n")
+	line, err = body.ReadString('\n')
+	noErr(t, err)
+	equal(t, line, "released\n")
+	next(t, ch, "no instance", empty)
+	_, err = net.Dial("tcp", inst.Address)
+	check(t, err != nil, "the proxy's listener is closed once the instance stopped")
+}
