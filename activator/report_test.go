@@ -1,0 +1,109 @@
+package activator
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/stats"
+)
+
+// tick ends a reporting period of one second on the fake clock.
+func (e *env) tick() {
+	e.clk.Step(ReportInterval)
+	e.h.report(e.clk.Now(), ReportInterval)
+}
+
+func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	t0 := e.clk.Now()
+	res := e.get(t)
+	e.waitHeld(t, 1)
+	// Knative's immediate report on the first request to an idle revision.
+	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
+	e.noReport(t)
+
+	// Held for the whole period: concurrency 1; the request was already
+	// counted in the immediate report.
+	e.tick()
+	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, Timestamp: t0.Add(time.Second)}, e.nextReport(t))
+
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	equal(t, http.StatusOK, wait(t, res).code)
+	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+
+	// A period without demand is reported, then the entry is dropped.
+	e.tick()
+	equal(t, stats.Stat{Instance: DefaultName, Timestamp: t0.Add(2 * time.Second)}, e.nextReport(t))
+	e.tick()
+	e.noReport(t)
+
+	// So the next request is a first request again.
+	equal(t, http.StatusOK, wait(t, e.get(t)).code)
+	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0.Add(3 * time.Second)}, e.nextReport(t))
+}
+
+func TestReportsDemandAtOnceWhenHoldingBegins(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.Name = "act-1" })
+	a := newUpstream(t, "a", true)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	first := e.get(t)
+	eventually(t, func() bool { return a.inFlight.Load() == 1 })
+	equal(t, 1.0, e.nextReport(t).RequestCount) // first request
+
+	// Half a period later the instance is still busy; then the period ends.
+	e.clk.Step(500 * time.Millisecond)
+	e.h.report(e.clk.Now(), 500*time.Millisecond)
+	equal(t, 1.0, e.nextReport(t).AverageConcurrency)
+
+	// The first held request of an episode reports the demand at once …
+	second := e.get(t)
+	e.waitHeld(t, 1)
+	s := e.nextReport(t)
+	equal(t, stats.Stat{Instance: "act-1", AverageConcurrency: 2, Timestamp: e.clk.Now()}, s)
+	// … the next one does not.
+	third := e.get(t)
+	e.waitHeld(t, 2)
+	e.noReport(t)
+
+	// One busy and two held for a whole period; two arrivals.
+	e.tick()
+	s = e.nextReport(t)
+	equal(t, 3.0, s.AverageConcurrency)
+	equal(t, 2.0, s.RequestCount)
+
+	a.release()
+	for _, r := range []<-chan result{first, second, third} {
+		equal(t, http.StatusOK, wait(t, r).code)
+	}
+	lessOrEqual(t, a.max.Load(), 1)
+}
+
+func TestRunReportsEverySecond(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		e.h.Run(ctx)
+		close(done)
+	}()
+	// Run's ticker registers on the fake clock from its own goroutine.
+	eventually(t, e.clk.HasWaiters)
+	e.get(t)
+	e.waitHeld(t, 1)
+	equal(t, 1.0, e.nextReport(t).RequestCount)
+	e.clk.Step(ReportInterval)
+	s := e.nextReport(t)
+	equal(t, 1.0, s.AverageConcurrency)
+	equal(t, e.clk.Now(), s.Timestamp)
+	cancel()
+	<-done
+
+	// Without a Reporter, Run has nothing to do.
+	h, err := New(Options{Picker: picker(rev)})
+	noErr(t, err)
+	h.Run(t.Context())
+}
