@@ -169,6 +169,9 @@ func (c *Collector) Add(rev string, p revision.ScalingParams, scrape bool) error
 	if rev == "" {
 		return errors.New("autoscaler: empty revision name")
 	}
+	if p.PanicWindow < time.Second || p.StableWindow < time.Second {
+		return fmt.Errorf("autoscaler: ScalingParams.StableWindow %v and PanicWindow %v, want both ≥ 1s", p.StableWindow, p.PanicWindow)
+	}
 	if p.PanicWindow > p.StableWindow {
 		return fmt.Errorf("autoscaler: ScalingParams.PanicWindow %v, want ≤ StableWindow %v", p.PanicWindow, p.StableWindow)
 	}

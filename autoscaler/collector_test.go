@@ -97,7 +97,7 @@ func TestCollectorAddValidates(t *testing.T) {
 	errContains(t, err, "Algorithm")
 	p = testParams()
 	p.PanicWindow = 0
-	errContains(t, c.Add("r", p, false), "window")
+	errContains(t, c.Add("r", p, false), "PanicWindow")
 	if c.Add("", testParams(), false) == nil {
 		t.Fatal("empty revision name accepted")
 	}
@@ -235,4 +235,19 @@ func TestCollectorRunScrapesOnTheClock(t *testing.T) {
 	}, "a scraped stat")
 	cancel()
 	errIs(t, <-done, context.Canceled)
+}
+
+func TestCollectorWeightedExponential(t *testing.T) {
+	c, clk := newTestCollector(t, CollectorOptions{})
+	p := testParams()
+	p.Algorithm = revision.AlgorithmWeightedExponential
+	noErr(t, c.Add("r", p, false))
+	c.Report("r", stats.Stat{AverageConcurrency: 10})
+	s, pv, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
+	noErr(t, err)
+	// One second of 10: stable weighs it 0.2 (60 buckets), panic 0.7846 (6).
+	near(t, s, 2, "stable")
+	if math.Abs(pv-7.846) > 1e-3 {
+		t.Fatalf("panic = %v, want ≈ 7.846", pv)
+	}
 }

@@ -245,6 +245,19 @@ func (m *Multiscaler) Collector() *Collector { return m.coll }
 // revision's first Decision (Scale = its initial scale) is published at
 // once; the host is expected to have deployed it at that scale.
 func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) error {
+	return m.Resume(rev, p, src, 0)
+}
+
+// Resume is Set for a revision that already runs ready instances, such as
+// after a host restart: its Scale starts at that count rather than the
+// initial scale, and its decider is created with that ready count, so
+// with more than one the KPA starts in panic and does not scale down for
+// a stable window (the metric history was lost), as in Knative. For a
+// revision already known it is Set.
+func (m *Multiscaler) Resume(rev string, p revision.ScalingParams, src Source, ready int) error {
+	if ready < 0 {
+		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, ready)
+	}
 	if err := checkParams(p); err != nil {
 		return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
 	}
@@ -286,10 +299,14 @@ func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) erro
 		return nil
 	}
 	now := m.clock.Now()
+	scale := p.InitialScale
+	if ready > 0 {
+		scale = ready // what runs now stands until a decision says otherwise
+	}
 	s = &scaler{
-		name: rev, params: p, col: col,
+		name: rev, params: p, col: col, ready: ready,
 		rec:   Recommendation{DesiredScale: -1, ExcessBurstCapacity: initialEBC(p)},
-		state: StateActivating, since: now, scale: p.InitialScale,
+		state: StateActivating, since: now, scale: scale,
 	}
 	m.revs[rev] = s
 	m.mu.Unlock()

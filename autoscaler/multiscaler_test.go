@@ -521,3 +521,34 @@ func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
 	equal(t, ready, 2, "ready")
 	errIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
 }
+
+func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
+	h := newHarness(t, Options{})
+	noErr(t, h.m.Resume("r", defaultParams(t, nil), Pushed, 5))
+	h.pokes()
+	if d := h.last("r"); d.Scale != 5 || !d.Panicking {
+		t.Fatalf("resumed: %+v, want 5 held in panic", d)
+	}
+	for range 30 { // a stable window of zero demand
+		h.clk.Step(TickInterval)
+		h.m.Collector().Report("r", stats.Stat{})
+		h.tick()
+		if d := h.last("r"); d.Scale != 5 || !d.Panicking {
+			t.Fatalf("at %v: %+v, want 5 held in panic", h.clk.Now().Sub(t0), d)
+		}
+	}
+	h.clk.Step(TickInterval)
+	h.m.Collector().Report("r", stats.Stat{})
+	h.tick()
+	if d := h.last("r"); d.Scale != 2 || d.Panicking {
+		t.Fatalf("after a stable window: %+v, want 5/2 = 2 out of panic", d)
+	}
+	errContains(t, h.m.Resume("x", defaultParams(t, nil), Pushed, -1), "ready count")
+
+	// A scraped revision has no data yet after a restart: what runs stands.
+	noErr(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
+	h.pokes()
+	if d := h.last("s"); d.Scale != 4 || d.Desired != -1 || d.State != StateActive {
+		t.Fatalf("resumed without data: %+v, want 4 kept, desired unknown, Active", d)
+	}
+}
