@@ -100,16 +100,16 @@ func ExampleRoute_Step() {
 		clk.SetTime(next)
 	}
 	// Output:
-	// 0s [{shop-00001 99} {shop-00002 1}]
-	// 1s [{shop-00001 88} {shop-00002 12}]
-	// 2s [{shop-00001 77} {shop-00002 23}]
-	// 3s [{shop-00001 66} {shop-00002 34}]
-	// 4s [{shop-00001 55} {shop-00002 45}]
-	// 5s [{shop-00001 44} {shop-00002 56}]
-	// 6s [{shop-00001 33} {shop-00002 67}]
-	// 7s [{shop-00001 22} {shop-00002 78}]
-	// 8s [{shop-00001 11} {shop-00002 89}]
-	// 9s [{shop-00002 100}]
+	// 0s [shop-00001=99% shop-00002=1%]
+	// 1s [shop-00001=88% shop-00002=12%]
+	// 2s [shop-00001=77% shop-00002=23%]
+	// 3s [shop-00001=66% shop-00002=34%]
+	// 4s [shop-00001=55% shop-00002=45%]
+	// 5s [shop-00001=44% shop-00002=56%]
+	// 6s [shop-00001=33% shop-00002=67%]
+	// 7s [shop-00001=22% shop-00002=78%]
+	// 8s [shop-00001=11% shop-00002=89%]
+	// 9s [shop-00002=100%]
 }
 
 func ExampleSpec_Validate() {
@@ -140,6 +140,6 @@ func ExampleResolve() {
 	}}, "shop", traffic.Configurations{"shop": cfg})
 	fmt.Println(err)
 	// Output:
-	// [{shop-00002 100}] map[previous:[{shop-00001 100}]] <nil>
+	// [shop-00002=100%] map[previous:[shop-00001=100%]] <nil>
 	// traffic: unresolved targets: Revision "shop-00003" is not ready
 }

@@ -70,6 +70,9 @@ type Split struct {
 	Percent  int
 }
 
+// String formats s as "revision=percent%".
+func (s Split) String() string { return fmt.Sprintf("%s=%d%%", s.Revision, s.Percent) }
+
 // TargetRef names a configuration or revision a route refers to.
 type TargetRef struct {
 	Kind string // "Configuration" or "Revision"

@@ -1,7 +1,9 @@
 package traffic
 
 import (
+	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,3 +285,24 @@ func TestRolloutPlan(t *testing.T) {
 
 // secs converts fractional seconds as plan does.
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func TestRolloutLogs(t *testing.T) {
+	var buf strings.Builder
+	clk := clocktesting.NewFakeClock(t0)
+	st := state{latest: map[string]string{"shop": "shop-1"}, ready: map[string]bool{"shop-1": true, "shop-2": true}}
+	r := newRoute(t, RouteConfig{Clock: clk, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	spec := Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}, RolloutDuration: 2 * time.Second}
+	update(t, r, spec, st)
+	st.latest["shop"] = "shop-2"
+	update(t, r, spec, st)
+	clk.SetTime(r.Step(clk.Now()))
+	r.Step(clk.Now())
+	for _, want := range []string{
+		`msg="rollout step" route=prod/shop tag="" configuration=shop shares="[shop-1=99% shop-2=1%]"`,
+		`msg="rollout done" route=prod/shop tag="" configuration=shop revision=shop-2`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
+}

@@ -152,8 +152,12 @@ func TestHosts(t *testing.T) {
 	}
 
 	local := newRoute(t, RouteConfig{Visibility: VisibilityClusterLocal})
-	if local.Host() != "shop.prod.svc.cluster.local" {
-		t.Errorf("cluster-local Host = %q", local.Host())
+	if local.Host() != "shop.prod.svc.cluster.local" || local.Visibility().String() != "cluster-local" ||
+		local.Name() != "shop" || local.Namespace() != "prod" {
+		t.Errorf("cluster-local route: %q %v %s/%s", local.Host(), local.Visibility(), local.Namespace(), local.Name())
+	}
+	if len(local.TagHosts()) != 0 || r.Visibility().String() != "external" {
+		t.Errorf("TagHosts before Update = %v; visibility %v", local.TagHosts(), r.Visibility())
 	}
 	if def, err := NewRoute(RouteConfig{Name: "x"}); err != nil || def.Host() != "x.default.example.com" {
 		t.Errorf("defaults: %v", err)

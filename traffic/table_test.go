@@ -3,6 +3,8 @@ package traffic
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +89,8 @@ func TestTableAddConflicts(t *testing.T) {
 
 func TestTableOwnHostWinsOverTagHost(t *testing.T) {
 	st := state{latest: map[string]string{"shop": "shop-1", "v2-shop": "other-1"}, ready: map[string]bool{"shop-1": true, "other-1": true}}
-	var tbl Table
+	var logs strings.Builder
+	tbl := Table{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	shop := newRoute(t, RouteConfig{Name: "shop"})
 	other := newRoute(t, RouteConfig{Name: "v2-shop"})
 	for _, r := range []*Route{shop, other} {
@@ -99,6 +102,9 @@ func TestTableOwnHostWinsOverTagHost(t *testing.T) {
 	update(t, other, Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}}, st)
 	if got := pick(t, &tbl, request("v2-shop.prod.example.com")); got != "other-1" {
 		t.Errorf("picked %s; the route's own host must win", got)
+	}
+	if want := `host=v2-shop.prod.example.com route=prod/shop tag=v2 owner=prod/v2-shop`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs.String())
 	}
 }
 
