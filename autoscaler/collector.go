@@ -106,13 +106,16 @@ type averager interface {
 }
 
 type collection struct {
-	mu                           sync.Mutex
-	concStable, concPanic        averager
-	rpsStable, rpsPanic          averager
-	stableWindow                 time.Duration
-	scrape                       bool
-	targets                      []scrapeTarget
-	scraping                     atomic.Bool
+	mu                    sync.Mutex
+	concStable, concPanic averager
+	rpsStable, rpsPanic   averager
+	stableWindow          time.Duration
+	scrape                bool
+	targets               []scrapeTarget
+	scraping              atomic.Bool
+	// scaling is set by a Multiscaler while the revision's desired scale
+	// is above zero: a Poke would do nothing, so Report skips OnDemand.
+	scaling                      atomic.Bool
 	scrapes, scrapeErrs, dropped atomic.Uint64
 }
 
@@ -243,14 +246,16 @@ func (c *Collector) SetTargets(rev string, instances []backend.Instance) {
 // reporter may run ahead of the host's Add). It implements
 // stats.Reporter.
 func (c *Collector) Report(rev string, s stats.Stat) {
+	col := c.get(rev)
+	if col == nil {
+		return
+	}
 	at := s.Timestamp
 	if at.IsZero() {
 		at = c.clock.Now()
 	}
-	if !c.Record(rev, at, s) {
-		return
-	}
-	if s.AverageConcurrency > 0 && c.onDemand != nil {
+	col.record(at, s)
+	if s.AverageConcurrency > 0 && c.onDemand != nil && !col.scaling.Load() {
 		c.onDemand(rev)
 	}
 }

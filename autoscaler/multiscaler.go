@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +160,8 @@ type Multiscaler struct {
 	mu   sync.Mutex
 	revs map[string]*scaler
 	out  []Decision // decisions to publish, reused between ticks
+
+	running atomic.Bool
 
 	pokeMu sync.Mutex
 	poked  map[string]struct{} // at most one entry per revision
@@ -400,8 +403,12 @@ func (m *Multiscaler) Poke(rev string) {
 }
 
 // Run runs the decision loop and the scrape loop until ctx is done, then
-// returns ctx's error.
+// returns ctx's error. Only one Run may be active at a time.
 func (m *Multiscaler) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("autoscaler: Multiscaler is already running")
+	}
+	defer m.running.Store(false)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -518,6 +525,7 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 		s.last, s.published = d, true
 		m.out = append(m.out, d)
 	}
+	s.col.scaling.Store(s.rec.DesiredScale > 0)
 }
 
 func changed(a, b Decision) bool {

@@ -458,6 +458,7 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 	noErr(t, m.SetReady("r", 1))
 	// Both tickers (decide and scrape) must be waiting before time moves.
 	eventually(t, func() bool { return clk.Waiters() >= 2 }, "the loop's tickers")
+	errContains(t, m.Run(ctx), "already running")
 	clk.Step(TickInterval)
 	if d := recv("tick"); d.State != StateActive {
 		t.Fatalf("after tick = %+v, want Active", d)
