@@ -553,3 +553,19 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 		t.Fatalf("resumed without data: %+v, want 4 kept, desired unknown, Active", d)
 	}
 }
+
+func TestRPSMetric(t *testing.T) {
+	h := newHarness(t, Options{})
+	p := defaultParams(t, func(_ *revision.Config, s *revision.Spec) { s.Scaling.Metric = revision.MetricRPS })
+	equal(t, p.TargetValue, 140.0, "rps target (200 × 70 %)")
+	h.set("r", p, Pushed)
+	h.ready("r", 1)
+	// 300 requests a second, 100 of them proxied by the activator (which
+	// reports those itself): 200 + 100 = 300 rps, whatever the concurrency.
+	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 1, RequestCount: 300, ProxiedRequestCount: 100})
+	h.m.Collector().Report("r", stats.Stat{Instance: "activator", RequestCount: 100})
+	h.tick()
+	if d := h.last("r"); d.Desired != 3 {
+		t.Fatalf("%+v, want ceil(300/140) = 3", d)
+	}
+}
