@@ -388,15 +388,24 @@ func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.C
 	}
 }
 
-// prober returns how the instance's readiness is checked: the fronting
-// proxy's own probe when it has one, else a TCP or HTTP probe of the app.
+// prober returns how the instance's readiness is checked: a TCP or HTTP
+// probe of the app, then, with a fronting proxy, the proxy's verdict
+// (see Prober).
 func (in *instance) prober() prober {
-	if in.front != nil {
-		if p, ok := in.front.proxy.(Prober); ok {
-			return proberFunc(p.Probe)
-		}
+	app := newAppProber(in.rs.spec.Readiness, in.appAddr, in.b.client)
+	if in.front == nil {
+		return app
 	}
-	return newAppProber(in.rs.spec.Readiness, in.appAddr, in.b.client)
+	proxy := healthProber(in.front.proxy)
+	if p, ok := in.front.proxy.(Prober); ok {
+		proxy = proberFunc(p.Probe)
+	}
+	return proberFunc(func(ctx context.Context) error {
+		if err := app.probe(ctx); err != nil {
+			return err
+		}
+		return proxy.probe(ctx)
+	})
 }
 
 // drain calls the host's DrainFunc and then the proxy's Drain, together
@@ -528,10 +537,12 @@ func freePort() (int, error) {
 
 // front is a Proxy served on its own loopback listener.
 type front struct {
-	proxy Proxy
-	srv   *http.Server
-	addr  string
-	done  chan struct{}
+	proxy  Proxy
+	srv    *http.Server
+	addr   string
+	done   chan struct{} // closed once Serve returned
+	stop   context.CancelFunc
+	runEnd chan struct{} // closed once the proxy's Run returned
 }
 
 // Server-side bounds of a front's listener: slow or idle clients cannot
@@ -572,18 +583,32 @@ func newFront(b *Backend, inst backend.Instance, target string, spec revision.Sp
 		addr: inst.Address,
 		done: make(chan struct{}),
 	}
-	b.wg.Add(1)
+	ctx, stop := context.WithCancel(context.Background())
+	f.stop = stop
+	f.runEnd = make(chan struct{})
+	b.wg.Add(2)
 	go func() {
 		defer b.wg.Done()
 		defer close(f.done)
 		_ = f.srv.Serve(ln)
 	}()
+	go func() {
+		defer b.wg.Done()
+		defer close(f.runEnd)
+		if r, ok := p.(Runner); ok {
+			if err := r.Run(ctx); err != nil {
+				b.opts.Logger.Warn("proxy Run failed", "instance", inst.ID, "err", err)
+			}
+		}
+	}()
 	return f, nil
 }
 
-// close stops serving; the proxy was drained before, so only idle
-// connections are left to close.
+// close stops serving and the proxy's Run; the proxy was drained before,
+// so only idle connections are left to close.
 func (f *front) close() {
 	_ = f.srv.Close()
+	f.stop()
 	<-f.done
+	<-f.runEnd
 }

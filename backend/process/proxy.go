@@ -2,15 +2,18 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
 // Proxy fronts one instance when Options.Proxy is set; a
 // *queueproxy.Proxy is one. The backend serves it (HTTP/1.1 and h2c) on
-// a loopback listener of its own, which becomes the instance's Address.
+// a loopback listener of its own, which becomes the instance's Address,
+// and calls Drain after Options.Drain and before the app gets SIGTERM.
 type Proxy interface {
 	http.Handler
 	// Drain makes the proxy refuse new work and returns once no request
@@ -18,13 +21,68 @@ type Proxy interface {
 	Drain(ctx context.Context) error
 }
 
-// Prober is implemented by a Proxy that checks its app's readiness
-// itself. The backend then asks the proxy instead of probing the app
-// directly, so "ready" means the same to the backend and to the proxy.
+// An instance fronted by a Proxy is ready once the app passes the
+// backend's own probe of Spec.Readiness and then the proxy agrees: its
+// Probe method if it is a Prober, else its health check (a GET of
+// queueproxy.HealthPath through ServeHTTP, in process, answered 200).
+// Probing the app first keeps a proxy's stale "ready" from a previous
+// run of a restarted app from publishing it too early.
+
+// Prober is implemented by a Proxy that decides readiness by a method
+// rather than by answering queueproxy.HealthPath.
 type Prober interface {
-	// Probe runs one readiness check and returns nil if the app is
-	// ready.
+	// Probe runs one readiness check and returns nil if the instance
+	// is ready.
 	Probe(ctx context.Context) error
+}
+
+// Runner is implemented by a Proxy with background work (a
+// *queueproxy.Proxy reports stats and probes in Run): the backend runs
+// it from the proxy's creation until the instance has stopped.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// healthProber asks p's health check, in process.
+func healthProber(p http.Handler) prober {
+	return proberFunc(func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1"+queueproxy.HealthPath, nil)
+		if err != nil {
+			return err
+		}
+		req.RemoteAddr = "127.0.0.1:0"
+		var w statusWriter
+		p.ServeHTTP(&w, req)
+		// A handler that writes nothing answered 200, as net/http does.
+		if w.status != 0 && w.status != http.StatusOK {
+			return fmt.Errorf("proxy health check: status %d", w.status)
+		}
+		return nil
+	})
+}
+
+// statusWriter records a response's status and discards its body.
+type statusWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *statusWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header)
+	}
+	return w.header
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // ProxyFunc builds the proxy for inst (its ID, revision and Started are

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -57,6 +58,68 @@ func (p *testProxy) Probe(ctx context.Context) error {
 	return c.Close()
 }
 
+// healthProxy fronts like testProxy but is no Prober: it answers the
+// queue-proxy health check instead, and has a Run method.
+type healthProxy struct {
+	p       *testProxy
+	running atomic.Int64
+}
+
+func (h *healthProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != queueproxy.HealthPath {
+		h.p.ServeHTTP(w, r)
+		return
+	}
+	if err := h.p.Probe(r.Context()); err != nil {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	}
+}
+
+func (h *healthProxy) Drain(ctx context.Context) error { return h.p.Drain(ctx) }
+
+func (h *healthProxy) Run(ctx context.Context) error {
+	h.running.Add(1)
+	defer h.running.Add(-1)
+	<-ctx.Done()
+	return nil
+}
+
+func newTestProxy(target string) (*testProxy, error) {
+	u, err := url.Parse("http://" + target)
+	if err != nil {
+		return nil, err
+	}
+	return &testProxy{target: target, rp: httputil.NewSingleHostReverseProxy(u), drains: make(chan struct{}, 1)}, nil
+}
+
+func TestProxyHealthCheckAndRun(t *testing.T) {
+	proxies := make(chan *healthProxy, 1)
+	b := newBackend(t, process.Options{
+		Proxy: func(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
+			p, err := newTestProxy(target)
+			if err != nil {
+				return nil, err
+			}
+			h := &healthProxy{p: p}
+			proxies <- h
+			return h, nil
+		},
+	})
+	rev := deploy(t, b, "health-00001", modeServe)
+	ch, err := b.Watch(t.Context(), rev.Name())
+	noErr(t, err)
+	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	inst := next(t, ch, "ready", readyCount(1))[0]
+	h := <-proxies
+	check(t, h.p.probes.Load() > 0, "readiness asked the proxy's health check")
+	equal(t, h.running.Load(), int64(1), "the proxy's Run runs")
+	equal(t, get(t, "http://"+inst.Address+"/"), "ok\n")
+	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	<-h.p.drains
+	next(t, ch, "no instance", empty)
+	equal(t, h.running.Load(), int64(0), "Run returned once the instance stopped")
+}
+
 func TestProxyFrontsInstances(t *testing.T) {
 	proxies := make(chan *testProxy, 1)
 	var hookDone atomic.Bool
@@ -66,11 +129,10 @@ func TestProxyFrontsInstances(t *testing.T) {
 			return nil
 		},
 		Proxy: func(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
-			u, err := url.Parse("http://" + target)
+			p, err := newTestProxy(target)
 			if err != nil {
 				return nil, err
 			}
-			p := &testProxy{target: target, rp: httputil.NewSingleHostReverseProxy(u), drains: make(chan struct{}, 1)}
 			proxies <- p
 			return p, nil
 		},
