@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -149,7 +149,7 @@ type Handler struct {
 	clock        clock.WithTicker
 	log          *slog.Logger
 	metrics      *metrics
-	tracer       trace.Tracer
+	tracer       trace.Tracer // nil: no tracing, trace headers pass through as they are
 	proxy        *httputil.ReverseProxy
 
 	mu   sync.RWMutex
@@ -204,11 +204,9 @@ func New(o Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = noop.NewTracerProvider()
+	if o.TracerProvider != nil {
+		h.tracer = o.TracerProvider.Tracer("github.com/zeroscale/zeroscale/activator")
 	}
-	h.tracer = tp.Tracer("github.com/zeroscale/zeroscale/activator")
 	h.proxy = h.newProxy()
 	return h, nil
 }
@@ -353,10 +351,13 @@ func (h *Handler) send(revision string, s *stats.Stat) {
 
 // ServeHTTP routes, holds if needed, and proxies r.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := h.clock.Now()
-	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := h.tracer.Start(ctx, "zeroscale.activator.request",
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	ctx := r.Context()
+	var span trace.Span
+	if h.tracer != nil {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, span = h.tracer.Start(ctx, "zeroscale.activator.request",
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(h.clock.Now()))
+	}
 	rec := &responseRecorder{ResponseWriter: w}
 	name := ""
 	defer func() {
@@ -365,7 +366,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = 499 // the client left before anything was written
 		}
 		h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		span.End(trace.WithTimestamp(h.clock.Now()))
+		if span != nil {
+			span.SetAttributes(attribute.String("zeroscale.revision", name), attribute.Int("http.response.status_code", code))
+			span.End(trace.WithTimestamp(h.clock.Now()))
+		}
 	}()
 
 	name, err := h.picker.PickRevision(r)
@@ -378,17 +382,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, fmt.Sprintf("activator: revision %q: %v", name, ErrUnknownRevision), http.StatusNotFound)
 		return
 	}
-	h.serve(ctx, rec, r.WithContext(ctx), t, span)
+	h.serve(ctx, rec, r, t)
 }
 
 // serve runs the throttled part of a request: acquire, proxy, maybe one
-// retry.
-func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Request, t *throttler, span trace.Span) {
+// retry. ctx is r's context with the request span.
+func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Request, t *throttler) {
 	bytes := heldBytes(r)
 	adm, err := t.acquire(ctx, acquireReq{bytes: bytes, arrival: true})
 	assigned := h.clock.Now()
 	waited := assigned.Sub(adm.since)
-	if adm.held {
+	if adm.held && h.tracer != nil {
 		h.traceHold(ctx, adm, assigned, err)
 	}
 	if err != nil {
@@ -407,6 +411,7 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		// Transports close the body on error; keep it open and watch it
 		// so that a request none of whose bytes left can be sent again.
 		body = &trackedBody{rc: r.Body}
+		r = r.Clone(ctx)
 		r.Body = body
 		a.body = body
 	}
@@ -445,7 +450,7 @@ func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err
 		return
 	}
 	h.metrics.rejected.WithLabelValues(t.name, reason).Inc()
-	h.log.Info("activator: request refused", "revision", t.name, "reason", reason, "error", err)
+	h.log.Debug("activator: request refused", "revision", t.name, "reason", reason, "error", err)
 	if h.rejectFn != nil {
 		h.rejectFn(w, r, err)
 		return

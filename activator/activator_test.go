@@ -210,6 +210,7 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 			queueproxy.RevisionHeader:     {"other-00001"},
 			queueproxy.OriginalHostHeader: {"evil.example"},
 			queueproxy.ProbeHeader:        {queueproxy.ProbeValue},
+			"Traceparent":                 {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		}))
 		mustEqual(t, http.StatusOK, r.code)
 		got := <-a.headers
@@ -224,6 +225,8 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 			equal(t, []string{secret}, got.Header.Values(queueproxy.ActivatorHeader))
 		}
 		equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
+		// Without a TracerProvider the trace context passes through as is.
+		equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", got.Header.Get("Traceparent"))
 	}
 }
 

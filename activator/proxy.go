@@ -42,8 +42,8 @@ type attempt struct {
 	mayRetry bool // idempotent and first try
 	body     *trackedBody
 	gotConn  atomic.Bool
-	span     trace.Span
-	retryErr error // set instead of answering when the request may be retried
+	span     trace.Span // nil without tracing
+	retryErr error      // set instead of answering when the request may be retried
 }
 
 type attemptKey struct{}
@@ -87,15 +87,19 @@ func (h *Handler) newProxy() *httputil.ReverseProxy {
 // forward proxies r to a.slot and releases the slot.
 func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, a *attempt) {
 	defer a.rev.release(a.slot) // also when ReverseProxy aborts with a panic
-	ctx, a.span = h.tracer.Start(ctx, "zeroscale.activator.upstream",
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(h.clock.Now()),
-		trace.WithAttributes(attribute.String("zeroscale.revision", a.rev.name),
-			attribute.String("zeroscale.instance", a.slot.id), attribute.String("server.address", a.slot.addr)))
-	defer func() { a.span.End(trace.WithTimestamp(h.clock.Now())) }()
+	if h.tracer != nil {
+		ctx, a.span = h.tracer.Start(ctx, "zeroscale.activator.upstream",
+			trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(h.clock.Now()),
+			trace.WithAttributes(attribute.String("zeroscale.revision", a.rev.name),
+				attribute.String("zeroscale.instance", a.slot.id), attribute.String("server.address", a.slot.addr)))
+		defer func() { a.span.End(trace.WithTimestamp(h.clock.Now())) }()
+	}
 	ctx = context.WithValue(ctx, attemptKey{}, a)
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { a.gotConn.Store(true) },
-	})
+	if a.mayRetry {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { a.gotConn.Store(true) },
+		})
+	}
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -112,12 +116,16 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = a.slot.addr
 	// The client's Host is kept, so OriginalHostHeader is never needed.
 	pr.Out.Host = pr.In.Host
+	// Like ReverseProxy's Director mode: append the client address to
+	// X-Forwarded-For, keep X-Forwarded-Host/Proto a proxy in front set.
 	in := pr.In.Header
-	pr.Out.Header["X-Forwarded-For"] = in["X-Forwarded-For"]
-	pr.SetXForwarded() // appends the client address
+	if v := in["X-Forwarded-For"]; len(v) > 0 {
+		pr.Out.Header["X-Forwarded-For"] = v
+	}
+	pr.SetXForwarded()
 	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
 		if v := in[k]; len(v) > 0 {
-			pr.Out.Header[k] = v // set by a proxy in front of us
+			pr.Out.Header[k] = v
 		}
 	}
 	for _, k := range internalHeaders {
@@ -127,13 +135,17 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set(queueproxy.ActivatorHeader, h.secret)
 	}
 	pr.Out.Header.Set(queueproxy.RevisionHeader, a.rev.name)
-	propagation.TraceContext{}.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	if h.tracer != nil {
+		propagation.TraceContext{}.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	}
 }
 
 func (h *Handler) modifyResponse(res *http.Response) error {
 	a := attemptOf(res.Request.Context())
-	a.span.AddEvent("first_byte", trace.WithTimestamp(h.clock.Now()),
-		trace.WithAttributes(attribute.Int("http.response.status_code", res.StatusCode)))
+	if a.span != nil {
+		a.span.AddEvent("first_byte", trace.WithTimestamp(h.clock.Now()),
+			trace.WithAttributes(attribute.Int("http.response.status_code", res.StatusCode)))
+	}
 	if a.cold {
 		res.Header.Set(ColdStartHeader, a.wait.Round(time.Millisecond).String())
 	}
@@ -144,8 +156,10 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 // a retry when nothing of the request left and it is idempotent.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	a := attemptOf(r.Context())
-	a.span.RecordError(err)
-	a.span.SetStatus(codes.Error, "proxy error")
+	if a.span != nil {
+		a.span.RecordError(err)
+		a.span.SetStatus(codes.Error, "proxy error")
+	}
 	if r.Context().Err() != nil {
 		return // the client left: 499, nothing to answer
 	}
