@@ -242,9 +242,10 @@ func (c *Collector) SetTargets(rev string, instances []backend.Instance) {
 }
 
 // Report records a pushed stat for rev, timed at s.Timestamp or, when
-// that is zero, now. Stats for revisions not added are dropped (a
-// reporter may run ahead of the host's Add). It implements
-// stats.Reporter.
+// that is zero, now, then calls OnDemand if the stat shows concurrency
+// (unless a Multiscaler already scales rev above zero). Stats for
+// revisions not added are dropped (a reporter may run ahead of the
+// host's Add). It implements stats.Reporter.
 func (c *Collector) Report(rev string, s stats.Stat) {
 	col := c.get(rev)
 	if col == nil {
@@ -263,6 +264,7 @@ func (c *Collector) Report(rev string, s stats.Stat) {
 var _ stats.Reporter = (*Collector)(nil)
 
 // Record records s for rev at at and reports whether rev is collected.
+// Unlike Report it never calls OnDemand (for replaying traces).
 func (c *Collector) Record(rev string, at time.Time, s stats.Stat) bool {
 	col := c.get(rev)
 	if col == nil {

@@ -246,7 +246,8 @@ func (m *Multiscaler) Collector() *Collector { return m.coll }
 
 // Set starts scaling rev with p, or updates its parameters. A new
 // revision's first Decision (Scale = its initial scale) is published at
-// once; the host is expected to have deployed it at that scale.
+// once by Run's goroutine; the host is expected to have deployed it at
+// that scale.
 func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) error {
 	return m.Resume(rev, p, src, 0)
 }
