@@ -135,6 +135,25 @@ type Options struct {
 // it to one of the revision's ready instances. Create it with New; tell
 // it about revisions (SetRevision, RemoveRevision) and their instances
 // (UpdateInstances); call Run to report demand. Safe for concurrent use.
+//
+// Answers of its own: 404 when the Picker finds no revision or the
+// revision is unknown; 503 with Retry-After and a plain-text reason when
+// the hold queue is full, the wait deadline passed or the revision was
+// removed while the request was held (or whatever Options.Reject
+// writes); 502 when the instance could not be reached (after the one
+// retry idempotent requests get). A client that leaves while held is
+// counted with code 499 and gets nothing.
+//
+// Forwarding: the client's Host is kept (so queueproxy.OriginalHostHeader
+// is never set); X-Forwarded-For gets the client address appended;
+// client copies of the internal queueproxy headers are removed, then
+// ActivatorHeader (the shared secret, when set) and RevisionHeader are
+// set; W3C traceparent/tracestate are continued from the activator's
+// span, or passed through untouched without a TracerProvider. Streamed
+// responses are flushed as they come and upgrades (WebSocket) pass
+// through, holding their slot for the connection's life. Request
+// timeouts after the hand-off are the queue-proxy's; the activator only
+// bounds the wait (and connecting, DialTimeout).
 type Handler struct {
 	picker       RevisionPicker
 	secret       string
