@@ -1,0 +1,128 @@
+package zeroscale
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/traffic"
+)
+
+// Defaults of Options.
+const (
+	// DefaultDomain needs no set-up: every name under "localhost"
+	// resolves to the loopback address (RFC 6761; curl, browsers and
+	// systemd-resolved honour it), so hello.default.localhost reaches a
+	// Server listening on 127.0.0.1.
+	DefaultDomain = "localhost"
+	// DefaultAddr and DefaultAdminAddr are ListenAndServe's listeners.
+	DefaultAddr      = "127.0.0.1:8080"
+	DefaultAdminAddr = "127.0.0.1:8081"
+	// ServiceHeader names the service (or "<name>.<namespace>") of a
+	// request sent to the bare domain, e.g. "curl -H 'Zeroscale-Service:
+	// hello' localhost:8080". Without it, the first path segment of a
+	// bare-domain request names the service and is stripped
+	// ("localhost:8080/hello/x" reaches hello as "/x").
+	ServiceHeader = "Zeroscale-Service"
+	// DefaultScaleRetry bounds the back-off between retries of a
+	// transient backend.Scale failure.
+	DefaultScaleRetry = 5 * time.Second
+)
+
+// Options configure a Server. The zero value is a working local
+// server: processes on this machine, Knative's autoscaling defaults,
+// hosts under "localhost".
+type Options struct {
+	// Backend runs the instances. nil means a process backend
+	// (backend/process) configured by Process, with an in-process
+	// queue-proxy in front of every instance. A Backend given here is
+	// used as is: the Server does not own it (Shutdown removes the
+	// Server's revisions from it but does not close it).
+	Backend backend.Backend
+	// Process configures the default process backend (ignored when
+	// Backend is set). The Server sets its Proxy, and its Drain, Logger
+	// and Clock when they are nil.
+	Process process.Options
+
+	// Config is the host-wide autoscaling configuration; the zero value
+	// means revision.DefaultConfig().
+	Config revision.Config
+	// NewDecider builds each revision's scaling policy; nil means the
+	// KPA (autoscaler.NewKPA).
+	NewDecider func(p revision.ScalingParams, now time.Time, ready int) (autoscaler.Decider, error)
+
+	// Namespace of every service; "" means traffic.DefaultNamespace
+	// ("default").
+	Namespace string
+	// Domain the service hosts live under, {{.Name}}.{{.Namespace}}.{{.Domain}};
+	// "" means DefaultDomain.
+	Domain string
+	// Addr and AdminAddr are where ListenAndServe listens for requests
+	// and for status; "" means DefaultAddr and DefaultAdminAddr.
+	Addr      string
+	AdminAddr string
+
+	// WaitTimeout, when positive, bounds how long a request waits for
+	// an instance, instead of the activator's default (Cloud Run's
+	// max(3.5 × average start-up, 10 s)).
+	WaitTimeout time.Duration
+
+	// OnEvent, when set, receives scaling and revision events (see
+	// Event) as they happen, one call at a time per revision. It must not
+	// block for long: it runs on the goroutine that watches the
+	// revision.
+	OnEvent func(Event)
+
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the activator's and autoscaler's metrics;
+	// nil means none are registered. When it is also a
+	// prometheus.Gatherer, the admin handler serves it at /metrics.
+	Registerer prometheus.Registerer
+	// TracerProvider traces requests through the activator and the
+	// queue-proxies; nil means no tracing.
+	TracerProvider trace.TracerProvider
+	// Clock drives every component; nil means the real clock.
+	Clock clock.WithTickerAndDelayedExecution
+}
+
+// withDefaults returns o with every zero field filled in, or an error
+// naming the first invalid field.
+func (o Options) withDefaults() (Options, error) {
+	if o.Config == (revision.Config{}) {
+		o.Config = revision.DefaultConfig()
+	}
+	if err := o.Config.Validate(); err != nil {
+		return o, fmt.Errorf("zeroscale: Options.Config: %w", err)
+	}
+	if o.Namespace == "" {
+		o.Namespace = traffic.DefaultNamespace
+	}
+	if o.Domain == "" {
+		o.Domain = DefaultDomain
+	}
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = DefaultAdminAddr
+	}
+	if o.WaitTimeout < 0 {
+		return o, fmt.Errorf("zeroscale: Options.WaitTimeout %v: must be ≥ 0 (0 = the activator's default)", o.WaitTimeout)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return o, nil
+}

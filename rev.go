@@ -1,0 +1,214 @@
+package zeroscale
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// minScaleRetry is the first back-off after a transient Scale failure;
+// it doubles up to DefaultScaleRetry.
+const minScaleRetry = 100 * time.Millisecond
+
+// rev is one running revision: it carries the autoscaler's decisions to
+// the backend and the backend's instances to the activator and the
+// autoscaler.
+type rev struct {
+	s   *Server
+	svc *service
+	r   revision.Revision
+
+	ctx    context.Context // ends when the revision is removed
+	cancel context.CancelFunc
+	want   chan int // newest desired scale, capacity 1
+
+	lastRequest atomic.Int64 // unix nanos of the last request routed here
+
+	mu        sync.Mutex
+	decision  autoscaler.Decision
+	decided   bool
+	instances []backend.Instance
+	ready     int
+	scaleUpAt time.Time // when a scale from zero was decided
+	scaleErr  error
+	proxies   map[string]context.CancelFunc // instance ID → stops its queue-proxy
+	serving   map[string]bool               // instances the activator may send to
+	applied   chan struct{}                 // closed (and replaced) at each applied snapshot
+}
+
+func newRev(s *Server, svc *service, r revision.Revision) *rev {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &rev{
+		s: s, svc: svc, r: r, ctx: ctx, cancel: cancel,
+		want:    make(chan int, 1),
+		proxies: make(map[string]context.CancelFunc),
+		serving: make(map[string]bool),
+		applied: make(chan struct{}),
+	}
+}
+
+// publish is the Multiscaler's Publisher: it records d and hands its
+// scale to the revision's scale loop without blocking.
+func (s *Server) publish(d autoscaler.Decision) {
+	v, ok := s.revs.Load(d.Revision)
+	if !ok {
+		return
+	}
+	rv := v.(*rev)
+	rv.mu.Lock()
+	prev := 0
+	if rv.decided {
+		prev = rv.decision.Scale
+	}
+	rv.decision, rv.decided = d, true
+	if prev == 0 && d.Scale > 0 && rv.ready == 0 {
+		rv.scaleUpAt = d.Time
+	}
+	rv.mu.Unlock()
+	// Newest wins: Publish calls come one at a time, so draining an
+	// unread value and sending cannot race with another sender.
+	select {
+	case <-rv.want:
+	default:
+	}
+	rv.want <- d.Scale
+	if d.State == autoscaler.StateInactive && d.Reason == autoscaler.ReasonTimedOut {
+		if st, _, err := rv.svc.conf.State(d.Revision); err == nil && st != revision.StateFailed {
+			_ = rv.svc.conf.MarkFailed(d.Revision, "no instance became ready within the progress deadline")
+			s.emit(Event{Kind: EventRevisionFailed, Service: rv.svc.name, Revision: d.Revision, Reason: d.Reason})
+		}
+	}
+}
+
+// scaleLoop calls backend.Scale with each new desired scale, retrying
+// transient failures with back-off until a newer scale supersedes them.
+func (rv *rev) scaleLoop() {
+	name := rv.r.Name()
+	pending := -1
+	backoff := minScaleRetry
+	for {
+		if pending < 0 {
+			select {
+			case <-rv.ctx.Done():
+				return
+			case pending = <-rv.want:
+			}
+		}
+		err := rv.s.backend.Scale(rv.ctx, name, pending)
+		rv.mu.Lock()
+		rv.scaleErr = err
+		rv.mu.Unlock()
+		if err == nil || !backend.IsTransient(err) || rv.ctx.Err() != nil {
+			if err != nil && rv.ctx.Err() == nil {
+				rv.s.emit(Event{Kind: EventScaleFailed, Service: rv.svc.name, Revision: name, Message: err.Error()})
+			}
+			pending, backoff = -1, minScaleRetry
+			continue
+		}
+		select {
+		case <-rv.ctx.Done():
+			return
+		case pending = <-rv.want:
+			backoff = minScaleRetry
+		case <-rv.s.o.Clock.After(backoff):
+			backoff = min(2*backoff, DefaultScaleRetry)
+		}
+	}
+}
+
+// onSnapshot applies one backend.Watch snapshot: the activator's
+// instances, the autoscaler's ready count, the queue-proxies to stop,
+// readiness of the revision, and a scaling event.
+func (rv *rev) onSnapshot(snap []backend.Instance) {
+	s, name := rv.s, rv.r.Name()
+	if err := s.act.UpdateInstances(name, snap); err != nil {
+		s.o.Logger.Debug("activator update", "revision", name, "err", err)
+	}
+	_ = s.ms.SetInstances(name, snap)
+
+	now := s.o.Clock.Now()
+	ready := 0
+	present := make(map[string]bool, len(snap))
+	serving := make(map[string]bool, len(snap))
+	for _, in := range snap {
+		present[in.ID] = true
+		if in.Ready && !in.Draining {
+			ready++
+			serving[in.ID] = true
+		}
+	}
+	rv.mu.Lock()
+	for id, stop := range rv.proxies {
+		if !present[id] {
+			stop()
+			delete(rv.proxies, id)
+		}
+	}
+	prev := rv.ready
+	rv.ready, rv.instances, rv.serving = ready, snap, serving
+	close(rv.applied)
+	rv.applied = make(chan struct{})
+	e := Event{Kind: EventScaled, Service: rv.svc.name, Revision: name, From: prev, To: ready, Time: now}
+	if prev == 0 && ready > 0 && !rv.scaleUpAt.IsZero() {
+		e.ColdStart = now.Sub(rv.scaleUpAt)
+		rv.scaleUpAt = time.Time{}
+	}
+	if ready == 0 && rv.decided {
+		e.Reason = rv.decision.Reason
+		if last := rv.lastRequest.Load(); last > 0 {
+			e.Idle = now.Sub(time.Unix(0, last))
+		}
+	}
+	rv.mu.Unlock()
+
+	if ready > 0 {
+		if st, _, err := rv.svc.conf.State(name); err == nil && st == revision.StateUnknown {
+			_ = rv.svc.conf.MarkReady(name)
+			s.emit(Event{Kind: EventRevisionReady, Service: rv.svc.name, Revision: name})
+			rv.svc.mu.Lock()
+			s.updateRoute(rv.svc)
+			rv.svc.mu.Unlock()
+		}
+	}
+	if prev != ready {
+		s.emit(e)
+	}
+}
+
+// trackProxy returns the context of instance id's queue-proxy, ended
+// when the instance leaves the revision's snapshots.
+func (rv *rev) trackProxy(id string) context.Context {
+	ctx, cancel := context.WithCancel(rv.ctx)
+	rv.mu.Lock()
+	if old := rv.proxies[id]; old != nil {
+		old()
+	}
+	rv.proxies[id] = cancel
+	rv.mu.Unlock()
+	return ctx
+}
+
+// waitNotServing returns once a snapshot showing instance id draining
+// or gone was applied to the activator, or ctx ends.
+func (rv *rev) waitNotServing(ctx context.Context, id string) error {
+	for {
+		rv.mu.Lock()
+		serving, applied := rv.serving[id], rv.applied
+		rv.mu.Unlock()
+		if !serving {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-rv.ctx.Done():
+			return nil
+		case <-applied:
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package zeroscale
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/traffic"
+)
+
+// ErrServerClosed is returned by Apply and Delete after Shutdown began.
+var ErrServerClosed = errors.New("zeroscale: server closed")
+
+// ErrNotFound is returned for an unknown service.
+var ErrNotFound = errors.New("zeroscale: service not found")
+
+// Server runs services that scale to zero: the composition of traffic
+// (host-based routing, splits, tags, rollout), activator (the front
+// door that holds requests at zero), autoscaler (the KPA loop), one
+// in-process queue-proxy per instance and a backend.Backend that runs
+// the instances.
+//
+// Create it with New, add services with Apply, serve requests with Serve
+// (or mount Handler), read status with Status or AdminHandler, and stop
+// it with Shutdown. All methods are safe for concurrent use.
+type Server struct {
+	o       Options
+	backend backend.Backend
+	proc    *process.Backend // the backend, when the Server owns it
+	table   *traffic.Table
+	act     *activator.Handler
+	ms      *autoscaler.Multiscaler
+	secret  string
+	handler http.Handler
+
+	ctx    context.Context // cancelled by Shutdown, after draining
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	revs sync.Map // revision name → *rev; read on every request
+
+	mu       sync.Mutex
+	services map[string]*service
+	closed   bool
+	servers  []*http.Server
+	dataPort string // of the first Serve listener, for status URLs
+}
+
+// New returns a Server configured by o, with its control loops running
+// and no service yet. Call Shutdown to stop it.
+func New(o Options) (*Server, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var key [16]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("zeroscale: activator secret: %w", err)
+	}
+	s := &Server{
+		o:        o,
+		secret:   hex.EncodeToString(key[:]),
+		services: make(map[string]*service),
+		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.ms, err = autoscaler.New(autoscaler.Options{
+		Publisher:  autoscaler.PublisherFunc(s.publish),
+		Clock:      o.Clock,
+		Logger:     o.Logger.With("component", "autoscaler"),
+		Registerer: o.Registerer,
+		NewDecider: o.NewDecider,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zeroscale: autoscaler: %w", err)
+	}
+	s.act, err = activator.New(activator.Options{
+		Picker:         picker{s},
+		Secret:         s.secret,
+		Reporter:       s.ms.Collector(),
+		WaitTimeout:    o.WaitTimeout,
+		Clock:          o.Clock,
+		Logger:         o.Logger.With("component", "activator"),
+		Registerer:     o.Registerer,
+		TracerProvider: o.TracerProvider,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zeroscale: activator: %w", err)
+	}
+	s.backend = o.Backend
+	if s.backend == nil {
+		po := o.Process
+		po.Proxy = s.newProxy
+		if po.Drain == nil {
+			po.Drain = s.drain
+		}
+		if po.Logger == nil {
+			po.Logger = o.Logger.With("component", "process")
+		}
+		if po.Clock == nil {
+			po.Clock = o.Clock
+		}
+		s.proc, err = process.New(po)
+		if err != nil {
+			return nil, fmt.Errorf("zeroscale: process backend: %w", err)
+		}
+		s.backend = s.proc
+	}
+	s.handler = &frontDoor{s: s}
+
+	s.goRun(func(ctx context.Context) { _ = s.ms.Run(ctx) })
+	s.goRun(s.act.Run)
+	s.goRun(func(ctx context.Context) { _ = s.table.Run(ctx) })
+	s.goRun(s.reconcileLoop)
+	return s, nil
+}
+
+// goRun runs f on its own goroutine until Shutdown.
+func (s *Server) goRun(f func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f(s.ctx)
+	}()
+}
+
+// Handler is the Server's data plane: it routes each request by host
+// ({{.Name}}.{{.Namespace}}.{{.Domain}}, tag hosts, or the bare domain
+// with ServiceHeader or a path prefix) to a revision, holds it while the
+// revision scales from zero, and proxies it to an instance. Serve uses
+// it; a host program may mount it on its own server instead.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts requests on ln (HTTP/1.1 and h2c) until Shutdown; it
+// then returns http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.setDataPort(ln.Addr())
+	return s.serve(ln, s.handler)
+}
+
+// ServeAdmin serves AdminHandler on ln until Shutdown; it then returns
+// http.ErrServerClosed.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	return s.serve(ln, s.AdminHandler())
+}
+
+// ListenAndServe listens on Options.Addr and Options.AdminAddr and
+// serves both until Shutdown, when it returns http.ErrServerClosed; it
+// returns at once with the error if either listener fails.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.o.Addr)
+	if err != nil {
+		return fmt.Errorf("zeroscale: listen on Options.Addr: %w", err)
+	}
+	admin, err := net.Listen("tcp", s.o.AdminAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("zeroscale: listen on Options.AdminAddr: %w", err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- s.ServeAdmin(admin) }()
+	go func() { errs <- s.Serve(ln) }()
+	err = <-errs
+	if !errors.Is(err, http.ErrServerClosed) {
+		_ = ln.Close()
+		_ = admin.Close()
+	}
+	<-errs
+	return err
+}
+
+// Bounds of the Server's own listeners: slow or idle clients cannot hold
+// a connection forever; request deadlines are the revision's timeouts.
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+)
+
+func (s *Server) serve(ln net.Listener, h http.Handler) error {
+	srv := queueproxy.NewServer("", h)
+	srv.ReadHeaderTimeout = readHeaderTimeout
+	srv.IdleTimeout = idleTimeout
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	return srv.Serve(ln)
+}
+
+// Shutdown stops the Server gracefully: its listeners stop accepting,
+// requests in flight (held ones included) finish, every revision is
+// drained and removed from the backend (every instance stopped), and the
+// control loops end. If ctx ends first, what is left is cut short (the
+// process backend then kills its processes) and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	servers := s.servers
+	names := make([]string, 0, len(s.services))
+	for name := range s.services {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	addErr := func(err error) {
+		emu.Lock()
+		errs = append(errs, err)
+		emu.Unlock()
+	}
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				addErr(fmt.Errorf("zeroscale: shutdown listener: %w", err))
+			}
+		})
+	}
+	wg.Wait()
+	for _, name := range names {
+		wg.Go(func() {
+			if err := s.deleteService(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
+				addErr(err)
+			}
+		})
+	}
+	wg.Wait()
+	if s.proc != nil {
+		if err := s.proc.Close(ctx); err != nil {
+			addErr(fmt.Errorf("zeroscale: close process backend: %w", err))
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// picker is the activator's RevisionPicker: the route table, plus the
+// time of each revision's last request (for "NoTraffic for 90 s").
+type picker struct{ s *Server }
+
+func (p picker) PickRevision(r *http.Request) (string, error) {
+	name, err := p.s.table.PickRevision(r)
+	if err != nil {
+		return "", err
+	}
+	if v, ok := p.s.revs.Load(name); ok {
+		v.(*rev).lastRequest.Store(p.s.o.Clock.Now().UnixNano())
+	}
+	return name, nil
+}
+
+// newProxy builds the queue-proxy in front of one process instance and
+// runs it until the instance leaves its revision's watch.
+func (s *Server) newProxy(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
+	p, err := queueproxy.New(queueproxy.Options{
+		Upstream:             target,
+		Revision:             inst.Revision,
+		Instance:             inst.ID,
+		ContainerConcurrency: spec.ContainerConcurrency,
+		Timeouts:             spec.Timeouts,
+		Readiness:            spec.Readiness,
+		Reporter:             s.ms.Collector(),
+		ActivatorSecret:      s.secret,
+		Clock:                s.o.Clock,
+		Logger:               s.o.Logger.With("component", "queueproxy", "instance", inst.ID),
+		TracerProvider:       s.o.TracerProvider,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx := s.ctx
+	if v, ok := s.revs.Load(inst.Revision); ok {
+		ctx = v.(*rev).trackProxy(inst.ID)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = p.Run(ctx)
+	}()
+	return p, nil
+}
+
+// drain is the process backend's DrainFunc: it returns once the
+// activator has seen inst as draining (or gone), so that nothing new is
+// sent to it while the queue-proxy drains what is in flight.
+func (s *Server) drain(ctx context.Context, inst backend.Instance) error {
+	v, ok := s.revs.Load(inst.Revision)
+	if !ok {
+		return nil
+	}
+	return v.(*rev).waitNotServing(ctx, inst.ID)
+}

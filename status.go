@@ -1,0 +1,280 @@
+package zeroscale
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// Condition statuses, Knative's.
+const (
+	ConditionTrue    = "True"
+	ConditionFalse   = "False"
+	ConditionUnknown = "Unknown"
+)
+
+// Condition types and reasons of ServiceStatus and RevisionStatus.
+const (
+	// ConditionReady: a service's route serves a resolved split; a
+	// revision has had a ready instance (or starts at zero).
+	ConditionReady = "Ready"
+	// ConditionActive: the revision has the instances its demand needs.
+	// False with ReasonNoTraffic when idle (at or going to zero),
+	// Unknown with ReasonActivating while requests wait for instances.
+	ConditionActive = "Active"
+	// ConditionContainerHealthy: False with ReasonCrashLoop while an
+	// instance keeps crashing (process backend).
+	ConditionContainerHealthy = "ContainerHealthy"
+
+	ReasonNoTraffic       = autoscaler.ReasonNoTraffic
+	ReasonActivating      = "Activating"
+	ReasonTimedOut        = autoscaler.ReasonTimedOut
+	ReasonCrashLoop       = "CrashLoop"
+	ReasonDeploying       = "Deploying"
+	ReasonFailed          = "Failed"
+	ReasonRevisionMissing = "RevisionMissing"
+)
+
+// Condition is one aspect of a service's or revision's health, as in
+// Knative's status.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ServiceStatus is a service as the Server sees it now.
+type ServiceStatus struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// URL is where the service answers, e.g.
+	// http://hello.default.localhost:8080.
+	URL                   string `json:"url"`
+	LatestCreatedRevision string `json:"latestCreatedRevision,omitempty"`
+	LatestReadyRevision   string `json:"latestReadyRevision,omitempty"`
+	// Traffic is the split served now (gradual rollout included), and
+	// each tag's target with its own URL.
+	Traffic    []TrafficTarget  `json:"traffic"`
+	Revisions  []RevisionStatus `json:"revisions"`
+	Conditions []Condition      `json:"conditions"`
+}
+
+// TrafficTarget is one entry of a service's current traffic.
+type TrafficTarget struct {
+	Revision string `json:"revisionName"`
+	Percent  int    `json:"percent"`
+	Tag      string `json:"tag,omitempty"`
+	URL      string `json:"url,omitempty"`
+}
+
+// RevisionStatus is one revision of a service.
+type RevisionStatus struct {
+	Name       string    `json:"name"`
+	Generation int64     `json:"generation"`
+	Created    time.Time `json:"created"`
+	// Percent is its share of the service's default traffic.
+	Percent int `json:"percent"`
+	// DesiredScale is the autoscaler's last decision (-1 before any);
+	// ActualScale the ready instances; Instances all of them, starting
+	// and draining included.
+	DesiredScale int  `json:"desiredScale"`
+	ActualScale  int  `json:"actualScale"`
+	Instances    int  `json:"instances"`
+	Panicking    bool `json:"panicking,omitempty"`
+	// ScaleError is the backend's last refusal of a scale, if any.
+	ScaleError string      `json:"scaleError,omitempty"`
+	Conditions []Condition `json:"conditions"`
+}
+
+// Condition returns the condition of type t, and whether it is set.
+func (r RevisionStatus) Condition(t string) (Condition, bool) { return findCondition(r.Conditions, t) }
+
+// Condition returns the condition of type t, and whether it is set.
+func (s ServiceStatus) Condition(t string) (Condition, bool) { return findCondition(s.Conditions, t) }
+
+func findCondition(cs []Condition, t string) (Condition, bool) {
+	for _, c := range cs {
+		if c.Type == t {
+			return c, true
+		}
+	}
+	return Condition{}, false
+}
+
+// Status returns every service's status, by name.
+func (s *Server) Status() []ServiceStatus {
+	s.mu.Lock()
+	svcs := make([]*service, 0, len(s.services))
+	for _, svc := range s.services {
+		svcs = append(svcs, svc)
+	}
+	s.mu.Unlock()
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
+	out := make([]ServiceStatus, len(svcs))
+	for i, svc := range svcs {
+		out[i] = s.serviceStatus(svc)
+	}
+	return out
+}
+
+// ServiceStatus returns the status of the service called name.
+func (s *Server) ServiceStatus(name string) (ServiceStatus, error) {
+	s.mu.Lock()
+	svc := s.services[name]
+	s.mu.Unlock()
+	if svc == nil {
+		return ServiceStatus{}, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return s.serviceStatus(svc), nil
+}
+
+// url returns the http URL of host on the data listener's port.
+func (s *Server) url(host string) string {
+	port := ""
+	s.mu.Lock()
+	if s.dataPort != "" && s.dataPort != "80" {
+		port = ":" + s.dataPort
+	}
+	s.mu.Unlock()
+	return "http://" + host + port
+}
+
+// setDataPort records the port of the first data listener for URLs.
+func (s *Server) setDataPort(addr net.Addr) {
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.dataPort == "" {
+		s.dataPort = port
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) serviceStatus(svc *service) ServiceStatus {
+	svc.mu.Lock()
+	routeErr, deleted := svc.routeOK, svc.deleted
+	svc.mu.Unlock()
+	st := ServiceStatus{Name: svc.name, Namespace: s.o.Namespace, URL: s.url(svc.route.Host())}
+	if r, ok := svc.conf.LatestCreated(); ok {
+		st.LatestCreatedRevision = r.Name()
+	}
+	if r, ok := svc.conf.LatestReady(); ok {
+		st.LatestReadyRevision = r.Name()
+	}
+	t := svc.route.Traffic()
+	percent := make(map[string]int)
+	for _, sp := range t.Default {
+		percent[sp.Revision] = sp.Percent
+		st.Traffic = append(st.Traffic, TrafficTarget{Revision: sp.Revision, Percent: sp.Percent})
+	}
+	hosts := svc.route.TagHosts()
+	tags := make([]string, 0, len(t.Tags))
+	for tag := range t.Tags {
+		tags = append(tags, tag)
+	}
+	sort.Strings(tags)
+	for _, tag := range tags {
+		for _, sp := range t.Tags[tag] {
+			st.Traffic = append(st.Traffic, TrafficTarget{Revision: sp.Revision, Percent: percent[sp.Revision], Tag: tag, URL: s.url(hosts[tag])})
+		}
+	}
+	revs := svc.conf.Revisions()
+	for i := len(revs) - 1; i >= 0; i-- { // newest first, as kubectl lists them
+		st.Revisions = append(st.Revisions, s.revisionStatus(svc, revs[i], percent[revs[i].Name()]))
+	}
+	switch {
+	case deleted:
+		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: ConditionFalse, Reason: "Deleted"})
+	case routeErr != nil:
+		status := ConditionUnknown
+		if len(t.Default) > 0 {
+			status = ConditionTrue // still serving the previous split
+		}
+		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: status, Reason: ReasonRevisionMissing, Message: routeErr.Error()})
+	case len(t.Default) == 0:
+		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: ConditionUnknown, Reason: ReasonDeploying})
+	default:
+		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: ConditionTrue})
+	}
+	return st
+}
+
+// crashStatuser is implemented by backends that report crash loops
+// (backend/process).
+type crashStatuser interface {
+	Status(revision string) (process.RevisionStatus, error)
+}
+
+func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) RevisionStatus {
+	name := r.Name()
+	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, DesiredScale: -1}
+	state, reason, _ := svc.conf.State(name)
+	switch state {
+	case revision.StateReady:
+		rs.Conditions = append(rs.Conditions, Condition{Type: ConditionReady, Status: ConditionTrue})
+	case revision.StateFailed:
+		rs.Conditions = append(rs.Conditions, Condition{Type: ConditionReady, Status: ConditionFalse, Reason: ReasonFailed, Message: reason})
+	default:
+		rs.Conditions = append(rs.Conditions, Condition{Type: ConditionReady, Status: ConditionUnknown, Reason: ReasonDeploying})
+	}
+	v, ok := s.revs.Load(name)
+	if !ok {
+		return rs
+	}
+	rv := v.(*rev)
+	rv.mu.Lock()
+	d, decided := rv.decision, rv.decided
+	rs.ActualScale, rs.Instances = rv.ready, len(rv.instances)
+	if rv.scaleErr != nil {
+		rs.ScaleError = rv.scaleErr.Error()
+	}
+	rv.mu.Unlock()
+	if decided {
+		rs.DesiredScale, rs.Panicking = d.Scale, d.Panicking
+		c := Condition{Type: ConditionActive}
+		switch d.State {
+		case autoscaler.StateActive:
+			c.Status = ConditionTrue
+		case autoscaler.StateActivating:
+			c.Status, c.Reason = ConditionUnknown, ReasonActivating
+			c.Message = fmt.Sprintf("%d of %d instances ready", rs.ActualScale, d.Scale)
+			if d.Reason == autoscaler.ReasonQueued {
+				c.Message += "; requests are waiting"
+			}
+		case autoscaler.StateInactive:
+			c.Status, c.Reason = ConditionFalse, d.Reason
+		}
+		rs.Conditions = append(rs.Conditions, c)
+	}
+	if cs, ok := s.backend.(crashStatuser); ok {
+		if ps, err := cs.Status(name); err == nil {
+			if loop := ps.CrashLooping(); len(loop) > 0 {
+				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])})
+			} else {
+				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionTrue})
+			}
+		}
+	}
+	return rs
+}
+
+// crashMessage says how an instance last crashed, with its last output.
+func crashMessage(in process.InstanceStatus) string {
+	msg := fmt.Sprintf("instance %s restarted %d times", in.ID, in.Restarts)
+	if e := in.LastExit; e != nil {
+		msg += fmt.Sprintf("; last exit code %d (%s)", e.Code, e.Reason)
+		if n := len(e.Output); n > 0 {
+			msg += "; last output: " + strings.Join(e.Output[max(0, n-5):], " | ")
+		}
+	}
+	return msg
+}
