@@ -321,3 +321,42 @@ func TestOptionsValidation(t *testing.T) {
 	noErr(t, err)
 	errorContains(t, h.SetRevision(revision.Revision{}), "no name")
 }
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	a := newUpstream(t, "a", false)
+	res := e.get(t)
+	e.waitHeld(t, 1)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	equal(t, http.StatusOK, wait(t, res).code)
+	eventually(t, func() bool { return e.counter("requests", rev, "200") == 1 })
+
+	mfs, err := e.reg.Gather()
+	noErr(t, err)
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	equal(t, []string{
+		"zeroscale_activator_cold_start_wait_seconds",
+		"zeroscale_activator_cold_starts_total",
+		"zeroscale_activator_held_requests",
+		"zeroscale_activator_queue_wait_seconds",
+		"zeroscale_activator_requests_total",
+		"zeroscale_activator_retries_total",
+	}, names)
+
+	// A second activator on the same registry is refused, and leaves
+	// nothing registered behind.
+	_, err = New(Options{Picker: picker(rev), Registerer: e.reg})
+	errorContains(t, err, "registering metrics")
+	mfs2, err := e.reg.Gather()
+	noErr(t, err)
+	equal(t, len(mfs), len(mfs2))
+
+	// Removing the revision drops its series.
+	e.h.RemoveRevision(rev)
+	mfs, err = e.reg.Gather()
+	noErr(t, err)
+	equal(t, 0, len(mfs))
+}

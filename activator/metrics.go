@@ -1,7 +1,7 @@
 package activator
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,9 +56,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range m.collectors() {
+	cs := m.collectors()
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
-			return nil, errors.Join(errors.New("activator: registering metrics"), err)
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("activator: registering metrics: %w", err)
 		}
 	}
 	return m, nil
