@@ -69,14 +69,16 @@ type Options struct {
 	// (scale-down, Remove), after the instance is published Draining.
 	// Nil means no hook.
 	Drain backend.DrainFunc
-	// DrainTimeout bounds, on Clock, the whole stop of one instance:
-	// Drain, then DrainDelay, then the server's graceful shutdown. When
-	// it passes the server is closed, cutting what is still in flight,
-	// as a SIGKILL after a grace period would. Zero means
-	// DefaultDrainTimeout.
+	// DrainTimeout bounds, on Clock, the whole stop of one instance from
+	// the moment it is published Draining: Drain, DrainDelay and the
+	// server's graceful shutdown. When it passes the server is closed,
+	// cutting what is still in flight, as a SIGKILL after a grace period
+	// would. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
-	// DrainDelay is a slow exit: how long, on Clock, an instance keeps
-	// serving after Drain returned before its server shuts down.
+	// DrainDelay is a slow drain: the least time, on Clock, a draining
+	// instance keeps serving after it is published Draining, even if
+	// Drain returns sooner (as Knative's queue-proxy keeps serving for
+	// its drain sleep after SIGTERM).
 	DrainDelay time.Duration
 
 	// MaxInstances bounds the desired scale of one revision; Scale above
@@ -132,6 +134,13 @@ type instance struct {
 	crash     bool        // dies instead of becoming ready
 	everReady bool
 	stopping  bool
+
+	// Set when a drain begins, so the stop's timers exist on the clock
+	// by the time Scale or Remove returns.
+	drainCtx     context.Context // done at DrainTimeout, Kill or Close
+	drainCancel  context.CancelFunc
+	drainTimeout clock.Timer
+	drainDelay   clock.Timer // nil without a DrainDelay
 }
 
 // New returns a Backend configured by opts, or an error naming the first
@@ -459,6 +468,14 @@ func (b *Backend) stop(in *instance) (drain bool) {
 		return false
 	}
 	in.Draining = true
+	ctx, cancel := context.WithCancel(b.ctx)
+	in.drainCtx, in.drainCancel = ctx, cancel
+	// The callback only cancels: it runs under a fake clock's lock and
+	// must not take b.mu.
+	in.drainTimeout = b.clock.AfterFunc(b.opts.DrainTimeout, cancel)
+	if b.drainDelay > 0 {
+		in.drainDelay = b.clock.NewTimer(b.drainDelay)
+	}
 	return true
 }
 
@@ -469,21 +486,22 @@ func (b *Backend) kill(in *instance) {
 		in.timer = nil
 	}
 	in.stopping = true
+	if in.drainCancel != nil {
+		in.drainCancel() // a drain in progress ends now
+	}
 	_ = in.srv.Close()
 	delete(in.rev.insts, in.ID)
 	delete(b.byID, in.ID)
 }
 
-// drainAndStop runs the drain hook for in, waits DrainDelay, shuts its
-// server down gracefully and forgets it, all within DrainTimeout.
+// drainAndStop runs the drain hook for in, waits out its DrainDelay,
+// shuts its server down gracefully and forgets it, all within
+// DrainTimeout (stop set the timers).
 func (b *Backend) drainAndStop(in *instance) {
-	ctx, cancel := context.WithCancel(b.ctx)
-	defer cancel()
-	timeout := b.clock.AfterFunc(b.opts.DrainTimeout, cancel)
-	defer timeout.Stop()
-
+	ctx := in.drainCtx
+	defer in.drainTimeout.Stop()
 	b.mu.Lock()
-	view, delay := in.Instance, b.drainDelay
+	view := in.Instance
 	b.mu.Unlock()
 	if b.opts.Drain != nil {
 		done := make(chan struct{})
@@ -498,13 +516,12 @@ func (b *Backend) drainAndStop(in *instance) {
 		case <-ctx.Done():
 		}
 	}
-	if delay > 0 {
-		t := b.clock.NewTimer(delay)
+	if in.drainDelay != nil {
 		select {
-		case <-t.C():
+		case <-in.drainDelay.C():
 		case <-ctx.Done():
 		}
-		t.Stop()
+		in.drainDelay.Stop()
 	}
 	if err := in.srv.Shutdown(ctx); err != nil {
 		b.log.Warn("fake: drain timeout passed; closing the instance", "id", view.ID, "timeout", b.opts.DrainTimeout)

@@ -73,7 +73,7 @@ func (b *Backend) SetReady(id string, ready bool) error {
 	return nil
 }
 
-// SetDrainDelay changes Options.DrainDelay (a slow exit) for instances
+// SetDrainDelay changes Options.DrainDelay (a slow drain) for instances
 // whose stop begins after the call. Negative means 0.
 func (b *Backend) SetDrainDelay(d time.Duration) {
 	b.mu.Lock()
