@@ -104,6 +104,15 @@ func (e *env) deploy(config string) (string, <-chan []backend.Instance) {
 	return rev.Name(), ch
 }
 
+// upOne deploys config's revision and scales it to one instance, ready
+// at once (no start delay).
+func (e *env) upOne(config string) (string, <-chan []backend.Instance, backend.Instance) {
+	e.t.Helper()
+	rev, ch := e.deploy(config)
+	e.scale(rev, 1)
+	return rev, ch, e.until(ch, "one ready instance", is("i1+ready"))[0]
+}
+
 func (e *env) scale(rev string, n int) {
 	e.t.Helper()
 	if err := e.b.Scale(e.t.Context(), rev, n); err != nil {
@@ -361,9 +370,7 @@ func TestCrashDuringStart(t *testing.T) {
 
 func TestKillWhileServing(t *testing.T) {
 	e := newEnv(t, fake.Options{})
-	rev, ch := e.deploy("a")
-	e.scale(rev, 1)
-	inst := e.until(ch, "ready", is("i1+ready"))[0]
+	_, ch, inst := e.upOne("a")
 	// The hold never gets released: only the kill can end it.
 	cut := make(chan error, 1)
 	go func() {
@@ -424,9 +431,7 @@ func TestSetReady(t *testing.T) {
 func TestDrainTimeoutCutsTheStop(t *testing.T) {
 	e := newEnv(t, fake.Options{DrainTimeout: 5 * time.Second})
 	e.drains.block = make(chan struct{}) // never released: only the timeout ends it
-	rev, ch := e.deploy("a")
-	e.scale(rev, 1)
-	inst := e.until(ch, "ready", is("i1+ready"))[0]
+	rev, ch, inst := e.upOne("a")
 	e.scale(rev, 0)
 	e.drainCalled(inst.ID)
 	e.until(ch, "draining", is("i1+ready+draining"))
@@ -441,9 +446,7 @@ func TestDrainTimeoutCutsTheStop(t *testing.T) {
 func TestSlowDrain(t *testing.T) {
 	e := newEnv(t, fake.Options{})
 	e.b.SetDrainDelay(3 * time.Second)
-	rev, ch := e.deploy("a")
-	e.scale(rev, 1)
-	inst := e.until(ch, "ready", is("i1+ready"))[0]
+	rev, ch, inst := e.upOne("a")
 	e.scale(rev, 0)
 	e.drainCalled(inst.ID) // returns at once; the delay still holds the stop
 	e.clk.Step(3*time.Second - 1)
@@ -461,9 +464,7 @@ func TestRemoveLifecycle(t *testing.T) {
 	e := newEnv(t, fake.Options{})
 	e.drains.block = make(chan struct{})
 	ctx := t.Context()
-	rev, ch := e.deploy("a")
-	e.scale(rev, 1)
-	inst := e.until(ch, "ready", is("i1+ready"))[0]
+	rev, ch, inst := e.upOne("a")
 	if err := e.b.Remove(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
@@ -493,9 +494,7 @@ func TestRemoveLifecycle(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	e := newEnv(t, fake.Options{})
-	rev, ch := e.deploy("a")
-	e.scale(rev, 1)
-	inst := e.until(ch, "ready", is("i1+ready"))[0]
+	rev, ch, inst := e.upOne("a")
 	if err := e.b.Close(); err != nil {
 		t.Fatal(err)
 	}
