@@ -1,0 +1,177 @@
+package queueproxy
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// prober checks the app's readiness: a TCP connect to its address, or an
+// HTTP GET of the probe path answered 200–399 (Knative's success range).
+// Concurrent checks share one in-flight attempt.
+type prober struct {
+	addr   string
+	probe  revision.Probe
+	client *http.Client // nil for TCP probes
+	dialer net.Dialer
+
+	ready     atomic.Bool
+	readyOnce sync.Once
+	readyC    chan struct{} // closed on the first success
+
+	mu   sync.Mutex
+	call *probeCall
+}
+
+type probeCall struct {
+	done chan struct{}
+	ok   bool
+}
+
+func newProber(addr string, probe revision.Probe) *prober {
+	pr := &prober{addr: addr, probe: probe, readyC: make(chan struct{})}
+	pr.dialer.Timeout = cmp.Or(probe.Timeout, revision.DefaultProbeTimeout)
+	if probe.HTTPPath != "" {
+		pr.client = &http.Client{
+			Timeout: pr.dialer.Timeout,
+			Transport: &http.Transport{
+				DialContext:       pr.dialer.DialContext,
+				DisableKeepAlives: true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return pr
+}
+
+// check probes now (joining an attempt already in flight) and records
+// the result.
+func (pr *prober) check(ctx context.Context) bool {
+	pr.mu.Lock()
+	c := pr.call
+	if c == nil {
+		c = &probeCall{done: make(chan struct{})}
+		pr.call = c
+		go func() {
+			// Detached from the caller: other callers share the result.
+			c.ok = pr.attempt(context.WithoutCancel(ctx))
+			pr.set(c.ok)
+			pr.mu.Lock()
+			pr.call = nil
+			pr.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	pr.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (pr *prober) set(ok bool) {
+	pr.ready.Store(ok)
+	if ok {
+		pr.readyOnce.Do(func() { close(pr.readyC) })
+	}
+}
+
+func (pr *prober) attempt(ctx context.Context) bool {
+	if pr.client == nil {
+		c, err := pr.dialer.DialContext(ctx, "tcp", pr.addr)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pr.addr+pr.probe.HTTPPath, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("User-Agent", "zeroscale-queue-proxy-probe")
+	res, err := pr.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
+	_ = res.Body.Close()
+	return res.StatusCode >= 200 && res.StatusCode < 400
+}
+
+// probeLoop probes aggressively from the start until the app answers or
+// StartupProbeLimit passes, then every Readiness.Period if one is set.
+func (p *Proxy) probeLoop(ctx context.Context) {
+	limit := p.clock.NewTimer(cmp.Or(p.opts.StartupProbeLimit, DefaultStartupProbeLimit))
+	defer limit.Stop()
+	for !p.prober.check(ctx) {
+		wait := p.clock.NewTimer(revision.AggressiveProbePeriod)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-limit.C():
+			wait.Stop()
+			p.log.Warn("app not ready after the startup probe limit; probing on demand",
+				"upstream", p.opts.Upstream, "limit", cmp.Or(p.opts.StartupProbeLimit, DefaultStartupProbeLimit))
+			return
+		case <-wait.C():
+		}
+	}
+	p.log.Info("app ready", "upstream", p.opts.Upstream, "after", p.clock.Since(p.stats.epoch))
+	if p.opts.Readiness.Period == 0 {
+		return
+	}
+	tick := p.clock.NewTicker(p.opts.Readiness.Period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+			p.prober.check(ctx)
+		}
+	}
+}
+
+// serveHealth answers HealthPath and trusted probes: 503 "draining"
+// once Drain was called, else 200 "ready" or 503 "not ready". With no
+// Readiness.Period the app is probed on each health check (on demand);
+// otherwise the last periodic result is used.
+func (p *Proxy) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if p.draining.Load() {
+		writeText(w, http.StatusServiceUnavailable, "draining")
+		return
+	}
+	ok := p.prober.ready.Load()
+	if p.opts.Readiness.Period == 0 || !ok {
+		ok = p.prober.check(r.Context())
+	}
+	if !ok {
+		writeText(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeText(w, http.StatusOK, "ready")
+}
+
+// Ready reports the last probe result.
+func (p *Proxy) Ready() bool { return p.prober.ready.Load() }
+
+// WaitReady blocks until the app first passed a probe (from Run or a
+// health check) or ctx ends.
+func (p *Proxy) WaitReady(ctx context.Context) error {
+	select {
+	case <-p.prober.readyC:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

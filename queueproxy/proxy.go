@@ -1,0 +1,471 @@
+package queueproxy
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/stats"
+)
+
+// Proxy is the queue-proxy in front of one app instance. It is an
+// http.Handler: every request except health checks is counted in the
+// stats on arrival, admitted by the breaker (answered 503 at once when
+// the queue is full), bounded by the revision's timeouts and forwarded
+// to the app. Run drives the stats periods and readiness probing;
+// MetricsHandler serves the latest Stat for scraping; Drain stops it
+// gracefully.
+//
+// To accept h2c (gRPC) the serving http.Server must enable unencrypted
+// HTTP/2 (see NewServer). HTTP/2 requests are forwarded to the app over
+// h2c, HTTP/1 requests (including WebSocket upgrades) over HTTP/1.1.
+// Responses without a Content-Length (chunked, streams) and
+// text/event-stream responses are flushed to the client after every
+// write; an upgraded connection or a stream counts as in flight for its
+// whole life.
+type Proxy struct {
+	opts     Options
+	t        timeouts
+	firstArm time.Duration
+	clock    clock.WithTickerAndDelayedExecution
+	log      *slog.Logger
+	secret   []byte
+	breaker  *Breaker
+	rp       *httputil.ReverseProxy
+	stats    *statsRecorder
+	prober   *prober
+	metrics  *metrics     // nil: no metrics
+	tracer   trace.Tracer // nil: no tracing
+	prop     propagation.TextMapPropagator
+
+	draining atomic.Bool
+	idleMu   sync.Mutex
+	idleCh   chan struct{} // closed when in-flight drops to 0 while draining
+
+	upgradeMu   sync.Mutex
+	upgraded    map[*exchange]struct{}
+	upgradesCut bool // the drain limit passed: upgraded connections are closed
+	latest      atomic.Pointer[[]byte]
+	running     atomic.Bool
+}
+
+// New returns a Proxy for opts, or an error naming the first invalid
+// field.
+func New(opts Options) (*Proxy, error) {
+	t, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		opts:     opts,
+		t:        t,
+		clock:    opts.Clock,
+		log:      opts.Logger,
+		secret:   []byte(opts.ActivatorSecret),
+		idleCh:   make(chan struct{}),
+		upgraded: make(map[*exchange]struct{}),
+		prop:     opts.Propagator,
+	}
+	if p.clock == nil {
+		p.clock = clock.RealClock{}
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.firstArm = t.request
+	if t.responseStart < p.firstArm {
+		p.firstArm = t.responseStart
+	}
+	if t.idle > 0 && t.idle < p.firstArm {
+		p.firstArm = t.idle
+	}
+	cc := opts.ContainerConcurrency
+	p.breaker, err = NewBreaker(BreakerParams{QueueDepth: opts.QueueDepth, MaxConcurrency: cc, InitialCapacity: cc})
+	if err != nil {
+		return nil, err
+	}
+	p.stats = newStatsRecorder(p.clock.Now())
+	idle := cc
+	if idle == 0 {
+		idle = unlimitedIdleConns
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    newTransport(idle),
+		ErrorHandler: p.proxyError,
+		BufferPool:   newBufferPool(),
+		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	p.prober = newProber(opts.Upstream, opts.Readiness)
+	if opts.Registerer != nil {
+		if p.metrics, err = newMetrics(opts, p); err != nil {
+			return nil, err
+		}
+	}
+	if opts.TracerProvider != nil {
+		p.tracer = opts.TracerProvider.Tracer("github.com/zeroscale/zeroscale/queueproxy")
+	}
+	return p, nil
+}
+
+// Breaker is the proxy's concurrency breaker, nil when the container
+// concurrency is unlimited.
+func (p *Proxy) Breaker() *Breaker { return p.breaker }
+
+// InFlight is how many requests are in flight, queued ones included.
+func (p *Proxy) InFlight() int { return int(p.stats.inFlight()) }
+
+// ServeHTTP strips the internal headers (honouring them only from the
+// trusted activator), answers health checks, and proxies everything else.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	trusted, probe := p.hygiene(r)
+	if probe || r.URL.Path == HealthPath {
+		p.serveHealth(w, r)
+		return
+	}
+	p.proxy(w, r, trusted)
+}
+
+// hygiene decides whether r comes from the trusted activator, restores
+// the Host the client used if the activator rewrote it, and removes
+// every internal header so the app never sees them.
+func (p *Proxy) hygiene(r *http.Request) (trusted, probe bool) {
+	h := r.Header
+	if v := h[ActivatorHeader]; len(v) > 0 {
+		trusted = len(p.secret) > 0 && subtle.ConstantTimeCompare([]byte(v[0]), p.secret) == 1
+		delete(h, ActivatorHeader)
+	}
+	if v := h[OriginalHostHeader]; len(v) > 0 {
+		if trusted && v[0] != "" {
+			r.Host = v[0]
+		}
+		delete(h, OriginalHostHeader)
+	}
+	if v := h[ProbeHeader]; len(v) > 0 {
+		probe = trusted && v[0] == ProbeValue
+		delete(h, ProbeHeader)
+	}
+	delete(h, RevisionHeader)
+	return trusted, probe
+}
+
+func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {
+	now := p.clock.Now()
+	p.stats.arrive(now, trusted)
+	ex := p.newExchange(w, r, now, trusted)
+	defer p.finish(ex)
+	if p.tracer != nil {
+		p.startSpan(ex, r)
+	}
+	if p.breaker != nil {
+		if err := p.breaker.Acquire(ex.ctx); err != nil {
+			p.queueFailed(ex, err)
+			return
+		}
+		defer p.breaker.Release()
+		if ex.span != nil {
+			ex.span.SetAttributes(attrQueueWait.Float64(p.clock.Since(now).Seconds()))
+		}
+	}
+	p.rp.ServeHTTP(ex, r.WithContext(ex.ctx))
+}
+
+func (p *Proxy) queueFailed(ex *exchange, err error) {
+	switch {
+	case errors.Is(err, ErrRequestQueueFull):
+		ex.w.Header().Set("Retry-After", "1")
+		ex.writeError(http.StatusServiceUnavailable, "queue full")
+	case isTimeout(context.Cause(ex.ctx)):
+		ex.writeError(http.StatusServiceUnavailable, "request timed out while queued")
+	default:
+		ex.writeError(http.StatusServiceUnavailable, "request canceled while queued")
+	}
+}
+
+// finish runs when the handler returns or panics: it releases the
+// exchange, writes a timeout response if nothing was written, records
+// stats and metrics, and cuts a response that timed out after it
+// started.
+func (p *Proxy) finish(ex *exchange) {
+	ex.mu.Lock()
+	f := ex.flags.Or(flagDone)
+	ex.mu.Unlock()
+	ex.timer.Stop()
+	if f&flagHijacked != 0 {
+		p.untrackUpgrade(ex)
+	}
+	cut := false
+	if f := ex.flags.Load(); f&(flagTimedOut|flagAnswered) == flagTimedOut {
+		if f&flagWroteHeader == 0 {
+			// The proxy saw the cancellation (possibly as a copy
+			// error, which it reports by panicking with
+			// ErrAbortHandler): nothing reached the client, so answer.
+			if v := recover(); v != nil && v != http.ErrAbortHandler {
+				panic(v)
+			}
+			ex.writeError(http.StatusGatewayTimeout, context.Cause(ex.ctx).Error())
+		} else {
+			cut = true
+		}
+	}
+	ex.cancel(nil)
+	now := p.clock.Now()
+	if open := p.stats.exit(now, ex.trusted); open == 0 && p.draining.Load() {
+		p.signalIdle()
+	}
+	if p.metrics != nil {
+		p.metrics.observe(ex.code, now.Sub(ex.start))
+	}
+	if ex.span != nil {
+		endSpan(ex, cut)
+	}
+	if cut {
+		// Close the connection (or reset the stream) so the client
+		// sees the response cut rather than a clean, short end.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// rewrite points the outgoing request at the app, keeping the Host the
+// client used, and sets the forwarding headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = p.opts.Upstream
+	setForwarded(pr.In, pr.Out.Header)
+}
+
+// proxyError answers a request the app could not serve: 502 for a
+// refused or reset connection, nothing more for a timeout (finish
+// answers it) or an upgrade closed by Drain.
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ex, ok := w.(*exchange)
+	if !ok {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
+	cause := context.Cause(r.Context())
+	switch {
+	case isTimeout(cause) || errors.Is(cause, errUpgradeDrainLimit):
+	case r.Context().Err() != nil:
+		p.log.Debug("request canceled", "path", r.URL.Path, "err", err)
+		ex.writeError(http.StatusBadGateway, "request canceled")
+	default:
+		p.log.Warn("upstream error", "upstream", p.opts.Upstream, "err", err)
+		ex.writeError(http.StatusBadGateway, "upstream unavailable")
+	}
+}
+
+// Drain turns health checks to 503 "draining" at once, keeps serving new
+// requests, and returns nil once no request is in flight. Upgraded
+// connections (WebSockets) still open UpgradeDrainLimit after Drain
+// started are closed. If ctx ends first, Drain returns an error wrapping
+// ctx.Err(). Drain may be called more than once.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.draining.Store(true)
+	limit := p.clock.NewTimer(cmp.Or(p.opts.UpgradeDrainLimit, DefaultUpgradeDrainLimit))
+	defer limit.Stop()
+	limitC := limit.C()
+	for {
+		p.idleMu.Lock()
+		idle := p.idleCh
+		p.idleMu.Unlock()
+		n := p.stats.inFlight()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("queueproxy: drain: %d requests still in flight: %w", n, ctx.Err())
+		case <-idle:
+		case <-limitC:
+			limitC = nil
+			p.cutUpgrades()
+		}
+	}
+}
+
+// Draining reports whether Drain was called.
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
+func (p *Proxy) signalIdle() {
+	p.idleMu.Lock()
+	close(p.idleCh)
+	p.idleCh = make(chan struct{})
+	p.idleMu.Unlock()
+}
+
+func (p *Proxy) trackUpgrade(ex *exchange) {
+	p.upgradeMu.Lock()
+	defer p.upgradeMu.Unlock()
+	if p.upgradesCut {
+		ex.cancel(errUpgradeDrainLimit)
+		return
+	}
+	p.upgraded[ex] = struct{}{}
+}
+
+func (p *Proxy) untrackUpgrade(ex *exchange) {
+	p.upgradeMu.Lock()
+	delete(p.upgraded, ex)
+	p.upgradeMu.Unlock()
+}
+
+// cutUpgrades closes every upgraded connection: cancelling the
+// request's context makes the reverse proxy close both sides.
+func (p *Proxy) cutUpgrades() {
+	p.upgradeMu.Lock()
+	defer p.upgradeMu.Unlock()
+	p.upgradesCut = true
+	for ex := range p.upgraded {
+		ex.cancel(errUpgradeDrainLimit)
+	}
+	if n := len(p.upgraded); n > 0 {
+		p.log.Warn("drain limit passed, closing upgraded connections", "count", n)
+	}
+}
+
+// Run reports a Stat every ReportingPeriod (to Options.Reporter and to
+// MetricsHandler) and probes the app: every
+// revision.AggressiveProbePeriod from the start until it answers (at
+// most StartupProbeLimit), then every Readiness.Period if set, else on
+// demand from health checks. It returns nil when ctx is done, or an
+// error at once if Run is already running.
+func (p *Proxy) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("queueproxy: Run called while already running")
+	}
+	defer p.running.Store(false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { p.probeLoop(ctx) })
+	tick := p.clock.NewTicker(ReportingPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C():
+			p.report(now)
+		}
+	}
+}
+
+func (p *Proxy) report(now time.Time) {
+	st := p.stats.report(now)
+	st.Instance = p.opts.Instance
+	var buf bytes.Buffer
+	if err := stats.Encode(&buf, st); err != nil {
+		p.log.Error("encode stat", "err", err)
+		return
+	}
+	b := buf.Bytes()
+	p.latest.Store(&b)
+	if p.opts.Reporter != nil {
+		p.opts.Reporter.Report(p.opts.Revision, st)
+	}
+}
+
+// MetricsHandler serves the latest Stat at stats.Path (503 before the
+// first period ended) and, if Options.Registerer is also a
+// prometheus.Gatherer, the Prometheus metrics at /metrics. Serve it on a
+// separate listener from the Proxy.
+func (p *Proxy) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+stats.Path, func(w http.ResponseWriter, _ *http.Request) {
+		b := p.latest.Load()
+		if b == nil {
+			writeText(w, http.StatusServiceUnavailable, "no stats yet")
+			return
+		}
+		w.Header().Set("Content-Type", stats.ContentType)
+		_, _ = w.Write(*b)
+	})
+	if p.metrics != nil && p.metrics.gatherer != nil {
+		mux.Handle("GET /metrics", p.metrics.handler())
+	}
+	return mux
+}
+
+// NewServer returns an http.Server for h that speaks HTTP/1.1 and h2c
+// (prior knowledge), as gRPC clients need, with header read bounded.
+func NewServer(addr string, h http.Handler) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		Protocols:         &protos,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// newTransport returns the upstream transport: HTTP/1.1 with an idle
+// pool of maxIdle connections (the concurrency limit), and h2c for
+// HTTP/2 requests.
+func newTransport(maxIdle int) http.RoundTripper {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	base := func() *http.Transport {
+		return &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConns:        maxIdle,
+			MaxIdleConnsPerHost: maxIdle,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}
+	}
+	h1, h2c := base(), base()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return splitTransport{h1: h1, h2c: h2c}
+}
+
+type splitTransport struct{ h1, h2c http.RoundTripper }
+
+func (t splitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ProtoMajor == 2 {
+		return t.h2c.RoundTrip(r)
+	}
+	return t.h1.RoundTrip(r)
+}
+
+// bufferPool recycles the reverse proxy's copy buffers; pooling array
+// pointers keeps Put allocation-free.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
+}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if len(s) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s))
+	}
+}
+
+func writeText(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
