@@ -9,8 +9,8 @@
 // host). Instances of a Scale start in parallel; an instance is Ready once
 // its readiness probe passes: a TCP connect to the app by default, or an
 // HTTP GET of Spec.Readiness.HTTPPath answered 200–399, probed at once
-// and then at intervals growing from 1 ms to 50 ms, for at most
-// Options.StartTimeout. With Spec.Readiness.Period set, it keeps probing
+// and then at intervals growing from 1 ms to 50 ms (1 ms + 5 % of the
+// time since the start), for at most Options.StartTimeout. With Spec.Readiness.Period set, it keeps probing
 // at that period and publishes readiness changes.
 //
 // Stopping an instance (scale-down, Remove, Close) never cuts a request:
