@@ -2,7 +2,7 @@
 // simulations. Each instance is a real HTTP server on 127.0.0.1 serving
 // the revision's http.Handler, so everything above the backend is tested
 // over real sockets; everything else (start delays, drain timeouts, slow
-// exits) runs on an injected clock, deterministically given a seed.
-// Faults are injected with FailScale, CrashStarts, Kill, SetReady and
-// SetDrainDelay. It passes backend/backendtest.
+// drains, restarts) runs on an injected clock, deterministically given a
+// seed. Faults are injected with FailScale, CrashStarts, Kill, Fail,
+// SetReady and SetDrainDelay. It passes backend/backendtest.
 package fake

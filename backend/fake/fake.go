@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -130,7 +129,7 @@ type instance struct {
 	rev       *rev
 	seq       uint64
 	srv       *http.Server
-	timer     clock.Timer // pending start, nil once started
+	timer     clock.Timer // pending start or restart, nil otherwise
 	crash     bool        // dies instead of becoming ready
 	everReady bool
 	stopping  bool
@@ -194,7 +193,7 @@ func (b *Backend) Deploy(ctx context.Context, r revision.Revision) error {
 		return err
 	}
 	name := r.Name()
-	if name == "" {
+	if r.IsZero() {
 		return fmt.Errorf("fake: deploy: revision has no name (a zero revision.Revision): %w", backend.ErrInvalidArgument)
 	}
 	b.mu.Lock()
@@ -232,7 +231,7 @@ func (b *Backend) known(r revision.Revision) (bool, error) {
 		return false, nil
 	case old.removing:
 		return false, fmt.Errorf("fake: deploy %s: the revision is being removed, retry: %w", r.Name(), backend.ErrTransient)
-	case !reflect.DeepEqual(old.rev.Spec(), r.Spec()):
+	case old.rev.SpecHash() != r.SpecHash():
 		return false, fmt.Errorf("fake: deploy %s: already deployed with a different spec: %w", r.Name(), backend.ErrInvalidArgument)
 	}
 	return true, nil

@@ -400,6 +400,34 @@ func TestKillWhileServing(t *testing.T) {
 	}
 }
 
+func TestFailThenRestart(t *testing.T) {
+	e := newEnv(t, fake.Options{})
+	rev, ch, inst := e.upOne("a")
+	if err := e.b.Fail(inst.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.until(ch, "not ready", is("i1"))
+	if n, _ := e.b.Desired(rev); n != 1 {
+		t.Fatalf("Desired = %d, want 1", n)
+	}
+	e.clk.Step(5*time.Second - 1)
+	if s, _ := e.b.Instances(rev); ids(s) != "i1" {
+		t.Fatalf("before the restart: %s, want i1 not ready", ids(s))
+	}
+	e.clk.Step(1)
+	e.until(ch, "restarted as i2", is("i2+ready"))
+	if got := e.drains.calls(); len(got) != 0 {
+		t.Errorf("failed instance was drained: %v", got)
+	}
+	if err := e.b.Fail(inst.ID, time.Second); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Fail of a dead instance = %v, want ErrNotFound", err)
+	}
+	if err := e.b.Fail("a-00001-i2", 0); err != nil {
+		t.Fatal(err)
+	}
+	e.until(ch, "killed at once and replaced", is("i3+ready"))
+}
+
 func TestSetReady(t *testing.T) {
 	e := newEnv(t, fake.Options{StartDelay: time.Hour})
 	rev, ch := e.deploy("a")

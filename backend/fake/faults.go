@@ -47,12 +47,53 @@ func (b *Backend) Kill(id string) error {
 	return b.settle(in.rev)
 }
 
+// Fail makes the instance unhealthy, as a failing liveness probe would:
+// it stops being ready at once (it keeps its socket and handler), and
+// restartAfter later on the clock it is killed without draining and
+// replaced to keep the desired scale. restartAfter ≤ 0 kills it now, as
+// Kill does.
+func (b *Backend) Fail(id string, restartAfter time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in, err := b.instance(id)
+	if err != nil {
+		return fmt.Errorf("fake: fail: %w", err)
+	}
+	if in.stopping {
+		return fmt.Errorf("fake: fail: instance %s is stopping", id)
+	}
+	b.log.Debug("fake: instance failing", "id", id, "restartAfter", restartAfter)
+	if restartAfter <= 0 {
+		b.kill(in)
+		return b.settle(in.rev)
+	}
+	if in.timer != nil {
+		in.timer.Stop() // a pending start: it will not become ready now
+	}
+	in.Ready = false
+	in.timer = b.clock.AfterFunc(restartAfter, func() { go b.restart(in) })
+	b.publish(in.rev)
+	return nil
+}
+
+// restart kills in, failed by Fail, and replaces it.
+func (b *Backend) restart(in *instance) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || in.stopping || b.byID[in.ID] != in {
+		return
+	}
+	b.log.Debug("fake: failed instance restarted", "id", in.ID)
+	b.kill(in)
+	_ = b.settle(in.rev) // a failed restart is retried by the next change
+}
+
 // SetReady flips the instance's readiness, as a failing and recovering
 // readiness probe would: a not-ready instance keeps serving and keeps
 // counting toward the desired scale, but layers above send it nothing.
-// An instance still starting becomes ready now (and the pending start is
-// cancelled); one set not ready before it ever was ready stays a
-// candidate to be stopped without draining.
+// An instance still starting becomes ready now (its pending start is
+// cancelled, as is a pending restart after Fail); one set not ready
+// before it ever was ready is stopped without draining.
 func (b *Backend) SetReady(id string, ready bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
