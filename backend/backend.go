@@ -20,7 +20,10 @@ import (
 //     converges. This maps directly onto the Kubernetes scale
 //     subresource and onto a reconcile loop for processes and containers.
 //   - Remove stops every instance (draining each first) and forgets the
-//     revision.
+//     revision. It may return before the instances have stopped; the
+//     revision's watches close once they have. While a revision is being
+//     removed, Scale of it may already fail with ErrNotFound and Deploy
+//     of its name may fail with ErrTransient.
 //   - Watch streams whole snapshots of a revision's instances rather than
 //     deltas. A snapshot stream cannot be misordered or half-applied, a
 //     slow reader only ever misses intermediate states (never the latest),
@@ -43,14 +46,17 @@ import (
 // activator sends it nothing new), then calls the DrainFunc the host gave
 // the engine at construction, and stops the instance only when that
 // returns (or its drain timeout passes). In-flight requests are
-// therefore never cut by scale-down. On scale-down engines choose victims
-// not-ready first, then youngest first.
+// therefore never cut by scale-down. An instance that was never Ready
+// had no traffic and may be stopped without draining. On scale-down
+// engines choose victims not-ready first, then youngest first.
 //
 // Ordering: the first value on a new watch channel is the revision's
 // current snapshot (possibly empty), sent at once. After it, snapshots
-// are delivered in the order the engine observed them. An instance appears in a snapshot
-// before it is Ready, is Ready before it can be Draining, and leaves the
-// snapshot once stopped. The channel is closed when ctx is done or the
+// are delivered in the order the engine observed them. An instance
+// appears in a snapshot before it is Ready (or at once Ready), is Ready
+// before it can be Draining, keeps its ID, Address and Started, leaves
+// the snapshot once stopped, and never comes back (a restart is a new
+// instance with a new ID). The channel is closed when ctx is done or the
 // revision is removed. Broadcaster implements these channel semantics
 // for engines.
 //
