@@ -124,6 +124,7 @@ func TestSuiteCatchesBrokenEngines(t *testing.T) {
 		{"cancel-ignored", "WatchClosedOnCancel", "waiting for the watch to close"},
 		{"no-drain", "ScaleUpAndDown", "left without the DrainFunc being called"},
 		{"no-drain", "DrainBeforeStop", "waiting for the DrainFunc call"},
+		{"no-drain", "RemoveWhileScaled", "without the DrainFunc being called"},
 		{"drain-not-awaited", "DrainBeforeStop", "connection refused"},
 	} {
 		t.Run(tc.variant+"/"+tc.subtest, func(t *testing.T) {

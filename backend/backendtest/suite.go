@@ -130,6 +130,9 @@ func testRemoveWhileScaled(e *env) {
 		e.t.Logf("watch closed with instances still listed: %s", format(tr.cur))
 	}
 	for _, in := range up {
+		if _, ok := e.drains.called(in.ID); !ok {
+			e.t.Errorf("Remove(%s) stopped ready instance %s without calling the DrainFunc", rev, in.ID)
+		}
 		e.waitDead(in)
 	}
 	e.eventually(fmt.Sprintf("Scale(%s) to fail with ErrNotFound after Remove", rev), func() bool {

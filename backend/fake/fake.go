@@ -411,7 +411,12 @@ func (b *Backend) start(r *rev) error {
 		},
 		rev: r,
 		seq: b.seq,
-		srv: &http.Server{Handler: r.handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout},
+		srv: &http.Server{
+			Handler:           r.handler,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+		},
 	}
 	if r.crashes > 0 {
 		r.crashes--
