@@ -6,20 +6,29 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
 func TestContract(t *testing.T) {
+	runContract(t, process.Options{})
+}
+
+// TestContractQueueProxy runs the contract with every instance fronted by
+// a queue-proxy, as the zeroscale Server runs them.
+func TestContractQueueProxy(t *testing.T) {
+	runContract(t, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
+}
+
+func runContract(t *testing.T, opts process.Options) {
 	exe, err := os.Executable()
 	noErr(t, err)
 	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
-		b := newBackend(t, process.Options{Drain: cfg.Drain, DrainTimeout: 2 * eventTimeout})
+		opts.Drain = cfg.Drain
+		opts.DrainTimeout = 2 * eventTimeout
 		return backendtest.Harness{
-			Backend: b,
-			Spec: revision.Spec{
-				Command: []string{exe},
-				Env:     appEnv(modeServe),
-			},
+			Backend: newBackend(t, opts),
+			Spec:    revision.Spec{Command: []string{exe}, Env: appEnv(modeServe)},
 			Timeout: eventTimeout,
 		}
 	})

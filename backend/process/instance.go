@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"time"
 
@@ -114,13 +115,19 @@ func (in *instance) instanceLocked() backend.Instance {
 }
 
 func (in *instance) statusLocked() InstanceStatus {
+	var last *Exit
+	if in.lastExit != nil {
+		e := *in.lastExit
+		e.Output = slices.Clone(e.Output)
+		last = &e
+	}
 	return InstanceStatus{
 		Instance:    in.instanceLocked(),
 		State:       in.state,
 		AppAddress:  in.appAddr,
 		PID:         in.pid,
 		Restarts:    in.restarts,
-		LastExit:    in.lastExit,
+		LastExit:    last,
 		NextRestart: in.nextRestart,
 		Output:      in.tail.snapshot(),
 	}

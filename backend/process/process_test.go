@@ -94,6 +94,26 @@ func get(t *testing.T, url string) string {
 	return string(body)
 }
 
+// hold starts GET /hold?key=key on addr and returns once the response
+// began; the returned func checks that the rest of the response arrives
+// intact (call it after releasing key).
+func hold(t *testing.T, addr, key string) (released func()) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/hold?key=" + key)
+	noErr(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	body := bufio.NewReader(resp.Body)
+	line, err := body.ReadString('\n')
+	noErr(t, err)
+	equal(t, line, "held\n")
+	return func() {
+		t.Helper()
+		line, err := body.ReadString('\n')
+		noErr(t, err, "the request in flight completed")
+		equal(t, line, "released\n")
+	}
+}
+
 // gone reports whether pid no longer runs (reaped, or a zombie).
 func gone(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
@@ -181,13 +201,7 @@ func TestDrainBeforeStop(t *testing.T) {
 	inst := next(t, ch, "1 ready", readyCount(1))[0]
 
 	// A request in flight when scale-down starts.
-	resp, err := http.Get("http://" + inst.Address + "/hold?key=k")
-	noErr(t, err)
-	defer resp.Body.Close()
-	body := bufio.NewReader(resp.Body)
-	line, err := body.ReadString('\n')
-	noErr(t, err)
-	equal(t, "held\n", line)
+	released := hold(t, inst.Address, "k")
 
 	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
 	drained := <-drainCalled
@@ -198,9 +212,7 @@ func TestDrainBeforeStop(t *testing.T) {
 
 	// Still serving while the hook holds the stop back.
 	equal(t, "ok\n", get(t, "http://"+inst.Address+"/release?key=k"))
-	line, err = body.ReadString('\n')
-	noErr(t, err)
-	equal(t, "released\n", line, "the in-flight request completed")
+	released()
 	close(drainRelease)
 	next(t, ch, "no instance", empty)
 }

@@ -90,3 +90,23 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // stays the same across restarts of the instance. It is called once per
 // instance, before its first start.
 type ProxyFunc func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error)
+
+// QueueProxy returns a ProxyFunc that fronts every instance with a
+// *queueproxy.Proxy built from base, taking Upstream, Revision, Instance,
+// ContainerConcurrency, Timeouts and Readiness from the instance and its
+// revision's spec. The backend runs the proxy's Run (stats reporting and
+// probing) for the instance's life. With base.Registerer set, each
+// instance registers its own series (labelled by revision and instance);
+// they stay registered after the instance stops.
+func QueueProxy(base queueproxy.Options) ProxyFunc {
+	return func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error) {
+		o := base
+		o.Upstream = target
+		o.Revision = inst.Revision
+		o.Instance = inst.ID
+		o.ContainerConcurrency = spec.ContainerConcurrency
+		o.Timeouts = spec.Timeouts
+		o.Readiness = spec.Readiness
+		return queueproxy.New(o)
+	}
+}

@@ -1,12 +1,12 @@
 package process_test
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,21 +151,35 @@ func TestProxyFrontsInstances(t *testing.T) {
 
 	// A request in flight through the proxy survives scale-down: the
 	// proxy drains (after the host's hook) before the app gets SIGTERM.
-	resp, err := http.Get("http://" + inst.Address + "/hold?key=p")
-	noErr(t, err)
-	defer resp.Body.Close()
-	body := bufio.NewReader(resp.Body)
-	line, err := body.ReadString('\n')
-	noErr(t, err)
-	equal(t, line, "held\n")
+	released := hold(t, inst.Address, "p")
 	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
 	<-p.drains
 	check(t, hookDone.Load(), "the DrainFunc ran before the proxy drained")
 	equal(t, get(t, "http://"+st.AppAddress+"/release?key=p"), "ok\n")
-	line, err = body.ReadString('\n')
-	noErr(t, err)
-	equal(t, line, "released\n")
+	released()
 	next(t, ch, "no instance", empty)
 	_, err = net.Dial("tcp", inst.Address)
 	check(t, err != nil, "the proxy's listener is closed once the instance stopped")
+}
+
+func TestQueueProxyFront(t *testing.T) {
+	b := newBackend(t, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
+	rev := deploy(t, b, "queued-00001", modeServe, func(s *revision.Spec) { s.ContainerConcurrency = 1 })
+	ch, err := b.Watch(t.Context(), rev.Name())
+	noErr(t, err)
+	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	inst := next(t, ch, "ready", readyCount(1))[0]
+	st := status(t, b, rev.Name()).Instances[0]
+	check(t, inst.Address != st.AppAddress, "the queue-proxy fronts the app")
+	equal(t, strings.TrimSpace(get(t, "http://"+inst.Address+queueproxy.HealthPath)), "ready")
+
+	// A request in flight through the queue-proxy survives scale-down:
+	// its Drain waits for it before the app gets SIGTERM.
+	released := hold(t, inst.Address, "q")
+	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	next(t, ch, "draining", func(s []backend.Instance) bool { return len(s) == 1 && s[0].Draining })
+	equal(t, status(t, b, rev.Name()).Instances[0].State, process.StateDraining, "held by the queue-proxy's drain")
+	equal(t, get(t, "http://"+st.AppAddress+"/release?key=q"), "ok\n")
+	released()
+	next(t, ch, "no instance", empty)
 }
