@@ -81,7 +81,8 @@ type instance struct {
 	created time.Time
 	stop    chan struct{} // closed by beginStop
 	tail    *tail
-	front   *front // owned by the run goroutine
+	front   *front       // owned by the run goroutine
+	ln      net.Listener // the proxy's, bound by allocate; served by front
 
 	appAddr     string
 	addr        string
@@ -94,13 +95,42 @@ type instance struct {
 	nextRestart time.Time
 }
 
+// newInstance creates an instance with its addresses already bound, so
+// it keeps one Address from its first snapshot on. Called with b.mu held
+// (a port pick and a listen are a few microseconds).
 func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
-	return &instance{
+	in := &instance{
 		b: b, rs: rs, id: id, created: now,
 		stop:  make(chan struct{}),
 		tail:  newTail(b.opts.OutputTailLines),
 		state: StateStarting,
 	}
+	// On failure (out of ports or descriptors) setup retries, and the
+	// instance gets its Address then.
+	_ = in.allocate()
+	return in
+}
+
+// allocate picks the app's port and, with a proxy, binds the proxy's
+// listener. Called with b.mu held or from the run goroutine before the
+// addresses were ever set.
+func (in *instance) allocate() error {
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("pick a port: %w", err)
+	}
+	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := appAddr
+	if in.b.opts.Proxy != nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("listen for the proxy: %w", err)
+		}
+		in.ln = ln
+		addr = ln.Addr().String()
+	}
+	in.appAddr, in.addr = appAddr, addr
+	return nil
 }
 
 func (in *instance) instanceLocked() backend.Instance {
@@ -197,40 +227,35 @@ func (in *instance) run() {
 	}
 }
 
-// setup picks the app's port and starts the fronting proxy, if any, once
-// per instance: both stay the same across restarts, so the instance's
-// Address is stable.
+// setup completes the instance's addresses if newInstance could not,
+// and starts the fronting proxy, if any, once per instance: both stay the
+// same across restarts, so the instance's Address is stable.
 func (in *instance) setup() error {
-	if in.appAddr != "" {
-		return nil
+	b := in.b
+	b.mu.Lock()
+	var err error
+	if in.appAddr == "" {
+		err = in.allocate()
+		b.publish(in.rs)
 	}
-	port, err := freePort()
+	inst := in.instanceLocked()
+	b.mu.Unlock()
+	if err != nil || b.opts.Proxy == nil || in.front != nil {
+		return err
+	}
+	in.front, err = newFront(b, inst, in.ln, in.appAddr, in.rs.spec)
 	if err != nil {
-		return fmt.Errorf("pick a port: %w", err)
+		return fmt.Errorf("start proxy: %w", err)
 	}
-	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	addr := appAddr
-	if in.b.opts.Proxy != nil {
-		in.b.mu.Lock()
-		inst := in.instanceLocked()
-		in.b.mu.Unlock()
-		in.front, err = newFront(in.b, inst, appAddr, in.rs.spec)
-		if err != nil {
-			return fmt.Errorf("start proxy: %w", err)
-		}
-		addr = in.front.addr
-	}
-	in.update(func() {
-		in.appAddr = appAddr
-		in.addr = addr
-	})
 	return nil
 }
 
 // finish removes the stopped instance from its revision.
 func (in *instance) finish() {
 	if in.front != nil {
-		in.front.close()
+		in.front.close() // closes in.ln too
+	} else if in.ln != nil {
+		_ = in.ln.Close()
 	}
 	b := in.b
 	b.mu.Lock()
@@ -559,20 +584,15 @@ const (
 	frontIdleTimeout       = 90 * time.Second
 )
 
-// newFront listens on a free loopback port and serves the proxy that
-// Options.Proxy builds for inst, speaking HTTP/1.1 and h2c.
-func newFront(b *Backend, inst backend.Instance, target string, spec revision.Spec) (*front, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	inst.Address = ln.Addr().String()
+// newFront serves on ln the proxy that Options.Proxy builds for inst,
+// speaking HTTP/1.1 and h2c. The listener stays open if it fails, for
+// the next attempt.
+func newFront(b *Backend, inst backend.Instance, ln net.Listener, target string, spec revision.Spec) (*front, error) {
 	p, err := b.opts.Proxy(inst, target, spec)
 	if err == nil && p == nil {
 		err = errors.New("Options.Proxy returned a nil Proxy")
 	}
 	if err != nil {
-		_ = ln.Close()
 		return nil, err
 	}
 	var protocols http.Protocols

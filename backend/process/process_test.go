@@ -47,7 +47,8 @@ func deploy(t *testing.T, b *process.Backend, name, mode string, mods ...func(*r
 	return rev
 }
 
-// next returns the first snapshot from ch that satisfies ok.
+// next returns the first snapshot from ch that satisfies ok, checking
+// every snapshot read has an Address for every instance.
 func next(t *testing.T, ch <-chan []backend.Instance, what string, ok func([]backend.Instance) bool) []backend.Instance {
 	t.Helper()
 	timeout := time.After(eventTimeout)
@@ -57,6 +58,10 @@ func next(t *testing.T, ch <-chan []backend.Instance, what string, ok func([]bac
 		case snap, open := <-ch:
 			if !open {
 				t.Fatalf("watch closed while waiting for %s; last snapshot %+v", what, last)
+			}
+			for _, in := range snap {
+				// Addresses are bound when an instance is created.
+				check(t, in.Address != "", "instance %s published without an Address", in.ID)
 			}
 			if ok(snap) {
 				return snap
