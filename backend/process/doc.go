@@ -20,9 +20,11 @@
 // Scale-down picks not-ready instances first, then the youngest.
 //
 // A crashed instance is published not ready and restarted after a backoff
-// that doubles from Options.MinRestartBackoff up to MaxRestartBackoff;
-// Backend.Status shows the crash loop with the exit code and the last
-// lines of output. Every line an instance prints also reaches
+// that doubles from Options.MinRestartBackoff up to MaxRestartBackoff. Like
+// a container restarting inside its Kubernetes pod, it stays the same
+// instance (ID, Address, Started) and stays listed meanwhile, so its
+// restarts add up in Backend.Status, which shows a crash loop with the
+// exit code and the last lines of output. Every line an instance prints also reaches
 // Options.Output as "<revision>/<instance>: <line>" and Options.OutputFunc.
 //
 // Each instance runs in its own process group, and on Linux with a
