@@ -97,7 +97,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 		{"DrainBeforeStop", testDrainBeforeStop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drains := &drainLog{calls: make(map[string]backend.Instance)}
+			drains := &drainLog{calls: make(map[string]*drainCall)}
 			h := newHarness(t, Config{Drain: drains.drain})
 			if h.Backend == nil {
 				t.Fatal("backendtest: Harness.Backend is nil")
@@ -111,6 +111,9 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 					DisableKeepAlives: true,
 				}}
 			}
+			drains.mu.Lock()
+			drains.backend, drains.timeout = h.Backend, h.Timeout
+			drains.mu.Unlock()
 			tc.fn(&env{t: t, h: h, drains: drains})
 		})
 	}
@@ -211,16 +214,29 @@ func (e *env) waitDead(inst backend.Instance) {
 	})
 }
 
-// drainLog is the suite's DrainFunc: it records calls and can hold them.
+// drainLog is the suite's DrainFunc: it records calls, checks the
+// engine published the instance Draining before calling, and can hold
+// calls open.
 type drainLog struct {
-	mu    sync.Mutex
-	calls map[string]backend.Instance // instance ID → argument
-	gate  chan struct{}               // when non-nil, calls wait for it to close
+	mu      sync.Mutex
+	backend backend.Backend       // set once the harness exists
+	timeout time.Duration         // Harness.Timeout
+	calls   map[string]*drainCall // instance ID → call
+	gate    chan struct{}         // when non-nil, calls wait for it to close
+}
+
+// drainCall is one DrainFunc call.
+type drainCall struct {
+	arg backend.Instance
+	// problem is why the engine's own watch, read from inside the call,
+	// did not show arg Draining ("" if it did, or could not say).
+	problem string
 }
 
 func (d *drainLog) drain(ctx context.Context, inst backend.Instance) error {
+	call := &drainCall{arg: inst, problem: d.checkPublished(ctx, inst)}
 	d.mu.Lock()
-	d.calls[inst.ID] = inst
+	d.calls[inst.ID] = call
 	gate := d.gate
 	d.mu.Unlock()
 	if gate == nil {
@@ -234,12 +250,54 @@ func (d *drainLog) drain(ctx context.Context, inst backend.Instance) error {
 	}
 }
 
-// called returns the argument of the DrainFunc call for id, if any.
-func (d *drainLog) called(id string) (backend.Instance, bool) {
+// checkPublished reads the current snapshot of inst's revision from a
+// new watch: the engine must already list inst as Draining. A revision
+// being removed may no longer be watchable; that proves nothing either
+// way. The read is bounded, so an engine that holds a lock while it
+// calls the DrainFunc is reported rather than deadlocked.
+func (d *drainLog) checkPublished(ctx context.Context, inst backend.Instance) string {
+	d.mu.Lock()
+	b, timeout := d.backend, d.timeout
+	d.mu.Unlock()
+	if b == nil {
+		return ""
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	result := make(chan string, 1)
+	go func() {
+		ch, err := b.Watch(wctx, inst.Revision)
+		if err != nil {
+			result <- ""
+			return
+		}
+		select {
+		case snap := <-ch:
+			for _, in := range snap {
+				if in.ID == inst.ID && in.Draining {
+					result <- ""
+					return
+				}
+			}
+			result <- "the DrainFunc was called before the engine published the instance Draining: current snapshot " + format(snap)
+		case <-wctx.Done():
+			result <- ""
+		}
+	}()
+	select {
+	case p := <-result:
+		return p
+	case <-wctx.Done():
+		return fmt.Sprintf("Watch(%s) from inside the DrainFunc did not return within %v: does the engine hold a lock while it calls the DrainFunc?", inst.Revision, timeout)
+	}
+}
+
+// called returns the DrainFunc call for id, if any.
+func (d *drainLog) called(id string) (*drainCall, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	inst, ok := d.calls[id]
-	return inst, ok
+	c, ok := d.calls[id]
+	return c, ok
 }
 
 // hold makes later DrainFunc calls wait; the returned func releases them.

@@ -59,7 +59,27 @@ func (b broken) Watch(ctx context.Context, rev string) (<-chan []backend.Instanc
 	if b.variant == "cancel-ignored" {
 		ctx = context.WithoutCancel(ctx)
 	}
-	return b.Backend.Watch(ctx, rev)
+	ch, err := b.Backend.Watch(ctx, rev)
+	if err != nil || b.variant != "draining-hidden" {
+		return ch, err
+	}
+	// Never show Draining: as if the engine called the DrainFunc before
+	// publishing it.
+	out := make(chan []backend.Instance)
+	go func() {
+		defer close(out)
+		for snap := range ch {
+			for i := range snap {
+				snap[i].Draining = false
+			}
+			select {
+			case out <- snap:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 func harness(variant string) func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
@@ -125,6 +145,7 @@ func TestSuiteCatchesBrokenEngines(t *testing.T) {
 		{"no-drain", "ScaleUpAndDown", "left without the DrainFunc being called"},
 		{"no-drain", "DrainBeforeStop", "waiting for the DrainFunc call"},
 		{"no-drain", "RemoveWhileScaled", "without the DrainFunc being called"},
+		{"draining-hidden", "ScaleUpAndDown", "before the engine published the instance Draining"},
 		{"drain-not-awaited", "DrainBeforeStop", "connection refused"},
 	} {
 		t.Run(tc.variant+"/"+tc.subtest, func(t *testing.T) {

@@ -130,9 +130,7 @@ func testRemoveWhileScaled(e *env) {
 		e.t.Logf("watch closed with instances still listed: %s", format(tr.cur))
 	}
 	for _, in := range up {
-		if _, ok := e.drains.called(in.ID); !ok {
-			e.t.Errorf("Remove(%s) stopped ready instance %s without calling the DrainFunc", rev, in.ID)
-		}
+		e.checkDrained(in.ID, fmt.Sprintf("Remove(%s) stopped ready instance %s", rev, in.ID))
 		e.waitDead(in)
 	}
 	e.eventually(fmt.Sprintf("Scale(%s) to fail with ErrNotFound after Remove", rev), func() bool {
@@ -333,6 +331,21 @@ func (e *env) up(config string, n int) (string, *tracker, []backend.Instance) {
 	tr := e.watch(rev)
 	e.scale(rev, n)
 	return rev, tr, tr.ready(n)
+}
+
+// checkDrained reports an error unless the DrainFunc was called for id
+// with the instance marked Draining, after the engine published it so.
+func (e *env) checkDrained(id, what string) {
+	e.t.Helper()
+	c, ok := e.drains.called(id)
+	switch {
+	case !ok:
+		e.t.Errorf("%s without the DrainFunc being called", what)
+	case c.arg.ID != id || !c.arg.Draining:
+		e.t.Errorf("%s: the DrainFunc got %+v, want the instance with Draining set", what, c.arg)
+	case c.problem != "":
+		e.t.Errorf("%s: %s", what, c.problem)
+	}
 }
 
 func contains(s []backend.Instance, id string) bool {

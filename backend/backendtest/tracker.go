@@ -196,11 +196,7 @@ func (tr *tracker) observe(snap []backend.Instance) {
 		// drained. The DrainFunc returns before the engine stops the
 		// instance, and the instance leaves only after it stopped.
 		if l.ready {
-			if arg, ok := tr.e.drains.called(id); !ok {
-				t.Errorf("watch of %s: instance %s was Ready and left without the DrainFunc being called", tr.rev, id)
-			} else if arg.ID != id || !arg.Draining {
-				t.Errorf("DrainFunc for %s got %+v, want the instance with Draining set", id, arg)
-			}
+			tr.e.checkDrained(id, "watch of "+tr.rev+": instance "+id+" was Ready and left")
 		}
 	}
 	tr.cur, tr.have = snap, true
