@@ -18,8 +18,11 @@ import (
 // Config is what the suite asks of each engine it gets.
 type Config struct {
 	// Drain is the DrainFunc the engine must call before it stops an
-	// instance. The suite records every call and, in the drain test,
-	// blocks in it until it has checked the instance still serves.
+	// instance. The suite records every call, checks from inside it
+	// (with a new Backend.Watch) that the engine already publishes the
+	// instance Draining, and, in the drain test, blocks in it until it
+	// has checked the instance still serves. So the engine must not hold
+	// a lock that Watch needs while it calls the DrainFunc.
 	Drain backend.DrainFunc
 }
 
@@ -74,7 +77,9 @@ const (
 // ErrInvalidArgument; scaling 0→N→0 converges, every instance keeps its
 // ID, Started and Address, answers HTTP once ready, is drained (DrainFunc
 // called) before it leaves if it was ever seen ready, never reappears,
-// and stops answering once gone; repeating Scale changes nothing; Remove
+// and stops answering once gone, and the DrainFunc is called only once
+// the engine publishes the instance Draining; repeating Scale changes
+// nothing (no instance replaced); Remove
 // of a scaled revision drains and stops everything and closes the watch;
 // a watch closes when its ctx is done; many goroutines calling Deploy,
 // Scale and Watch at once are safe (run with -race) and the engine still
