@@ -69,9 +69,13 @@ func New(opts Options) (*Backend, error) {
 	}
 	hard, cancel := context.WithCancel(context.Background())
 	return &Backend{
-		opts:       o,
-		spawn:      newSpawner(),
-		client:     &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableKeepAlives: true}},
+		opts:  o,
+		spawn: newSpawner(),
+		client: &http.Client{
+			Transport: &http.Transport{DisableKeepAlives: true},
+			// A 3xx is a success (200–399), not a hop to follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		hard:       hard,
 		hardCancel: cancel,
 		revs:       make(map[string]*revState),

@@ -338,9 +338,9 @@ func TestVictimsNotReadyFirstThenYoungest(t *testing.T) {
 		return backend.Instance{}
 	}
 	// The oldest turns not ready: it goes first, then the youngest.
-	snap, err := b.Watch(t.Context(), rev.Name())
+	current, err := b.Watch(t.Context(), rev.Name())
 	noErr(t, err)
-	get(t, "http://"+byID(<-snap, ids[0]).Address+"/unready")
+	get(t, "http://"+byID(<-current, ids[0]).Address+"/unready")
 	next(t, ch, "the oldest not ready", func(s []backend.Instance) bool { return len(s) == 3 && !byID(s, ids[0]).Ready })
 
 	noErr(t, b.Scale(t.Context(), rev.Name(), 2))
