@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 const missing = "bt-missing-00001"
@@ -166,8 +167,10 @@ func testConcurrent(e *env) {
 	ctx := e.t.Context()
 	b := e.h.Backend
 	revs := make([]string, revisions)
+	specs := make([]revision.Revision, revisions)
 	for i := range revs {
 		revs[i] = e.deploy(fmt.Sprintf("bt-conc%d", i))
+		specs[i] = e.revision(fmt.Sprintf("bt-conc%d", i), 0)
 	}
 	errs := make(chan error, goroutines*rounds)
 	var wg sync.WaitGroup
@@ -179,7 +182,7 @@ func testConcurrent(e *env) {
 				var err error
 				switch rng.IntN(3) {
 				case 0:
-					err = b.Deploy(ctx, e.revision(fmt.Sprintf("bt-conc%d", i), 0))
+					err = b.Deploy(ctx, specs[i])
 				case 1:
 					err = b.Scale(ctx, revs[i], rng.IntN(maxScale+1))
 				case 2:
