@@ -17,14 +17,17 @@ func setForwarded(in *http.Request, out http.Header) {
 	if err != nil {
 		clientIP = ""
 	}
+	// One backing array for the four single-value headers.
+	vals := make([]string, 4)
+	set := func(i int, k, v string) { vals[i] = v; out[k] = vals[i : i+1 : i+1] }
 	prior := ih["X-Forwarded-For"]
 	switch {
 	case len(prior) > 0 && clientIP != "":
-		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+		set(0, "X-Forwarded-For", strings.Join(prior, ", ")+", "+clientIP)
 	case len(prior) > 0:
-		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ")}
+		set(0, "X-Forwarded-For", strings.Join(prior, ", "))
 	case clientIP != "":
-		out["X-Forwarded-For"] = []string{clientIP}
+		set(0, "X-Forwarded-For", clientIP)
 	}
 	proto := "http"
 	if in.TLS != nil {
@@ -33,17 +36,18 @@ func setForwarded(in *http.Request, out http.Header) {
 	if v := ih["X-Forwarded-Proto"]; len(v) > 0 {
 		proto = v[0]
 	}
-	out["X-Forwarded-Proto"] = []string{proto}
+	set(1, "X-Forwarded-Proto", proto)
 	host := in.Host
 	if v := ih["X-Forwarded-Host"]; len(v) > 0 {
 		host = v[0]
 	}
-	out["X-Forwarded-Host"] = []string{host}
+	set(2, "X-Forwarded-Host", host)
 	if v := ih["Forwarded"]; len(v) > 0 {
 		out["Forwarded"] = v
 		return
 	}
 	var b strings.Builder
+	b.Grow(64 + len(host) + len(prior)*48)
 	for _, list := range prior {
 		for ip := range strings.SplitSeq(list, ",") {
 			if ip = strings.TrimSpace(ip); ip != "" {
@@ -62,7 +66,7 @@ func setForwarded(in *http.Request, out http.Header) {
 	b.WriteString(quoteIfNeeded(host))
 	b.WriteString(";proto=")
 	b.WriteString(quoteIfNeeded(proto))
-	out["Forwarded"] = []string{b.String()}
+	set(3, "Forwarded", b.String())
 }
 
 // forwardedNode renders an address as a Forwarded node: IPv6 in quoted

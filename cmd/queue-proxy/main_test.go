@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale/queueproxy"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseEnvAndFlags(t *testing.T) {
+	c, err := parse([]string{"-container-concurrency", "7", "-idle-timeout", "5s"}, env(map[string]string{
+		"USER_PORT":                "9000",
+		"CONTAINER_CONCURRENCY":    "3",
+		"REVISION_TIMEOUT_SECONDS": "60",
+		"PROBE_PATH":               "/healthz",
+		"SERVING_POD":              "pod-a",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.opts.Upstream != "127.0.0.1:9000" || c.opts.ContainerConcurrency != 7 || c.opts.Instance != "pod-a" ||
+		c.opts.Timeouts.Request != time.Minute || c.opts.Timeouts.Idle != 5*time.Second ||
+		c.opts.Readiness.HTTPPath != "/healthz" || c.drainTimeout != time.Minute {
+		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestParseErrorsNameTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"CONTAINER_CONCURRENCY": "many"}, "CONTAINER_CONCURRENCY"},
+		{nil, map[string]string{"REVISION_TIMEOUT_SECONDS": "soon"}, "REVISION_TIMEOUT_SECONDS"},
+		{[]string{"-user-port", "70000"}, nil, "-user-port"},
+		{[]string{"-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"extra"}, nil, "unexpected"},
+	} {
+		if _, err := parse(tc.args, env(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parse(%v, %v) = %v, want error naming %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestBinary builds the static binary, runs it against a loopback app,
+// and checks proxying, readiness and a graceful SIGTERM drain.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), "queue-proxy")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "hello")
+	}))
+	defer app.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(app.URL, "http://"), ":")
+
+	cmd := exec.Command(bin, "-serving-port", "0", "-metrics-port", "0", "-bind", "127.0.0.1")
+	cmd.Env = []string{"USER_PORT=" + port, "CONTAINER_CONCURRENCY=2"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	logs := bufio.NewScanner(stderr)
+	var addr string
+	for addr == "" && logs.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(logs.Bytes(), &line) == nil && line.Msg == "serving" {
+			addr = line.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatal("no serving log line")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	base := "http://" + addr
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := get(queueproxy.HealthPath); code != 200 || body != "ready" {
+		t.Fatalf("health = %d %q", code, body)
+	}
+	if code, body := get("/"); code != 200 || body != "hello" {
+		t.Fatalf("GET / = %d %q", code, body)
+	}
+	slow := make(chan string)
+	go func() { _, b := get("/slow"); slow <- b }()
+	<-arrived
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, body := get(queueproxy.HealthPath); code == 503 && body == "draining" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("health never turned to draining after SIGTERM")
+		}
+	}
+	close(release)
+	if b := <-slow; b != "hello" {
+		t.Fatalf("in-flight request during drain got %q", b)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after drain: %v", err)
+	}
+}
