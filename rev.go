@@ -28,6 +28,7 @@ type rev struct {
 	want   chan int // newest desired scale, capacity 1
 
 	lastRequest atomic.Int64 // unix nanos of the last request routed here
+	removing    atomic.Bool  // Delete or Shutdown is removing it
 
 	mu        sync.Mutex
 	decision  autoscaler.Decision
@@ -36,9 +37,8 @@ type rev struct {
 	ready     int
 	scaleUpAt time.Time // when a scale from zero was decided
 	scaleErr  error
-	proxies   map[string]context.CancelFunc // instance ID → stops its queue-proxy
-	serving   map[string]bool               // instances the activator may send to
-	applied   chan struct{}                 // closed (and replaced) at each applied snapshot
+	serving   map[string]bool // instances the activator may send to
+	applied   chan struct{}   // closed (and replaced) at each applied snapshot
 }
 
 func newRev(s *Server, svc *service, r revision.Revision) *rev {
@@ -46,7 +46,6 @@ func newRev(s *Server, svc *service, r revision.Revision) *rev {
 	return &rev{
 		s: s, svc: svc, r: r, ctx: ctx, cancel: cancel,
 		want:    make(chan int, 1),
-		proxies: make(map[string]context.CancelFunc),
 		serving: make(map[string]bool),
 		applied: make(chan struct{}),
 	}
@@ -104,7 +103,7 @@ func (rv *rev) scaleLoop() {
 		rv.scaleErr = err
 		rv.mu.Unlock()
 		if err == nil || !backend.IsTransient(err) || rv.ctx.Err() != nil {
-			if err != nil && rv.ctx.Err() == nil {
+			if err != nil && rv.ctx.Err() == nil && !rv.removing.Load() {
 				rv.s.emit(Event{Kind: EventScaleFailed, Service: rv.svc.name, Revision: name, Message: err.Error()})
 			}
 			pending, backoff = -1, minScaleRetry
@@ -122,8 +121,8 @@ func (rv *rev) scaleLoop() {
 }
 
 // onSnapshot applies one backend.Watch snapshot: the activator's
-// instances, the autoscaler's ready count, the queue-proxies to stop,
-// readiness of the revision, and a scaling event.
+// instances, the autoscaler's ready count, the revision's readiness, and
+// a scaling event.
 func (rv *rev) onSnapshot(snap []backend.Instance) {
 	s, name := rv.s, rv.r.Name()
 	if err := s.act.UpdateInstances(name, snap); err != nil {
@@ -133,22 +132,14 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 
 	now := s.o.Clock.Now()
 	ready := 0
-	present := make(map[string]bool, len(snap))
 	serving := make(map[string]bool, len(snap))
 	for _, in := range snap {
-		present[in.ID] = true
 		if in.Ready && !in.Draining {
 			ready++
 			serving[in.ID] = true
 		}
 	}
 	rv.mu.Lock()
-	for id, stop := range rv.proxies {
-		if !present[id] {
-			stop()
-			delete(rv.proxies, id)
-		}
-	}
 	prev := rv.ready
 	rv.ready, rv.instances, rv.serving = ready, snap, serving
 	close(rv.applied)
@@ -158,7 +149,9 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 		e.ColdStart = now.Sub(rv.scaleUpAt)
 		rv.scaleUpAt = time.Time{}
 	}
-	if ready == 0 && rv.decided {
+	if ready == 0 && rv.removing.Load() {
+		e.Reason = "Removed"
+	} else if ready == 0 && rv.decided {
 		e.Reason = rv.decision.Reason
 		if last := rv.lastRequest.Load(); last > 0 {
 			e.Idle = now.Sub(time.Unix(0, last))
@@ -178,19 +171,6 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 	if prev != ready {
 		s.emit(e)
 	}
-}
-
-// trackProxy returns the context of instance id's queue-proxy, ended
-// when the instance leaves the revision's snapshots.
-func (rv *rev) trackProxy(id string) context.Context {
-	ctx, cancel := context.WithCancel(rv.ctx)
-	rv.mu.Lock()
-	if old := rv.proxies[id]; old != nil {
-		old()
-	}
-	rv.proxies[id] = cancel
-	rv.mu.Unlock()
-	return ctx
 }
 
 // waitNotServing returns once a snapshot showing instance id draining

@@ -36,14 +36,15 @@ var ErrNotFound = errors.New("zeroscale: service not found")
 // (or mount Handler), read status with Status or AdminHandler, and stop
 // it with Shutdown. All methods are safe for concurrent use.
 type Server struct {
-	o       Options
-	backend backend.Backend
-	proc    *process.Backend // the backend, when the Server owns it
-	table   *traffic.Table
-	act     *activator.Handler
-	ms      *autoscaler.Multiscaler
-	secret  string
-	handler http.Handler
+	o        Options
+	backend  backend.Backend
+	proc     *process.Backend // the backend, when the Server owns it
+	table    *traffic.Table
+	act      *activator.Handler
+	ms       *autoscaler.Multiscaler
+	secret   string
+	handler  http.Handler
+	inflight *inflightTransport // the activator's, counted for drain
 
 	ctx    context.Context // cancelled by Shutdown, after draining
 	cancel context.CancelFunc
@@ -74,6 +75,7 @@ func New(o Options) (*Server, error) {
 		secret:   hex.EncodeToString(key[:]),
 		services: make(map[string]*service),
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
+		inflight: newInflightTransport(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
@@ -92,6 +94,7 @@ func New(o Options) (*Server, error) {
 		Secret:         s.secret,
 		Reporter:       s.ms.Collector(),
 		WaitTimeout:    o.WaitTimeout,
+		Transport:      s.inflight,
 		Clock:          o.Clock,
 		Logger:         o.Logger.With("component", "activator"),
 		Registerer:     o.Registerer,
@@ -272,8 +275,8 @@ func (p picker) PickRevision(r *http.Request) (string, error) {
 	return name, nil
 }
 
-// newProxy builds the queue-proxy in front of one process instance and
-// runs it until the instance leaves its revision's watch.
+// newProxy builds the queue-proxy in front of one process instance (the
+// process backend runs it for the instance's life).
 func (s *Server) newProxy(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
 	p, err := queueproxy.New(queueproxy.Options{
 		Upstream:             target,
@@ -291,25 +294,5 @@ func (s *Server) newProxy(inst backend.Instance, target string, spec revision.Sp
 	if err != nil {
 		return nil, err
 	}
-	ctx := s.ctx
-	if v, ok := s.revs.Load(inst.Revision); ok {
-		ctx = v.(*rev).trackProxy(inst.ID)
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = p.Run(ctx)
-	}()
 	return p, nil
-}
-
-// drain is the process backend's DrainFunc: it returns once the
-// activator has seen inst as draining (or gone), so that nothing new is
-// sent to it while the queue-proxy drains what is in flight.
-func (s *Server) drain(ctx context.Context, inst backend.Instance) error {
-	v, ok := s.revs.Load(inst.Revision)
-	if !ok {
-		return nil
-	}
-	return v.(*rev).waitNotServing(ctx, inst.ID)
 }

@@ -256,6 +256,7 @@ func (s *Server) removeRevision(ctx context.Context, name string) error {
 		return nil
 	}
 	rv := v.(*rev)
+	rv.removing.Store(true)
 	s.ms.Remove(name)
 	err := s.backend.Remove(ctx, name)
 	if errors.Is(err, backend.ErrNotFound) {

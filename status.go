@@ -88,6 +88,10 @@ type RevisionStatus struct {
 	ActualScale  int  `json:"actualScale"`
 	Instances    int  `json:"instances"`
 	Panicking    bool `json:"panicking,omitempty"`
+	// Held are requests waiting in the activator for an instance;
+	// InFlight those being proxied to one.
+	Held     int `json:"held"`
+	InFlight int `json:"inFlight"`
 	// ScaleError is the backend's last refusal of a scale, if any.
 	ScaleError string      `json:"scaleError,omitempty"`
 	Conditions []Condition `json:"conditions"`
@@ -238,6 +242,9 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 		rs.ScaleError = rv.scaleErr.Error()
 	}
 	rv.mu.Unlock()
+	if l, ok := s.act.Load(name); ok {
+		rs.Held, rs.InFlight = l.Held, l.InFlight
+	}
 	if decided {
 		rs.DesiredScale, rs.Panicking = d.Scale, d.Panicking
 		c := Condition{Type: ConditionActive}
@@ -245,6 +252,11 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 		case autoscaler.StateActive:
 			c.Status = ConditionTrue
 		case autoscaler.StateActivating:
+			if d.Scale > 0 && rs.ActualScale >= d.Scale {
+				// Ready since the decision; the next tick says Active.
+				c.Status = ConditionTrue
+				break
+			}
 			c.Status, c.Reason = ConditionUnknown, ReasonActivating
 			c.Message = fmt.Sprintf("%d of %d instances ready", rs.ActualScale, d.Scale)
 			if d.Reason == autoscaler.ReasonQueued {

@@ -1,0 +1,255 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// TestColdStart measures 50 cold starts: 50 services at zero, one after
+// the other, each woken by one request. Before each, the same app is
+// started directly (exec, then connect every 0.2 ms until it listens) as
+// the baseline: its own time-to-listen, exec and runtime start included.
+// The overhead is the first-byte time through zeroscale minus that:
+// what zeroscale adds (decision, spawn, readiness, proxying).
+func TestColdStart(t *testing.T) {
+	const n = 50
+	h := newHarness(t, zeroConfig(), 4)
+	var ttfb, listen, overhead []time.Duration
+	for i := range n {
+		base := directTimeToListen(t)
+		name := fmt.Sprintf("cold-%02d", i)
+		h.apply(zeroscale.ServiceSpec{Name: name, Template: appSpec(t)})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r := h.get(ctx, name, "/")
+		if !r.ok() || r.body != name+"-00001\n" {
+			cancel()
+			t.Fatalf("cold start %d: %v", i, r)
+		}
+		ttfb, listen, overhead = append(ttfb, r.ttfb), append(listen, base), append(overhead, r.ttfb-base)
+		if err := h.srv.Delete(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	t.Logf("E2E coldstart n=%d overhead (first byte - app time-to-listen) p50=%s p99=%s | first byte p50=%s p99=%s | app time-to-listen (exec to listening) p50=%s p99=%s",
+		n, ms(percentile(overhead, 50)), ms(percentile(overhead, 99)), ms(percentile(ttfb, 50)), ms(percentile(ttfb, 99)), ms(percentile(listen, 50)), ms(percentile(listen, 99)))
+}
+
+// TestSiege: from zero, 500 clients for 20 s (5 s with -short) against
+// containerConcurrency 100 and max-scale 3: exactly 3 instances, every
+// request 200, then back to zero after the shortened idle period.
+func TestSiege(t *testing.T) {
+	const clients, rev = 500, "siege-00001"
+	dur := 20 * time.Second
+	if testing.Short() {
+		dur = 5 * time.Second
+	}
+	h := newHarness(t, zeroConfig(), clients)
+	spec := appSpec(t)
+	spec.ContainerConcurrency = 100
+	maxScale := 3
+	spec.Scaling.MaxScale = &maxScale
+	h.apply(zeroscale.ServiceSpec{Name: "siege", Template: spec})
+
+	var total, failed atomic.Int64
+	var firstErr sync.Once
+	ctx, cancel := context.WithTimeout(context.Background(), dur+time.Minute)
+	defer cancel()
+	start := time.Now()
+	stop := start.Add(dur)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				r := h.get(ctx, "siege", "/")
+				total.Add(1)
+				if !r.ok() {
+					failed.Add(1)
+					firstErr.Do(func() { t.Errorf("first failure: %v", r) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	maxReady := 0
+	h.mu.Lock()
+	for _, e := range h.events {
+		if e.Kind == zeroscale.EventScaled && e.Revision == rev {
+			maxReady = max(maxReady, e.To)
+		}
+	}
+	h.mu.Unlock()
+	t.Logf("E2E siege clients=%d duration=%s requests=%d (%.0f req/s) errors=%d max-instances=%d",
+		clients, elapsed.Round(time.Millisecond), total.Load(), float64(total.Load())/elapsed.Seconds(), failed.Load(), maxReady)
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed", failed.Load(), total.Load())
+	}
+	if maxReady != maxScale {
+		t.Errorf("at most %d instances were ready, want exactly %d", maxReady, maxScale)
+	}
+	idle := time.Now()
+	h.waitEvent(time.Minute, "scale to zero", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 0
+	})
+	t.Logf("E2E siege back to zero %s after the last request", time.Since(idle).Round(100*time.Millisecond))
+}
+
+// TestRolloutUnderLoad changes the template under steady load: no
+// request fails and the traffic ends on the new revision.
+func TestRolloutUnderLoad(t *testing.T) {
+	cfg := zeroConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1 // a new revision proves itself before it gets traffic
+	h := newHarness(t, cfg, 16)
+	spec := func(v string) zeroscale.ServiceSpec {
+		return zeroscale.ServiceSpec{Name: "roll", Template: appSpec(t, revision.EnvVar{Name: "VERSION", Value: v})}
+	}
+	h.apply(spec("v1"))
+	h.waitEvent(30*time.Second, "roll-00001 ready", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventRevisionReady && e.Revision == "roll-00001"
+	})
+
+	const clients = 16
+	var total, failed, onNew atomic.Int64
+	var switched atomic.Bool
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	last := make([]string, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				r := h.get(ctx, "roll", "/")
+				total.Add(1)
+				if !r.ok() {
+					if failed.Add(1) == 1 {
+						t.Errorf("first failure: %v", r)
+					}
+					continue
+				}
+				last[i] = r.body
+				if switched.Load() && r.body == "roll-00002\n" {
+					onNew.Add(1)
+				}
+			}
+		})
+	}
+	for total.Load() < 200 && ctx.Err() == nil {
+		waitABit(ctx)
+	}
+	h.apply(spec("v2"))
+	h.waitEvent(time.Minute, "traffic on roll-00002", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventTrafficChanged && e.Service == "roll" && e.Message == "roll-00002 100 %"
+	})
+	switched.Store(true)
+	for onNew.Load() < 200 && ctx.Err() == nil {
+		waitABit(ctx)
+	}
+	close(done)
+	wg.Wait()
+	t.Logf("E2E rollout requests=%d errors=%d", total.Load(), failed.Load())
+	for i, b := range last {
+		if b != "roll-00002\n" {
+			t.Errorf("client %d last answered by %q, want roll-00002", i, b)
+		}
+	}
+	st, err := h.srv.ServiceStatus("roll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Traffic) != 1 || st.Traffic[0].Revision != "roll-00002" || st.Traffic[0].Percent != 100 {
+		t.Errorf("traffic = %+v, want roll-00002 at 100 %%", st.Traffic)
+	}
+}
+
+// waitABit yields between polls of a load counter that real requests
+// advance; it is bounded by ctx.
+func waitABit(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// TestScaleDownUnderLoad removes instances while 5 s requests are in
+// flight on each of them: every request completes.
+func TestScaleDownUnderLoad(t *testing.T) {
+	const n, rev = 3, "drain-00001"
+	h := newHarness(t, zeroConfig(), n)
+	spec := appSpec(t)
+	spec.ContainerConcurrency = 1
+	maxScale := n
+	spec.Scaling.MaxScale = &maxScale
+	h.apply(zeroscale.ServiceSpec{Name: "drain", Template: spec})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = h.get(ctx, "drain", "/sleep?d=5s") })
+	}
+	// With container concurrency 1, each request runs on its own
+	// instance once all n are in flight.
+	h.waitEvent(30*time.Second, "3 instances", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == n
+	})
+	h.waitRevision(10*time.Second, "drain", "3 requests in flight", func(r zeroscale.RevisionStatus) bool {
+		return r.Name == rev && r.InFlight == n && r.Held == 0
+	})
+	start := time.Now()
+	if err := h.srv.Delete(ctx, "drain"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	wg.Wait()
+	for i, r := range results {
+		if !r.ok() || !strings.HasSuffix(r.body, "slept 5s\n") {
+			t.Errorf("request %d: %v", i, r)
+		}
+	}
+	t.Logf("E2E scale-down: %d instances with 5 s requests in flight removed; Delete drained for %s; all requests completed", n, took.Round(time.Millisecond))
+}
+
+// TestParallelServices wakes 100 services from zero at once.
+func TestParallelServices(t *testing.T) {
+	const n = 100
+	h := newHarness(t, zeroConfig(), n)
+	for i := range n {
+		h.apply(zeroscale.ServiceSpec{Name: fmt.Sprintf("par-%03d", i), Template: appSpec(t)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	results := make([]result, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = h.get(ctx, fmt.Sprintf("par-%03d", i), "/") })
+	}
+	wg.Wait()
+	all := time.Since(start)
+	var ttfb []time.Duration
+	for i, r := range results {
+		if want := fmt.Sprintf("par-%03d-00001\n", i); !r.ok() || r.body != want {
+			t.Errorf("service %d: %v", i, r)
+			continue
+		}
+		ttfb = append(ttfb, r.ttfb)
+	}
+	t.Logf("E2E parallel services=%d served=%d first byte p50=%s p95=%s max=%s (all in %s)",
+		n, len(ttfb), ms(percentile(ttfb, 50)), ms(percentile(ttfb, 95)), ms(percentile(ttfb, 100)), all.Round(time.Millisecond))
+}

@@ -1,0 +1,103 @@
+// Quickstart runs a Server in front of a sample app that scales to zero.
+//
+//	go run ./examples/quickstart
+//	go run ./examples/quickstart -window 6s -grace 1s   # a quick demo
+//
+// The sample app is this same program: the Server starts it again with
+// ZEROSCALE_QUICKSTART_APP=1 for each instance, so nothing else is needed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+const appEnv = "ZEROSCALE_QUICKSTART_APP"
+
+func main() {
+	if os.Getenv(appEnv) == "1" {
+		runApp()
+		return
+	}
+	addr := flag.String("addr", "127.0.0.1:8080", "where requests are served")
+	admin := flag.String("admin", "127.0.0.1:8081", "where status is served as JSON")
+	window := flag.Duration("window", 60*time.Second, "stable window: idle this long before scaling to zero starts (6s–1h)")
+	grace := flag.Duration("grace", 30*time.Second, "scale-to-zero grace period after the window")
+	verbose := flag.Bool("v", false, "show the app's output")
+	flag.Parse()
+
+	exe, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := revision.DefaultConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
+	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = *window, *grace
+	opts := zeroscale.Options{
+		Config: cfg, Addr: *addr, AdminAddr: *admin,
+		OnEvent: func(e zeroscale.Event) {
+			if e.Kind != zeroscale.EventRevisionCreated {
+				fmt.Printf("%s  %s\n", e.Time.Format("15:04:05.000"), e)
+			}
+		},
+	}
+	if *verbose {
+		opts.Process.Output = os.Stdout
+	}
+	srv, err := zeroscale.New(opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(*addr)
+	fmt.Printf("hello is at %s:%s (0 instances until the first request)\n\n", "http://hello.default.localhost", port)
+	fmt.Printf("  curl http://hello.default.localhost:%s/\n", port)
+	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", *addr)
+	fmt.Printf("  curl http://%s/services/hello                        # status\n\n", *admin)
+	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{
+		Name: "hello",
+		Template: revision.Spec{
+			Command: []string{exe},
+			Env:     []revision.EnvVar{{Name: appEnv, Value: "1"}},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		log.Fatal(err)
+	case <-ctx.Done():
+	}
+	fmt.Println("shutting down: draining requests and stopping instances")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// runApp is the sample app: one instance, listening on $PORT.
+func runApp() {
+	rev := os.Getenv("K_REVISION")
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello from %s (pid %d)!\n", rev, os.Getpid())
+	})
+	log.Printf("%s listening on 127.0.0.1:%s", rev, os.Getenv("PORT"))
+	log.Fatal(http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil))
+}
