@@ -116,7 +116,12 @@ func ServeApp(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: App(), ReadHeaderTimeout: 10 * time.Second}
+	return serveApp(ctx, ln, App())
+}
+
+// serveApp is ServeApp on a listener, serving h.
+func serveApp(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	shutdown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(shutdown)
@@ -124,7 +129,7 @@ func ServeApp(ctx context.Context, addr string) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	})
-	err = srv.Serve(ln)
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		<-shutdown // let in-flight requests finish before returning
 		return nil
