@@ -115,7 +115,7 @@ func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
 // listener. Called with b.mu held or from the run goroutine before the
 // addresses were ever set.
 func (in *instance) allocate() error {
-	port, err := freePort()
+	port, err := in.b.reservePort()
 	if err != nil {
 		return fmt.Errorf("pick a port: %w", err)
 	}
@@ -124,6 +124,7 @@ func (in *instance) allocate() error {
 	if in.b.opts.Proxy != nil {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			delete(in.b.ports, port)
 			return fmt.Errorf("listen for the proxy: %w", err)
 		}
 		in.ln = ln
@@ -260,6 +261,10 @@ func (in *instance) finish() {
 	b := in.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, port, err := net.SplitHostPort(in.appAddr); err == nil {
+		p, _ := strconv.Atoi(port)
+		delete(b.ports, p)
+	}
 	for i, x := range in.rs.insts {
 		if x == in {
 			in.rs.insts = append(in.rs.insts[:i], in.rs.insts[i+1:]...)
@@ -555,16 +560,31 @@ func (in *instance) start() (*proc, error) {
 	return p, nil
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. Another
-// process may take it before the instance binds it; the instance then
-// crashes and shows that in its status.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// maxPortPicks bounds the attempts to find a port no instance of this
+// Backend holds.
+const maxPortPicks = 32
+
+// reservePort returns a loopback TCP port that was free a moment ago and
+// that no other instance of b uses, and reserves it until the instance
+// is gone: the kernel may hand out a port again once its listener
+// closed, before the app that was given it binds it, so a burst of
+// parallel starts would otherwise collide. Another process may still
+// take the port first; the instance then crashes and shows that in its
+// status. Called with b.mu held.
+func (b *Backend) reservePort() (int, error) {
+	for range maxPortPicks {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		if _, taken := b.ports[port]; !taken {
+			b.ports[port] = struct{}{}
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port after %d picks", maxPortPicks)
 }
 
 // front is a Proxy served on its own loopback listener.

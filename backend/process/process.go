@@ -44,6 +44,7 @@ type Backend struct {
 
 	mu     sync.Mutex
 	revs   map[string]*revState
+	ports  map[int]struct{} // app ports reserved by live instances
 	closed bool
 	nextID uint64
 }
@@ -79,6 +80,7 @@ func New(opts Options) (*Backend, error) {
 		hard:       hard,
 		hardCancel: cancel,
 		revs:       make(map[string]*revState),
+		ports:      make(map[int]struct{}),
 	}, nil
 }
 

@@ -188,6 +188,22 @@ func TestScaleServesAndStops(t *testing.T) {
 	}
 }
 
+func TestParallelStart(t *testing.T) {
+	const n = 8
+	b := newBackend(t, process.Options{})
+	rev := deploy(t, b, "many-00001", modeServe)
+	ch, err := b.Watch(t.Context(), rev.Name())
+	noErr(t, err)
+	noErr(t, b.Scale(t.Context(), rev.Name(), n))
+	next(t, ch, "all ready", readyCount(n))
+	apps := make(map[string]bool)
+	for _, in := range status(t, b, rev.Name()).Instances {
+		apps[in.AppAddress] = true
+		equal(t, get(t, "http://"+in.Address+"/"), "ok\n")
+	}
+	equal(t, len(apps), n, "distinct app addresses")
+}
+
 func TestDrainBeforeStop(t *testing.T) {
 	drainCalled := make(chan backend.Instance, 1)
 	drainRelease := make(chan struct{})
