@@ -31,8 +31,10 @@
 // parent-death signal (SIGKILL), so no instance outlives the host even if
 // the host is killed. Close stops everything and reaps every process.
 //
-// With Options.Proxy set (the zeroscale Server sets a queueproxy), each
-// instance is fronted by an in-process proxy on its own loopback
-// listener: that listener is the instance's Address, the proxy's Probe
-// decides readiness, and its Drain runs before SIGTERM.
+// With Options.Proxy set (QueueProxy builds a queueproxy.Proxy per
+// instance, as the zeroscale Server does), each instance is fronted by an
+// in-process proxy on its own loopback listener: that listener is the
+// instance's Address, the instance is Ready once the app passes its probe
+// and the proxy's health check agrees, the proxy's Run goes on for the
+// instance's life, and its Drain runs before SIGTERM.
 package process
