@@ -275,6 +275,19 @@ func TestProxyUpstreamRefused(t *testing.T) {
 	}
 }
 
+func TestProxyUpstreamReset(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = c.Close() // reset before any response
+		}
+	})
+	r := newRig(t, app, nil)
+	if code, body, _ := r.get("/"); code != http.StatusBadGateway || trimmed(body) != "upstream unavailable" {
+		t.Fatalf("got %d %q, want 502 upstream unavailable", code, body)
+	}
+}
+
 func TestHeaderHygiene(t *testing.T) {
 	seen := make(chan http.Header, 1)
 	hosts := make(chan string, 1)
