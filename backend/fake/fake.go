@@ -100,6 +100,7 @@ type Backend struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // server and stop goroutines
+	fired  sync.WaitGroup // clock callbacks handed off, not yet applied
 
 	mu         sync.Mutex
 	closed     bool
@@ -433,15 +434,36 @@ func (b *Backend) start(r *rev) error {
 	case delay > 0:
 		// A fake clock runs the callback with its own lock held, and
 		// settle holds b.mu while it creates timers: hand off.
-		in.timer = b.clock.AfterFunc(delay, func() { go b.started(in) })
+		in.timer = b.clock.AfterFunc(delay, b.handOff(func() { b.started(in) }))
 	case in.crash:
-		go b.started(in)
+		b.handOff(func() { b.started(in) })()
 	default:
 		in.Ready, in.everReady = true, true
 	}
 	b.log.Debug("fake: instance started", "id", in.ID, "address", in.Address, "readyIn", delay, "crash", in.crash)
 	return nil
 }
+
+// handOff returns a clock callback that runs fn on a new goroutine: a
+// fake clock runs callbacks with its own lock held, and the engine holds
+// b.mu while it creates timers, so fn (which takes b.mu) cannot run
+// inline. Flush waits for handed-off callbacks.
+func (b *Backend) handOff(fn func()) func() {
+	return func() {
+		b.fired.Add(1)
+		go func() {
+			defer b.fired.Done()
+			fn()
+		}()
+	}
+}
+
+// Flush waits until every start, crash and restart whose time has come
+// on the clock has been applied and published. Call it after stepping a
+// fake clock, from the goroutine that stepped it, to see the result at
+// once (for example in Instances) instead of waiting on a watch. Stops
+// (drains and shutdowns) are not covered: they run in the background.
+func (b *Backend) Flush() { b.fired.Wait() }
 
 // started ends in's start: it becomes ready, or crashes as injected.
 func (b *Backend) started(in *instance) {

@@ -3,7 +3,6 @@ package fake_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -254,6 +253,10 @@ func TestStartDelayOnClock(t *testing.T) {
 		t.Fatalf("before the start delay passed: %s", ids(s))
 	}
 	e.clk.Step(1)
+	e.b.Flush()
+	if s, _ := e.b.Instances(rev); ids(s) != "i1+ready i2+ready" {
+		t.Fatalf("after the start delay and Flush: %s, want both ready", ids(s))
+	}
 	s := e.until(ch, "two ready", is("i1+ready i2+ready"))
 	if !s[0].Started.Equal(time.Unix(1_700_000_000, 0)) {
 		t.Errorf("Started = %v, want the clock's time at Scale", s[0].Started)
@@ -264,23 +267,21 @@ func TestStartDelayOnClock(t *testing.T) {
 // the instances that became ready.
 func readyOrder(t *testing.T, seed uint64) []string {
 	e := newEnv(t, fake.Options{StartJitter: 10 * time.Second, Seed: seed})
-	rev, ch := e.deploy("a")
+	rev, _ := e.deploy("a")
 	const n = 8
 	e.scale(rev, n)
 	var order []string
 	seen := make(map[string]bool)
-	for len(seen) < n {
-		// Waiters are the instances still starting: those that fire in
-		// this step become ready before the next snapshot we wait for.
-		want := n - e.clk.Waiters()
-		if want == len(seen) && len(order) > 0 {
-			order = append(order, "")
-			e.clk.Step(100 * time.Millisecond)
-			continue // nothing fired, so nothing is published
+	for step := 0; len(seen) < n; step++ {
+		if step > 101 {
+			t.Fatalf("not all ready after 10 s of jitter: %v", order)
 		}
-		s := e.until(ch, fmt.Sprintf("%d ready", want), func(s []backend.Instance) bool {
-			return len(slices.DeleteFunc(slices.Clone(s), func(in backend.Instance) bool { return !in.Ready })) == want
-		})
+		e.clk.Step(100 * time.Millisecond)
+		e.b.Flush()
+		s, err := e.b.Instances(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var batch []string
 		for _, in := range s {
 			if in.Ready && !seen[in.ID] {
@@ -289,7 +290,6 @@ func readyOrder(t *testing.T, seed uint64) []string {
 			}
 		}
 		order = append(order, strings.Join(batch, "+"))
-		e.clk.Step(100 * time.Millisecond)
 	}
 	return order
 }
@@ -415,6 +415,10 @@ func TestFailThenRestart(t *testing.T) {
 		t.Fatalf("before the restart: %s, want i1 not ready", ids(s))
 	}
 	e.clk.Step(1)
+	e.b.Flush()
+	if s, _ := e.b.Instances(rev); ids(s) != "i2+ready" {
+		t.Fatalf("after the restart and Flush: %s, want i2 ready", ids(s))
+	}
 	e.until(ch, "restarted as i2", is("i2+ready"))
 	if got := e.drains.calls(); len(got) != 0 {
 		t.Errorf("failed instance was drained: %v", got)

@@ -71,7 +71,7 @@ func (b *Backend) Fail(id string, restartAfter time.Duration) error {
 		in.timer.Stop() // a pending start: it will not become ready now
 	}
 	in.Ready = false
-	in.timer = b.clock.AfterFunc(restartAfter, func() { go b.restart(in) })
+	in.timer = b.clock.AfterFunc(restartAfter, b.handOff(func() { b.restart(in) }))
 	b.publish(in.rev)
 	return nil
 }
