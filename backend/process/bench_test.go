@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
 // BenchmarkColdStart measures one instance from Scale(1) to its Ready
@@ -15,15 +16,23 @@ import (
 // "listening" line) to the Ready snapshot (detect-ms, the readiness
 // probing's share of a cold start), as medians.
 func BenchmarkColdStart(b *testing.B) {
+	b.Run("direct", func(b *testing.B) { benchColdStart(b, process.Options{}) })
+	b.Run("queueproxy", func(b *testing.B) {
+		benchColdStart(b, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
+	})
+}
+
+func benchColdStart(b *testing.B, opts process.Options) {
 	var mu sync.Mutex
 	var listened time.Time
-	be, err := process.New(process.Options{OutputFunc: func(_, _, line string) {
+	opts.OutputFunc = func(_, _, line string) {
 		if line == "listening" {
 			mu.Lock()
 			listened = time.Now()
 			mu.Unlock()
 		}
-	}})
+	}
+	be, err := process.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
