@@ -26,6 +26,9 @@ type rev struct {
 	ctx    context.Context // ends when the revision is removed
 	cancel context.CancelFunc
 	want   chan int // newest desired scale, capacity 1
+	// watched is closed when the backend closed the revision's watch:
+	// it was removed and every instance stopped.
+	watched chan struct{}
 
 	lastRequest atomic.Int64 // unix nanos of the last request routed here
 	removing    atomic.Bool  // Delete or Shutdown is removing it
@@ -46,6 +49,7 @@ func newRev(s *Server, svc *service, r revision.Revision) *rev {
 	return &rev{
 		s: s, svc: svc, r: r, ctx: ctx, cancel: cancel,
 		want:    make(chan int, 1),
+		watched: make(chan struct{}),
 		serving: make(map[string]bool),
 		applied: make(chan struct{}),
 	}

@@ -190,6 +190,7 @@ func (s *Server) startRevision(ctx context.Context, svc *service, r revision.Rev
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
+		defer close(rv.watched)
 		for snap := range ch {
 			rv.onSnapshot(snap)
 		}
@@ -261,6 +262,15 @@ func (s *Server) removeRevision(ctx context.Context, name string) error {
 	err := s.backend.Remove(ctx, name)
 	if errors.Is(err, backend.ErrNotFound) {
 		err = nil
+	}
+	if err == nil {
+		// Some engines return before their instances stopped; the
+		// watch closes once they have.
+		select {
+		case <-rv.watched:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 	s.act.RemoveRevision(name)
 	rv.cancel()
