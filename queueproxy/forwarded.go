@@ -83,10 +83,26 @@ func forwardedNode(ip string) string {
 func quoteIfNeeded(v string) string {
 	for i := 0; i < len(v); i++ {
 		if !isTokenChar(v[i]) {
-			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+			return quote(v)
 		}
 	}
 	return v
+}
+
+func quote(v string) string {
+	if !strings.ContainsAny(v, `"\`) {
+		return `"` + v + `"`
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func isTokenChar(c byte) bool {

@@ -1,0 +1,57 @@
+package queueproxy
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestSetForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remote string
+		host   string
+		in     http.Header
+		want   http.Header
+	}{
+		{
+			name: "first hop", remote: "127.0.0.1:5000", host: "app.example",
+			want: http.Header{
+				"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {"app.example"},
+				"Forwarded": {"for=127.0.0.1;host=app.example;proto=http"},
+			},
+		},
+		{
+			name: "behind a proxy, IPv6, host with port", remote: "[::1]:5000", host: "app.example:8080",
+			in: http.Header{"X-Forwarded-For": {"203.0.113.7, 198.51.100.2"}, "X-Forwarded-Proto": {"https"}},
+			want: http.Header{
+				"X-Forwarded-For": {"203.0.113.7, 198.51.100.2, ::1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"app.example:8080"},
+				"Forwarded": {`for=203.0.113.7, for=198.51.100.2, for="[::1]";host="app.example:8080";proto=https`},
+			},
+		},
+		{
+			name: "existing Forwarded kept", remote: "127.0.0.1:1", host: `we"ird`,
+			in: http.Header{"Forwarded": {"for=192.0.2.60"}, "X-Forwarded-Host": {"orig.example"}},
+			want: http.Header{
+				"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {"orig.example"},
+				"Forwarded": {"for=192.0.2.60"},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &http.Request{RemoteAddr: tc.remote, Host: tc.host, Header: tc.in}
+			if in.Header == nil {
+				in.Header = http.Header{}
+			}
+			out := http.Header{}
+			setForwarded(in, out)
+			for k, v := range tc.want {
+				if got := out[k]; len(got) != 1 || got[0] != v[0] {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+	if got := quote(`a"b\c`); got != `"a\"b\\c"` {
+		t.Errorf("quote = %s", got)
+	}
+}
