@@ -3,6 +3,7 @@ package queueproxy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -151,15 +152,39 @@ func (p *Proxy) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "draining")
 		return
 	}
-	ok := p.prober.ready.Load()
-	if p.opts.Readiness.Period == 0 || !ok {
-		ok = p.prober.check(r.Context())
-	}
-	if !ok {
+	if !p.healthy(r.Context()) {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
 	writeText(w, http.StatusOK, "ready")
+}
+
+// errNotReady and errDraining are Probe's answers.
+var (
+	errNotReady = errors.New("queueproxy: app not ready")
+	errDraining = errors.New("queueproxy: draining")
+)
+
+// Probe is the health check as a method, for hosts running the Proxy in
+// process: nil when a health check would answer 200, else an error
+// saying "draining" or "not ready".
+func (p *Proxy) Probe(ctx context.Context) error {
+	if p.draining.Load() {
+		return errDraining
+	}
+	if !p.healthy(ctx) {
+		return errNotReady
+	}
+	return nil
+}
+
+// healthy probes on demand, or uses the last periodic result when
+// Readiness.Period is set and the app was ready.
+func (p *Proxy) healthy(ctx context.Context) bool {
+	if p.opts.Readiness.Period > 0 && p.prober.ready.Load() {
+		return true
+	}
+	return p.prober.check(ctx)
 }
 
 // Ready reports the last probe result.

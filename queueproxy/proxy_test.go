@@ -358,9 +358,21 @@ func TestHealth(t *testing.T) {
 	if n := r.proxy.stats.all.arrivals.Load(); n != 0 {
 		t.Errorf("health checks counted as requests: %d", n)
 	}
+	if err := r.proxy.Probe(context.Background()); err != nil {
+		t.Fatalf("Probe = %v, want nil", err)
+	}
 	r.upstream.Close()
 	if code, body, _ := r.get(HealthPath); code != 503 || trimmed(body) != "not ready" {
 		t.Fatalf("health with app down = %d %q, want 503 not ready", code, body)
+	}
+	if err := r.proxy.Probe(context.Background()); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Probe with app down = %v", err)
+	}
+	if err := r.proxy.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.proxy.Probe(context.Background()); err == nil || !strings.Contains(err.Error(), "draining") {
+		t.Fatalf("Probe while draining = %v", err)
 	}
 }
 
