@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"k8s.io/utils/clock"
 )
 
 // Timeout causes, set on the request context when a timeout fires; their
@@ -47,7 +46,7 @@ type exchange struct {
 	w       http.ResponseWriter
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
-	timer   clock.Timer
+	timer   timer
 	start   time.Time
 	trusted bool
 	code    int // status sent, for metrics; handler goroutine only
@@ -66,8 +65,20 @@ type exchange struct {
 func (p *Proxy) newExchange(w http.ResponseWriter, r *http.Request, now time.Time, trusted bool) *exchange {
 	ex := &exchange{p: p, w: w, start: now, trusted: trusted, code: http.StatusOK}
 	ex.ctx, ex.cancel = context.WithCancelCause(r.Context())
-	ex.timer = p.clock.AfterFunc(p.firstArm, ex.onTimer)
+	if p.realClock {
+		ex.timer = time.AfterFunc(p.firstArm, ex.onTimer)
+	} else {
+		ex.timer = p.clock.AfterFunc(p.firstArm, ex.onTimer)
+	}
 	return ex
+}
+
+// timer is what an exchange needs of its timer: a *time.Timer with the
+// real clock (one allocation less than clock.RealClock's wrapper), a
+// clock.Timer otherwise.
+type timer interface {
+	Stop() bool
+	Reset(time.Duration) bool
 }
 
 // onTimer hands the expiry to its own goroutine: a fake clock runs

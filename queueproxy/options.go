@@ -25,6 +25,8 @@ const (
 	// (hijacked) connections such as WebSockets before closing them,
 	// Knative's 60 s.
 	DefaultUpgradeDrainLimit = 60 * time.Second
+	// MaxQueueDepth bounds Options.QueueDepth.
+	MaxQueueDepth = 1 << 20
 	// ReportingPeriod is how often a Stat is produced.
 	ReportingPeriod = time.Second
 	// unlimitedIdleConns sizes the upstream idle pool when the
@@ -47,8 +49,8 @@ type Options struct {
 	// revision.MaxContainerConcurrency.
 	ContainerConcurrency int
 	// QueueDepth is how many requests may wait beyond
-	// ContainerConcurrency; 0 means 10 × ContainerConcurrency. Ignored
-	// when ContainerConcurrency is 0.
+	// ContainerConcurrency; 0 means 10 × ContainerConcurrency, at most
+	// MaxQueueDepth. Ignored when ContainerConcurrency is 0.
 	QueueDepth int
 	// Timeouts bound each request; zero fields take revision's
 	// defaults (request 300 s, response start = request, idle off).
@@ -103,8 +105,8 @@ func (o *Options) validate() (timeouts, error) {
 	if o.ContainerConcurrency < 0 || o.ContainerConcurrency > revision.MaxContainerConcurrency {
 		return t, fmt.Errorf("queueproxy: Options.ContainerConcurrency = %d, want 0 (unlimited) to %d", o.ContainerConcurrency, revision.MaxContainerConcurrency)
 	}
-	if o.QueueDepth < 0 {
-		return t, fmt.Errorf("queueproxy: Options.QueueDepth = %d, want ≥ 0 (0 = %d × ContainerConcurrency)", o.QueueDepth, DefaultQueueDepthFactor)
+	if o.QueueDepth < 0 || o.QueueDepth > MaxQueueDepth {
+		return t, fmt.Errorf("queueproxy: Options.QueueDepth = %d, want 0 (= %d × ContainerConcurrency) to %d", o.QueueDepth, DefaultQueueDepthFactor, MaxQueueDepth)
 	}
 	for _, d := range []struct {
 		name string

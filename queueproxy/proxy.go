@@ -42,15 +42,17 @@ type Proxy struct {
 	t        timeouts
 	firstArm time.Duration
 	clock    clock.WithTickerAndDelayedExecution
-	log      *slog.Logger
-	secret   []byte
-	breaker  *Breaker
-	rp       *httputil.ReverseProxy
-	stats    *statsRecorder
-	prober   *prober
-	metrics  *metrics     // nil: no metrics
-	tracer   trace.Tracer // nil: no tracing
-	prop     propagation.TextMapPropagator
+	// realClock: per-request timers use time.AfterFunc directly.
+	realClock bool
+	log       *slog.Logger
+	secret    []byte
+	breaker   *Breaker
+	rp        *httputil.ReverseProxy
+	stats     *statsRecorder
+	prober    *prober
+	metrics   *metrics     // nil: no metrics
+	tracer    trace.Tracer // nil: no tracing
+	prop      propagation.TextMapPropagator
 
 	draining atomic.Bool
 	idleMu   sync.Mutex
@@ -83,6 +85,7 @@ func New(opts Options) (*Proxy, error) {
 	if p.clock == nil {
 		p.clock = clock.RealClock{}
 	}
+	_, p.realClock = p.clock.(clock.RealClock)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
