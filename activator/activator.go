@@ -99,12 +99,15 @@ type Options struct {
 	// DefaultMaxHeldRequests.
 	MaxHeldRequests int
 	// MaxHeldBytes bounds the bytes each revision's held requests
-	// represent: their header bytes plus declared Content-Length. The
-	// activator never buffers a body (it stays in the client connection
-	// until the request is released), so this bounds the burst a queue
-	// releases at once and the headers kept in memory. A request that
-	// alone exceeds it is still held when the queue is empty. 0 means
-	// DefaultMaxHeldBytes.
+	// represent: their header bytes plus declared Content-Length. While
+	// an HTTP/1 request is held, a body of declared length up to this
+	// bound is read into memory (so that the server notices the client
+	// leaving, see Handler); a body of unknown length (chunked), a larger
+	// one, or one sent only after Expect: 100-continue stays in the client
+	// connection until the request is released. Either way this bounds the
+	// memory of held requests and the burst a queue releases at once. A
+	// request that alone exceeds it is still held when the queue is
+	// empty. 0 means DefaultMaxHeldBytes.
 	MaxHeldBytes int64
 	// WaitTimeout, when positive, is how long a request may be held,
 	// instead of max(3.5 × observed average start-up, 10 s). Either is
@@ -143,6 +146,15 @@ type Options struct {
 // writes); 502 when the instance could not be reached (after the one
 // retry idempotent requests get). A client that leaves while held is
 // counted with code 499 and gets nothing.
+//
+// A client that leaves frees its place in the hold queue as soon as the
+// server cancels the request's context: at once over HTTP/2, and over
+// HTTP/1 once the server watches the connection, which it does only
+// after the handler read the body to its end. So a held HTTP/1 request's
+// body of declared length within MaxHeldBytes is read into memory while
+// held; a held request whose body is not (chunked, larger than
+// MaxHeldBytes, or awaiting Expect: 100-continue) keeps its place until
+// it is released or the wait deadline passes, when it is counted 499.
 //
 // Forwarding: the client's Host is kept (so queueproxy.OriginalHostHeader
 // is never set); X-Forwarded-For gets the client address appended;
@@ -408,7 +420,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // retry. ctx is r's context with the request span.
 func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Request, t *throttler) {
 	bytes := heldBytes(r)
-	adm, err := t.acquire(ctx, acquireReq{bytes: bytes, arrival: true})
+	req := acquireReq{bytes: bytes, arrival: true}
+	var prefetched *prefetchBody
+	if prefetchable(r, h.maxHeldBytes) {
+		req.onHold = func() { prefetched = newPrefetchBody(r.Body, r.ContentLength) }
+	}
+	adm, err := t.acquire(ctx, req)
+	if prefetched != nil {
+		r = r.WithContext(ctx) // a shallow copy: the server's request keeps its body
+		r.Body = prefetched
+	}
 	assigned := h.clock.Now()
 	waited := assigned.Sub(adm.since)
 	if adm.held && h.tracer != nil {

@@ -51,6 +51,7 @@ type acquireReq struct {
 	exclude string // instance not to use (a retry)
 	front   bool   // hold ahead of everyone (a retry already waited)
 	arrival bool   // first attempt: counts as a request in stats
+	onHold  func() // called once the request is held, before it waits
 }
 
 // throttler is one revision's instance slots, hold queue and demand
@@ -206,6 +207,9 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 	adm := admission{held: true, cold: w.cold, since: now, triggered: imm != nil}
 
 	if timer != nil {
+		if req.onHold != nil {
+			req.onHold()
+		}
 		select {
 		case <-w.ready:
 		case <-ctx.Done():

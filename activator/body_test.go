@@ -1,0 +1,103 @@
+package activator
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/zeroscale/zeroscale/backend"
+)
+
+// A held POST whose client goes away frees its place at once, before any
+// deadline (the fake clock never moves), whether its body was complete or
+// cut short.
+func TestClientLeavingHeldPostFreesPlace(t *testing.T) {
+	for _, tc := range []struct{ name, head, body string }{
+		{"whole body", "Content-Length: 5", "hello"},
+		{"body cut short", "Content-Length: 10", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1, func(o *Options) { o.MaxHeldRequests = 1 })
+			c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+			noErr(t, err)
+			_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\n"+tc.head+"\r\n\r\n"+tc.body)
+			noErr(t, err)
+			e.waitHeld(t, 1)
+
+			noErr(t, c.Close())
+			e.waitHeld(t, 0)
+			eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 })
+
+			// The place is free: the next request is held, then served.
+			next := e.do(t.Context(), http.MethodPost, "/", strings.NewReader("again"), nil)
+			e.waitHeld(t, 1)
+			a := newUpstream(t, "a", false)
+			noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+			r := wait(t, next)
+			equal(t, http.StatusOK, r.code)
+			equal(t, "ok a again", r.body)
+		})
+	}
+}
+
+// Bodies read while held reach the instance whole, and so do bodies of
+// unknown length, which are streamed as before. (A body over the budget,
+// also streamed, is TestHeldBytesBound's.)
+func TestHeldBodiesForwardedWhole(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.MaxHeldBytes = 1 << 20 })
+	small := strings.Repeat("s", 100<<10) // prefetched, several chunks
+	res := []<-chan result{
+		e.do(t.Context(), http.MethodPost, "/", strings.NewReader(small), nil),
+	}
+	e.waitHeld(t, 1)
+	// io.MultiReader hides the length: sent chunked, streamed.
+	res = append(res, e.do(t.Context(), http.MethodPost, "/", io.MultiReader(strings.NewReader("chunked")), nil))
+	e.waitHeld(t, 2)
+
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	for i, want := range []string{small, "chunked"} {
+		r := wait(t, res[i])
+		equal(t, http.StatusOK, r.code)
+		mustTrue(t, r.body == "ok a "+want, "request ", i, ": body of ", len(r.body), " bytes")
+	}
+}
+
+func TestPrefetchable(t *testing.T) {
+	req := func(proto int, body io.Reader, n int64, expect string) *http.Request {
+		r, err := http.NewRequest(http.MethodPost, "http://x/", body)
+		noErr(t, err)
+		r.ProtoMajor, r.ContentLength = proto, n
+		if expect != "" {
+			r.Header.Set("Expect", expect)
+		}
+		return r
+	}
+	body := strings.NewReader("hello")
+	equal(t, true, prefetchable(req(1, body, 5, ""), 5))
+	equal(t, false, prefetchable(req(1, body, 6, ""), 5), "over the limit")
+	equal(t, false, prefetchable(req(1, body, -1, ""), 5), "unknown length")
+	equal(t, false, prefetchable(req(2, body, 5, ""), 5), "HTTP/2 notices a client leaving by itself")
+	equal(t, false, prefetchable(req(1, body, 5, "100-continue"), 5), "client waits to be told to send")
+	equal(t, false, prefetchable(req(1, nil, 0, ""), 5), "no body")
+}
+
+func TestPrefetchBodyReadAndClose(t *testing.T) {
+	b := newPrefetchBody(io.NopCloser(strings.NewReader("hello")), 5)
+	got, err := io.ReadAll(b)
+	noErr(t, err)
+	equal(t, "hello", string(got))
+
+	pr, pw := io.Pipe()
+	b = newPrefetchBody(pr, 5)
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Read(make([]byte, 5))
+		done <- err
+	}()
+	noErr(t, b.Close()) // wakes the waiting Read
+	equal(t, http.ErrBodyReadAfterClose, <-done)
+	noErr(t, pw.Close()) // ends fill
+}
