@@ -18,6 +18,16 @@
 //	  -> min/max/initial scale, scale-to-zero grace -> backend.Scale
 //	backend.Watch -> ready instances -> activator capacity
 //
+// This package's Server wires all of it for the common case: New
+// (Options' zero value runs local processes with Knative's defaults),
+// Apply a ServiceSpec (a name, a revision.Spec template and traffic
+// targets), Serve on a listener. Services answer at
+// {{.Name}}.{{.Namespace}}.localhost (every name under localhost is the
+// loopback address, no set-up needed), or at localhost/<name>/ and with
+// the Zeroscale-Service header; AdminHandler serves their status as
+// JSON, Options.OnEvent reports scaling as it happens, and Shutdown
+// drains every request and stops every instance.
+//
 // Which package for which job:
 //
 //   - the common case, a few apps on one machine: this package's Server

@@ -253,3 +253,29 @@ func TestParallelServices(t *testing.T) {
 	t.Logf("E2E parallel services=%d served=%d first byte p50=%s p95=%s max=%s (all in %s)",
 		n, len(ttfb), ms(percentile(ttfb, 50)), ms(percentile(ttfb, 95)), ms(percentile(ttfb, 100)), all.Round(time.Millisecond))
 }
+
+// TestCrashLoopStatus: an app that exits at once shows as a crash loop
+// in the status, with its exit code and last output.
+func TestCrashLoopStatus(t *testing.T) {
+	cfg := zeroConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
+	h := newHarness(t, cfg, 1)
+	h.apply(zeroscale.ServiceSpec{Name: "crash", Template: appSpec(t, revision.EnvVar{Name: crashEnv, Value: "1"})})
+	var msg string
+	h.waitRevision(30*time.Second, "crash", "CrashLoop condition", func(r zeroscale.RevisionStatus) bool {
+		c, ok := r.Condition(zeroscale.ConditionContainerHealthy)
+		msg = c.Message
+		return ok && c.Reason == zeroscale.ReasonCrashLoop && strings.Contains(c.Message, "exit code 3")
+	})
+	if !strings.Contains(msg, "fatal: boom") {
+		t.Errorf("crash loop message %q lacks the app's last output", msg)
+	}
+	st, err := h.srv.ServiceStatus("crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Revisions[0].Condition(zeroscale.ConditionReady); c.Status == zeroscale.ConditionTrue {
+		t.Errorf("a crash-looping revision is Ready: %+v", c)
+	}
+	t.Logf("E2E crash loop: %s", msg)
+}

@@ -28,6 +28,9 @@ import (
 // anything.
 const appEnv = "ZEROSCALE_E2E_APP"
 
+// crashEnv makes the app print "fatal: boom" and exit 3 at once.
+const crashEnv = "ZEROSCALE_E2E_CRASH"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(appEnv) == "1" {
 		os.Exit(runApp())
@@ -38,6 +41,10 @@ func TestMain(m *testing.M) {
 // runApp serves GET / ("<revision>\n") and GET /sleep?d=5s (answers
 // after d) on $PORT until SIGTERM.
 func runApp() int {
+	if os.Getenv(crashEnv) != "" {
+		fmt.Fprintln(os.Stderr, "fatal: boom")
+		return 3
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
