@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -336,5 +338,29 @@ func eventually(t testing.TB, cond func() bool, timeout, every time.Duration) {
 			t.Fatalf("condition not met within %v", timeout)
 		}
 		time.Sleep(every)
+	}
+}
+
+func TestMetricsOnAdmin(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	engine, err := fake.New(fake.Options{})
+	noErr(t, err)
+	defer engine.Close()
+	srv, err := zeroscale.New(zeroscale.Options{Backend: engine, Config: zeroCfg(), Registerer: reg})
+	noErr(t, err)
+	defer srv.Shutdown(context.Background())
+	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
+	noErr(t, err)
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://hello.default.localhost/", nil))
+	eq(t, rec.Code, http.StatusOK)
+
+	rec = httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	eq(t, rec.Code, http.StatusOK)
+	for _, want := range []string{"zeroscale_activator_", "zeroscale_autoscaler_"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics has no %s metric", want)
+		}
 	}
 }

@@ -63,6 +63,7 @@ func main() {
 	fmt.Printf("hello is at %s:%s (0 instances until the first request)\n\n", "http://hello.default.localhost", port)
 	fmt.Printf("  curl http://hello.default.localhost:%s/\n", port)
 	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", *addr)
+	fmt.Printf("  curl http://%s/hello/                                # the same, by path\n", *addr)
 	fmt.Printf("  curl http://%s/services/hello                        # status\n\n", *admin)
 	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{
 		Name: "hello",
