@@ -65,11 +65,15 @@ type exchange struct {
 func (p *Proxy) newExchange(w http.ResponseWriter, r *http.Request, now time.Time, trusted bool) *exchange {
 	ex := &exchange{p: p, w: w, start: now, trusted: trusted, code: http.StatusOK}
 	ex.ctx, ex.cancel = context.WithCancelCause(r.Context())
+	// Held so a timer that fires at once (a tiny timeout) finds
+	// ex.timer set.
+	ex.mu.Lock()
 	if p.realClock {
 		ex.timer = time.AfterFunc(p.firstArm, ex.onTimer)
 	} else {
 		ex.timer = p.clock.AfterFunc(p.firstArm, ex.onTimer)
 	}
+	ex.mu.Unlock()
 	return ex
 }
 

@@ -259,6 +259,30 @@ func TestProxyTimeouts(t *testing.T) {
 	})
 }
 
+// With the real clock (time.AfterFunc timers) a tiny timeout answers 504
+// while the app hangs.
+func TestProxyRealClockTimeout(t *testing.T) {
+	g := newGate()
+	defer close(g.release)
+	upstream := httptest.NewServer(g)
+	defer upstream.Close()
+	p, err := New(Options{Upstream: upstream.Listener.Addr().String(), Timeouts: revision.Timeouts{Request: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	res, err := http.Get(front.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusGatewayTimeout || trimmed(string(b)) != "request timeout" {
+		t.Fatalf("got %d %q, want 504 request timeout", res.StatusCode, b)
+	}
+}
+
 func TestProxyUpstreamRefused(t *testing.T) {
 	r := newRig(t, http.NotFoundHandler(), nil)
 	p, err := New(Options{Upstream: closedAddr(t), Clock: r.clock})
