@@ -42,7 +42,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "queue-proxy:", err)
 		}
@@ -173,16 +173,14 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// run serves until ctx ends, then drains and shuts down. ready, if not
-// nil, receives the serving and metrics addresses once listening.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(serving, metrics net.Addr)) error {
+// run serves until ctx ends, then drains and shuts down.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	c, err := parse(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.opts.Logger, c.opts.Registerer = log, reg
 	p, err := queueproxy.New(c.opts)
 	if err != nil {
@@ -206,9 +204,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	go func() { errc <- metrics.Serve(metricsL) }()
 	log.Info("serving", "addr", servingL.Addr().String(), "metrics", metricsL.Addr().String(), "upstream", c.opts.Upstream,
 		"containerConcurrency", c.opts.ContainerConcurrency)
-	if ready != nil {
-		ready(servingL.Addr(), metricsL.Addr())
-	}
+	// Registered after serving starts: describing the runtime metrics
+	// takes a while and readiness should not wait for it.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var serveErr error
 	select {
