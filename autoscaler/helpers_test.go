@@ -44,15 +44,18 @@ func near(t testing.TB, got, want float64, what string) {
 	}
 }
 
-// eventually polls cond; only for real-socket events, never instead of
-// the fake clock.
+// eventually polls cond; only for real-socket events and for a goroutine
+// to reach the fake clock (HasWaiters), never instead of stepping it.
 func eventually(t testing.TB, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second) // failure guard only
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-timeout:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }

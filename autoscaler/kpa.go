@@ -169,8 +169,8 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 
 	dspc := math.Ceil(stable / p.TargetValue)
 	dppc := math.Ceil(panicV / p.TargetValue)
-	desiredStable := int(math.Min(math.Max(dspc, maxDown), maxUp))
-	desiredPanic := int(math.Min(math.Max(dppc, maxDown), maxUp))
+	desiredStable := saturate(math.Min(math.Max(dspc, maxDown), maxUp))
+	desiredPanic := saturate(math.Min(math.Max(dppc, maxDown), maxUp))
 
 	// Activation scale is a floor for any non-zero demand.
 	if a := p.ActivationScale; a > 1 {
@@ -211,7 +211,7 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 
 	return Recommendation{
 		DesiredScale:        desired,
-		ExcessBurstCapacity: excessBurstCapacity(p, o.Ready, panicV),
+		ExcessBurstCapacity: excessBurstCapacity(p, max(o.Ready, 0), panicV),
 		Panicking:           k.state.Panicking,
 	}
 }
@@ -224,10 +224,24 @@ func excessBurstCapacity(p *revision.ScalingParams, ready int, panicV float64) i
 	case tbc == 0:
 		return 0
 	case tbc > 0:
-		return int(math.Floor(float64(ready)*p.TotalValue - tbc - panicV))
+		return saturate(math.Floor(float64(ready)*p.TotalValue - tbc - panicV))
 	default:
 		return -1
 	}
+}
+
+// saturate converts a whole float64 to int, clamping to int's range:
+// Go's conversion of an out-of-range float is implementation-defined
+// (on amd64 it gives math.MinInt), which would turn a huge demand or
+// rate limit into a negative scale.
+func saturate(f float64) int {
+	switch {
+	case f >= math.MaxInt: // float64(math.MaxInt) is 2^63, already out of range
+		return math.MaxInt
+	case f <= math.MinInt:
+		return math.MinInt
+	}
+	return int(f)
 }
 
 func finiteOrZero(f float64) float64 {

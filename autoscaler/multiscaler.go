@@ -265,6 +265,9 @@ func (m *Multiscaler) Resume(rev string, p revision.ScalingParams, src Source, r
 	if err := checkParams(p); err != nil {
 		return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
 	}
+	if src != Pushed && src != Scraped {
+		return fmt.Errorf("autoscaler: revision %s: Source %d, want Pushed (%d) or Scraped (%d)", rev, src, Pushed, Scraped)
+	}
 	switch p.Metric {
 	case "":
 		p.Metric = revision.MetricConcurrency
@@ -323,7 +326,7 @@ func initialEBC(p revision.ScalingParams) int {
 	if p.TargetBurstCapacity == 0 || p.TargetBurstCapacity == -1 {
 		return int(p.TargetBurstCapacity)
 	}
-	return int(float64(p.InitialScale)*p.TotalValue - p.TargetBurstCapacity)
+	return saturate(float64(p.InitialScale)*p.TotalValue - p.TargetBurstCapacity)
 }
 
 // Remove stops scaling rev and forgets it and its windows. Nothing more
@@ -382,7 +385,8 @@ func (m *Multiscaler) SetReachable(rev string, reachable bool) error {
 	return m.with(rev, func(s *scaler) { s.unreachable = !reachable })
 }
 
-// Decision returns rev's last published decision.
+// Decision returns rev's last published decision: the zero Decision
+// (empty Revision) until the first is published, or ErrUnknownRevision.
 func (m *Multiscaler) Decision(rev string) (Decision, error) {
 	var d Decision
 	err := m.with(rev, func(s *scaler) { d = s.last })

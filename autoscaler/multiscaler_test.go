@@ -366,6 +366,7 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	p = defaultParams(t, nil)
 	p.TargetValue = 0
 	errContains(t, h.m.Set("r", p, Pushed), "TargetValue")
+	errContains(t, h.m.Set("r", defaultParams(t, nil), Source(7)), "Source 7")
 	errIs(t, h.m.SetReady("nope", 1), ErrUnknownRevision)
 	errContains(t, h.m.SetReady("nope", -1), "ready count")
 

@@ -214,3 +214,29 @@ func TestMax(t *testing.T) {
 		}
 	}
 }
+
+// A NaN or infinite value is ignored: it would poison the running total
+// (and with it every later average) for good.
+func TestNonFiniteValuesIgnored(t *testing.T) {
+	l := newLinear(t, 10*time.Second)
+	w, err := NewWeightedExponential(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		l.Record(sec(0), v)
+		w.Record(sec(0), v)
+	}
+	if !l.IsEmpty(sec(0)) || !w.IsEmpty(sec(0)) {
+		t.Fatal("a non-finite value was recorded")
+	}
+	l.Record(sec(1), 4)
+	w.Record(sec(1), 4)
+	l.Record(sec(2), math.NaN())
+	if got := l.Average(sec(2)); got != 4 {
+		t.Errorf("Linear average = %v, want 4", got)
+	}
+	if got := w.Average(sec(1)); math.IsNaN(got) || got <= 0 {
+		t.Errorf("WeightedExponential average = %v, want > 0", got)
+	}
+}

@@ -69,8 +69,12 @@ func (w *Linear) atLeastWindow(d int64) bool { return time.Duration(d)*time.Seco
 // Window is the window's length.
 func (w *Linear) Window() time.Duration { return w.window }
 
-// Record adds v to the bucket of t.
+// Record adds v to the bucket of t. NaN and ±Inf are ignored: the window
+// keeps a running total, which one of them would poison for good.
 func (w *Linear) Record(t time.Time, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
 	b := second(t)
 	if !w.written {
 		w.written, w.first, w.last = true, b, b
