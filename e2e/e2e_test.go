@@ -279,3 +279,76 @@ func TestCrashLoopStatus(t *testing.T) {
 	}
 	t.Logf("E2E crash loop: %s", msg)
 }
+
+// TestAutoscaledScaleDownUnderLoad: a burst scales a revision to 3
+// instances, then only 5 s requests remain, too few for 3 instances:
+// the autoscaler removes two while those requests are in flight on them
+// (power-of-two-choices spreads them), and none is cut.
+func TestAutoscaledScaleDownUnderLoad(t *testing.T) {
+	const rev = "shrink-00001"
+	h := newHarness(t, zeroConfig(), 64)
+	spec := appSpec(t)
+	target, maxScale := 10.0, 3 // 7 requests in flight per instance
+	spec.Scaling.Target, spec.Scaling.MaxScale = &target, &maxScale
+	h.apply(zeroscale.ServiceSpec{Name: "shrink", Template: spec})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var failed atomic.Int64
+	check := func(r result, suffix string) {
+		if !r.ok() || !strings.HasSuffix(r.body, suffix) {
+			if failed.Add(1) == 1 {
+				t.Errorf("first failure: %v", r)
+			}
+		}
+	}
+	// The burst: 40 clients of 200 ms requests until 3 instances are up.
+	burst := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-burst:
+					return
+				default:
+				}
+				check(h.get(ctx, "shrink", "/sleep?d=200ms"), "slept 200ms\n")
+			}
+		})
+	}
+	h.waitEvent(time.Minute, "3 instances", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 3
+	})
+	// Then 6 clients of back-to-back 5 s requests until the revision is
+	// down to one instance and 5 s more.
+	long := make(chan struct{})
+	var completed atomic.Int64
+	for range 6 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-long:
+					return
+				default:
+				}
+				check(h.get(ctx, "shrink", "/sleep?d=5s"), "slept 5s\n")
+				completed.Add(1)
+			}
+		})
+	}
+	close(burst)
+	h.waitEvent(time.Minute, "scale down to 1", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.From > 1 && e.To == 1
+	})
+	// Every request in flight at the scale-down (one per client) must
+	// complete, those on the removed instances included.
+	atScaleDown := completed.Load()
+	for completed.Load() < atScaleDown+6 && ctx.Err() == nil {
+		waitABit(ctx)
+	}
+	close(long)
+	wg.Wait()
+	t.Logf("E2E autoscaled scale-down: 3 → 1 with 6 clients of 5 s requests; %d long requests completed (%d before the scale-down), %d failed",
+		completed.Load(), atScaleDown, failed.Load())
+}
