@@ -14,7 +14,9 @@ import (
 //
 //	go test -run XXX -bench Hop -benchmem ./queueproxy/
 //
-// BenchmarkHopHandler calls ServeHTTP directly (the proxy's own cost
+// plainRP is httputil.NewSingleHostReverseProxy as people use it (a
+// fresh 32 KiB copy buffer per request); plainRP-pooled adds our buffer
+// pool. BenchmarkHopHandler calls ServeHTTP directly (the proxy's own cost
 // plus the upstream round trip); BenchmarkHopServer goes through real
 // loopback front and upstream servers with a keep-alive client.
 
@@ -23,7 +25,7 @@ var hello = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "Hello World!\n")
 })
 
-func plainReverseProxy(b *testing.B, upstream string) http.Handler {
+func plainReverseProxy(b *testing.B, upstream string, pool httputil.BufferPool) http.Handler {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		b.Fatal(err)
@@ -32,6 +34,7 @@ func plainReverseProxy(b *testing.B, upstream string) http.Handler {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = unlimitedIdleConns, unlimitedIdleConns
 	rp.Transport = t
+	rp.BufferPool = pool
 	return rp
 }
 
@@ -50,7 +53,10 @@ func hopCases(b *testing.B, upstream *httptest.Server) []struct {
 		name string
 		h    http.Handler
 	}{
-		{"plainRP", plainReverseProxy(b, upstream.URL)},
+		{"plainRP", plainReverseProxy(b, upstream.URL, nil)},
+		// The same with our buffer pool: isolates what the
+		// queue-proxy's own work costs.
+		{"plainRP-pooled", plainReverseProxy(b, upstream.URL, newBufferPool())},
 		{"queueproxy-cc0", qp(0)},
 		{"queueproxy-cc10", qp(10)},
 	}
