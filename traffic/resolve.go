@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -130,6 +131,9 @@ type resolved struct {
 // once checked ready. Missing and unready targets are all collected into
 // one *TargetError.
 func resolve(targets []Target, defaultConfig string, state RevisionState) ([]resolved, error) {
+	if state == nil {
+		return nil, errors.New("traffic: nil RevisionState: resolution needs to know the revisions (e.g. a Configurations map)")
+	}
 	out := make([]resolved, 0, len(targets))
 	var terr TargetError
 	for _, t := range targets {

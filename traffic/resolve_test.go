@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/zeroscale/zeroscale/revision"
@@ -101,6 +102,17 @@ func TestResolveReportsEveryUnresolvedTarget(t *testing.T) {
 func TestResolveRejectsInvalidSpec(t *testing.T) {
 	_, err := Resolve(Spec{Traffic: []Target{{RevisionName: "shop-1", Percent: 120}}}, "shop", shopState())
 	requireFieldError(t, err, "traffic[0].percent", "120 out of range [0, 100]")
+}
+
+func TestResolveRejectsNilState(t *testing.T) {
+	valid := Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}}
+	if _, err := Resolve(valid, "shop", nil); err == nil || !strings.Contains(err.Error(), "nil RevisionState") {
+		t.Errorf("Resolve with a nil state: err = %v", err)
+	}
+	r := newRoute(t, RouteConfig{Name: "shop"})
+	if err := r.Update(valid, nil); err == nil || !strings.Contains(err.Error(), "nil RevisionState") {
+		t.Errorf("Update with a nil state: err = %v", err)
+	}
 }
 
 func TestConfigurationsAdapter(t *testing.T) {

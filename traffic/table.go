@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,9 @@ type Table struct {
 // Add makes t route r's hosts. It fails if r is already in t or another
 // route has the same host.
 func (t *Table) Add(r *Route) error {
+	if r == nil {
+		return errors.New("traffic: Table.Add: nil route")
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.routes {

@@ -72,6 +72,9 @@ func TestTableDispatchesByHost(t *testing.T) {
 
 func TestTableAddConflicts(t *testing.T) {
 	var tbl Table
+	if err := tbl.Add(nil); err == nil {
+		t.Error("adding a nil route succeeded")
+	}
 	a := newRoute(t, RouteConfig{Name: "shop"})
 	if err := tbl.Add(a); err != nil {
 		t.Fatal(err)
