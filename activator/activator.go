@@ -93,7 +93,8 @@ type Options struct {
 	// none (Run then returns at once).
 	Reporter stats.Reporter
 	// Policy returns a new load-balancing policy for a revision with the
-	// given container concurrency; nil means DefaultPolicy.
+	// given container concurrency; nil (or a nil result) means
+	// DefaultPolicy.
 	Policy func(containerConcurrency int) Policy
 	// MaxHeldRequests bounds each revision's hold queue; 0 means
 	// DefaultMaxHeldRequests.
@@ -293,6 +294,9 @@ func (h *Handler) RemoveRevision(name string) {
 	h.mu.Lock()
 	t := h.revs[name]
 	delete(h.revs, name)
+	if t != nil {
+		h.metrics.forget(name)
+	}
 	h.mu.Unlock()
 	if t == nil {
 		return
@@ -301,7 +305,6 @@ func (h *Handler) RemoveRevision(name string) {
 	if c, ok := t.transport.(interface{ CloseIdleConnections() }); ok && h.transport == nil {
 		c.CloseIdleConnections()
 	}
-	h.metrics.forget(name)
 }
 
 // UpdateInstances replaces a revision's instances with a snapshot from
@@ -327,6 +330,22 @@ func (h *Handler) Load(revision string) (Load, bool) {
 		return Load{}, false
 	}
 	return t.load(), true
+}
+
+// count increments c's series for the revision t serves and label. The
+// revision label is "" for a request no known revision served, or whose
+// revision was removed meanwhile: series are created only for revisions
+// the Handler knows, and RemoveRevision deletes them (under h.mu, so
+// that none is created again), which bounds them by the live revisions
+// whatever names the Picker returns.
+func (h *Handler) count(c *prometheus.CounterVec, t *throttler, label string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	rev := ""
+	if t != nil && h.revs[t.name] == t {
+		rev = t.name
+	}
+	c.WithLabelValues(rev, label).Inc()
 }
 
 func (h *Handler) lookup(name string) *throttler {
@@ -391,12 +410,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &responseRecorder{ResponseWriter: w}
 	name := ""
+	var t *throttler
 	defer func() {
 		code := rec.code
 		if code == 0 {
 			code = 499 // the client left before anything was written
 		}
-		h.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		h.count(h.metrics.requests, t, strconv.Itoa(code))
 		if span != nil {
 			span.SetAttributes(attribute.String("zeroscale.revision", name), attribute.Int("http.response.status_code", code))
 			span.End(trace.WithTimestamp(h.clock.Now()))
@@ -408,7 +428,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "activator: no revision serves this request: "+err.Error(), http.StatusNotFound)
 		return
 	}
-	t := h.lookup(name)
+	t = h.lookup(name)
 	if t == nil {
 		http.Error(rec, fmt.Sprintf("activator: revision %q: %v", name, ErrUnknownRevision), http.StatusNotFound)
 		return
@@ -489,7 +509,7 @@ func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err
 		h.log.Debug("activator: client left while held", "revision", t.name, "error", err)
 		return
 	}
-	h.metrics.rejected.WithLabelValues(t.name, reason).Inc()
+	h.count(h.metrics.rejected, t, reason)
 	h.log.Debug("activator: request refused", "revision", t.name, "reason", reason, "error", err)
 	if h.rejectFn != nil {
 		h.rejectFn(w, r, err)

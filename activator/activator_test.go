@@ -293,6 +293,24 @@ func TestRouting404(t *testing.T) {
 	equal(t, http.StatusNotFound, r.code)
 	contains(t, r.body, `"other-00001": unknown revision`)
 	errorIs(t, e2.h.UpdateInstances("other-00001", nil), ErrUnknownRevision)
+
+	// Names the activator does not know get no series of their own, so a
+	// Picker returning arbitrary names cannot grow the metrics.
+	eventually(t, func() bool { return e2.counter("requests", "", "404") == 1 })
+	mustTrue(t, !e2.hasSeries(t, "other-00001"), "a series for an unknown revision")
+}
+
+// A held request refused because its revision was removed is counted
+// without bringing back the removed revision's series.
+func TestRemovedRevisionSeriesStayGone(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	res := e.get(t)
+	e.waitHeld(t, 1)
+	e.h.RemoveRevision(rev)
+	equal(t, http.StatusServiceUnavailable, wait(t, res).code)
+	eventually(t, func() bool { return e.counter("requests", "", "503") == 1 })
+	equal(t, 1.0, e.counter("rejected", "", "revision_removed"))
+	mustTrue(t, !e.hasSeries(t, rev), "a series for the removed revision")
 }
 
 func TestRejectReplacesThe503(t *testing.T) {

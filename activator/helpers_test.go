@@ -232,3 +232,20 @@ func (e *env) noReport(t testing.TB) {
 	default:
 	}
 }
+
+// hasSeries reports whether a registered series has revision label rev.
+func (e *env) hasSeries(t testing.TB, rev string) bool {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	noErr(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "revision" && l.GetValue() == rev {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package activator
 
 import (
 	"math/rand/v2"
+	"net/http"
 	"testing"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -107,3 +108,10 @@ func TestPickRejectsBadPolicyAnswers(t *testing.T) {
 type badPolicy int
 
 func (p badPolicy) Pick([]Candidate) int { return int(p) }
+
+func TestNilPolicyMeansDefault(t *testing.T) {
+	e := newEnv(t, 1, func(o *Options) { o.Policy = func(int) Policy { return nil } })
+	a := newUpstream(t, "a", false)
+	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	equal(t, http.StatusOK, wait(t, e.get(t)).code)
+}

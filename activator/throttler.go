@@ -327,6 +327,9 @@ func (t *throttler) setConcurrency(cc int, requestTimeout time.Duration, policy 
 	}
 	t.cc = cc
 	t.policy = policy(cc)
+	if t.policy == nil {
+		t.policy = DefaultPolicy(cc)
+	}
 	for i := range t.cands {
 		t.cands[i].Capacity = cc
 	}
