@@ -352,11 +352,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return errors.New("queueproxy: Run called while already running")
 	}
 	defer p.running.Store(false)
+	// The ticker first, so a fake clock that has waiters has it.
+	tick := p.clock.NewTicker(ReportingPeriod)
+	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { p.probeLoop(ctx) })
-	tick := p.clock.NewTicker(ReportingPeriod)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
