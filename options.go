@@ -32,6 +32,8 @@ const (
 	// bare-domain request names the service and is stripped
 	// ("localhost:8080/hello/x" reaches hello as "/x").
 	ServiceHeader = "Zeroscale-Service"
+	// MaxQueuedEvents bounds the events waiting for Options.OnEvent.
+	MaxQueuedEvents = 1024
 	// DefaultScaleRetry bounds the back-off between retries of a
 	// transient backend.Scale failure.
 	DefaultScaleRetry = 5 * time.Second
@@ -76,9 +78,10 @@ type Options struct {
 	WaitTimeout time.Duration
 
 	// OnEvent, when set, receives scaling and revision events (see
-	// Event) as they happen, one call at a time per revision. It must not
-	// block for long: it runs on the goroutine that watches the
-	// revision.
+	// Event) as they happen, in order, from one goroutine; it may call
+	// any Server method. Events wait in a queue of at most
+	// MaxQueuedEvents; a hook that falls further behind loses the
+	// newest ones (counted in a warning log).
 	OnEvent func(Event)
 
 	// Logger; nil discards.

@@ -57,6 +57,11 @@ type Server struct {
 	closed   bool
 	servers  []*http.Server
 	dataPort string // of the first Serve listener, for status URLs
+
+	evMu    sync.Mutex
+	events  []Event // queued for Options.OnEvent, at most MaxQueuedEvents
+	dropped int
+	evWake  chan struct{}
 }
 
 // New returns a Server configured by o, with its control loops running
@@ -76,6 +81,7 @@ func New(o Options) (*Server, error) {
 		services: make(map[string]*service),
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
 		inflight: newInflightTransport(),
+		evWake:   make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
@@ -128,6 +134,7 @@ func New(o Options) (*Server, error) {
 	s.goRun(s.act.Run)
 	s.goRun(func(ctx context.Context) { _ = s.table.Run(ctx) })
 	s.goRun(s.reconcileLoop)
+	s.goRun(s.dispatchEvents)
 	return s, nil
 }
 

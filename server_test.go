@@ -57,6 +57,7 @@ func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 	noErr(t, err)
 	f.engine = engine
 	srv, err := zeroscale.New(zeroscale.Options{Backend: crashing{engine, f}, Config: cfg, OnEvent: func(e zeroscale.Event) {
+		f.srv.Status() // the hook may call the Server
 		f.mu.Lock()
 		f.events = append(f.events, e)
 		f.mu.Unlock()
@@ -272,17 +273,18 @@ func TestScaleFromZeroEvent(t *testing.T) {
 	noErr(t, err)
 	code, _ := f.get("hello.default.localhost", "/")
 	eq(t, http.StatusOK, code)
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var scaled []zeroscale.Event
-	for _, e := range f.events {
-		if e.Kind == zeroscale.EventScaled {
-			scaled = append(scaled, e)
+	eventually(t, func() bool { // events are delivered asynchronously
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		scaled = scaled[:0]
+		for _, e := range f.events {
+			if e.Kind == zeroscale.EventScaled {
+				scaled = append(scaled, e)
+			}
 		}
-	}
-	if len(scaled) == 0 {
-		t.Fatal("no scaling event")
-	}
+		return len(scaled) > 0
+	}, 10*time.Second, time.Millisecond)
 	eq(t, 0, scaled[0].From)
 	eq(t, 1, scaled[0].To)
 	if scaled[0].ColdStart < 50*time.Millisecond {

@@ -382,13 +382,58 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// emit logs e and passes it to Options.OnEvent.
+// emit logs e and queues it for Options.OnEvent. It never blocks, so
+// it may be called with locks held.
 func (s *Server) emit(e Event) {
 	if e.Time.IsZero() {
 		e.Time = s.o.Clock.Now()
 	}
 	s.o.Logger.Info(e.String(), "event", e.Kind.String(), "service", e.Service, "revision", e.Revision)
-	if s.o.OnEvent != nil {
-		s.o.OnEvent(e)
+	if s.o.OnEvent == nil {
+		return
+	}
+	s.evMu.Lock()
+	if len(s.events) < MaxQueuedEvents {
+		s.events = append(s.events, e)
+	} else {
+		s.dropped++
+	}
+	s.evMu.Unlock()
+	select {
+	case s.evWake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchEvents calls Options.OnEvent with each queued event, in order,
+// from this one goroutine, so the hook may call any Server method. At
+// Shutdown it delivers what is left.
+func (s *Server) dispatchEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			s.deliverEvents()
+			return
+		case <-s.evWake:
+			s.deliverEvents()
+		}
+	}
+}
+
+func (s *Server) deliverEvents() {
+	for {
+		s.evMu.Lock()
+		batch, dropped := s.events, s.dropped
+		s.events, s.dropped = nil, 0
+		s.evMu.Unlock()
+		if dropped > 0 {
+			s.o.Logger.Warn("Options.OnEvent falls behind: events dropped", "dropped", dropped, "max_queued", MaxQueuedEvents)
+		}
+		if len(batch) == 0 {
+			return
+		}
+		for _, e := range batch {
+			s.o.OnEvent(e)
+		}
 	}
 }
