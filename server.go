@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +51,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	revs sync.Map // revision name → *rev; read on every request
+	revs  sync.Map // revision name → *rev; read on every request
+	hosts sync.Map // a service's own host → *service
 
 	mu       sync.Mutex
 	services map[string]*service
@@ -274,12 +276,43 @@ type picker struct{ s *Server }
 func (p picker) PickRevision(r *http.Request) (string, error) {
 	name, err := p.s.table.PickRevision(r)
 	if err != nil {
-		return "", err
+		if name = p.s.firstRevision(r.Host); name == "" {
+			return "", err
+		}
 	}
 	if v, ok := p.s.revs.Load(name); ok {
 		v.(*rev).lastRequest.Store(p.s.o.Clock.Now().UnixNano())
 	}
 	return name, nil
+}
+
+// firstRevision returns, for a request to the own host of a service that
+// has never had a ready revision, its latest revision unless it failed:
+// the request then waits for it like a request at zero, where Knative
+// would answer 404 until the first revision is ready.
+func (s *Server) firstRevision(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	v, ok := s.hosts.Load(strings.TrimSuffix(strings.ToLower(host), "."))
+	if !ok {
+		return ""
+	}
+	svc := v.(*service)
+	if _, ready := svc.conf.LatestReady(); ready {
+		return ""
+	}
+	latest, ok := svc.conf.LatestCreated()
+	if !ok {
+		return ""
+	}
+	if st, _, err := svc.conf.State(latest.Name()); err != nil || st == revision.StateFailed {
+		return ""
+	}
+	if _, ok := s.revs.Load(latest.Name()); !ok {
+		return ""
+	}
+	return latest.Name()
 }
 
 // newProxy builds the queue-proxy in front of one process instance (the

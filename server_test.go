@@ -366,3 +366,14 @@ func TestMetricsOnAdmin(t *testing.T) {
 		}
 	}
 }
+
+// A request to a new service waits for its first instance instead of
+// getting 404.
+func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
+	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, revision.Config{}) // initial scale 1
+	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
+	noErr(t, err)
+	code, body := f.get("hello.default.localhost", "/")
+	eq(t, code, http.StatusOK, body)
+	eq(t, body, "hello-00001\n")
+}

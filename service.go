@@ -60,8 +60,10 @@ type service struct {
 // Apply creates the service spec.Name or updates it: a changed template
 // stamps and deploys a new revision, which receives traffic per
 // spec.Traffic once its first instance is ready (the revisions serving
-// now keep serving until then, so an update fails no request). The
-// returned status is the service's right after the change.
+// now keep serving until then, so an update fails no request). Requests
+// to a new service wait for its first revision (where Knative answers
+// 404 until it is ready). The returned status is the service's right
+// after the change.
 //
 // Every invalid field is reported at once, named; an invalid spec
 // changes nothing.
@@ -145,6 +147,7 @@ func (s *Server) service(name string) (svc *service, created bool, err error) {
 	}
 	svc = &service{name: name, conf: conf, route: route}
 	s.services[name] = svc
+	s.hosts.Store(route.Host(), svc)
 	return svc, true, nil
 }
 
@@ -155,6 +158,7 @@ func (s *Server) forget(svc *service) {
 		delete(s.services, svc.name)
 	}
 	s.mu.Unlock()
+	s.hosts.CompareAndDelete(svc.route.Host(), svc)
 	s.table.Remove(svc.route)
 }
 
@@ -236,6 +240,7 @@ func (s *Server) deleteService(ctx context.Context, name string) error {
 	}
 	svc.mu.Lock()
 	svc.deleted = true
+	s.hosts.CompareAndDelete(svc.route.Host(), svc)
 	s.table.Remove(svc.route)
 	revs := svc.conf.Revisions()
 	svc.mu.Unlock()
