@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -427,8 +428,11 @@ func (b *Backend) start(r *rev) error {
 	b.byID[in.ID] = in
 	b.wg.Go(func() { _ = in.srv.Serve(ln) })
 	delay := b.opts.StartDelay
-	if b.opts.StartJitter > 0 {
-		delay += time.Duration(b.rng.Int64N(int64(b.opts.StartJitter) + 1))
+	if j := b.opts.StartJitter; j > 0 {
+		// [0, j] has j+1 values; Int64N needs that to stay positive, and
+		// the sum must not wrap to a negative (instant) delay.
+		extra := time.Duration(b.rng.Int64N(int64(min(j, math.MaxInt64-1)) + 1))
+		delay = min(delay, math.MaxInt64-extra) + extra
 	}
 	switch {
 	case delay > 0:

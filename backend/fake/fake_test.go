@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -292,6 +293,20 @@ func readyOrder(t *testing.T, seed uint64) []string {
 		order = append(order, strings.Join(batch, "+"))
 	}
 	return order
+}
+
+// The longest delays neither panic (Int64N of StartJitter+1) nor wrap
+// to a negative, instant start.
+func TestLongestStartDelayAndJitter(t *testing.T) {
+	e := newEnv(t, fake.Options{StartDelay: math.MaxInt64, StartJitter: math.MaxInt64})
+	rev, ch := e.deploy("a")
+	e.scale(rev, 1)
+	e.until(ch, "one starting", is("i1"))
+	e.clk.Step(24 * time.Hour)
+	e.b.Flush()
+	if s, err := e.b.Instances(rev); err != nil || ids(s) != "i1" {
+		t.Fatalf("after a day: %v, %v; want i1 still starting", ids(s), err)
+	}
 }
 
 func TestJitterDeterministicPerSeed(t *testing.T) {
