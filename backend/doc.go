@@ -1,5 +1,12 @@
 // Package backend defines the Backend interface every instance engine
 // implements (local processes, Docker, Kubernetes, the in-memory fake),
-// its typed errors, and the Instance it reports. The contract test suite
-// every engine runs lives in backend/backendtest.
+// its typed errors (ErrNotFound, ErrInvalidArgument, ErrTransient,
+// checkable with errors.Is and IsTransient), the Instance it
+// reports through Watch, and the DrainFunc a caller supplies so that no
+// instance is stopped with requests in flight.
+//
+// Broadcaster is the helper engines build Watch on: bounded, latest-wins
+// fan-out of instance snapshots. The contract test suite every engine
+// runs lives in backend/backendtest; backend/fake is the in-memory engine
+// that tests and simulations use.
 package backend
