@@ -139,6 +139,15 @@ func (e *env) until(ch <-chan []backend.Instance, desc string, cond func([]backe
 	}
 }
 
+// now fails the test unless rev's current snapshot is want.
+func (e *env) now(rev, want, when string) {
+	e.t.Helper()
+	s, err := e.b.Instances(rev)
+	if err != nil || ids(s) != want {
+		e.t.Fatalf("%s: instances %q, error %v; want %q", when, ids(s), err, want)
+	}
+}
+
 func (e *env) drainCalled(want string) {
 	e.t.Helper()
 	select {
@@ -250,14 +259,10 @@ func TestStartDelayOnClock(t *testing.T) {
 	e.scale(rev, 2)
 	e.until(ch, "two starting", is("i1 i2"))
 	e.clk.Step(2*time.Second - 1)
-	if s, _ := e.b.Instances(rev); ids(s) != "i1 i2" {
-		t.Fatalf("before the start delay passed: %s", ids(s))
-	}
+	e.now(rev, "i1 i2", "before the start delay passed")
 	e.clk.Step(1)
 	e.b.Flush()
-	if s, _ := e.b.Instances(rev); ids(s) != "i1+ready i2+ready" {
-		t.Fatalf("after the start delay and Flush: %s, want both ready", ids(s))
-	}
+	e.now(rev, "i1+ready i2+ready", "after the start delay and Flush")
 	s := e.until(ch, "two ready", is("i1+ready i2+ready"))
 	if !s[0].Started.Equal(time.Unix(1_700_000_000, 0)) {
 		t.Errorf("Started = %v, want the clock's time at Scale", s[0].Started)
@@ -304,9 +309,7 @@ func TestLongestStartDelayAndJitter(t *testing.T) {
 	e.until(ch, "one starting", is("i1"))
 	e.clk.Step(24 * time.Hour)
 	e.b.Flush()
-	if s, err := e.b.Instances(rev); err != nil || ids(s) != "i1" {
-		t.Fatalf("after a day: %v, %v; want i1 still starting", ids(s), err)
-	}
+	e.now(rev, "i1", "after a day")
 }
 
 func TestJitterDeterministicPerSeed(t *testing.T) {
@@ -426,14 +429,10 @@ func TestFailThenRestart(t *testing.T) {
 		t.Fatalf("Desired = %d, want 1", n)
 	}
 	e.clk.Step(5*time.Second - 1)
-	if s, _ := e.b.Instances(rev); ids(s) != "i1" {
-		t.Fatalf("before the restart: %s, want i1 not ready", ids(s))
-	}
+	e.now(rev, "i1", "before the restart")
 	e.clk.Step(1)
 	e.b.Flush()
-	if s, _ := e.b.Instances(rev); ids(s) != "i2+ready" {
-		t.Fatalf("after the restart and Flush: %s, want i2 ready", ids(s))
-	}
+	e.now(rev, "i2+ready", "after the restart and Flush")
 	e.until(ch, "restarted as i2", is("i2+ready"))
 	if got := e.drains.calls(); len(got) != 0 {
 		t.Errorf("failed instance was drained: %v", got)
@@ -500,9 +499,7 @@ func TestSlowDrain(t *testing.T) {
 	if body, err := get(inst.Address, "/"); err != nil || body != "ok\n" {
 		t.Fatalf("draining instance during its delay: GET = %q, %v", body, err)
 	}
-	if s, _ := e.b.Instances(rev); ids(s) != "i1+ready+draining" {
-		t.Fatalf("during the delay: %s, want i1 still listed, draining", ids(s))
-	}
+	e.now(rev, "i1+ready+draining", "during the delay")
 	e.clk.Step(1)
 	e.until(ch, "stopped after the delay", is(""))
 }

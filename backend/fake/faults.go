@@ -55,12 +55,9 @@ func (b *Backend) Kill(id string) error {
 func (b *Backend) Fail(id string, restartAfter time.Duration) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in, err := b.instance(id)
+	in, err := b.serving("fail", id)
 	if err != nil {
-		return fmt.Errorf("fake: fail: %w", err)
-	}
-	if in.stopping {
-		return fmt.Errorf("fake: fail: instance %s is stopping", id)
+		return err
 	}
 	b.log.Debug("fake: instance failing", "id", id, "restartAfter", restartAfter)
 	if restartAfter <= 0 {
@@ -97,12 +94,9 @@ func (b *Backend) restart(in *instance) {
 func (b *Backend) SetReady(id string, ready bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	in, err := b.instance(id)
+	in, err := b.serving("set ready", id)
 	if err != nil {
-		return fmt.Errorf("fake: set ready: %w", err)
-	}
-	if in.stopping {
-		return fmt.Errorf("fake: set ready: instance %s is stopping", id)
+		return err
 	}
 	if in.timer != nil && ready {
 		in.timer.Stop()
@@ -146,6 +140,19 @@ func (b *Backend) Desired(revision string) (int, error) {
 		return 0, fmt.Errorf("fake: desired scale of %s: %w", revision, err)
 	}
 	return r.desired, nil
+}
+
+// serving returns the live instance id for op, unless it is stopping.
+// b.mu must be held.
+func (b *Backend) serving(op, id string) (*instance, error) {
+	in, err := b.instance(id)
+	if err != nil {
+		return nil, fmt.Errorf("fake: %s: %w", op, err)
+	}
+	if in.stopping {
+		return nil, fmt.Errorf("fake: %s: instance %s is stopping", op, id)
+	}
+	return in, nil
 }
 
 // instance returns the live instance id. b.mu must be held.
