@@ -106,12 +106,15 @@ func TestBroadcasterConcurrent(t *testing.T) {
 				<-ch
 			}
 			cancel()
-			for range ch {
+			for range ch { // must end: cancel closes the channel
 			}
 		})
 	}
 	wg.Wait()
 	b.Close()
+	if _, open := <-b.Watch(t.Context()); open {
+		t.Error("Watch after Close returned an open channel")
+	}
 }
 
 func ExampleBroadcaster() {
