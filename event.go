@@ -28,6 +28,7 @@ const (
 
 var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed"}
 
+// String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {
 	if k >= 0 && int(k) < len(kindNames) {
 		return kindNames[k]

@@ -34,9 +34,6 @@ const (
 	ServiceHeader = "Zeroscale-Service"
 	// MaxQueuedEvents bounds the events waiting for Options.OnEvent.
 	MaxQueuedEvents = 1024
-	// DefaultScaleRetry bounds the back-off between retries of a
-	// transient backend.Scale failure.
-	DefaultScaleRetry = 5 * time.Second
 )
 
 // Options configure a Server. The zero value is a working local

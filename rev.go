@@ -11,9 +11,12 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// minScaleRetry is the first back-off after a transient Scale failure;
-// it doubles up to DefaultScaleRetry.
-const minScaleRetry = 100 * time.Millisecond
+// The back-off between retries of a transient backend.Scale failure
+// doubles from minScaleRetry to maxScaleRetry.
+const (
+	minScaleRetry = 100 * time.Millisecond
+	maxScaleRetry = 5 * time.Second
+)
 
 // rev is one running revision: it carries the autoscaler's decisions to
 // the backend and the backend's instances to the activator and the
@@ -119,7 +122,7 @@ func (rv *rev) scaleLoop() {
 		case pending = <-rv.want:
 			backoff = minScaleRetry
 		case <-rv.s.o.Clock.After(backoff):
-			backoff = min(2*backoff, DefaultScaleRetry)
+			backoff = min(2*backoff, maxScaleRetry)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
@@ -376,4 +377,14 @@ func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
 	code, body := f.get("hello.default.localhost", "/")
 	eq(t, code, http.StatusOK, body)
 	eq(t, body, "hello-00001\n")
+}
+
+// A transient Scale failure is retried: the held request is served.
+func TestTransientScaleFailureRetried(t *testing.T) {
+	f := newFixture(t, fake.Options{}, zeroCfg())
+	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
+	noErr(t, err)
+	f.engine.FailScale(2, backend.ErrTransient)
+	code, body := f.get("hello.default.localhost", "/")
+	eq(t, code, http.StatusOK, body)
 }
