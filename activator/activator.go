@@ -529,7 +529,9 @@ func heldBytes(r *http.Request) int64 {
 		}
 	}
 	if r.ContentLength > 0 {
-		n += r.ContentLength
+		// A client may declare up to math.MaxInt64: saturate rather than
+		// wrap to a negative charge that would defeat the bound.
+		n = min(n, math.MaxInt64-r.ContentLength) + r.ContentLength
 	}
 	return n
 }

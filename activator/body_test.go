@@ -1,9 +1,12 @@
 package activator
 
 import (
+	"bufio"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -100,4 +103,30 @@ func TestPrefetchBodyReadAndClose(t *testing.T) {
 	noErr(t, b.Close()) // wakes the waiting Read
 	equal(t, http.ErrBodyReadAfterClose, <-done)
 	noErr(t, pw.Close()) // ends fill
+}
+
+// A declared Content-Length near math.MaxInt64 is charged in full, not
+// wrapped to a negative charge that would slip past the byte bound.
+func TestHugeContentLengthIsChargedInFull(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.ContentLength = math.MaxInt64
+	equal(t, int64(math.MaxInt64), heldBytes(r))
+
+	e := newEnv(t, 1, nil)
+	first := e.get(t)
+	e.waitHeld(t, 1)
+	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	noErr(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775807\r\n\r\n")
+	noErr(t, err)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	noErr(t, err)
+	equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	body, _ := io.ReadAll(res.Body)
+	contains(t, string(body), "hold queue full")
+	equal(t, 1, e.load(t).Held)
+
+	e.h.RemoveRevision(rev)
+	equal(t, http.StatusServiceUnavailable, wait(t, first).code)
 }

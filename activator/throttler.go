@@ -165,7 +165,7 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 			return admission{slot: s}, nil
 		}
 	}
-	if n := t.queue.Len(); n >= t.h.maxHeld || (n > 0 && t.heldBytes+req.bytes > t.h.maxHeldBytes) {
+	if n := t.queue.Len(); n >= t.h.maxHeld || (n > 0 && req.bytes > t.h.maxHeldBytes-t.heldBytes) {
 		heldBytes := t.heldBytes
 		t.mu.Unlock()
 		t.h.send(t.name, imm)
