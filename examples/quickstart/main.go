@@ -82,7 +82,7 @@ func main() {
 	go func() { errc <- srv.ListenAndServe() }()
 	select {
 	case err := <-errc:
-		log.Fatal(err)
+		log.Fatalf("%v (pick other ports with -addr and -admin)", err)
 	case <-ctx.Done():
 	}
 	fmt.Println("shutting down: draining requests and stopping instances")
