@@ -123,7 +123,8 @@ func TestRolloutUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	done := make(chan struct{})
-	last := make([]string, clients)
+	sawNew := make([]atomic.Bool, clients) // answered by roll-00002 after the switch
+	var flippedBack atomic.Int64           // roll-00001 answers after that
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
@@ -141,9 +142,15 @@ func TestRolloutUnderLoad(t *testing.T) {
 					}
 					continue
 				}
-				last[i] = r.body
-				if switched.Load() && r.body == "roll-00002\n" {
+				if !switched.Load() {
+					continue
+				}
+				switch {
+				case r.body == "roll-00002\n":
+					sawNew[i].Store(true)
 					onNew.Add(1)
+				case sawNew[i].Load():
+					flippedBack.Add(1)
 				}
 			}
 		})
@@ -156,16 +163,25 @@ func TestRolloutUnderLoad(t *testing.T) {
 		return e.Kind == zeroscale.EventTrafficChanged && e.Service == "roll" && e.Message == "roll-00002 100 %"
 	})
 	switched.Store(true)
-	for onNew.Load() < 200 && ctx.Err() == nil {
+	allNew := func() bool {
+		for i := range sawNew {
+			if !sawNew[i].Load() {
+				return false
+			}
+		}
+		return true
+	}
+	for (onNew.Load() < 200 || !allNew()) && ctx.Err() == nil {
 		waitABit(ctx)
 	}
 	close(done)
 	wg.Wait()
 	t.Logf("E2E rollout requests=%d errors=%d", total.Load(), failed.Load())
-	for i, b := range last {
-		if b != "roll-00002\n" {
-			t.Errorf("client %d last answered by %q, want roll-00002", i, b)
-		}
+	if !allNew() {
+		t.Error("not every client reached roll-00002")
+	}
+	if n := flippedBack.Load(); n > 0 {
+		t.Errorf("%d requests went back to roll-00001 after reaching roll-00002", n)
 	}
 	st, err := h.srv.ServiceStatus("roll")
 	if err != nil {
