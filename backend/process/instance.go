@@ -83,6 +83,9 @@ type instance struct {
 	tail    *tail
 	front   *front       // owned by the run goroutine
 	ln      net.Listener // the proxy's, bound by allocate; served by front
+	// hold keeps the app's port from everyone else from allocate (or a
+	// restart) until the app is first seen listening; run goroutine only.
+	hold *portHold
 
 	appAddr     string
 	addr        string
@@ -115,22 +118,24 @@ func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
 // listener. Called with b.mu held or from the run goroutine before the
 // addresses were ever set.
 func (in *instance) allocate() error {
-	port, err := in.b.reservePort()
+	hold, err := in.b.reservePort()
 	if err != nil {
 		return fmt.Errorf("pick a port: %w", err)
 	}
+	port := hold.port
 	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	addr := appAddr
 	if in.b.opts.Proxy != nil {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			delete(in.b.ports, port)
+			hold.release()
 			return fmt.Errorf("listen for the proxy: %w", err)
 		}
 		in.ln = ln
 		addr = ln.Addr().String()
 	}
-	in.appAddr, in.addr = appAddr, addr
+	in.appAddr, in.addr, in.hold = appAddr, addr, hold
 	return nil
 }
 
@@ -253,6 +258,7 @@ func (in *instance) setup() error {
 
 // finish removes the stopped instance from its revision.
 func (in *instance) finish() {
+	in.hold.release()
 	if in.front != nil {
 		in.front.close() // closes in.ln too
 	} else if in.ln != nil {
@@ -310,6 +316,10 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 		in.crashed(Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
 		return 0, false
 	}
+	if err := in.holdAppPort(); err != nil {
+		in.crashed(Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
+		return 0, false
+	}
 	p, err := in.start()
 	if err != nil {
 		in.crashed(Exit{Code: -1, Reason: "start: " + err.Error(), Time: clk.Now()})
@@ -363,6 +373,11 @@ func (in *instance) waitReady(p *proc, pr prober) string {
 	defer tick.Stop()
 	for {
 		if in.probeOnce(pr, aggressiveProbeTimeout) == nil {
+			// The app listens on its port now, so the hold has done its
+			// job; releasing it lets a restart see whether another
+			// process took the port meanwhile.
+			in.hold.release()
+			in.hold = nil
 			in.update(func() {
 				in.ready = true
 				if !in.draining {
@@ -560,31 +575,47 @@ func (in *instance) start() (*proc, error) {
 	return p, nil
 }
 
+// holdAppPort makes sure the app's port is held before a (re)start: a
+// process that listens on it now is not this instance's app, and would
+// answer the readiness probe in its place.
+func (in *instance) holdAppPort() error {
+	if in.hold != nil {
+		return nil
+	}
+	_, port, _ := net.SplitHostPort(in.appAddr)
+	p, _ := strconv.Atoi(port)
+	h, err := holdPort(p)
+	if err != nil {
+		return fmt.Errorf("app port %s is taken by another process: %w", in.appAddr, err)
+	}
+	in.hold = h
+	return nil
+}
+
 // maxPortPicks bounds the attempts to find a port no instance of this
 // Backend holds.
 const maxPortPicks = 32
 
-// reservePort returns a loopback TCP port that was free a moment ago and
-// that no other instance of b uses, and reserves it until the instance
-// is gone: the kernel may hand out a port again once its listener
-// closed, before the app that was given it binds it, so a burst of
-// parallel starts would otherwise collide. Another process may still
-// take the port first; the instance then crashes and shows that in its
-// status. Called with b.mu held.
-func (b *Backend) reservePort() (int, error) {
+// reservePort returns a hold on a free loopback TCP port that no other
+// instance of b uses, and records the port until the instance is gone.
+// The hold (see portHold) keeps the kernel from giving the port to any
+// other listener before the app binds it: a port merely found free and
+// closed again is handed out anew within microseconds under parallel
+// starts, and whoever listens there would pass the instance's readiness
+// probe and be sent its traffic. Called with b.mu held.
+func (b *Backend) reservePort() (*portHold, error) {
 	for range maxPortPicks {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		h, err := holdPort(0)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if _, taken := b.ports[port]; !taken {
-			b.ports[port] = struct{}{}
-			return port, nil
+		if _, taken := b.ports[h.port]; !taken {
+			b.ports[h.port] = struct{}{}
+			return h, nil
 		}
+		h.release()
 	}
-	return 0, fmt.Errorf("no free port after %d picks", maxPortPicks)
+	return nil, fmt.Errorf("no free port after %d picks", maxPortPicks)
 }
 
 // front is a Proxy served on its own loopback listener.

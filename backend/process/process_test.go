@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -562,4 +563,41 @@ func prefix(msgAndArgs []any) string {
 	}
 	format, _ := msgAndArgs[0].(string)
 	return fmt.Sprintf(format, msgAndArgs[1:]...) + ": "
+}
+
+// A restarted app must not be taken for ready because another process
+// listens on its port meanwhile: that process would get its traffic.
+func TestRestartRefusesATakenPort(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
+	b := newBackend(t, process.Options{Clock: fc, MinRestartBackoff: time.Second, MaxRestartBackoff: time.Second})
+	rev := deploy(t, b, "squat-00001", modeServe)
+	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	stepUntil(t, fc, "ready", func() bool {
+		st := status(t, b, rev.Name())
+		return len(st.Instances) == 1 && st.Instances[0].Ready
+	})
+	inst := status(t, b, rev.Name()).Instances[0]
+	_, err := http.Get("http://" + inst.Address + "/crash")
+	check(t, err != nil, "the app exits while answering")
+	eventually(t, func() bool {
+		return status(t, b, rev.Name()).Instances[0].State == process.StateBackOff
+	}, eventTimeout, 5*time.Millisecond, "back-off after the crash")
+
+	squatter, err := net.Listen("tcp", inst.AppAddress)
+	noErr(t, err, "another process takes the app's port")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "impostor\n")
+	})}
+	go srv.Serve(squatter)
+	stepUntil(t, fc, "a restart refused", func() bool {
+		in := status(t, b, rev.Name()).Instances[0]
+		check(t, !in.Ready, "ready while another process listens on its port")
+		return in.Restarts >= 1 && in.LastExit != nil && strings.Contains(in.LastExit.Reason, "taken by another process")
+	})
+	noErr(t, srv.Close())
+
+	stepUntil(t, fc, "ready again once the port is free", func() bool {
+		return status(t, b, rev.Name()).Instances[0].Ready
+	})
+	equal(t, "ok\n", get(t, "http://"+inst.Address+"/"))
 }
