@@ -447,6 +447,7 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 	}
 	adm, err := t.acquire(ctx, req)
 	if prefetched != nil {
+		defer prefetched.finish(w)
 		r = r.WithContext(ctx) // a shallow copy: the server's request keeps its body
 		r.Body = prefetched
 	}

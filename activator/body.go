@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // prefetchChunk is the most one read of a prefetched body asks for.
@@ -35,9 +36,11 @@ func prefetchable(r *http.Request, limit int64) bool {
 // MaxHeldBytes, so the bodies of one revision's held requests never take
 // more memory than that budget. The buffer is dropped as the proxy
 // consumes it. One goroutine per prefetched body, which ends when the
-// body ends, fails, or the server closes it after the handler returns.
+// body ends or fails, and at the latest before the handler returns
+// (finish), since net/http forbids reading a body after that.
 type prefetchBody struct {
-	src io.ReadCloser
+	src  io.ReadCloser
+	done chan struct{} // closed when fill returns
 
 	mu     sync.Mutex
 	more   *sync.Cond // signalled when buf grows or err is set
@@ -48,13 +51,14 @@ type prefetchBody struct {
 
 // newPrefetchBody starts reading size bytes of src in the background.
 func newPrefetchBody(src io.ReadCloser, size int64) *prefetchBody {
-	b := &prefetchBody{src: src, buf: make([]byte, 0, size)}
+	b := &prefetchBody{src: src, done: make(chan struct{}), buf: make([]byte, 0, size)}
 	b.more = sync.NewCond(&b.mu)
 	go b.fill(min(size, prefetchChunk))
 	return b
 }
 
 func (b *prefetchBody) fill(chunkSize int64) {
+	defer close(b.done)
 	chunk := make([]byte, chunkSize)
 	for {
 		n, err := b.src.Read(chunk)
@@ -107,4 +111,24 @@ func (b *prefetchBody) Close() error {
 	b.buf = nil
 	b.more.Broadcast()
 	return nil
+}
+
+// finish ends the background read before the handler returns: net/http
+// forbids reading a request body after ServeHTTP. When the client is
+// still sending (the request was refused, or the instance answered
+// without reading it all), the connection's read deadline is moved to
+// the past, which ends that read at once; the server then closes the
+// connection after the response, as it would for any body left unread.
+// If w cannot set deadlines, fill is left to end when the server closes
+// the body (the body's own lock keeps that safe in net/http).
+func (b *prefetchBody) finish(w http.ResponseWriter) {
+	select {
+	case <-b.done:
+		return
+	default:
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return
+	}
+	<-b.done
 }

@@ -102,7 +102,11 @@ func TestPrefetchBodyReadAndClose(t *testing.T) {
 	}()
 	noErr(t, b.Close()) // wakes the waiting Read
 	equal(t, http.ErrBodyReadAfterClose, <-done)
+	// A ResponseWriter without deadlines: finish does not wait for fill.
+	b.finish(httptest.NewRecorder())
 	noErr(t, pw.Close()) // ends fill
+	<-b.done
+	b.finish(httptest.NewRecorder()) // fill over: returns at once
 }
 
 // A declared Content-Length near math.MaxInt64 is charged in full, not
@@ -129,4 +133,22 @@ func TestHugeContentLengthIsChargedInFull(t *testing.T) {
 
 	e.h.RemoveRevision(rev)
 	equal(t, http.StatusServiceUnavailable, wait(t, first).code)
+}
+
+// A held POST whose client is still sending its body when the deadline
+// passes gets its 503; the background read ends with the handler.
+func TestRefusedWhileBodyArrives(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	noErr(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+	noErr(t, err)
+	e.waitHeld(t, 1)
+	e.clk.Step(MinWait)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	noErr(t, err)
+	equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	body, _ := io.ReadAll(res.Body)
+	contains(t, string(body), "wait deadline passed")
 }
