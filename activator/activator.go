@@ -155,7 +155,8 @@ type Options struct {
 // body of declared length within MaxHeldBytes is read into memory while
 // held; a held request whose body is not (chunked, larger than
 // MaxHeldBytes, or awaiting Expect: 100-continue) keeps its place until
-// it is released or the wait deadline passes, when it is counted 499.
+// it is released (the proxy then finds the client gone: 499) or the wait
+// deadline passes (a 503 written to no one).
 //
 // Forwarding: the client's Host is kept (so queueproxy.OriginalHostHeader
 // is never set); X-Forwarded-For gets the client address appended;
