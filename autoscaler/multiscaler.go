@@ -396,7 +396,8 @@ func (m *Multiscaler) Decision(rev string) (Decision, error) {
 // Poke asks for an immediate decision for rev if its desired scale is 0
 // or unknown: the scale-from-zero fast path. The Collector pokes when a
 // pushed stat shows concurrency; activators may also call it directly.
-// It never blocks.
+// It never blocks. Pokes wait (one entry per name) for the running loop,
+// which drops those of revisions it does not know.
 func (m *Multiscaler) Poke(rev string) {
 	m.pokeMu.Lock()
 	m.poked[rev] = struct{}{}
