@@ -174,6 +174,18 @@ func TestWaitTimeoutRule(t *testing.T) {
 	noErr(t, e2.h.UpdateInstances(rev, []backend.Instance{old}))
 	equal(t, MinWait, e2.load(t).WaitTimeout)
 
+	// A start-up sample is capped at the longest request timeout, so an
+	// instance started long ago neither overflows the average nor asks
+	// rejected clients to come back in years.
+	e4 := newEnv(t, 1, nil)
+	ancient := u.instance(false)
+	ancient.Started = time.Unix(0, 0)
+	noErr(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
+	ancient.Ready = true
+	noErr(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
+	equal(t, revision.MaxRequestTimeout, e4.h.lookup(rev).retryAfter())
+	equal(t, revision.DefaultRequestTimeout, e4.load(t).WaitTimeout)
+
 	// A configured wait replaces the rule, still capped.
 	e3 := newEnv(t, 1, func(o *Options) { o.WaitTimeout = 2 * time.Minute })
 	equal(t, 2*time.Minute, e3.load(t).WaitTimeout)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
 
@@ -359,7 +360,9 @@ func (t *throttler) update(insts []backend.Instance) {
 		// instance already ready in the first snapshot may be hours old.
 		if in.Ready && !ready && (seen || t.snapshots > 1) && !in.Started.IsZero() {
 			if d := now.Sub(in.Started); d >= 0 {
-				t.startups[t.nStartups%startupSamples] = d
+				// Capped: a wait never exceeds the request timeout, and
+				// the sum of the samples must not overflow.
+				t.startups[t.nStartups%startupSamples] = min(d, revision.MaxRequestTimeout)
 				t.nStartups++
 			}
 		}
