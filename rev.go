@@ -168,11 +168,11 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 
 	if ready > 0 {
 		if st, _, err := rv.svc.conf.State(name); err == nil && st == revision.StateUnknown {
-			_ = rv.svc.conf.MarkReady(name)
-			s.emit(Event{Kind: EventRevisionReady, Service: rv.svc.name, Revision: name})
 			rv.svc.mu.Lock()
+			_ = rv.svc.conf.MarkReady(name)
 			s.updateRoute(rv.svc)
 			rv.svc.mu.Unlock()
+			s.emit(Event{Kind: EventRevisionReady, Service: rv.svc.name, Revision: name})
 		}
 	}
 	if prev != ready {

@@ -286,10 +286,11 @@ func (p picker) PickRevision(r *http.Request) (string, error) {
 	return name, nil
 }
 
-// firstRevision returns, for a request to the own host of a service that
-// has never had a ready revision, its latest revision unless it failed:
-// the request then waits for it like a request at zero, where Knative
-// would answer 404 until the first revision is ready.
+// firstRevision returns, for a request to the own host of a service whose
+// route has no traffic yet, its latest ready revision or else its latest
+// revision unless that failed: the request then waits for it like a
+// request at zero, where Knative would answer 404 until the route is
+// ready.
 func (s *Server) firstRevision(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -299,20 +300,22 @@ func (s *Server) firstRevision(host string) string {
 		return ""
 	}
 	svc := v.(*service)
-	if _, ready := svc.conf.LatestReady(); ready {
-		return ""
+	if len(svc.route.Traffic().Default) > 0 {
+		return "" // the route answered for itself
 	}
-	latest, ok := svc.conf.LatestCreated()
+	r, ok := svc.conf.LatestReady()
 	if !ok {
+		if r, ok = svc.conf.LatestCreated(); !ok {
+			return ""
+		}
+		if st, _, err := svc.conf.State(r.Name()); err != nil || st == revision.StateFailed {
+			return ""
+		}
+	}
+	if _, ok := s.revs.Load(r.Name()); !ok {
 		return ""
 	}
-	if st, _, err := svc.conf.State(latest.Name()); err != nil || st == revision.StateFailed {
-		return ""
-	}
-	if _, ok := s.revs.Load(latest.Name()); !ok {
-		return ""
-	}
-	return latest.Name()
+	return r.Name()
 }
 
 // newProxy builds the queue-proxy in front of one process instance (the
