@@ -487,6 +487,9 @@ func (m *Multiscaler) publish() {
 func (m *Multiscaler) step(s *scaler, now time.Time) {
 	if s.dec == nil {
 		d, err := m.newDecider(s.params, now, s.ready)
+		if err == nil && d == nil {
+			err = errors.New("Options.NewDecider returned a nil Decider and no error")
+		}
 		if err != nil {
 			m.log.Error("autoscaler: cannot build decider", "revision", s.name, "err", err)
 			return

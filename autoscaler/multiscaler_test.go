@@ -570,3 +570,18 @@ func TestRPSMetric(t *testing.T) {
 		t.Fatalf("%+v, want ceil(300/140) = 3", d)
 	}
 }
+
+// A NewDecider that returns neither a Decider nor an error is logged
+// like a failing one; the loop goes on without a decision.
+func TestNilDeciderIsAnError(t *testing.T) {
+	h := newHarness(t, Options{NewDecider: func(revision.ScalingParams, time.Time, int) (Decider, error) { return nil, nil }})
+	h.set("r", defaultParams(t, nil), Pushed)
+	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
+	h.clk.Step(TickInterval)
+	h.tick()
+	noErr(t, h.m.with("r", func(s *scaler) {
+		if s.dec != nil || s.decisions != 0 {
+			t.Errorf("decider %v, %d decisions; want none", s.dec, s.decisions)
+		}
+	}))
+}
