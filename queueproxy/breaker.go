@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 )
 
@@ -37,10 +38,13 @@ const DefaultQueueDepthFactor = 10
 // one of QueueDepth+MaxConcurrency pending slots, failing at once with
 // ErrRequestQueueFull when none is left, then waits for capacity.
 //
-// The hot path is lock-free: the pending count and the packed
-// (capacity, in-flight) state are atomics, and waiters park on a
-// channel that Release only touches when someone is waiting. Waiters
-// are not served in FIFO order (as in Knative).
+// The uncontended path is lock-free and allocation-free: the pending
+// count and the packed (capacity, in-flight) state are atomics. Only
+// when requests must wait does a mutex guard the queue of waiters.
+// Waiters are served in arrival order and woken only with a slot
+// already taken for them, so none wakes in vain; a request arriving
+// just as capacity frees may still take it first (Knative gives no
+// order at all).
 //
 // A nil *Breaker is valid and means "no limit": Acquire and TryAcquire
 // always succeed, Release and SetCapacity do nothing, and the counters
@@ -51,14 +55,22 @@ type Breaker struct {
 	pending        atomic.Int64
 	// state packs capacity (high 32 bits) and in-flight (low 32 bits)
 	// so that "in-flight < capacity, then in-flight++" is one CAS.
-	state   atomic.Uint64
+	state atomic.Uint64
+	// waiters counts queued requests; Release and SetCapacity take mu
+	// only when it is not zero.
 	waiters atomic.Int64
-	// wake carries wake-up tokens to parked waiters. Its buffer holds
-	// one token per possible waiter, so a token sent while a waiter is
-	// between its failed check and its receive is never lost, and a
-	// dropped send means the buffer already holds enough tokens for
-	// every waiter to re-check.
-	wake chan struct{}
+
+	mu         sync.Mutex
+	head, tail *waiter // FIFO of waiting requests
+	pool       sync.Pool
+}
+
+// waiter is one request waiting for capacity.
+type waiter struct {
+	// ready receives one token once a slot was taken for the waiter.
+	ready      chan struct{}
+	prev, next *waiter
+	queued     bool
 }
 
 // NewBreaker returns a Breaker for p, or a nil *Breaker (no limit) when
@@ -85,10 +97,8 @@ func NewBreaker(p BreakerParams) (*Breaker, error) {
 	b := &Breaker{
 		maxPending:     maxPending,
 		maxConcurrency: int64(p.MaxConcurrency),
-		// Waiters are bounded by maxPending. Tokens are zero-sized, so
-		// even the activator's huge buffer costs no memory.
-		wake: make(chan struct{}, min(maxPending, math.MaxInt32)),
 	}
+	b.pool.New = func() any { return &waiter{ready: make(chan struct{}, 1)} }
 	b.state.Store(pack(uint64(p.InitialCapacity), 0))
 	return b, nil
 }
@@ -118,21 +128,80 @@ func (b *Breaker) Acquire(ctx context.Context) error {
 	return nil
 }
 
-// wait parks until capacity frees or ctx ends. Registering as a waiter
-// before re-checking the state closes the race with a concurrent
-// Release, which only signals when it sees a waiter.
+// wait queues until a releaser takes a slot for this request, or ctx
+// ends. Counting itself in waiters before its last check, under mu,
+// closes the race with a Release that frees a slot meanwhile: that
+// Release sees the count and serves the queue after the push.
 func (b *Breaker) wait(ctx context.Context) error {
+	b.mu.Lock()
 	b.waiters.Add(1)
-	defer b.waiters.Add(-1)
-	for {
-		if b.tryTake() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-b.wake:
-		}
+	if b.tryTake() {
+		b.waiters.Add(-1)
+		b.mu.Unlock()
+		return nil
+	}
+	w := b.pool.Get().(*waiter)
+	b.push(w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		b.pool.Put(w)
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if w.queued {
+		b.unlink(w)
+		b.waiters.Add(-1)
+		b.mu.Unlock()
+		b.pool.Put(w)
+		return ctx.Err()
+	}
+	b.mu.Unlock()
+	// A slot was taken for us just as ctx ended: pass it on.
+	<-w.ready
+	b.pool.Put(w)
+	b.releaseSlot()
+	return ctx.Err()
+}
+
+func (b *Breaker) push(w *waiter) {
+	w.queued, w.prev, w.next = true, b.tail, nil
+	if b.tail != nil {
+		b.tail.next = w
+	} else {
+		b.head = w
+	}
+	b.tail = w
+}
+
+func (b *Breaker) unlink(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		b.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		b.tail = w.prev
+	}
+	w.queued, w.prev, w.next = false, nil, nil
+}
+
+// serveQueue hands free capacity to waiters, oldest first.
+func (b *Breaker) serveQueue() {
+	b.mu.Lock()
+	b.serveLocked()
+	b.mu.Unlock()
+}
+
+func (b *Breaker) serveLocked() {
+	for b.head != nil && b.tryTake() {
+		w := b.head
+		b.unlink(w)
+		b.waiters.Add(-1)
+		w.ready <- struct{}{}
 	}
 }
 
@@ -161,6 +230,13 @@ func (b *Breaker) Release() {
 	if b == nil {
 		return
 	}
+	b.releaseSlot()
+	b.pending.Add(-1)
+}
+
+// releaseSlot gives back one unit of in-flight capacity and serves the
+// queue if someone waits.
+func (b *Breaker) releaseSlot() {
 	for {
 		old := b.state.Load()
 		capacity, in := unpack(old)
@@ -171,20 +247,8 @@ func (b *Breaker) Release() {
 			break
 		}
 	}
-	b.pending.Add(-1)
 	if b.waiters.Load() > 0 {
-		b.signal(1)
-	}
-}
-
-// signal hands out up to n wake-up tokens without blocking.
-func (b *Breaker) signal(n int64) {
-	for range n {
-		select {
-		case b.wake <- struct{}{}:
-		default:
-			return
-		}
+		b.serveQueue()
 	}
 }
 
@@ -200,8 +264,8 @@ func (b *Breaker) SetCapacity(n int) {
 		old := b.state.Load()
 		oldCap, in := unpack(old)
 		if b.state.CompareAndSwap(old, pack(c, in)) {
-			if c > oldCap {
-				b.signal(min(int64(c-oldCap), b.waiters.Load()))
+			if c > oldCap && b.waiters.Load() > 0 {
+				b.serveQueue()
 			}
 			return
 		}

@@ -223,6 +223,107 @@ func TestBreakerStress(t *testing.T) {
 	}
 }
 
+// Waiters are served in arrival order.
+func TestBreakerFIFO(t *testing.T) {
+	b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	ctx := context.Background()
+	if err := b.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int, 5)
+	for i := range 5 {
+		go func() {
+			if err := b.Acquire(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+		}()
+		// Counted under the queue lock with the push, so pushes keep order.
+		waitFor(func() bool { return b.waiters.Load() == int64(i+1) })
+	}
+	for want := range 5 {
+		b.Release()
+		if got := <-order; got != want {
+			t.Fatalf("served waiter %d, want %d", got, want)
+		}
+	}
+	b.Release()
+}
+
+// Waiters giving up (some just as a slot is handed to them) never leak
+// capacity or pending slots.
+func TestBreakerCancelStress(t *testing.T) {
+	b := mustBreaker(t, BreakerParams{MaxConcurrency: 2, InitialCapacity: 2, QueueDepth: 64})
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := range 200 {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (w+i)%3 == 0 {
+					cancel()
+				}
+				err := b.Acquire(ctx)
+				cancel()
+				switch {
+				case err == nil:
+					b.Release()
+				case errors.Is(err, context.Canceled), errors.Is(err, ErrRequestQueueFull):
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b.Pending() != 0 || b.InFlight() != 0 || b.waiters.Load() != 0 {
+		t.Fatalf("leaked: pending %d, in flight %d, waiters %d", b.Pending(), b.InFlight(), b.waiters.Load())
+	}
+	// Still fully usable.
+	for range 2 {
+		if !b.TryAcquire() {
+			t.Fatal("capacity leaked")
+		}
+	}
+}
+
+// A slot handed to a waiter whose context ends at the same moment is
+// passed on, not leaked. Which of the two the waiter sees is up to the
+// runtime, so the race is repeated until the waiter gave up at least once.
+func TestBreakerHandOffRacesCancel(t *testing.T) {
+	ctx := context.Background()
+	gaveUp := 0
+	for i := 0; i < 1000 && gaveUp == 0; i++ {
+		b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+		if err := b.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		got := make(chan error)
+		go func() { got <- b.Acquire(wctx) }()
+		waitFor(func() bool { return b.waiters.Load() == 1 })
+		b.mu.Lock()
+		cancel()
+		// Release the held slot and hand it over, as Release does.
+		b.state.Store(pack(1, 0))
+		b.pending.Add(-1)
+		b.serveLocked()
+		b.mu.Unlock()
+		if err := <-got; err == nil {
+			b.Release()
+		} else {
+			gaveUp++
+		}
+		if b.InFlight() != 0 || b.Pending() != 0 || !b.TryAcquire() {
+			t.Fatalf("slot leaked: in flight %d, pending %d", b.InFlight(), b.Pending())
+		}
+	}
+	if gaveUp == 0 {
+		t.Fatal("the waiter never gave up with a slot handed to it")
+	}
+}
+
 func BenchmarkBreakerUncontended(b *testing.B) {
 	br := mustBreaker(b, BreakerParams{MaxConcurrency: 10, InitialCapacity: 10})
 	ctx := context.Background()
