@@ -38,9 +38,10 @@ func (s *Server) drain(ctx context.Context, inst backend.Instance) error {
 
 // inflightTransport is the activator's transport: it counts requests in
 // flight per instance address (until the response body is closed), for
-// drain.
+// drain, and sends HTTP/2 requests (gRPC) over h2c, the rest over
+// HTTP/1.1 (WebSocket upgrades included).
 type inflightTransport struct {
-	base http.RoundTripper
+	base, h2c http.RoundTripper
 
 	mu   sync.Mutex
 	n    map[string]int
@@ -49,14 +50,21 @@ type inflightTransport struct {
 
 // newInflightTransport wraps the activator's default transport settings.
 func newInflightTransport() *inflightTransport {
-	return &inflightTransport{
-		base: &http.Transport{
+	newT := func() *http.Transport {
+		return &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: activator.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost:   activator.DefaultIdleConnsPerInstance,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true, // pass the client's encodings through
-		},
+		}
+	}
+	h2c := newT()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return &inflightTransport{
+		base: newT(),
+		h2c:  h2c,
 		n:    make(map[string]int),
 		idle: make(map[string]chan struct{}),
 	}
@@ -64,8 +72,12 @@ func newInflightTransport() *inflightTransport {
 
 func (t *inflightTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	addr := r.URL.Host
+	rt := t.base
+	if r.ProtoMajor == 2 {
+		rt = t.h2c
+	}
 	t.add(addr, 1)
-	resp, err := t.base.RoundTrip(r)
+	resp, err := rt.RoundTrip(r)
 	if err != nil {
 		t.add(addr, -1)
 		return nil, err

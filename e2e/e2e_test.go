@@ -3,11 +3,15 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/revision"
@@ -367,4 +371,57 @@ func TestAutoscaledScaleDownUnderLoad(t *testing.T) {
 	wg.Wait()
 	t.Logf("E2E autoscaled scale-down: 3 → 1 with 6 clients of 5 s requests; %d long requests completed (%d before the scale-down), %d failed",
 		completed.Load(), atScaleDown, failed.Load())
+}
+
+// TestH2C: an HTTP/2 (prior knowledge, as gRPC) request from zero
+// reaches the app as HTTP/2, through the activator and the queue-proxy.
+func TestH2C(t *testing.T) {
+	h := newHarness(t, zeroConfig(), 1)
+	h.apply(zeroscale.ServiceSpec{Name: "grpcish", Template: appSpec(t)})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest("GET", "http://"+h.addr+"/proto", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "grpcish.default.localhost"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" || string(body) != "HTTP/2.0\n" {
+		t.Errorf("got %s %s %q, want HTTP/2.0 200 with the app seeing HTTP/2.0", resp.Proto, resp.Status, body)
+	}
+}
+
+// TestWebSocket: a WebSocket from zero is upgraded through the activator
+// and the queue-proxy and echoes both ways.
+func TestWebSocket(t *testing.T) {
+	h := newHarness(t, zeroConfig(), 1)
+	h.apply(zeroscale.ServiceSpec{Name: "ws", Template: appSpec(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+h.addr+"/ws", &websocket.DialOptions{Host: "ws.default.localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for _, msg := range []string{"one", "two"} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "ws-00001: " + msg; string(got) != want {
+			t.Errorf("echo %q, want %q", got, want)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -38,8 +40,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runApp serves GET / ("<revision>\n") and GET /sleep?d=5s (answers
-// after d) on $PORT until SIGTERM.
+// runApp serves GET / ("<revision>\n"), GET /sleep?d=5s (answers after
+// d), GET /proto (the request's protocol) and a WebSocket echo at /ws
+// on $PORT, over HTTP/1.1 and h2c, until SIGTERM.
 func runApp() int {
 	if os.Getenv(crashEnv) != "" {
 		fmt.Fprintln(os.Stderr, "fatal: boom")
@@ -67,7 +70,28 @@ func runApp() int {
 		case <-r.Context().Done():
 		}
 	})
-	srv := &http.Server{Handler: mux}
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, append([]byte(rev+": "), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /proto", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto+"\n")
+	})
+	srv := &http.Server{Handler: mux, Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true) // h2c, as gRPC apps speak
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	go func() {
