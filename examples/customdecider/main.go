@@ -49,6 +49,7 @@ func main() {
 	}
 	defer engine.Close()
 
+	zero := make(chan struct{}, 1)
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = 6*time.Second, time.Second
@@ -61,6 +62,9 @@ func main() {
 		OnEvent: func(e zeroscale.Event) {
 			if e.Kind == zeroscale.EventScaled {
 				fmt.Printf("%s  %s\n", e.Time.Format("15:04:05.000"), e)
+				if e.To == 0 {
+					zero <- struct{}{}
+				}
 			}
 		},
 	})
@@ -97,7 +101,5 @@ func main() {
 		wg.Wait()
 	}
 	fmt.Println("--- idle: waiting for scale to zero")
-	for st, _ := srv.ServiceStatus("work"); st.Revisions[0].ActualScale > 0; st, _ = srv.ServiceStatus("work") {
-		time.Sleep(100 * time.Millisecond)
-	}
+	<-zero
 }
