@@ -388,3 +388,36 @@ func TestTransientScaleFailureRetried(t *testing.T) {
 	code, body := f.get("hello.default.localhost", "/")
 	eq(t, code, http.StatusOK, body)
 }
+
+// With RolloutDuration, a new revision takes traffic gradually (the
+// route's rollout runs on the Server's table) and ends at 100 %.
+func TestGradualRollout(t *testing.T) {
+	f := newFixture(t, fake.Options{}, revision.Config{})
+	ctx := context.Background()
+	spec := func(image string) zeroscale.ServiceSpec {
+		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}
+	}
+	_, err := f.srv.Apply(ctx, spec("v1"))
+	noErr(t, err)
+	eventually(t, func() bool {
+		st, _ := f.srv.ServiceStatus("hello")
+		return len(st.Traffic) == 1 && st.Traffic[0].Revision == "hello-00001"
+	}, 10*time.Second, time.Millisecond)
+	_, err = f.srv.Apply(ctx, spec("v2"))
+	noErr(t, err)
+	var split []zeroscale.TrafficTarget
+	eventually(t, func() bool { // v2 ready: the rollout starts with a small share
+		st, _ := f.srv.ServiceStatus("hello")
+		split = st.Traffic
+		return len(split) == 2
+	}, 10*time.Second, time.Millisecond)
+	for _, tt := range split {
+		if tt.Revision == "hello-00002" && tt.Percent > 50 {
+			t.Errorf("the rollout started at %d %%, want a small first step", tt.Percent)
+		}
+	}
+	eventually(t, func() bool {
+		st, _ := f.srv.ServiceStatus("hello")
+		return reflect.DeepEqual(st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}})
+	}, 20*time.Second, 10*time.Millisecond)
+}
