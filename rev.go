@@ -43,8 +43,6 @@ type rev struct {
 	ready     int
 	scaleUpAt time.Time // when a scale from zero was decided
 	scaleErr  error
-	serving   map[string]bool // instances the activator may send to
-	applied   chan struct{}   // closed (and replaced) at each applied snapshot
 }
 
 func newRev(s *Server, svc *service, r revision.Revision) *rev {
@@ -53,8 +51,6 @@ func newRev(s *Server, svc *service, r revision.Revision) *rev {
 		s: s, svc: svc, r: r, ctx: ctx, cancel: cancel,
 		want:    make(chan int, 1),
 		watched: make(chan struct{}),
-		serving: make(map[string]bool),
-		applied: make(chan struct{}),
 	}
 }
 
@@ -139,18 +135,14 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 
 	now := s.o.Clock.Now()
 	ready := 0
-	serving := make(map[string]bool, len(snap))
 	for _, in := range snap {
 		if in.Ready && !in.Draining {
 			ready++
-			serving[in.ID] = true
 		}
 	}
 	rv.mu.Lock()
 	prev := rv.ready
-	rv.ready, rv.instances, rv.serving = ready, snap, serving
-	close(rv.applied)
-	rv.applied = make(chan struct{})
+	rv.ready, rv.instances = ready, snap
 	e := Event{Kind: EventScaled, Service: rv.svc.name, Revision: name, From: prev, To: ready, Time: now}
 	if prev == 0 && ready > 0 && !rv.scaleUpAt.IsZero() {
 		e.ColdStart = now.Sub(rv.scaleUpAt)
@@ -177,25 +169,5 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 	}
 	if prev != ready {
 		s.emit(e)
-	}
-}
-
-// waitNotServing returns once a snapshot showing instance id draining
-// or gone was applied to the activator, or ctx ends.
-func (rv *rev) waitNotServing(ctx context.Context, id string) error {
-	for {
-		rv.mu.Lock()
-		serving, applied := rv.serving[id], rv.applied
-		rv.mu.Unlock()
-		if !serving {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-rv.ctx.Done():
-			return nil
-		case <-applied:
-		}
 	}
 }

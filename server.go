@@ -37,15 +37,14 @@ var ErrNotFound = errors.New("zeroscale: service not found")
 // (or mount Handler), read status with Status or AdminHandler, and stop
 // it with Shutdown. All methods are safe for concurrent use.
 type Server struct {
-	o        Options
-	backend  backend.Backend
-	proc     *process.Backend // the backend, when the Server owns it
-	table    *traffic.Table
-	act      *activator.Handler
-	ms       *autoscaler.Multiscaler
-	secret   string
-	handler  http.Handler
-	inflight *inflightTransport // the activator's, counted for drain
+	o       Options
+	backend backend.Backend
+	proc    *process.Backend // the backend, when the Server owns it
+	table   *traffic.Table
+	act     *activator.Handler
+	ms      *autoscaler.Multiscaler
+	secret  string
+	handler http.Handler
 
 	ctx    context.Context // cancelled by Shutdown, after draining
 	cancel context.CancelFunc
@@ -82,7 +81,6 @@ func New(o Options) (*Server, error) {
 		secret:   hex.EncodeToString(key[:]),
 		services: make(map[string]*service),
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
-		inflight: newInflightTransport(),
 		evWake:   make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -102,7 +100,6 @@ func New(o Options) (*Server, error) {
 		Secret:         s.secret,
 		Reporter:       s.ms.Collector(),
 		WaitTimeout:    o.WaitTimeout,
-		Transport:      s.inflight,
 		Clock:          o.Clock,
 		Logger:         o.Logger.With("component", "activator"),
 		Registerer:     o.Registerer,

@@ -117,10 +117,11 @@ type Options struct {
 	// Reject answers refused requests; nil means 503 with Retry-After
 	// (the average start-up time, at least 1 s) and a plain-text reason.
 	Reject RejectFunc
-	// Transport sends requests to instances; nil means an
-	// *http.Transport per revision with keep-alive, an idle pool sized
-	// to the container concurrency, DialTimeout, and no transparent
-	// compression.
+	// Transport sends requests to instances; nil means a transport per
+	// revision that sends HTTP/2 requests (e.g. gRPC) over h2c (HTTP/2
+	// without TLS, prior knowledge) and the rest, upgrades included,
+	// over HTTP/1.1, with keep-alive, an idle pool sized to the container
+	// concurrency, DialTimeout, and no transparent compression.
 	Transport http.RoundTripper
 	// Clock times waits and reports; nil means the real clock.
 	Clock clock.WithTicker
@@ -331,6 +332,31 @@ func (h *Handler) Load(revision string) (Load, bool) {
 		return Load{}, false
 	}
 	return t.load(), true
+}
+
+// WaitInstanceIdle returns nil once the activator is done with instance
+// instanceID of revision: the last snapshot it applied (UpdateInstances)
+// shows the instance draining, not ready or absent, or the revision was
+// removed, so no new request will be sent to it; and every request it
+// already sent there has finished (the response body copied to its end,
+// an upgraded connection such as a WebSocket closed). A host calls it
+// from its backend.DrainFunc, after publishing the instance as Draining,
+// so that the queue-proxy's own drain cannot see zero requests while one
+// is still on its way from the activator. No settle delay is needed:
+// requests get their slots under the same lock that applies snapshots.
+//
+// It returns nil at once when the revision is unknown (never set, or
+// already removed) or the instance is not one the activator may send to
+// and holds no slot on (e.g. it was never seen): nothing of the
+// activator can reach it. It returns ctx.Err() if ctx ends first. A
+// waiter costs one map entry per instance, removed when it is signalled
+// or its last waiter's ctx ends.
+func (h *Handler) WaitInstanceIdle(ctx context.Context, revision, instanceID string) error {
+	t := h.lookup(revision)
+	if t == nil {
+		return nil
+	}
+	return t.waitIdle(ctx, instanceID)
 }
 
 // count increments c's series for the revision t serves and label. The

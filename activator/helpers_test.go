@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	testingclock "k8s.io/utils/clock/testing"
@@ -84,6 +85,26 @@ func (u *upstream) release() {
 	if u.gate != nil {
 		u.open.Do(func() { close(u.gate) })
 	}
+}
+
+// newWebSocketUpstream is an instance that accepts WebSocket upgrades
+// and answers each message m with "echo m" until the client closes.
+func newWebSocketUpstream(t testing.TB) *httptest.Server {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, append([]byte("echo "), msg...)) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	return up
 }
 
 func (u *upstream) instance(ready bool) backend.Instance {

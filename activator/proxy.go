@@ -55,19 +55,45 @@ func attemptOf(ctx context.Context) *attempt {
 
 // newTransport is the default transport of a revision whose instances
 // take cc requests each.
-func newTransport(cc int) *http.Transport {
+func newTransport(cc int) *instanceTransport {
 	idle := cc
 	if idle == 0 {
 		idle = DefaultIdleConnsPerInstance
 	}
-	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   idle,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Pass the client's encodings through untouched.
-		DisableCompression: true,
+	newT := func() *http.Transport {
+		return &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost:   idle,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			// Pass the client's encodings through untouched.
+			DisableCompression: true,
+		}
 	}
+	h2c := newT()
+	h2c.Protocols = new(http.Protocols)
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return &instanceTransport{h1: newT(), h2c: h2c}
+}
+
+// instanceTransport keeps a request's HTTP major version on the hop to
+// the instance: HTTP/2 requests (gRPC needs HTTP/2 end to end) go over
+// h2c, the rest over HTTP/1.1, which upgrades (WebSocket) need.
+type instanceTransport struct {
+	h1, h2c *http.Transport
+}
+
+func (t *instanceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ProtoMajor == 2 {
+		return t.h2c.RoundTrip(r)
+	}
+	return t.h1.RoundTrip(r)
+}
+
+// CloseIdleConnections closes both transports' idle connections.
+func (t *instanceTransport) CloseIdleConnections() {
+	t.h1.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
 }
 
 func (h *Handler) newProxy() *httputil.ReverseProxy {
@@ -84,7 +110,10 @@ func (h *Handler) newProxy() *httputil.ReverseProxy {
 	}
 }
 
-// forward proxies r to a.slot and releases the slot.
+// forward proxies r to a.slot and releases the slot. The slot is
+// released only once ReverseProxy returned: the response body was copied
+// to its end and closed, or an upgraded connection closed. That is what
+// WaitInstanceIdle promises, so it must never be released earlier.
 func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, a *attempt) {
 	defer a.rev.release(a.slot) // also when ReverseProxy aborts with a panic
 	if h.tracer != nil {

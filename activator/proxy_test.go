@@ -81,20 +81,7 @@ func TestStreamingResponsesAreFlushed(t *testing.T) {
 
 func TestWebSocketPassesThrough(t *testing.T) {
 	e := newEnv(t, 1, nil)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		typ, msg, err := c.Read(r.Context())
-		if err != nil {
-			return
-		}
-		_ = c.Write(r.Context(), typ, append([]byte("echo "), msg...))
-		_, _, _ = c.Read(r.Context()) // until the client closes
-	}))
-	t.Cleanup(up.Close)
+	up := newWebSocketUpstream(t)
 	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{{ID: "ws", Address: up.Listener.Addr().String(), Ready: true}}))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

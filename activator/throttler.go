@@ -82,6 +82,15 @@ type throttler struct {
 	removed        bool
 	acct           accounting
 	transport      http.RoundTripper
+	idle           map[string]*idleWait // instance ID -> WaitInstanceIdle callers
+}
+
+// idleWait is the instance-idle signal the WaitInstanceIdle callers for
+// one instance share: ch is closed once the instance is idle; waiters
+// counts the callers so that the last one to give up removes the entry.
+type idleWait struct {
+	ch      chan struct{}
+	waiters int
 }
 
 // accounting is the time-weighted demand the activator reports for one
@@ -314,6 +323,63 @@ func (t *throttler) release(s slot) {
 		delete(t.orphans, s.id)
 	}
 	t.dispatchLocked(now)
+	t.signalIdleLocked()
+}
+
+// busyLocked reports whether the activator may still pick instance id
+// for a new request or holds a slot on it.
+func (t *throttler) busyLocked(id string) bool {
+	if i, ok := t.index[id]; ok {
+		return !t.removed || t.cands[i].InFlight > 0
+	}
+	return t.orphans[id] > 0
+}
+
+// signalIdleLocked wakes the WaitInstanceIdle callers of every instance
+// that became idle. The map holds only instances being drained, so this
+// is cheap on the release path.
+func (t *throttler) signalIdleLocked() {
+	for id, w := range t.idle {
+		if !t.busyLocked(id) {
+			close(w.ch)
+			delete(t.idle, id)
+		}
+	}
+}
+
+// waitIdle implements Handler.WaitInstanceIdle for one revision.
+func (t *throttler) waitIdle(ctx context.Context, id string) error {
+	t.mu.Lock()
+	if !t.busyLocked(id) {
+		t.mu.Unlock()
+		return nil
+	}
+	w := t.idle[id]
+	if w == nil {
+		if t.idle == nil {
+			t.idle = make(map[string]*idleWait)
+		}
+		w = &idleWait{ch: make(chan struct{})}
+		t.idle[id] = w
+	}
+	w.waiters++
+	t.mu.Unlock()
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-w.ch: // signalled meanwhile: the entry is gone already
+		return nil
+	default:
+	}
+	if w.waiters--; w.waiters == 0 {
+		delete(t.idle, id)
+	}
+	return ctx.Err()
 }
 
 // setConcurrency applies a revision's container concurrency and request
@@ -398,6 +464,7 @@ func (t *throttler) update(insts []backend.Instance) {
 		t.coldEpisode = false
 	}
 	t.dispatchLocked(now)
+	t.signalIdleLocked()
 }
 
 // remove rejects every held request and refuses new ones.
@@ -413,6 +480,7 @@ func (t *throttler) remove() {
 	}
 	t.queue.Init()
 	t.heldBytes = 0
+	t.signalIdleLocked()
 }
 
 // averageStartupLocked is the mean of the recent observed start-up times,
