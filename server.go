@@ -111,7 +111,13 @@ func New(o Options) (*Server, error) {
 	s.backend = o.Backend
 	if s.backend == nil {
 		po := o.Process
-		po.Proxy = s.newProxy
+		po.Proxy = process.QueueProxy(queueproxy.Options{
+			Reporter:        s.ms.Collector(),
+			ActivatorSecret: s.secret,
+			Clock:           o.Clock,
+			Logger:          o.Logger.With("component", "queueproxy"),
+			TracerProvider:  o.TracerProvider,
+		})
 		if po.Drain == nil {
 			po.Drain = s.drain
 		}
@@ -313,26 +319,4 @@ func (s *Server) firstRevision(host string) string {
 		return ""
 	}
 	return r.Name()
-}
-
-// newProxy builds the queue-proxy in front of one process instance (the
-// process backend runs it for the instance's life).
-func (s *Server) newProxy(inst backend.Instance, target string, spec revision.Spec) (process.Proxy, error) {
-	p, err := queueproxy.New(queueproxy.Options{
-		Upstream:             target,
-		Revision:             inst.Revision,
-		Instance:             inst.ID,
-		ContainerConcurrency: spec.ContainerConcurrency,
-		Timeouts:             spec.Timeouts,
-		Readiness:            spec.Readiness,
-		Reporter:             s.ms.Collector(),
-		ActivatorSecret:      s.secret,
-		Clock:                s.o.Clock,
-		Logger:               s.o.Logger.With("component", "queueproxy", "instance", inst.ID),
-		TracerProvider:       s.o.TracerProvider,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
 }

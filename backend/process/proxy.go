@@ -97,7 +97,8 @@ type ProxyFunc func(inst backend.Instance, target string, spec revision.Spec) (P
 // revision's spec. The backend runs the proxy's Run (stats reporting and
 // probing) for the instance's life. With base.Registerer set, each
 // instance registers its own series (labelled by revision and instance);
-// they stay registered after the instance stops.
+// they stay registered after the instance stops. A base.Logger is given
+// the instance's ID.
 func QueueProxy(base queueproxy.Options) ProxyFunc {
 	return func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error) {
 		o := base
@@ -107,6 +108,13 @@ func QueueProxy(base queueproxy.Options) ProxyFunc {
 		o.ContainerConcurrency = spec.ContainerConcurrency
 		o.Timeouts = spec.Timeouts
 		o.Readiness = spec.Readiness
-		return queueproxy.New(o)
+		if o.Logger != nil {
+			o.Logger = o.Logger.With("instance", inst.ID)
+		}
+		p, err := queueproxy.New(o)
+		if err != nil {
+			return nil, err // not a typed nil *Proxy in the interface
+		}
+		return p, nil
 	}
 }
