@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -329,6 +330,15 @@ func (s *Server) setReachability(svc *service) {
 	}
 }
 
+// sortedServices returns the services, by name.
+func (s *Server) sortedServices() []*service {
+	s.mu.Lock()
+	svcs := slices.Collect(maps.Values(s.services))
+	s.mu.Unlock()
+	slices.SortFunc(svcs, func(a, b *service) int { return strings.Compare(a.name, b.name) })
+	return svcs
+}
+
 // routedRevisions returns the revisions t sends requests to, by the
 // default split or a tag.
 func routedRevisions(t traffic.Traffic) map[string]bool {
@@ -368,14 +378,7 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		s.mu.Lock()
-		svcs := make([]*service, 0, len(s.services))
-		for _, svc := range s.services {
-			svcs = append(svcs, svc)
-		}
-		s.mu.Unlock()
-		sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
-		for _, svc := range svcs {
+		for _, svc := range s.sortedServices() {
 			svc.mu.Lock()
 			if svc.routeOK != nil {
 				s.updateRoute(svc)

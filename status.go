@@ -114,13 +114,7 @@ func findCondition(cs []Condition, t string) (Condition, bool) {
 
 // Status returns every service's status, by name.
 func (s *Server) Status() []ServiceStatus {
-	s.mu.Lock()
-	svcs := make([]*service, 0, len(s.services))
-	for _, svc := range s.services {
-		svcs = append(svcs, svc)
-	}
-	s.mu.Unlock()
-	sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
+	svcs := s.sortedServices()
 	out := make([]ServiceStatus, len(svcs))
 	for i, svc := range svcs {
 		out[i] = s.serviceStatus(svc)
