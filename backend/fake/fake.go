@@ -280,12 +280,9 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	r, ok := b.revs[name]
-	if !ok {
-		return fmt.Errorf("fake: remove %s: %w", name, backend.ErrNotFound)
+	r, err := b.deployed("remove", name)
+	if err != nil {
+		return err
 	}
 	if r.removing {
 		return nil
@@ -304,12 +301,9 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan []backend.Inst
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, ErrClosed
-	}
-	r, ok := b.revs[name]
-	if !ok {
-		return nil, fmt.Errorf("fake: watch %s: %w", name, backend.ErrNotFound)
+	r, err := b.deployed("watch", name)
+	if err != nil {
+		return nil, err
 	}
 	return r.watch.Watch(ctx), nil
 }
@@ -335,6 +329,19 @@ func (b *Backend) Close() error {
 	b.mu.Unlock()
 	b.wg.Wait()
 	return nil
+}
+
+// deployed returns the deployed revision name, removing or not; op names
+// the call in the not-found error. b.mu must be held.
+func (b *Backend) deployed(op, name string) (*rev, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	r, ok := b.revs[name]
+	if !ok {
+		return nil, fmt.Errorf("fake: %s %s: %w", op, name, backend.ErrNotFound)
+	}
+	return r, nil
 }
 
 // lookup returns the deployed, not removing, revision name. b.mu must be

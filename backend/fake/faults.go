@@ -121,12 +121,9 @@ func (b *Backend) SetDrainDelay(d time.Duration) {
 func (b *Backend) Instances(revision string) ([]backend.Instance, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, ErrClosed
-	}
-	r, ok := b.revs[revision]
-	if !ok {
-		return nil, fmt.Errorf("fake: instances of %s: %w", revision, backend.ErrNotFound)
+	r, err := b.deployed("instances of", revision)
+	if err != nil {
+		return nil, err
 	}
 	return r.watch.Current(), nil
 }
