@@ -42,8 +42,9 @@ type attempt struct {
 	mayRetry bool // idempotent and first try
 	body     *trackedBody
 	gotConn  atomic.Bool
-	span     trace.Span // nil without tracing
-	retryErr error      // set instead of answering when the request may be retried
+	ct       httptrace.ClientTrace // sets gotConn; in the attempt to save an allocation
+	span     trace.Span            // nil without tracing
+	retryErr error                 // set instead of answering when the request may be retried
 }
 
 type attemptKey struct{}
@@ -125,9 +126,8 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	ctx = context.WithValue(ctx, attemptKey{}, a)
 	if a.mayRetry {
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GotConn: func(httptrace.GotConnInfo) { a.gotConn.Store(true) },
-		})
+		a.ct.GotConn = func(httptrace.GotConnInfo) { a.gotConn.Store(true) }
+		ctx = httptrace.WithClientTrace(ctx, &a.ct)
 	}
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
