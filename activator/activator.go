@@ -468,15 +468,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Request, t *throttler) {
 	bytes := heldBytes(r)
 	req := acquireReq{bytes: bytes, arrival: true}
-	var prefetched *prefetchBody
+	var pf *heldBody
 	if prefetchable(r, h.maxHeldBytes) {
-		req.onHold = func() { prefetched = newPrefetchBody(r.Body, r.ContentLength) }
+		// Only here: a closure over serve's own variables would move them
+		// to the heap on every request.
+		pf = &heldBody{src: r.Body, size: r.ContentLength}
+		req.onHold = pf.start
 	}
 	adm, err := t.acquire(ctx, req)
-	if prefetched != nil {
-		defer prefetched.finish(w)
+	if pf != nil && pf.body != nil {
+		defer pf.body.finish(w)
 		r = r.WithContext(ctx) // a shallow copy: the server's request keeps its body
-		r.Body = prefetched
+		r.Body = pf.body
 	}
 	assigned := h.clock.Now()
 	waited := assigned.Sub(adm.since)

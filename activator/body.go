@@ -49,6 +49,16 @@ type prefetchBody struct {
 	closed bool
 }
 
+// heldBody starts prefetching a request's body once the request is held
+// (acquireReq.onHold); body stays nil if it never was.
+type heldBody struct {
+	src  io.ReadCloser
+	size int64
+	body *prefetchBody
+}
+
+func (h *heldBody) start() { h.body = newPrefetchBody(h.src, h.size) }
+
 // newPrefetchBody starts reading size bytes of src in the background.
 func newPrefetchBody(src io.ReadCloser, size int64) *prefetchBody {
 	b := &prefetchBody{src: src, done: make(chan struct{}), buf: make([]byte, 0, size)}
