@@ -23,6 +23,16 @@ func TestBroadcasterFirstValueIsCurrent(t *testing.T) {
 	}
 }
 
+// noSnapshot fails t if ch holds a snapshot now: what sent one.
+func noSnapshot(t *testing.T, ch <-chan []backend.Instance, what string) {
+	t.Helper()
+	select {
+	case s := <-ch:
+		t.Fatalf("%s sent %v", what, s)
+	default:
+	}
+}
+
 func TestBroadcasterNewestReplacesUnread(t *testing.T) {
 	var b backend.Broadcaster
 	ch := b.Watch(t.Context())
@@ -34,11 +44,7 @@ func TestBroadcasterNewestReplacesUnread(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "4" {
 		t.Fatalf("snapshot after 5 publishes = %v, want only the newest [4]", got)
 	}
-	select {
-	case s := <-ch:
-		t.Fatalf("unexpected second snapshot %v", s)
-	default:
-	}
+	noSnapshot(t, ch, "a second snapshot")
 }
 
 func TestBroadcasterSkipsUnchanged(t *testing.T) {
@@ -46,11 +52,7 @@ func TestBroadcasterSkipsUnchanged(t *testing.T) {
 	ch := b.Watch(t.Context())
 	<-ch
 	b.Publish(nil)
-	select {
-	case s := <-ch:
-		t.Fatalf("publishing the unchanged snapshot sent %v", s)
-	default:
-	}
+	noSnapshot(t, ch, "publishing the unchanged snapshot")
 }
 
 func TestBroadcasterCopies(t *testing.T) {
