@@ -39,9 +39,8 @@ type rev struct {
 	mu        sync.Mutex
 	decision  autoscaler.Decision
 	decided   bool
-	instances []backend.Instance
-	ready     int
-	scaleUpAt time.Time // when a scale from zero was decided
+	instances []backend.Instance // the watch's latest snapshot
+	scaleUpAt time.Time          // when a scale from zero was decided
 	scaleErr  error
 }
 
@@ -68,7 +67,7 @@ func (s *Server) publish(d autoscaler.Decision) {
 		prev = rv.decision.Scale
 	}
 	rv.decision, rv.decided = d, true
-	if prev == 0 && d.Scale > 0 && rv.ready == 0 {
+	if prev == 0 && d.Scale > 0 && serving(rv.instances) == 0 {
 		rv.scaleUpAt = d.Time
 	}
 	rv.mu.Unlock()
@@ -134,15 +133,10 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 	_ = s.ms.SetInstances(name, snap)
 
 	now := s.o.Clock.Now()
-	ready := 0
-	for _, in := range snap {
-		if in.Ready && !in.Draining {
-			ready++
-		}
-	}
+	ready := serving(snap)
 	rv.mu.Lock()
-	prev := rv.ready
-	rv.ready, rv.instances = ready, snap
+	prev := serving(rv.instances)
+	rv.instances = snap
 	e := Event{Kind: EventScaled, Service: rv.svc.name, Revision: name, From: prev, To: ready, Time: now}
 	if prev == 0 && ready > 0 && !rv.scaleUpAt.IsZero() {
 		e.ColdStart = now.Sub(rv.scaleUpAt)
@@ -170,4 +164,16 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 	if prev != ready {
 		s.emit(e)
 	}
+}
+
+// serving counts the instances of snap that take requests: ready and
+// not draining.
+func serving(snap []backend.Instance) int {
+	n := 0
+	for _, in := range snap {
+		if in.Ready && !in.Draining {
+			n++
+		}
+	}
+	return n
 }

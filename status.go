@@ -231,7 +231,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 	rv := v.(*rev)
 	rv.mu.Lock()
 	d, decided := rv.decision, rv.decided
-	rs.ActualScale, rs.Instances = rv.ready, len(rv.instances)
+	rs.ActualScale, rs.Instances = serving(rv.instances), len(rv.instances)
 	if rv.scaleErr != nil {
 		rs.ScaleError = rv.scaleErr.Error()
 	}
