@@ -171,7 +171,7 @@ type Options struct {
 // bounds the wait (and connecting, DialTimeout).
 type Handler struct {
 	picker       RevisionPicker
-	secret       string
+	secretValue  []string // {Options.Secret} for ActivatorHeader, nil if unset
 	name         string
 	reporter     stats.Reporter
 	policy       func(int) Policy
@@ -215,7 +215,6 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		picker:       o.Picker,
-		secret:       o.Secret,
 		name:         cmpOr(o.Name, DefaultName),
 		reporter:     o.Reporter,
 		policy:       o.Policy,
@@ -228,6 +227,9 @@ func New(o Options) (*Handler, error) {
 		log:          o.Logger,
 		metrics:      m,
 		revs:         make(map[string]*throttler),
+	}
+	if o.Secret != "" {
+		h.secretValue = headerValue(o.Secret)
 	}
 	if h.policy == nil {
 		h.policy = DefaultPolicy
@@ -244,6 +246,10 @@ func New(o Options) (*Handler, error) {
 	h.proxy = h.newProxy()
 	return h, nil
 }
+
+// headerValue is a header value shared by every request: its capacity
+// of one makes an append by anyone copy it rather than write into it.
+func headerValue(v string) []string { return []string{v}[:1:1] }
 
 func cmpOr[T comparable](v, def T) T {
 	var zero T
@@ -278,7 +284,7 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 	h.mu.Lock()
 	t := h.revs[name]
 	if t == nil {
-		t = &throttler{name: name, h: h, m: h.metrics.forRevision(name), transport: h.transport}
+		t = &throttler{name: name, revValue: headerValue(name), h: h, m: h.metrics.forRevision(name), transport: h.transport}
 		if t.transport == nil {
 			t.transport = newTransport(cc)
 		}

@@ -160,10 +160,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range internalHeaders {
 		pr.Out.Header.Del(k)
 	}
-	if h.secret != "" {
-		pr.Out.Header.Set(queueproxy.ActivatorHeader, h.secret)
+	// Shared one-element values (canonical keys) save two allocations per
+	// request; nothing downstream writes into a request's header values.
+	if h.secretValue != nil {
+		pr.Out.Header[queueproxy.ActivatorHeader] = h.secretValue
 	}
-	pr.Out.Header.Set(queueproxy.RevisionHeader, a.rev.name)
+	pr.Out.Header[queueproxy.RevisionHeader] = a.rev.revValue
 	if h.tracer != nil {
 		propagation.TraceContext{}.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
 	}

@@ -60,9 +60,10 @@ type acquireReq struct {
 // consistent view of every instance's load and keeps the FIFO queue and
 // the slots in step, which per-instance breakers could not.
 type throttler struct {
-	name string
-	h    *Handler
-	m    revMetrics
+	name     string
+	revValue []string // {name}, the RevisionHeader value of its requests
+	h        *Handler
+	m        revMetrics
 
 	mu             sync.Mutex
 	cc             int
