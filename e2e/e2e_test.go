@@ -131,31 +131,24 @@ func TestRolloutUnderLoad(t *testing.T) {
 	var flippedBack atomic.Int64           // roll-00001 answers after that
 	var wg sync.WaitGroup
 	for i := range clients {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
+		untilClosed(&wg, done, func() {
+			r := h.get(ctx, "roll", "/")
+			total.Add(1)
+			if !r.ok() {
+				if failed.Add(1) == 1 {
+					t.Errorf("first failure: %v", r)
 				}
-				r := h.get(ctx, "roll", "/")
-				total.Add(1)
-				if !r.ok() {
-					if failed.Add(1) == 1 {
-						t.Errorf("first failure: %v", r)
-					}
-					continue
-				}
-				if !switched.Load() {
-					continue
-				}
-				switch {
-				case r.body == "roll-00002\n":
-					sawNew[i].Store(true)
-					onNew.Add(1)
-				case sawNew[i].Load():
-					flippedBack.Add(1)
-				}
+				return
+			}
+			if !switched.Load() {
+				return
+			}
+			switch {
+			case r.body == "roll-00002\n":
+				sawNew[i].Store(true)
+				onNew.Add(1)
+			case sawNew[i].Load():
+				flippedBack.Add(1)
 			}
 		})
 	}
@@ -194,6 +187,21 @@ func TestRolloutUnderLoad(t *testing.T) {
 	if len(st.Traffic) != 1 || st.Traffic[0].Revision != "roll-00002" || st.Traffic[0].Percent != 100 {
 		t.Errorf("traffic = %+v, want roll-00002 at 100 %%", st.Traffic)
 	}
+}
+
+// untilClosed runs f again and again on a goroutine of wg (a client's
+// request loop) until stop is closed.
+func untilClosed(wg *sync.WaitGroup, stop <-chan struct{}, f func()) {
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f()
+		}
+	})
 }
 
 // waitABit yields between polls of a load counter that real requests
@@ -326,16 +334,7 @@ func TestAutoscaledScaleDownUnderLoad(t *testing.T) {
 	burst := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 40 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-burst:
-					return
-				default:
-				}
-				check(h.get(ctx, "shrink", "/sleep?d=200ms"), "slept 200ms\n")
-			}
-		})
+		untilClosed(&wg, burst, func() { check(h.get(ctx, "shrink", "/sleep?d=200ms"), "slept 200ms\n") })
 	}
 	h.waitEvent(time.Minute, "3 instances", func(e zeroscale.Event) bool {
 		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 3
@@ -345,16 +344,9 @@ func TestAutoscaledScaleDownUnderLoad(t *testing.T) {
 	long := make(chan struct{})
 	var completed atomic.Int64
 	for range 6 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-long:
-					return
-				default:
-				}
-				check(h.get(ctx, "shrink", "/sleep?d=5s"), "slept 5s\n")
-				completed.Add(1)
-			}
+		untilClosed(&wg, long, func() {
+			check(h.get(ctx, "shrink", "/sleep?d=5s"), "slept 5s\n")
+			completed.Add(1)
 		})
 	}
 	close(burst)
