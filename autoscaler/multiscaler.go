@@ -186,10 +186,9 @@ type scaler struct {
 	since       time.Time // when state last changed
 	initialized bool      // ready reached the initial scale once
 	scale       int       // the published Scale
-	proxy       bool      // activator in path
-	proxySince  time.Time
+	proxySince  time.Time // when last.ActivatorInPath last became true
 
-	last      Decision
+	last      Decision // the last published; its ActivatorInPath is the current one
 	published bool
 }
 
@@ -511,10 +510,9 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 	want, apply := m.bound(s, now)
 	s.markActivity(want, now)
 	proxy := want == 0 || s.rec.ExcessBurstCapacity < 0 || (want < 0 && s.state == StateInactive)
-	if proxy && !s.proxy {
+	if proxy && !s.last.ActivatorInPath {
 		s.proxySince = now
 	}
-	s.proxy = proxy
 	if apply {
 		s.scale = want
 	}
@@ -610,7 +608,7 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 		}
 		// Fast path: the activator has fronted the revision for the
 		// whole grace period already.
-		if s.proxy && now.Sub(s.proxySince) >= p.ScaleToZeroGracePeriod {
+		if s.last.ActivatorInPath && now.Sub(s.proxySince) >= p.ScaleToZeroGracePeriod {
 			return 0, true
 		}
 		return 0, false
