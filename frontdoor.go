@@ -26,15 +26,20 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // bareHost reports whether host (with or without port) is the domain
 // itself or a loopback address: a request that names no service yet.
 func (f *frontDoor) bareHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	switch host {
+	switch hostname(host) {
 	case f.s.o.Domain, "localhost", "127.0.0.1", "::1", "[::1]":
 		return true
 	}
 	return false
+}
+
+// hostname returns host without its port or trailing dot, in lower
+// case, as routes name it.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
 // retarget returns a shallow copy of r addressed to the service (or tag

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -295,10 +294,7 @@ func (p picker) PickRevision(r *http.Request) (string, error) {
 // request at zero, where Knative would answer 404 until the route is
 // ready.
 func (s *Server) firstRevision(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	v, ok := s.hosts.Load(strings.TrimSuffix(strings.ToLower(host), "."))
+	v, ok := s.hosts.Load(hostname(host))
 	if !ok {
 		return ""
 	}
