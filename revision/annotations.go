@@ -30,8 +30,8 @@ const (
 
 // scalingField describes one annotation: its keys, how it is parsed into
 // and rendered from a Scaling, and its range. One table drives
-// ParseAnnotations, Scaling.Annotations and Scaling.Validate so the three
-// can never disagree.
+// ParseAnnotations, Scaling.Annotations, Scaling.Validate and
+// Scaling.clone so they can never disagree.
 type scalingField struct {
 	key     string
 	legacy  string // older camelCase spelling, "" if none
@@ -42,53 +42,50 @@ type scalingField struct {
 	get func(s *Scaling) (string, bool)
 	// valid reports whether the (set) field is in range.
 	valid func(s *Scaling) bool
+	// unshare replaces a pointer field by a copy; nil for value fields.
+	unshare func(s *Scaling)
 }
 
 const maxInt32 = math.MaxInt32
 
-func intField(key, legacy string, lo int, allowed string, p func(*Scaling) **int) scalingField {
+// ptrField is a field held in Scaling as the *T that p addresses: parse
+// and format convert its text, ok is its range.
+func ptrField[T any](key, legacy, allowed string, parse func(string) (T, error), format func(T) string,
+	ok func(T) bool, p func(*Scaling) **T) scalingField {
 	return scalingField{
 		key: key, legacy: legacy, allowed: allowed,
 		set: func(s *Scaling, v string) bool {
-			i, err := strconv.ParseInt(v, 10, 32)
+			x, err := parse(v)
 			if err != nil {
 				return false
 			}
-			n := int(i)
-			*p(s) = &n
+			*p(s) = &x
 			return true
 		},
 		get: func(s *Scaling) (string, bool) {
 			if q := *p(s); q != nil {
-				return strconv.Itoa(*q), true
+				return format(*q), true
 			}
 			return "", false
 		},
-		valid: func(s *Scaling) bool { n := **p(s); return n >= lo && n <= maxInt32 },
+		valid:   func(s *Scaling) bool { return ok(**p(s)) },
+		unshare: func(s *Scaling) { *p(s) = clonePtr(*p(s)) },
 	}
 }
 
-func floatField(key, legacy, allowed string, ok func(float64) bool, p func(*Scaling) **float64) scalingField {
-	return scalingField{
-		key: key, legacy: legacy, allowed: allowed,
-		set: func(s *Scaling, v string) bool {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return false
-			}
-			*p(s) = &f
-			return true
-		},
-		get: func(s *Scaling) (string, bool) {
-			if q := *p(s); q != nil {
-				return strconv.FormatFloat(*q, 'g', -1, 64), true
-			}
-			return "", false
-		},
-		// NaN and ±Inf fail every range below (Knative accepts NaN for
-		// some keys because NaN < min is false; we do not).
-		valid: func(s *Scaling) bool { f := **p(s); return !math.IsNaN(f) && !math.IsInf(f, 0) && ok(f) },
+func intField(key, legacy string, lo int, allowed string, p func(*Scaling) **int) scalingField {
+	parse := func(v string) (int, error) {
+		i, err := strconv.ParseInt(v, 10, 32)
+		return int(i), err
 	}
+	return ptrField(key, legacy, allowed, parse, strconv.Itoa, func(n int) bool { return n >= lo && n <= maxInt32 }, p)
+}
+
+func floatField(key, legacy, allowed string, ok func(float64) bool, p func(*Scaling) **float64) scalingField {
+	parse := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	// NaN and ±Inf fail every range (Knative accepts NaN for some keys
+	// because NaN < min is false; we do not).
+	return ptrField(key, legacy, allowed, parse, fmtFloat, func(f float64) bool { return finite(f) && ok(f) }, p)
 }
 
 func durationField(key, legacy string, lo, hi time.Duration, whole bool, p func(*Scaling) **time.Duration) scalingField {
@@ -96,27 +93,9 @@ func durationField(key, legacy string, lo, hi time.Duration, whole bool, p func(
 	if whole {
 		allowed += ", whole seconds"
 	}
-	return scalingField{
-		key: key, legacy: legacy, allowed: allowed,
-		set: func(s *Scaling, v string) bool {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return false
-			}
-			*p(s) = &d
-			return true
-		},
-		get: func(s *Scaling) (string, bool) {
-			if q := *p(s); q != nil {
-				return q.String(), true
-			}
-			return "", false
-		},
-		valid: func(s *Scaling) bool {
-			d := **p(s)
-			return d >= lo && d <= hi && (!whole || d%time.Second == 0)
-		},
-	}
+	return ptrField(key, legacy, allowed, time.ParseDuration, time.Duration.String, func(d time.Duration) bool {
+		return d >= lo && d <= hi && (!whole || d%time.Second == 0)
+	}, p)
 }
 
 func between(lo, hi float64) func(float64) bool {
@@ -313,18 +292,11 @@ func (s Scaling) Validate() error {
 
 // clone returns a deep copy of s: no pointer is shared.
 func (s Scaling) clone() Scaling {
-	s.MinScale = clonePtr(s.MinScale)
-	s.MaxScale = clonePtr(s.MaxScale)
-	s.InitialScale = clonePtr(s.InitialScale)
-	s.ActivationScale = clonePtr(s.ActivationScale)
-	s.Target = clonePtr(s.Target)
-	s.TargetUtilizationPercentage = clonePtr(s.TargetUtilizationPercentage)
-	s.Window = clonePtr(s.Window)
-	s.PanicWindowPercentage = clonePtr(s.PanicWindowPercentage)
-	s.PanicThresholdPercentage = clonePtr(s.PanicThresholdPercentage)
-	s.ScaleDownDelay = clonePtr(s.ScaleDownDelay)
-	s.TargetBurstCapacity = clonePtr(s.TargetBurstCapacity)
-	s.ScaleToZeroPodRetentionPeriod = clonePtr(s.ScaleToZeroPodRetentionPeriod)
+	for i := range scalingFields {
+		if u := scalingFields[i].unshare; u != nil {
+			u(&s)
+		}
+	}
 	return s
 }
 

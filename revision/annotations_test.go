@@ -282,8 +282,16 @@ func TestScalingFieldsCoverStruct(t *testing.T) {
 	if n := reflect.TypeFor[Scaling]().NumField(); n != len(scalingFields) {
 		t.Fatalf("Scaling has %d fields but the annotation table has %d", n, len(scalingFields))
 	}
-	if got := len(fullScaling().clone().Annotations()); got != len(scalingFields) {
+	orig := fullScaling()
+	c := orig.clone()
+	if got := len(c.Annotations()); got != len(scalingFields) {
 		t.Fatalf("clone lost fields: %d rendered", got)
+	}
+	ov, cv := reflect.ValueOf(orig), reflect.ValueOf(c)
+	for i := range ov.NumField() {
+		if ov.Field(i).Kind() == reflect.Pointer && ov.Field(i).Pointer() == cv.Field(i).Pointer() {
+			t.Errorf("clone shares Scaling.%s", ov.Type().Field(i).Name)
+		}
 	}
 }
 
