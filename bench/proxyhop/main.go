@@ -327,8 +327,7 @@ func printThroughput(cells []cell) {
 	fmt.Println("## Closed loop: throughput, latency, proxy CPU and RSS")
 	fmt.Println("(x direct and x rp are ratios to the direct and plain-ReverseProxy rows of the same app and connections; CPU is the proxy process's utime+stime per request; RSS is VmRSS mid-run)")
 	fmt.Println()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "app\tconns\tkind\treq/s\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tadded p50 ms\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tRSS MiB\tRSS x rp\terr+non2xx\t")
+	tw := newTable("app\tconns\tkind\treq/s\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tadded p50 ms\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tRSS MiB\tRSS x rp\terr+non2xx\t")
 	for _, c := range cells {
 		d, _ := find(c.app, "direct", c.conns)
 		rp, hasRP := find(c.app, "rp", c.conns)
@@ -355,6 +354,14 @@ func printThroughput(cells []cell) {
 	fmt.Println()
 }
 
+// newTable returns a right-aligned table on stdout with its header row
+// (tab-separated columns, each ending in a tab).
+func newTable(header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // readiness measures exec -> first 200 through each proxy kind (the
@@ -366,8 +373,7 @@ func (r *runner) readiness(kinds []string) error {
 	}
 	defer up.stop()
 	fmt.Printf("## Ready after exec (median of %d starts, app already running; polled every 1 ms) and idle RSS\n\n", r.o.starts)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "kind\tready ms p50\tmin\tmax\tx rp\tidle RSS MiB\t")
+	tw := newTable("kind\tready ms p50\tmin\tmax\tx rp\tidle RSS MiB\t")
 	var rpReady float64
 	for _, kind := range kinds {
 		if kind == "direct" {
@@ -417,8 +423,7 @@ func (r *runner) openLoop(kinds []string, connList []int) error {
 	}
 	defer up.stop()
 	fmt.Printf("## Open loop at %d req/s, fast app: latency added over direct\n\n", r.o.openRate)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "conns\tkind\treq/s\tp50 ms\tp95 ms\tp99 ms\tadded p95 ms\tadded p99 ms\terr+non2xx\t")
+	tw := newTable("conns\tkind\treq/s\tp50 ms\tp95 ms\tp99 ms\tadded p95 ms\tadded p99 ms\terr+non2xx\t")
 	for _, c := range connList {
 		var direct loadResult
 		for _, kind := range kinds {
