@@ -115,8 +115,8 @@ type collection struct {
 	scraping              atomic.Bool
 	// scaling is set by a Multiscaler while the revision's desired scale
 	// is above zero: a Poke would do nothing, so Report skips OnDemand.
-	scaling                      atomic.Bool
-	scrapes, scrapeErrs, dropped atomic.Uint64
+	scaling             atomic.Bool
+	scrapes, scrapeErrs atomic.Uint64
 }
 
 type scrapeTarget struct {
@@ -277,8 +277,9 @@ func (c *Collector) Record(rev string, at time.Time, s stats.Stat) bool {
 func (col *collection) record(at time.Time, s stats.Stat) {
 	conc := s.AverageConcurrency - s.AverageProxiedConcurrency
 	rps := s.RequestCount - s.ProxiedRequestCount
+	// A non-finite value would poison the windows' sums until it left
+	// them: such a stat is ignored.
 	if math.IsNaN(conc) || math.IsInf(conc, 0) || math.IsNaN(rps) || math.IsInf(rps, 0) {
-		col.dropped.Add(1)
 		return
 	}
 	col.mu.Lock()
