@@ -222,7 +222,7 @@ func buildTraffic(targets []resolved, ros map[rolloutKey]*rollout) Traffic {
 		}
 		split := []Split{{Revision: t.revision, Percent: 100}}
 		if ro, ok := ros[rolloutKey{tag: t.tag, config: t.config}]; ok && t.config != "" {
-			split = slices.Clone(ro.revs)
+			split = ro.revs // mergeSplits copies it
 		}
 		tr.Tags[t.tag] = mergeSplits(split)
 	}
@@ -241,8 +241,8 @@ func latestPercent(targets []resolved, config string) int {
 	return p
 }
 
-// mergeSplits sums entries of the same revision, keeping the order of
-// first appearance, and drops 0 % entries.
+// mergeSplits returns a new slice: in's entries of the same revision
+// summed, in order of first appearance, without 0 % entries.
 func mergeSplits(in []Split) []Split {
 	out := make([]Split, 0, len(in))
 	for _, s := range in {
