@@ -130,12 +130,11 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		return ScalingParams{}, err
 	}
 	s := spec.Scaling
-	var errs errList
 	if err := s.Validate(); err != nil {
 		return ScalingParams{}, err
 	}
-	if cc := spec.ContainerConcurrency; cc < 0 || cc > MaxContainerConcurrency {
-		errs.add("Spec.ContainerConcurrency", strconv.Itoa(cc), fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
+	var errs errList
+	if checkContainerConcurrency(&errs, spec.ContainerConcurrency); len(errs) > 0 {
 		return ScalingParams{}, errs.err()
 	}
 	p := ScalingParams{

@@ -155,10 +155,7 @@ func (s Spec) Validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		errs.add("Spec.Port", strconv.Itoa(s.Port), "in [1, 65535] (0 = 8080)")
 	}
-	if s.ContainerConcurrency < 0 || s.ContainerConcurrency > MaxContainerConcurrency {
-		errs.add("Spec.ContainerConcurrency", strconv.Itoa(s.ContainerConcurrency),
-			fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
-	}
+	checkContainerConcurrency(&errs, s.ContainerConcurrency)
 	t := s.Timeouts
 	switch {
 	case t.Request <= 0 || t.Request > MaxRequestTimeout:
@@ -212,6 +209,14 @@ func (s Spec) Validate() error {
 	resource("Memory", r.MemoryRequestBytes, r.MemoryLimitBytes)
 	errs.merge(s.Scaling.Validate())
 	return errs.err()
+}
+
+// checkContainerConcurrency is the one check of Spec.ContainerConcurrency,
+// shared by Spec.Validate and Config.Resolve.
+func checkContainerConcurrency(errs *errList, cc int) {
+	if cc < 0 || cc > MaxContainerConcurrency {
+		errs.add("Spec.ContainerConcurrency", strconv.Itoa(cc), fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
+	}
 }
 
 func unitOf(resource string) string {
