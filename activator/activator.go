@@ -1,6 +1,7 @@
 package activator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -215,11 +216,11 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		picker:       o.Picker,
-		name:         cmpOr(o.Name, DefaultName),
+		name:         cmp.Or(o.Name, DefaultName),
 		reporter:     o.Reporter,
 		policy:       o.Policy,
-		maxHeld:      cmpOr(o.MaxHeldRequests, DefaultMaxHeldRequests),
-		maxHeldBytes: cmpOr(o.MaxHeldBytes, DefaultMaxHeldBytes),
+		maxHeld:      cmp.Or(o.MaxHeldRequests, DefaultMaxHeldRequests),
+		maxHeldBytes: cmp.Or(o.MaxHeldBytes, DefaultMaxHeldBytes),
 		waitTimeout:  o.WaitTimeout,
 		rejectFn:     o.Reject,
 		transport:    o.Transport,
@@ -250,14 +251,6 @@ func New(o Options) (*Handler, error) {
 // headerValue is a header value shared by every request: its capacity
 // of one makes an append by anyone copy it rather than write into it.
 func headerValue(v string) []string { return []string{v}[:1:1] }
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
 
 // SetRevision makes rev routable, or updates its settings: its container
 // concurrency (per-instance slots; 0 = unlimited) and request timeout
