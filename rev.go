@@ -171,7 +171,7 @@ func (rv *rev) onSnapshot(snap []backend.Instance) {
 func serving(snap []backend.Instance) int {
 	n := 0
 	for _, in := range snap {
-		if in.Ready && !in.Draining {
+		if in.Serving() {
 			n++
 		}
 	}

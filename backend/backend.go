@@ -86,6 +86,10 @@ type Instance struct {
 	Started time.Time
 }
 
+// Serving reports whether in takes requests: it is Ready and not
+// Draining.
+func (in Instance) Serving() bool { return in.Ready && !in.Draining }
+
 // DrainFunc is called by an engine before it stops inst, and must return
 // once inst has no request in flight (or ctx is done). Engines bound it
 // with their drain timeout.

@@ -75,7 +75,7 @@ func testScaleUpAndDown(e *env) {
 		e.mustOK(in)
 	}
 	e.scale(rev, 1)
-	kept := tr.until("1 instance left", func(s []backend.Instance) bool { return len(s) == 1 && s[0].Ready && !s[0].Draining })
+	kept := tr.until("1 instance left", func(s []backend.Instance) bool { return len(s) == 1 && s[0].Serving() })
 	e.mustOK(kept[0])
 	e.scale(rev, 0)
 	tr.empty()
