@@ -104,7 +104,7 @@ func (c *Configuration) Update(spec Spec, revisionName string) (rev Revision, cr
 	// One deep copy with defaults, hashed once, becomes the new
 	// revision's spec.
 	spec = spec.WithDefaults()
-	hash := spec.Hash()
+	hash := spec.hash()
 	if revisionName != "" && (!isDNS1035Label(revisionName) || !strings.HasPrefix(revisionName, c.name+"-")) {
 		return Revision{}, false, &FieldError{Field: "revision name", Value: revisionName,
 			Allowed: fmt.Sprintf("%s, starting with %q", dns1035Allowed, c.name+"-")}

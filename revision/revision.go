@@ -40,7 +40,7 @@ func New(configuration, name string, generation int64, spec Spec, created time.T
 		return Revision{}, err
 	}
 	spec = spec.WithDefaults()
-	return newRevision(configuration, name, generation, spec, spec.Hash(), created), nil
+	return newRevision(configuration, name, generation, spec, spec.hash(), created), nil
 }
 
 // newRevision assembles a Revision from checked parts: spec already has

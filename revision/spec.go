@@ -255,8 +255,10 @@ func (s Spec) clone() Spec {
 // any real change changes the hash. Each field is encoded with its name
 // and only when set, so a field added to Spec in a later version leaves
 // the hashes of specs that do not use it unchanged.
-func (s Spec) Hash() string {
-	s = s.WithDefaults()
+func (s Spec) Hash() string { return s.WithDefaults().hash() }
+
+// hash is Hash of s, which already has its defaults (no second copy).
+func (s Spec) hash() string {
 	e := &hashEncoder{b: make([]byte, 0, 1024)}
 	e.str("Image", s.Image)
 	e.strs("Command", s.Command)
