@@ -168,31 +168,23 @@ func TestTableRunDrivesRollouts(t *testing.T) {
 	}
 	for _, want := range []struct {
 		at, next   time.Duration
-		shop, cart []Split
+		shop, cart []any // requireDefault's revision, percent pairs
 	}{
-		{1000 * time.Millisecond, 1500 * time.Millisecond, split("shop-1", 49, "shop-2", 51), split("cart-1", 99, "cart-2", 1)},
-		{1500 * time.Millisecond, 2000 * time.Millisecond, split("shop-1", 49, "shop-2", 51), split("cart-1", 49, "cart-2", 51)},
-		{2000 * time.Millisecond, 2500 * time.Millisecond, split("shop-2", 100), split("cart-1", 49, "cart-2", 51)},
-		{2500 * time.Millisecond, 0, split("shop-2", 100), split("cart-2", 100)},
+		{1000 * time.Millisecond, 1500 * time.Millisecond, []any{"shop-1", 49, "shop-2", 51}, []any{"cart-1", 99, "cart-2", 1}},
+		{1500 * time.Millisecond, 2000 * time.Millisecond, []any{"shop-1", 49, "shop-2", 51}, []any{"cart-1", 49, "cart-2", 51}},
+		{2000 * time.Millisecond, 2500 * time.Millisecond, []any{"shop-2", 100}, []any{"cart-1", 49, "cart-2", 51}},
+		{2500 * time.Millisecond, 0, []any{"shop-2", 100}, []any{"cart-2", 100}},
 	} {
 		clk.SetTime(t0.Add(want.at))
 		next := <-armed
 		if want.next == 0 && !next.IsZero() || want.next != 0 && next != t0.Add(want.next) {
 			t.Fatalf("at t0+%v: armed for %v, want t0+%v", want.at, next.Sub(t0), want.next)
 		}
-		requireDefault(t, shop, splitArgs(want.shop)...)
-		requireDefault(t, cart, splitArgs(want.cart)...)
+		requireDefault(t, shop, want.shop...)
+		requireDefault(t, cart, want.cart...)
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)
 	}
-}
-
-func splitArgs(s []Split) []any {
-	var out []any
-	for _, e := range s {
-		out = append(out, e.Revision, e.Percent)
-	}
-	return out
 }
