@@ -202,7 +202,6 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 		imm = &stats.Stat{Instance: t.h.name, AverageConcurrency: float64(t.concurrencyLocked()), Timestamp: now}
 	}
 	t.dispatchLocked(now)
-	t.m.held.Set(float64(t.queue.Len()))
 	timeout := t.waitTimeoutLocked()
 	var timer interface {
 		C() <-chan time.Time
@@ -287,7 +286,12 @@ func (t *throttler) reserveLocked(i int, now time.Time) slot {
 // dispatchLocked hands free slots to held requests in FIFO order. It
 // stops at the first request that cannot be served by any instance; a
 // request that only excludes one instance lets those behind it pass.
+// With nothing held (every release on an unsaturated revision) it does
+// nothing, not even the gauge store.
 func (t *throttler) dispatchLocked(now time.Time) {
+	if t.queue.Len() == 0 {
+		return
+	}
 	for e := t.queue.Front(); e != nil; {
 		next := e.Next()
 		w := e.Value.(*waiter)
