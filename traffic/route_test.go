@@ -42,9 +42,13 @@ func request(host string, header ...string) *http.Request {
 	return req
 }
 
-func pick(t testing.TB, p interface {
+// revisionPicker is what Route and Table have in common (and what the
+// activator asks of them).
+type revisionPicker interface {
 	PickRevision(*http.Request) (string, error)
-}, req *http.Request) string {
+}
+
+func pick(t testing.TB, p revisionPicker, req *http.Request) string {
 	t.Helper()
 	rev, err := p.PickRevision(req)
 	if err != nil {
@@ -324,9 +328,7 @@ func TestPickDoesNotAllocate(t *testing.T) {
 		"tag host":   request("v2-shop.prod.example.com"),
 		"tag header": request("shop.prod.example.com", TagHeader, "v2"),
 	} {
-		for pname, p := range map[string]interface {
-			PickRevision(*http.Request) (string, error)
-		}{"route": r, "table": tbl} {
+		for pname, p := range map[string]revisionPicker{"route": r, "table": tbl} {
 			if a := testing.AllocsPerRun(1000, func() { _, _ = p.PickRevision(req) }); a != 0 {
 				t.Errorf("%s %s: %v allocs per pick", pname, name, a)
 			}
@@ -359,9 +361,7 @@ func TestConcurrentPicksWhileSwapping(t *testing.T) {
 					return
 				default:
 				}
-				var p interface {
-					PickRevision(*http.Request) (string, error)
-				} = r
+				var p revisionPicker = r
 				if (n+i)%2 == 0 {
 					p = &tbl
 				}
