@@ -98,12 +98,12 @@ func (c *Configuration) Generation() int64 {
 // Update fails without changing anything if spec is invalid
 // (Spec.Validate) or the name is taken.
 func (c *Configuration) Update(spec Spec, revisionName string) (rev Revision, created bool, err error) {
-	if err := spec.Validate(); err != nil {
+	// One deep copy with defaults, validated and hashed once, becomes the
+	// new revision's spec.
+	spec = spec.WithDefaults()
+	if err := spec.validate(); err != nil {
 		return Revision{}, false, fmt.Errorf("configuration %s: %w", c.name, err)
 	}
-	// One deep copy with defaults, hashed once, becomes the new
-	// revision's spec.
-	spec = spec.WithDefaults()
 	hash := spec.hash()
 	if revisionName != "" && (!isDNS1035Label(revisionName) || !strings.HasPrefix(revisionName, c.name+"-")) {
 		return Revision{}, false, &FieldError{Field: "revision name", Value: revisionName,

@@ -35,11 +35,11 @@ func New(configuration, name string, generation int64, spec Spec, created time.T
 	if generation < 1 {
 		errs.add("Revision.Generation", fmt.Sprint(generation), "≥ 1")
 	}
-	errs.merge(spec.Validate())
+	spec = spec.WithDefaults()
+	errs.merge(spec.validate())
 	if err := errs.err(); err != nil {
 		return Revision{}, err
 	}
-	spec = spec.WithDefaults()
 	return newRevision(configuration, name, generation, spec, spec.hash(), created), nil
 }
 

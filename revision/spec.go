@@ -133,8 +133,10 @@ func (s Spec) WithDefaults() Spec {
 // starts with "/", Period in [0, 1h], Timeout in (0, 1h]; resources are
 // non-negative and each limit, when set, is ≥ its request; Scaling
 // passes Scaling.Validate.
-func (s Spec) Validate() error {
-	s = s.WithDefaults()
+func (s Spec) Validate() error { return s.WithDefaults().validate() }
+
+// validate is Validate of s, which already has its defaults.
+func (s Spec) validate() error {
 	var errs errList
 	if s.Image == "" && (len(s.Command) == 0 || s.Command[0] == "") {
 		errs.add("Spec.Image", "", "set, or Spec.Command set (one of the two is required)")
