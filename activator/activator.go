@@ -501,7 +501,7 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		// Transports close the body on error; keep it open and watch it
 		// so that a request none of whose bytes left can be sent again.
 		body = &trackedBody{rc: r.Body}
-		r = r.Clone(ctx)
+		r = r.WithContext(ctx) // a shallow copy: ReverseProxy clones it again and writes to neither
 		r.Body = body
 		a.body = body
 	}
