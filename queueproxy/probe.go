@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,14 +14,69 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// prober checks the app's readiness: a TCP connect to its address, or an
-// HTTP GET of the probe path answered 200–399 (Knative's success range).
-// Concurrent checks share one in-flight attempt.
-type prober struct {
+// AppProbe checks an app's readiness as a revision.Probe says: a TCP
+// connect to its address, or an HTTP GET of the probe path answered
+// 200–399 (Knative's success range; a redirect is not followed). Each
+// attempt is bounded by the probe's Timeout (default
+// revision.DefaultProbeTimeout) and by its ctx. The Proxy probes its
+// Upstream with one; a host can probe an app with one too. Build it with
+// NewAppProbe; it is safe for concurrent use.
+type AppProbe struct {
 	addr   string
-	probe  revision.Probe
+	url    string       // "" for TCP probes
 	client *http.Client // nil for TCP probes
 	dialer net.Dialer
+}
+
+// NewAppProbe returns an AppProbe of the app at addr (host:port).
+func NewAppProbe(addr string, p revision.Probe) *AppProbe {
+	a := &AppProbe{addr: addr}
+	a.dialer.Timeout = cmp.Or(p.Timeout, revision.DefaultProbeTimeout)
+	if p.HTTPPath != "" {
+		a.url = "http://" + addr + p.HTTPPath
+		a.client = &http.Client{
+			Timeout: a.dialer.Timeout,
+			Transport: &http.Transport{
+				DialContext:       a.dialer.DialContext,
+				DisableKeepAlives: true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return a
+}
+
+// Check runs one attempt now: nil if the app is ready, else why not.
+func (a *AppProbe) Check(ctx context.Context) error {
+	if a.client == nil {
+		c, err := a.dialer.DialContext(ctx, "tcp", a.addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "zeroscale-probe")
+	res, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	// A bounded drain, so a chatty health endpoint cannot hold the probe.
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
+	_ = res.Body.Close()
+	if res.StatusCode < 200 || res.StatusCode > 399 {
+		return fmt.Errorf("readiness probe GET %s: status %d", a.url, res.StatusCode)
+	}
+	return nil
+}
+
+// prober records the app's readiness, checked by an AppProbe; concurrent
+// checks share one in-flight attempt.
+type prober struct {
+	app *AppProbe
 
 	ready     atomic.Bool
 	readyOnce sync.Once
@@ -36,19 +92,7 @@ type probeCall struct {
 }
 
 func newProber(addr string, probe revision.Probe) *prober {
-	pr := &prober{addr: addr, probe: probe, readyC: make(chan struct{})}
-	pr.dialer.Timeout = cmp.Or(probe.Timeout, revision.DefaultProbeTimeout)
-	if probe.HTTPPath != "" {
-		pr.client = &http.Client{
-			Timeout: pr.dialer.Timeout,
-			Transport: &http.Transport{
-				DialContext:       pr.dialer.DialContext,
-				DisableKeepAlives: true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	return pr
+	return &prober{app: NewAppProbe(addr, probe), readyC: make(chan struct{})}
 }
 
 // check probes now (joining an attempt already in flight) and records
@@ -61,7 +105,7 @@ func (pr *prober) check(ctx context.Context) bool {
 		pr.call = c
 		go func() {
 			// Detached from the caller: other callers share the result.
-			c.ok = pr.attempt(context.WithoutCancel(ctx))
+			c.ok = pr.app.Check(context.WithoutCancel(ctx)) == nil
 			pr.set(c.ok)
 			pr.mu.Lock()
 			pr.call = nil
@@ -83,29 +127,6 @@ func (pr *prober) set(ok bool) {
 	if ok {
 		pr.readyOnce.Do(func() { close(pr.readyC) })
 	}
-}
-
-func (pr *prober) attempt(ctx context.Context) bool {
-	if pr.client == nil {
-		c, err := pr.dialer.DialContext(ctx, "tcp", pr.addr)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pr.addr+pr.probe.HTTPPath, nil)
-	if err != nil {
-		return false
-	}
-	req.Header.Set("User-Agent", "zeroscale-queue-proxy-probe")
-	res, err := pr.client.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
-	_ = res.Body.Close()
-	return res.StatusCode >= 200 && res.StatusCode < 400
 }
 
 // probeLoop probes aggressively from the start until the app answers or
@@ -166,13 +187,17 @@ var (
 )
 
 // Probe is the health check as a method, for hosts running the Proxy in
-// process: nil when a health check would answer 200, else an error
-// saying "draining" or "not ready".
+// process: nil when the app is ready, else an error saying "draining" or
+// "not ready". Unlike a health check with Readiness.Period set, it always
+// probes the app now (joining an attempt in flight) rather than trusting
+// the last periodic result, so a host that restarted the app never gets
+// the previous run's answer. Its result is recorded for Ready and later
+// health checks.
 func (p *Proxy) Probe(ctx context.Context) error {
 	if p.draining.Load() {
 		return errDraining
 	}
-	if !p.healthy(ctx) {
+	if !p.prober.check(ctx) {
 		return errNotReady
 	}
 	return nil

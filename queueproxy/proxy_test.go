@@ -398,6 +398,26 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// With Readiness.Period a health check answers from the last periodic
+// result, but Probe asks the app now: a host that restarted the app must
+// not be told "ready" by the previous run's result.
+func TestProbeIsFreshWithPeriod(t *testing.T) {
+	r := newRig(t, http.NotFoundHandler(), func(o *Options) { o.Readiness.Period = time.Hour })
+	if err := r.proxy.Probe(context.Background()); err != nil {
+		t.Fatalf("Probe = %v, want nil", err)
+	}
+	r.upstream.Close()
+	if code, body, _ := r.get(HealthPath); code != 200 || trimmed(body) != "ready" {
+		t.Fatalf("health with a cached result = %d %q, want 200 ready", code, body)
+	}
+	if err := r.proxy.Probe(context.Background()); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Probe with app down = %v, want not ready", err)
+	}
+	if r.proxy.Ready() {
+		t.Fatal("Ready after Probe found the app down")
+	}
+}
+
 func TestHTTPProbeAndStartupLoop(t *testing.T) {
 	var mu sync.Mutex
 	healthy := false

@@ -34,7 +34,7 @@
 // With Options.Proxy set (QueueProxy builds a queueproxy.Proxy per
 // instance, as the zeroscale Server does), each instance is fronted by an
 // in-process proxy on its own loopback listener: that listener is the
-// instance's Address, the instance is Ready once the app passes its probe
-// and the proxy's health check agrees, the proxy's Run goes on for the
-// instance's life, and its Drain runs before SIGTERM.
+// instance's Address, the instance is Ready once the proxy's probe (which
+// checks the app, on the same cadence) passes, the proxy's Run goes on
+// for the instance's life, and its Drain runs before SIGTERM.
 package process

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -364,7 +365,7 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 // start; this finds an app that listens after t within about 1 ms + t/20
 // (2.5 ms for a 30 ms start) and still sends only ~80 probes in the first
 // second and one per 50 ms after it.
-func (in *instance) waitReady(p *proc, pr prober) string {
+func (in *instance) waitReady(p *proc, pr probeFunc) string {
 	clk := in.b.opts.Clock
 	start := clk.Now()
 	deadline := clk.NewTimer(in.b.opts.StartTimeout)
@@ -402,7 +403,7 @@ func (in *instance) waitReady(p *proc, pr prober) string {
 // serve waits, while the instance is ready, for its process to exit
 // ("exited") or the instance to be stopped ("stop"). With a
 // Spec.Readiness.Period it keeps probing and publishes readiness changes.
-func (in *instance) serve(p *proc, pr prober) string {
+func (in *instance) serve(p *proc, pr probeFunc) string {
 	var tick <-chan time.Time
 	period := in.rs.spec.Readiness.Period
 	if period > 0 {
@@ -424,10 +425,10 @@ func (in *instance) serve(p *proc, pr prober) string {
 }
 
 // probeOnce runs one probe bounded by timeout (and by a hard stop).
-func (in *instance) probeOnce(pr prober, timeout time.Duration) error {
+func (in *instance) probeOnce(pr probeFunc, timeout time.Duration) error {
 	ctx, cancel := in.b.timeoutCtx(in.b.hard, timeout)
 	defer cancel()
-	return pr.probe(ctx)
+	return pr(ctx)
 }
 
 // timeoutCtx is context.WithTimeout on the Backend's clock.
@@ -440,24 +441,17 @@ func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.C
 	}
 }
 
-// prober returns how the instance's readiness is checked: a TCP or HTTP
-// probe of the app, then, with a fronting proxy, the proxy's verdict
-// (see Prober).
-func (in *instance) prober() prober {
-	app := newAppProber(in.rs.spec.Readiness, in.appAddr, in.b.client)
+// prober returns how the instance's readiness is checked: with a
+// fronting proxy, the proxy's verdict alone (see Prober), which covers
+// the app; else a TCP or HTTP probe of the app as Spec.Readiness says.
+func (in *instance) prober() probeFunc {
 	if in.front == nil {
-		return app
+		return queueproxy.NewAppProbe(in.appAddr, in.rs.spec.Readiness).Check
 	}
-	proxy := healthProber(in.front.proxy)
 	if p, ok := in.front.proxy.(Prober); ok {
-		proxy = proberFunc(p.Probe)
+		return p.Probe
 	}
-	return proberFunc(func(ctx context.Context) error {
-		if err := app.probe(ctx); err != nil {
-			return err
-		}
-		return proxy.probe(ctx)
-	})
+	return healthProber(in.front.proxy)
 }
 
 // drain calls the host's DrainFunc and then the proxy's Drain, together

@@ -89,7 +89,7 @@ type Options struct {
 	// Proxy, when set, fronts every instance with an in-process proxy
 	// (normally a queueproxy) on its own loopback listener: the
 	// instance's Address is then the proxy's, readiness is the proxy's
-	// probe when it has one (see Prober), and the proxy drains after
+	// verdict (see Prober), and the proxy drains after
 	// Drain and before SIGTERM. nil = instances are reached directly.
 	Proxy ProxyFunc
 

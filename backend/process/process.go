@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,9 +28,8 @@ var ErrClosed = fmt.Errorf("%w: %w", backend.ErrInvalidArgument, errClosed)
 // implements backend.Backend; see the package documentation for the
 // lifecycle. Create it with New and stop it with Close.
 type Backend struct {
-	opts   Options
-	spawn  *spawner
-	client *http.Client // readiness probes of apps (HTTP probes)
+	opts  Options
+	spawn *spawner
 
 	outMu sync.Mutex // serialises writes to opts.Output
 
@@ -70,13 +68,8 @@ func New(opts Options) (*Backend, error) {
 	}
 	hard, cancel := context.WithCancel(context.Background())
 	return &Backend{
-		opts:  o,
-		spawn: newSpawner(),
-		client: &http.Client{
-			Transport: &http.Transport{DisableKeepAlives: true},
-			// A 3xx is a success (200–399), not a hop to follow.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		opts:       o,
+		spawn:      newSpawner(),
 		hard:       hard,
 		hardCancel: cancel,
 		revs:       make(map[string]*revState),

@@ -21,18 +21,20 @@ type Proxy interface {
 	Drain(ctx context.Context) error
 }
 
-// An instance fronted by a Proxy is ready once the app passes the
-// backend's own probe of Spec.Readiness and then the proxy agrees: its
+// An instance fronted by a Proxy is ready when the proxy says so: its
 // Probe method if it is a Prober, else its health check (a GET of
-// queueproxy.HealthPath through ServeHTTP, in process, answered 200).
-// Probing the app first keeps a proxy's stale "ready" from a previous
-// run of a restarted app from publishing it too early.
+// queueproxy.HealthPath through ServeHTTP, in process, answered 200). The
+// backend does not probe the app itself then, as Knative's kubelet asks
+// only the queue-proxy; the proxy, given the revision's Spec.Readiness,
+// must check the app freshly each time it is asked, so that after a
+// restart it never answers from the previous run (a *queueproxy.Proxy's
+// Probe does).
 
 // Prober is implemented by a Proxy that decides readiness by a method
 // rather than by answering queueproxy.HealthPath.
 type Prober interface {
-	// Probe runs one readiness check and returns nil if the instance
-	// is ready.
+	// Probe checks the app now (not from a cached result) and
+	// returns nil if the instance is ready.
 	Probe(ctx context.Context) error
 }
 
@@ -44,8 +46,8 @@ type Runner interface {
 }
 
 // healthProber asks p's health check, in process.
-func healthProber(p http.Handler) prober {
-	return proberFunc(func(ctx context.Context) error {
+func healthProber(p http.Handler) probeFunc {
+	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1"+queueproxy.HealthPath, nil)
 		if err != nil {
 			return err
@@ -58,7 +60,7 @@ func healthProber(p http.Handler) prober {
 			return fmt.Errorf("proxy health check: status %d", w.status)
 		}
 		return nil
-	})
+	}
 }
 
 // statusWriter records a response's status and discards its body.
