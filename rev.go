@@ -111,12 +111,17 @@ func (rv *rev) scaleLoop() {
 			pending, backoff = -1, minScaleRetry
 			continue
 		}
+		// A timer, not Clock.After: a newer scale or the end must not
+		// leave the retry's wait on the clock.
+		retry := rv.s.o.Clock.NewTimer(backoff)
 		select {
 		case <-rv.ctx.Done():
+			retry.Stop()
 			return
 		case pending = <-rv.want:
+			retry.Stop()
 			backoff = minScaleRetry
-		case <-rv.s.o.Clock.After(backoff):
+		case <-retry.C():
 			backoff = min(2*backoff, maxScaleRetry)
 		}
 	}
