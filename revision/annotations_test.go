@@ -166,6 +166,30 @@ func requireFieldError(t *testing.T, err error, field, value, allowed string) {
 	t.Fatalf("error %q has no FieldError for %s=%q", err, field, value)
 }
 
+// rejectCase is one invalid value: mutate turns a valid T into one whose
+// field is rejected with value.
+type rejectCase[T any] struct {
+	field, value string
+	mutate       func(*T)
+}
+
+// testRejects runs each case in a subtest on a fresh valid() and requires
+// validate's error to hold a FieldError for the case's field and value.
+func testRejects[T any](t *testing.T, valid func() T, validate func(*testing.T, T) error, tests []rejectCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
+			v := valid()
+			tt.mutate(&v)
+			err := validate(t, v)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			requireFieldError(t, err, tt.field, tt.value, "")
+		})
+	}
+}
+
 func TestParseAnnotationsCrossField(t *testing.T) {
 	tests := []struct {
 		name        string

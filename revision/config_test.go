@@ -24,10 +24,7 @@ func TestDefaultConfigIsKnatives(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		field, value string
-		mutate       func(*Config)
-	}{
+	tests := []rejectCase[Config]{
 		{"Config.StableWindow", "5s", func(c *Config) { c.StableWindow = 5 * time.Second }},
 		{"Config.StableWindow", "1h0m1s", func(c *Config) { c.StableWindow = time.Hour + time.Second }},
 		{"Config.StableWindow", "6.5s", func(c *Config) { c.StableWindow = 6500 * time.Millisecond }},
@@ -58,20 +55,12 @@ func TestConfigValidate(t *testing.T) {
 		{"Config.MaxScale", "11", func(c *Config) { c.MaxScale = 11; c.MaxScaleLimit = 10 }},
 		{"Config.MaxScaleLimit", "-1", func(c *Config) { c.MaxScaleLimit = -1 }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
-			c := DefaultConfig()
-			tt.mutate(&c)
-			err := c.Validate()
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			requireFieldError(t, err, tt.field, tt.value, "")
-			if _, err := c.Resolve(Spec{}); err == nil {
-				t.Fatal("Resolve accepted an invalid Config")
-			}
-		})
-	}
+	testRejects(t, DefaultConfig, func(t *testing.T, c Config) error {
+		if _, err := c.Resolve(Spec{}); err == nil {
+			t.Error("Resolve accepted an invalid Config")
+		}
+		return c.Validate()
+	}, tests)
 
 	ok := DefaultConfig()
 	ok.InitialScale, ok.AllowZeroInitialScale = 0, true

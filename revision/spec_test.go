@@ -56,10 +56,7 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 
-	tests := []struct {
-		field, value string
-		mutate       func(*Spec)
-	}{
+	tests := []rejectCase[Spec]{
 		{"Spec.Image", "", func(s *Spec) { s.Image, s.Command = "", nil }},
 		{"Spec.Image", "", func(s *Spec) { s.Image, s.Command = "", []string{""} }},
 		{"Spec.Image", "a\x00b", func(s *Spec) { s.Image = "a\x00b" }},
@@ -89,17 +86,7 @@ func TestSpecValidate(t *testing.T) {
 		{"Spec.Resources.MemoryLimitBytes", "1", func(s *Spec) { s.Resources = Resources{MemoryRequestBytes: 2, MemoryLimitBytes: 1} }},
 		{MinScaleAnnotation, "-1", func(s *Spec) { s.Scaling.MinScale = new(-1) }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
-			s := validSpec()
-			tt.mutate(&s)
-			err := s.Validate()
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			requireFieldError(t, err, tt.field, tt.value, "")
-		})
-	}
+	testRejects(t, validSpec, func(_ *testing.T, s Spec) error { return s.Validate() }, tests)
 }
 
 func TestSpecCloneIsDeep(t *testing.T) {
