@@ -480,10 +480,13 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		r = r.WithContext(ctx) // a shallow copy: the server's request keeps its body
 		r.Body = pf.body
 	}
-	assigned := h.clock.Now()
-	waited := assigned.Sub(adm.since)
-	if adm.held && h.tracer != nil {
-		h.traceHold(ctx, adm, assigned, err)
+	var waited time.Duration // only a held request waited; the rest skip the clock read
+	if adm.held {
+		assigned := h.clock.Now()
+		waited = assigned.Sub(adm.since)
+		if h.tracer != nil {
+			h.traceHold(ctx, adm, assigned, err)
+		}
 	}
 	if err != nil {
 		h.refuse(w, r, t, err)
