@@ -12,7 +12,7 @@ import (
 type FieldError struct {
 	Field   string // e.g. "autoscaling.knative.dev/window", "Config.StableWindow", "Spec.Port"
 	Value   string // the offending value, as given or rendered
-	Allowed string // the accepted range or set, e.g. "a duration in [6s, 1h], whole seconds"
+	Allowed string // the accepted range or set, e.g. "a Go duration in [6s, 1h0m0s], whole seconds"
 }
 
 func (e *FieldError) Error() string {
