@@ -188,9 +188,14 @@ type scaler struct {
 	scale       int       // the published Scale
 	proxySince  time.Time // when last.ActivatorInPath last became true
 
-	last      Decision // the last published; its ActivatorInPath is the current one
-	published bool
+	// last is the last published decision, the zero Decision (empty
+	// Revision) before the first; its ActivatorInPath is the current one.
+	last Decision
 }
+
+// published reports whether a decision was published: every decision
+// carries the revision name, never empty (Collector.Add refuses it).
+func (s *scaler) published() bool { return s.last.Revision != "" }
 
 // New returns a Multiscaler. Call Run to start its loops.
 func New(o Options) (*Multiscaler, error) {
@@ -457,7 +462,7 @@ func (m *Multiscaler) handlePokes(now time.Time) {
 	m.pokeMu.Unlock()
 	m.mu.Lock()
 	for rev := range poked {
-		if s, ok := m.revs[rev]; ok && (s.rec.DesiredScale <= 0 || !s.published) {
+		if s, ok := m.revs[rev]; ok && (s.rec.DesiredScale <= 0 || !s.published()) {
 			m.step(s, now)
 		}
 	}
@@ -528,8 +533,8 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 		State:               s.state,
 		Reason:              s.reason,
 	}
-	if !s.published || changed(s.last, d) {
-		s.last, s.published = d, true
+	if !s.published() || changed(s.last, d) {
+		s.last = d
 		m.out = append(m.out, d)
 	}
 	s.col.scaling.Store(s.rec.DesiredScale > 0)
