@@ -89,13 +89,22 @@ func floatField(key, legacy, allowed string, ok func(float64) bool, p func(*Scal
 }
 
 func durationField(key, legacy string, lo, hi time.Duration, whole bool, p func(*Scaling) **time.Duration) scalingField {
-	allowed := fmt.Sprintf("a Go duration in [%v, %v]", lo, hi)
+	return ptrField(key, legacy, "a Go duration in "+durationRange(lo, hi, whole), time.ParseDuration, time.Duration.String,
+		func(d time.Duration) bool { return inDurationRange(d, lo, hi, whole) }, p)
+}
+
+// inDurationRange reports whether d is in [lo, hi], and whole seconds if
+// whole; durationRange says so in words.
+func inDurationRange(d, lo, hi time.Duration, whole bool) bool {
+	return d >= lo && d <= hi && (!whole || d%time.Second == 0)
+}
+
+func durationRange(lo, hi time.Duration, whole bool) string {
+	r := fmt.Sprintf("[%v, %v]", lo, hi)
 	if whole {
-		allowed += ", whole seconds"
+		r += ", whole seconds"
 	}
-	return ptrField(key, legacy, allowed, time.ParseDuration, time.Duration.String, func(d time.Duration) bool {
-		return d >= lo && d <= hi && (!whole || d%time.Second == 0)
-	}, p)
+	return r
 }
 
 func between(lo, hi float64) func(float64) bool {

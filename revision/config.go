@@ -50,12 +50,8 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func (c Config) Validate() error {
 	var errs errList
 	dur := func(field string, d, lo, hi time.Duration, whole bool) {
-		if d < lo || d > hi || (whole && d%time.Second != 0) {
-			allowed := fmt.Sprintf("in [%v, %v]", lo, hi)
-			if whole {
-				allowed += ", whole seconds"
-			}
-			errs.add("Config."+field, d.String(), allowed)
+		if !inDurationRange(d, lo, hi, whole) {
+			errs.add("Config."+field, d.String(), "in "+durationRange(lo, hi, whole))
 		}
 	}
 	num := func(field string, f float64, ok bool, allowed string) {
