@@ -235,7 +235,7 @@ func (c *Collector) SetTargets(rev string, instances []backend.Instance) {
 	defer col.mu.Unlock()
 	col.targets = col.targets[:0]
 	for _, in := range instances {
-		if in.Ready && !in.Draining && in.Address != "" {
+		if in.Serving() && in.Address != "" {
 			col.targets = append(col.targets, scrapeTarget{address: in.Address, started: in.Started})
 		}
 	}

@@ -370,7 +370,7 @@ func (m *Multiscaler) SetReady(rev string, n int) error {
 func (m *Multiscaler) SetInstances(rev string, instances []backend.Instance) error {
 	n := 0
 	for _, in := range instances {
-		if in.Ready && !in.Draining {
+		if in.Serving() {
 			n++
 		}
 	}
