@@ -56,7 +56,7 @@ func hopCases(b *testing.B, upstream *httptest.Server) []struct {
 		{"plainRP", plainReverseProxy(b, upstream.URL, nil)},
 		// The same with our buffer pool: isolates what the
 		// queue-proxy's own work costs.
-		{"plainRP-pooled", plainReverseProxy(b, upstream.URL, newBufferPool())},
+		{"plainRP-pooled", plainReverseProxy(b, upstream.URL, NewBufferPool())},
 		{"queueproxy-cc0", qp(0)},
 		{"queueproxy-cc10", qp(10)},
 	}

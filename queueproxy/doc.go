@@ -10,7 +10,9 @@
 // and the readiness probing; MetricsHandler serves the latest
 // stats.Stat at stats.Path for scraping (and Prometheus metrics); Drain
 // stops it gracefully; NewServer builds an http.Server that also
-// accepts h2c.
+// accepts h2c. NewTransport (HTTP/1.1 keep-alive plus h2c for HTTP/2),
+// NewBufferPool and SetXForwarded are the proxying pieces the activator
+// shares.
 //
 // Trust: the activator is recognised by a shared secret in
 // ActivatorHeader (Options.ActivatorSecret), compared in constant time.

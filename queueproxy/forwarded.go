@@ -6,21 +6,27 @@ import (
 	"strings"
 )
 
-// setForwarded sets the forwarding headers of out from the inbound
-// request in: the client address is appended to X-Forwarded-For;
-// X-Forwarded-Proto, X-Forwarded-Host and Forwarded (RFC 7239) are
-// passed on when the activator or client set them, else filled in from
-// this hop. Like any proxy it cannot vouch for values a client sent.
-func setForwarded(in *http.Request, out http.Header) {
+// SetXForwarded sets the X-Forwarded-For, X-Forwarded-Proto and
+// X-Forwarded-Host headers of out, a request proxied from in: the
+// client address (in.RemoteAddr) is appended to in's X-Forwarded-For;
+// X-Forwarded-Proto and X-Forwarded-Host are passed on as in has them,
+// else set from this hop. It allocates once, plus once to append to an
+// X-Forwarded-For list. Like any proxy it cannot vouch for values a
+// client sent.
+func SetXForwarded(in *http.Request, out http.Header) {
+	setXForwarded(in, out, make([]string, 3))
+}
+
+// setXForwarded is SetXForwarded with the backing array of the three
+// single-value headers passed in, and returns what Forwarded is made of.
+func setXForwarded(in *http.Request, out http.Header, vals []string) (prior []string, clientIP, proto, host string) {
 	ih := in.Header
 	clientIP, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		clientIP = ""
 	}
-	// One backing array for the four single-value headers.
-	vals := make([]string, 4)
 	set := func(i int, k, v string) { vals[i] = v; out[k] = vals[i : i+1 : i+1] }
-	prior := ih["X-Forwarded-For"]
+	prior = ih["X-Forwarded-For"]
 	switch {
 	case len(prior) > 0 && clientIP != "":
 		set(0, "X-Forwarded-For", strings.Join(prior, ", ")+", "+clientIP)
@@ -29,20 +35,35 @@ func setForwarded(in *http.Request, out http.Header) {
 	case clientIP != "":
 		set(0, "X-Forwarded-For", clientIP)
 	}
-	proto := "http"
-	if in.TLS != nil {
-		proto = "https"
-	}
+	// Values another proxy set are passed on as they came (shared, no
+	// copy: nothing downstream writes into a request's header values).
 	if v := ih["X-Forwarded-Proto"]; len(v) > 0 {
-		proto = v[0]
+		proto, out["X-Forwarded-Proto"] = v[0], v
+	} else {
+		proto = "http"
+		if in.TLS != nil {
+			proto = "https"
+		}
+		set(1, "X-Forwarded-Proto", proto)
 	}
-	set(1, "X-Forwarded-Proto", proto)
-	host := in.Host
 	if v := ih["X-Forwarded-Host"]; len(v) > 0 {
-		host = v[0]
+		host, out["X-Forwarded-Host"] = v[0], v
+	} else {
+		host = in.Host
+		set(2, "X-Forwarded-Host", host)
 	}
-	set(2, "X-Forwarded-Host", host)
-	if v := ih["Forwarded"]; len(v) > 0 {
+	return prior, clientIP, proto, host
+}
+
+// setForwarded sets the forwarding headers of out from the inbound
+// request in: the X-Forwarded ones as SetXForwarded does, and Forwarded
+// (RFC 7239), passed on when the activator or client set it, else
+// built from them.
+func setForwarded(in *http.Request, out http.Header) {
+	// One backing array for the four single-value headers.
+	vals := make([]string, 4)
+	prior, clientIP, proto, host := setXForwarded(in, out, vals[:3])
+	if v := in.Header["Forwarded"]; len(v) > 0 {
 		out["Forwarded"] = v
 		return
 	}
@@ -66,7 +87,8 @@ func setForwarded(in *http.Request, out http.Header) {
 	b.WriteString(quoteIfNeeded(host))
 	b.WriteString(";proto=")
 	b.WriteString(quoteIfNeeded(proto))
-	set(3, "Forwarded", b.String())
+	vals[3] = b.String()
+	out["Forwarded"] = vals[3:4:4]
 }
 
 // forwardedNode renders an address as a Forwarded node: IPv6 in quoted

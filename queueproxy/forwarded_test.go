@@ -49,6 +49,20 @@ func TestSetForwarded(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
 			}
+			// SetXForwarded sets the same X-Forwarded headers and no
+			// Forwarded.
+			xout := http.Header{}
+			SetXForwarded(in, xout)
+			for k, v := range tc.want {
+				got := xout[k]
+				if k == "Forwarded" {
+					if got != nil {
+						t.Errorf("SetXForwarded set Forwarded = %q", got)
+					}
+				} else if len(got) != 1 || got[0] != v[0] {
+					t.Errorf("SetXForwarded: %s = %q, want %q", k, got, v)
+				}
+			}
 		})
 	}
 	if got := quote(`a"b\c`); got != `"a\"b\\c"` {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
@@ -108,9 +107,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
-		Transport:    newTransport(idle),
+		Transport:    NewTransport(idle),
 		ErrorHandler: p.proxyError,
-		BufferPool:   newBufferPool(),
+		BufferPool:   NewBufferPool(),
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	p.prober = newProber(opts.Upstream, opts.Readiness)
@@ -416,53 +415,6 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		Protocols:         &protos,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-	}
-}
-
-// newTransport returns the upstream transport: HTTP/1.1 with an idle
-// pool of maxIdle connections (the concurrency limit), and h2c for
-// HTTP/2 requests.
-func newTransport(maxIdle int) http.RoundTripper {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	base := func() *http.Transport {
-		return &http.Transport{
-			DialContext:         dialer.DialContext,
-			MaxIdleConns:        maxIdle,
-			MaxIdleConnsPerHost: maxIdle,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		}
-	}
-	h1, h2c := base(), base()
-	h2c.Protocols = new(http.Protocols)
-	h2c.Protocols.SetUnencryptedHTTP2(true)
-	return splitTransport{h1: h1, h2c: h2c}
-}
-
-type splitTransport struct{ h1, h2c http.RoundTripper }
-
-func (t splitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.ProtoMajor == 2 {
-		return t.h2c.RoundTrip(r)
-	}
-	return t.h1.RoundTrip(r)
-}
-
-// bufferPool recycles the reverse proxy's copy buffers; pooling array
-// pointers keeps Put allocation-free.
-type bufferPool struct{ p sync.Pool }
-
-const copyBufferSize = 32 << 10
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
-}
-
-func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
-
-func (b *bufferPool) Put(s []byte) {
-	if len(s) == copyBufferSize {
-		b.p.Put((*[copyBufferSize]byte)(s))
 	}
 }
 
