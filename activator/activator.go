@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -39,8 +40,6 @@ const (
 	ReportInterval = time.Second
 	// DefaultName is the Stat.Instance of the activator's reports.
 	DefaultName = "activator"
-	// DialTimeout bounds connecting to an instance (default transport).
-	DialTimeout = 5 * time.Second
 	// DefaultIdleConnsPerInstance is the keep-alive pool per instance
 	// when the container concurrency is 0 (unlimited); otherwise the pool
 	// holds container-concurrency connections, all an instance can use.
@@ -122,7 +121,8 @@ type Options struct {
 	// revision that sends HTTP/2 requests (e.g. gRPC) over h2c (HTTP/2
 	// without TLS, prior knowledge) and the rest, upgrades included,
 	// over HTTP/1.1, with keep-alive, an idle pool sized to the container
-	// concurrency, DialTimeout, and no transparent compression.
+	// concurrency, queueproxy.DialTimeout, and no transparent compression
+	// (queueproxy.NewTransport).
 	Transport http.RoundTripper
 	// Clock times waits and reports; nil means the real clock.
 	Clock clock.WithTicker
@@ -169,7 +169,7 @@ type Options struct {
 // responses are flushed as they come and upgrades (WebSocket) pass
 // through, holding their slot for the connection's life. Request
 // timeouts after the hand-off are the queue-proxy's; the activator only
-// bounds the wait (and connecting, DialTimeout).
+// bounds the wait (and connecting, queueproxy.DialTimeout).
 type Handler struct {
 	picker       RevisionPicker
 	secretValue  []string // {Options.Secret} for ActivatorHeader, nil if unset
@@ -279,7 +279,11 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 	if t == nil {
 		t = &throttler{name: name, revValue: headerValue(name), h: h, m: h.metrics.forRevision(name), transport: h.transport}
 		if t.transport == nil {
-			t.transport = newTransport(cc)
+			idle := cc
+			if idle == 0 {
+				idle = DefaultIdleConnsPerInstance
+			}
+			t.transport = queueproxy.NewTransport(idle)
 		}
 		h.revs[name] = t
 	}

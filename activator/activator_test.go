@@ -237,6 +237,9 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 			equal(t, []string{secret}, got.Header.Values(queueproxy.ActivatorHeader))
 		}
 		equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
+		equal(t, "app.example", got.Header.Get("X-Forwarded-Host"))
+		equal(t, "http", got.Header.Get("X-Forwarded-Proto"))
+		empty(t, got.Header.Values("Forwarded")) // built by the queue-proxy
 		// Without a TracerProvider the trace context passes through as is.
 		equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", got.Header.Get("Traceparent"))
 	}

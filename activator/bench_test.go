@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
 // BenchmarkHop measures what the activator adds in front of an instance
@@ -105,7 +106,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	bare := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "127.0.0.1:1" },
 		Transport:  cannedTransport{},
-		BufferPool: &bufferPool{},
+		BufferPool: queueproxy.NewBufferPool(),
 	}
 	for _, c := range []struct {
 		name string

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,49 +53,6 @@ func attemptOf(ctx context.Context) *attempt {
 	return a
 }
 
-// newTransport is the default transport of a revision whose instances
-// take cc requests each.
-func newTransport(cc int) *instanceTransport {
-	idle := cc
-	if idle == 0 {
-		idle = DefaultIdleConnsPerInstance
-	}
-	newT := func() *http.Transport {
-		return &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   idle,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			// Pass the client's encodings through untouched.
-			DisableCompression: true,
-		}
-	}
-	h2c := newT()
-	h2c.Protocols = new(http.Protocols)
-	h2c.Protocols.SetUnencryptedHTTP2(true)
-	return &instanceTransport{h1: newT(), h2c: h2c}
-}
-
-// instanceTransport keeps a request's HTTP major version on the hop to
-// the instance: HTTP/2 requests (gRPC needs HTTP/2 end to end) go over
-// h2c, the rest over HTTP/1.1, which upgrades (WebSocket) need.
-type instanceTransport struct {
-	h1, h2c *http.Transport
-}
-
-func (t *instanceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.ProtoMajor == 2 {
-		return t.h2c.RoundTrip(r)
-	}
-	return t.h1.RoundTrip(r)
-}
-
-// CloseIdleConnections closes both transports' idle connections.
-func (t *instanceTransport) CloseIdleConnections() {
-	t.h1.CloseIdleConnections()
-	t.h2c.CloseIdleConnections()
-}
-
 func (h *Handler) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -104,7 +60,7 @@ func (h *Handler) newProxy() *httputil.ReverseProxy {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-		BufferPool:     &bufferPool{},
+		BufferPool:     queueproxy.NewBufferPool(),
 		// FlushInterval 0: ReverseProxy flushes every write of streamed
 		// responses (unknown length, text/event-stream) and buffers the
 		// rest. Upgrades (WebSocket) are passed through by ReverseProxy.
@@ -146,17 +102,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// The client's Host is kept, so OriginalHostHeader is never needed.
 	pr.Out.Host = pr.In.Host
 	// Like ReverseProxy's Director mode: append the client address to
-	// X-Forwarded-For, keep X-Forwarded-Host/Proto a proxy in front set.
-	in := pr.In.Header
-	if v := in["X-Forwarded-For"]; len(v) > 0 {
-		pr.Out.Header["X-Forwarded-For"] = v
-	}
-	pr.SetXForwarded()
-	for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-		if v := in[k]; len(v) > 0 {
-			pr.Out.Header[k] = v
-		}
-	}
+	// X-Forwarded-For (the queue-proxy appends the activator's), keep
+	// X-Forwarded-Host/Proto a proxy in front set. Forwarded, which
+	// Rewrite mode removed, is left to the queue-proxy to build.
+	queueproxy.SetXForwarded(pr.In, pr.Out.Header)
 	for _, k := range internalHeaders {
 		pr.Out.Header.Del(k)
 	}
@@ -273,23 +222,4 @@ func (w *responseRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.code = http.StatusSwitchingProtocols
 	}
 	return c, rw, err
-}
-
-// bufferPool reuses ReverseProxy's copy buffers; pooling array pointers
-// keeps Put allocation-free (a *[]byte would cost an allocation per Put).
-type bufferPool struct{ p sync.Pool }
-
-const copyBufferSize = 32 << 10
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
-		return v[:]
-	}
-	return make([]byte, copyBufferSize)
-}
-
-func (b *bufferPool) Put(buf []byte) {
-	if len(buf) == copyBufferSize {
-		b.p.Put((*[copyBufferSize]byte)(buf))
-	}
 }
