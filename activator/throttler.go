@@ -437,7 +437,7 @@ func (t *throttler) update(insts []backend.Instance) {
 				t.nStartups++
 			}
 		}
-		if in.Ready && !in.Draining {
+		if in.Serving() {
 			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc})
 		}
 	}
