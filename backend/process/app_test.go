@@ -94,15 +94,24 @@ func runApp(mode string) int {
 	return 0
 }
 
+// hostWrapEnv, when set for a host, is a shell script the host's
+// instance runs as `sh -c SCRIPT APP`, the script's $0 being this test
+// binary in serve mode: a wrapper that forks, as real start scripts do.
+const hostWrapEnv = "ZEROSCALE_PROCESS_TEST_HOST_WRAP"
+
 // runHost runs a Backend with one serve instance, prints the instance's
-// pid and blocks until it is killed.
+// pid and its output lines and blocks until it is killed.
 func runHost() int {
-	b, err := process.New(process.Options{})
+	b, err := process.New(process.Options{Output: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	rev, err := appRevision("host-00001", modeServe)
+	rev, err := appRevision("host-00001", modeServe, func(s *revision.Spec) {
+		if wrap := os.Getenv(hostWrapEnv); wrap != "" {
+			s.Command = []string{"/bin/sh", "-c", wrap, s.Command[0]}
+		}
+	})
 	if err == nil {
 		err = b.Deploy(context.Background(), rev)
 	}

@@ -27,9 +27,20 @@
 // exit code and the last lines of output. Every line an instance prints also reaches
 // Options.Output as "<revision>/<instance>: <line>" and Options.OutputFunc.
 //
-// Each instance runs in its own process group, and on Linux with a
-// parent-death signal (SIGKILL), so no instance outlives the host even if
-// the host is killed. Close stops everything and reaps every process.
+// No process started for an instance outlives the host, however the host
+// dies. Each instance runs in its own process group, and on Linux with a
+// parent-death signal (SIGKILL). That signal reaches only the direct
+// child, so each Backend also runs one guard: a /bin/sh process that
+// reads the live process groups from a pipe held only by the host and,
+// when the pipe closes because the host is gone (SIGKILL, OOM kill,
+// panic), SIGKILLs every group still on it. A process that leaves its
+// group (setsid, a daemon) escapes the guard, but every instance process
+// carries ZEROSCALE_PROCESS_HOST=<host pid>.<host start time> in its
+// environment (inherited by all it forks), and on Linux New SIGKILLs every
+// process of the same user whose marker names a host that no longer runs:
+// a restarted host removes what a previous run left behind. Processes of
+// live hosts are never touched. Close stops everything and reaps every
+// process.
 //
 // With Options.Proxy set (QueueProxy builds a queueproxy.Proxy per
 // instance, as the zeroscale Server does), each instance is fronted by an

@@ -346,8 +346,7 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 	}
 	// Crashed, or missed the start timeout: make sure the whole group is
 	// gone before it is restarted.
-	_ = kill(p.cmd.Process)
-	<-p.exited
+	in.reap(p)
 	in.flushOutput(p)
 	code := p.cmd.ProcessState.ExitCode()
 	if reason == "exited" {
@@ -492,13 +491,20 @@ func (in *instance) terminate(p *proc) {
 		t.Stop()
 	}
 	// Also reaps whatever the leader left behind in its group.
-	_ = kill(p.cmd.Process)
-	<-p.exited
+	in.reap(p)
 	in.flushOutput(p)
 	in.update(func() {
 		in.ready = false
 		in.pid = 0
 	})
+}
+
+// reap SIGKILLs the process group, waits for its leader to be reaped and
+// takes the group off the guard: its number may now be reused.
+func (in *instance) reap(p *proc) {
+	_ = kill(p.cmd.Process)
+	<-p.exited
+	in.b.guard.remove(p.cmd.Process.Pid)
 }
 
 // flushOutput waits (bounded) for the output pipe to drain, then closes
@@ -534,6 +540,9 @@ func (in *instance) start() (*proc, error) {
 	for _, e := range spec.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
+	// Last, so the revision cannot override it: it names this host to a
+	// later one that looks for leftovers (see removeLeftovers).
+	env = append(env, hostEnv+"="+in.b.host)
 	cmd := &exec.Cmd{
 		Path:        in.rs.path,
 		Args:        append(append([]string{}, spec.Command...), spec.Args...),
@@ -549,6 +558,8 @@ func (in *instance) start() (*proc, error) {
 		_ = rd.Close()
 		return nil, err
 	}
+	// The group id is the leader's pid.
+	in.b.guard.add(cmd.Process.Pid)
 	p := &proc{cmd: cmd, exited: make(chan struct{}), output: make(chan struct{}), rd: rd}
 	in.b.wg.Add(2)
 	go func() {

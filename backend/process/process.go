@@ -30,6 +30,8 @@ var ErrClosed = fmt.Errorf("%w: %w", backend.ErrInvalidArgument, errClosed)
 type Backend struct {
 	opts  Options
 	spawn *spawner
+	guard *guard // kills the instances' process groups if the host dies
+	host  string // this host's hostEnv marker
 
 	outMu sync.Mutex // serialises writes to opts.Output
 
@@ -66,10 +68,15 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", backend.ErrInvalidArgument, err)
 	}
+	// What a host that died before us left behind would otherwise live
+	// on unsupervised; a restarted host removes it.
+	removeLeftovers(o.Logger)
 	hard, cancel := context.WithCancel(context.Background())
 	return &Backend{
 		opts:       o,
 		spawn:      newSpawner(),
+		guard:      newGuard(o.Logger),
+		host:       hostID(),
 		hard:       hard,
 		hardCancel: cancel,
 		revs:       make(map[string]*revState),
@@ -332,6 +339,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.hardCancel()
 	if first {
 		b.spawn.stop()
+		b.guard.close()
 	}
 	return err
 }
