@@ -55,10 +55,21 @@ import (
 // are delivered in the order the engine observed them. An instance
 // appears in a snapshot before it is Ready (or at once Ready), is Ready
 // before it can be Draining, keeps its ID, Address and Started, leaves
-// the snapshot once stopped, and never comes back (a restart is a new
-// instance with a new ID). The channel is closed when ctx is done or the
-// revision is removed. Broadcaster implements these channel semantics
-// for engines.
+// the snapshot once stopped, and never comes back. The channel is closed
+// when ctx is done or the revision is removed. Broadcaster implements
+// these channel semantics for engines.
+//
+// Restarts: an instance is one incarnation of the app. When the app
+// exits (a crash, a failed liveness check, an OOM kill) and the engine
+// starts it again, the restarted app is a NEW instance with a NEW ID,
+// never used before within the engine's life, and Started set to when
+// the new incarnation started; the old instance leaves the snapshot
+// (without draining: its app is gone). So the first Ready of an ID is
+// always the end of a start-up the layers above may measure, and a Ready
+// that comes back for the same ID is only a readiness probe that failed
+// and passed again. (Kubernetes: e.g. pod name + "-" + the user
+// container's restart count; Docker: a new container; processes: a new
+// ID per exec.) backendtest fails an engine that breaks this rule.
 //
 // All methods are safe for concurrent use.
 type Backend interface {
@@ -70,7 +81,9 @@ type Backend interface {
 
 // Instance is one running (or starting, or draining) copy of a revision.
 type Instance struct {
-	// ID is stable for the instance's life and unique within the backend.
+	// ID is stable for the instance's life and unique within the
+	// backend's life: a restart of the app is a new instance with a new
+	// ID (see Backend).
 	ID string
 	// Revision is the name of the revision it runs.
 	Revision string
@@ -82,7 +95,8 @@ type Instance struct {
 	Ready bool
 	// Draining is true from the moment the engine decided to stop it.
 	Draining bool
-	// Started is when the engine started it.
+	// Started is when the engine started this incarnation (not the
+	// first start of a slot that was restarted since).
 	Started time.Time
 }
 
@@ -90,7 +104,143 @@ type Instance struct {
 // Draining.
 func (in Instance) Serving() bool { return in.Ready && !in.Draining }
 
+// Engines receive the host's DrainFunc at construction (in their
+// Options), so a host builds its engine through a Factory: it can create
+// the activator (whose WaitInstanceIdle is the DrainFunc) before the
+// engine, and the engine before anything that needs its instances.
+
 // DrainFunc is called by an engine before it stops inst, and must return
 // once inst has no request in flight (or ctx is done). Engines bound it
 // with their drain timeout.
 type DrainFunc func(ctx context.Context, inst Instance) error
+
+// Factory builds an engine that calls drain before it stops an instance
+// (see DrainFunc). The root zeroscale.Server and the control package take
+// one, so the host does not have to wire the construction cycle of
+// activator (needs the autoscaler's reporter), autoscaler (needs a
+// publisher) and engine (needs the activator's drain) itself. Whoever
+// calls a Factory owns the engine: it closes it when it implements
+// io.Closer.
+type Factory func(drain DrainFunc) (Backend, error)
+
+// Optional capabilities. An engine implements what it can; callers find
+// them by type assertion on the Backend, as with io.WriterTo:
+//
+//   - StatusReporter: per-revision engine status (crash loops, exit codes,
+//     last output lines).
+//   - InstanceLimiter: the engine's cap on instances per revision, so the
+//     autoscaler's decision is capped at it instead of refused.
+//   - io.Closer: Close stops everything the engine started (draining
+//     first, bounded by the engine's drain timeout) and releases its
+//     resources; every later call fails.
+
+// StatusReporter is implemented by engines that can say more about a
+// revision's instances than Watch does.
+type StatusReporter interface {
+	// Status returns the engine's view of the named revision now
+	// (ErrNotFound if it is not deployed).
+	Status(ctx context.Context, revision string) (RevisionStatus, error)
+}
+
+// InstanceLimiter is implemented by engines that cannot run more than a
+// fixed number of instances of one revision. Scale above MaxInstances
+// fails with ErrInvalidArgument; callers cap their decisions at it.
+type InstanceLimiter interface {
+	// MaxInstances is the cap of instances per revision; 0 means none.
+	MaxInstances() int
+}
+
+// MaxInstances returns b's cap of instances per revision, 0 when it has
+// none (it does not implement InstanceLimiter).
+func MaxInstances(b Backend) int {
+	if l, ok := b.(InstanceLimiter); ok {
+		return max(l.MaxInstances(), 0)
+	}
+	return 0
+}
+
+// RevisionStatus is an engine's view of one revision's instances.
+type RevisionStatus struct {
+	Revision string
+	// Desired is the last Scale target (0 while being removed).
+	Desired int
+	// Removing is set once Remove (or Close) began.
+	Removing bool
+	// Instances are the engine's instance slots, including those waiting
+	// to be restarted after a crash (InstanceBackOff), which Watch does
+	// not list.
+	Instances []InstanceStatus
+	// Message is the engine's own word on the revision when it has one
+	// (an image pull error, an unschedulable pod); "" otherwise.
+	Message string
+}
+
+// CrashLooping returns the instances waiting to be restarted after a
+// crash.
+func (s RevisionStatus) CrashLooping() []InstanceStatus {
+	var out []InstanceStatus
+	for _, in := range s.Instances {
+		if in.State == InstanceBackOff {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// InstanceState is where an instance slot is in its life.
+type InstanceState string
+
+// Instance states.
+const (
+	// InstanceStarting: started, not Ready yet.
+	InstanceStarting InstanceState = "Starting"
+	// InstanceRunning: passed its readiness probe (Ready may still drop
+	// while a periodic probe fails).
+	InstanceRunning InstanceState = "Running"
+	// InstanceBackOff: the app exited (or missed its start timeout) and
+	// the engine waits to start it again; a crash loop when it repeats
+	// (see Restarts, LastExit). Instance.ID is the last incarnation's.
+	InstanceBackOff InstanceState = "BackOff"
+	// InstanceDraining: chosen to stop, being drained.
+	InstanceDraining InstanceState = "Draining"
+	// InstanceStopping: drained; being stopped.
+	InstanceStopping InstanceState = "Stopping"
+)
+
+// InstanceStatus is one instance slot as the engine sees it: the current
+// (or last) incarnation and its history of restarts.
+type InstanceStatus struct {
+	Instance
+	State InstanceState
+	// AppAddress is where the app itself listens: Address, unless a
+	// proxy fronts the app; "" when the engine does not know.
+	AppAddress string
+	// Restarts counts restarts after crashes: incarnations of this slot
+	// after the first.
+	Restarts int
+	// LastExit is how the last incarnation ended, nil if none did.
+	LastExit *Exit
+	// NextRestart is when an InstanceBackOff slot starts again.
+	NextRestart time.Time
+	// Output is its last output lines, oldest first, when the engine
+	// keeps them.
+	Output []string
+	// Detail is engine-specific extra state (a PID, a container or pod
+	// name), for humans.
+	Detail string
+}
+
+// Exit describes how an instance's app last ended.
+type Exit struct {
+	// Code is the exit code, or -1 if it was killed by a signal or never
+	// started.
+	Code int
+	// Reason says why, e.g. "exit status 3", "signal: killed",
+	// "OOMKilled", "not ready within 1m0s".
+	Reason string
+	// Time is when it ended.
+	Time time.Time
+	// Output is the instance's last output lines at that moment, oldest
+	// first, when the engine keeps them.
+	Output []string
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -26,6 +27,11 @@ const (
 	// 200 "ok\n".
 	PathRelease = "/release"
 
+	// PathCrash makes the app exit with code 3, as a crash would. The
+	// app ServeApp serves does; the in-process App answers 501, as it
+	// has no process of its own to end (its engine sets Harness.Crash).
+	PathCrash = "/crash"
+
 	// MaxHold bounds how long one hold waits for its release.
 	MaxHold = 5 * time.Minute
 	// MaxKeys bounds the number of distinct keys one App remembers;
@@ -37,6 +43,11 @@ const (
 // PathOK, PathHold, PathRelease). Each call has its own keys, as each
 // instance is its own process or server.
 func App() http.Handler {
+	return newApp(nil)
+}
+
+// newApp returns App; exit, when set, ends the process on PathCrash.
+func newApp(exit func(code int)) http.Handler {
 	a := &app{keys: make(map[string]chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathOK+"{$}", func(w http.ResponseWriter, _ *http.Request) {
@@ -44,6 +55,13 @@ func App() http.Handler {
 	})
 	mux.HandleFunc("GET "+PathHold, a.hold)
 	mux.HandleFunc("GET "+PathRelease, a.release)
+	mux.HandleFunc("GET "+PathCrash, func(w http.ResponseWriter, _ *http.Request) {
+		if exit == nil {
+			http.Error(w, "the in-process App cannot crash: set Harness.Crash", http.StatusNotImplemented)
+			return
+		}
+		exit(3)
+	})
 	return mux
 }
 
@@ -107,7 +125,7 @@ func (a *app) release(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok\n")
 }
 
-// ServeApp serves App on addr (e.g. ":"+os.Getenv("PORT")) until ctx is
+// ServeApp serves App on addr (with PathCrash exiting the process) (e.g. ":"+os.Getenv("PORT")) until ctx is
 // done, then shuts down gracefully. Engines that run instances out of
 // process (a re-executed test binary, a container) can make this their
 // instance's main.
@@ -116,7 +134,7 @@ func ServeApp(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	return serveApp(ctx, ln, App())
+	return serveApp(ctx, ln, newApp(os.Exit))
 }
 
 // serveApp is ServeApp on a listener, serving h.

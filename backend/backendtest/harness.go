@@ -49,6 +49,13 @@ type Harness struct {
 	// 10 s; real engines set it to their worst start time plus margin.
 	Timeout time.Duration
 
+	// Crash, when set, makes inst's app exit as a crash would (the
+	// engine then restarts it: a new instance with a new ID). Nil means
+	// the suite sends GET PathCrash to inst, which the out-of-process app
+	// (ServeApp) answers by exiting; in-process engines (the fake) set
+	// it.
+	Crash func(ctx context.Context, inst backend.Instance) error
+
 	// Advance, when set, is called about every PollInterval while the
 	// suite waits, to move an engine that runs on a fake clock forward
 	// (for example: step the clock by the start delay if anything waits
@@ -79,7 +86,8 @@ const (
 // called) before it leaves if it was ever seen ready, never reappears,
 // and stops answering once gone, and the DrainFunc is called only once
 // the engine publishes the instance Draining; repeating Scale changes
-// nothing (no instance replaced); Remove
+// nothing (no instance replaced); an app that crashes is restarted as a
+// new instance with a new ID while the crashed one leaves; Remove
 // of a scaled revision drains and stops everything and closes the watch;
 // a watch closes when its ctx is done; many goroutines calling Deploy,
 // Scale and Watch at once are safe (run with -race) and the engine still
@@ -100,6 +108,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 		{"WatchClosedOnCancel", testWatchClosedOnCancel},
 		{"Concurrent", testConcurrent},
 		{"DrainBeforeStop", testDrainBeforeStop},
+		{"RestartIsNewInstance", testRestartIsNewInstance},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			drains := &drainLog{calls: make(map[string]*drainCall)}
@@ -119,7 +128,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 			drains.mu.Lock()
 			drains.backend, drains.timeout = h.Backend, h.Timeout
 			drains.mu.Unlock()
-			tc.fn(&env{t: t, h: h, drains: drains})
+			tc.fn(&env{t: t, h: h, drains: drains, crashed: make(map[string]bool)})
 		})
 	}
 }
@@ -129,6 +138,26 @@ type env struct {
 	t      *testing.T
 	h      Harness
 	drains *drainLog
+	// crashed are the instances the suite crashed: they leave without
+	// being drained. Test goroutine only.
+	crashed map[string]bool
+}
+
+// crash makes inst's app exit (Harness.Crash, else GET PathCrash).
+func (e *env) crash(inst backend.Instance) {
+	e.t.Helper()
+	e.crashed[inst.ID] = true
+	if e.h.Crash != nil {
+		if err := e.h.Crash(e.t.Context(), inst); err != nil {
+			e.t.Fatalf("Harness.Crash(%s): %v", inst.ID, err)
+		}
+		return
+	}
+	// The app exits while answering: an error is the expected outcome.
+	code, body, err := e.get(e.t.Context(), inst.Address, PathCrash)
+	if err == nil && code == http.StatusNotImplemented {
+		e.t.Fatalf("GET %s on instance %s: status %d %q: the app cannot crash on request (serve ServeApp's app, or set Harness.Crash)", PathCrash, inst.ID, code, body)
+	}
 }
 
 // revision returns revision <config>-00001 running the harness spec, or a

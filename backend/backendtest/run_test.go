@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,60 @@ const brokenEnv = "BACKENDTEST_BROKEN"
 type broken struct {
 	*fake.Backend
 	variant string
+	slots   *slots // restart-reuses-id
+}
+
+// slots renames instances as an engine that restarts an app in place
+// would: a replacement of an instance that died (left without Draining)
+// takes the dead one's ID and Started, as backend/process once did.
+type slots struct {
+	mu      sync.Mutex
+	alias   map[string]backend.Instance // real ID → the ID and Started shown
+	last    map[string]backend.Instance // real ID → as last shown
+	free    []backend.Instance          // IDs of dead instances, to reuse
+	realIDs map[string]string           // shown ID → real ID
+}
+
+func (sl *slots) rename(snap []backend.Instance) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.alias == nil {
+		sl.alias, sl.last, sl.realIDs = map[string]backend.Instance{}, map[string]backend.Instance{}, map[string]string{}
+	}
+	now := make(map[string]bool, len(snap))
+	for _, in := range snap {
+		now[in.ID] = true
+	}
+	for id, in := range sl.last {
+		if !now[id] {
+			if !in.Draining {
+				sl.free = append(sl.free, sl.alias[id])
+			}
+			delete(sl.last, id)
+		}
+	}
+	for i, in := range snap {
+		a, ok := sl.alias[in.ID]
+		if !ok {
+			a = in
+			if n := len(sl.free); n > 0 {
+				a, sl.free = sl.free[n-1], sl.free[:n-1]
+			}
+			sl.alias[in.ID] = a
+			sl.realIDs[a.ID] = in.ID
+		}
+		sl.last[in.ID] = in
+		snap[i].ID, snap[i].Started = a.ID, a.Started
+	}
+}
+
+func (sl *slots) real(id string) string {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if r, ok := sl.realIDs[id]; ok {
+		return r
+	}
+	return id
 }
 
 func (b broken) Deploy(ctx context.Context, rev revision.Revision) error {
@@ -60,17 +115,22 @@ func (b broken) Watch(ctx context.Context, rev string) (<-chan []backend.Instanc
 		ctx = context.WithoutCancel(ctx)
 	}
 	ch, err := b.Backend.Watch(ctx, rev)
-	if err != nil || b.variant != "draining-hidden" {
+	if err != nil || (b.variant != "draining-hidden" && b.variant != "restart-reuses-id") {
 		return ch, err
 	}
-	// Never show Draining: as if the engine called the DrainFunc before
-	// publishing it.
 	out := make(chan []backend.Instance)
 	go func() {
 		defer close(out)
 		for snap := range ch {
+			if b.variant == "restart-reuses-id" {
+				b.slots.rename(snap)
+			}
 			for i := range snap {
-				snap[i].Draining = false
+				if b.variant == "draining-hidden" {
+					// Never show Draining: as if the engine called the
+					// DrainFunc before publishing it.
+					snap[i].Draining = false
+				}
 			}
 			select {
 			case out <- snap:
@@ -110,8 +170,12 @@ func harness(variant string) func(t *testing.T, cfg backendtest.Config) backendt
 		if variant != "" {
 			timeout = time.Second // failures are expected: fail fast
 		}
+		sl := &slots{}
 		return backendtest.Harness{
-			Backend: broken{Backend: b, variant: variant},
+			Backend: broken{Backend: b, variant: variant, slots: sl},
+			Crash: func(_ context.Context, inst backend.Instance) error {
+				return b.Kill(sl.real(inst.ID))
+			},
 			Spec:    revision.Spec{Command: []string{"app"}},
 			Timeout: timeout,
 			Advance: func() {
@@ -147,6 +211,7 @@ func TestSuiteCatchesBrokenEngines(t *testing.T) {
 		{"no-drain", "RemoveWhileScaled", "without the DrainFunc being called"},
 		{"draining-hidden", "ScaleUpAndDown", "before the engine published the instance Draining"},
 		{"drain-not-awaited", "DrainBeforeStop", "connection refused"},
+		{"restart-reuses-id", "RestartIsNewInstance", "the restart reused its ID"},
 	} {
 		t.Run(tc.variant+"/"+tc.subtest, func(t *testing.T) {
 			cmd := exec.CommandContext(t.Context(), os.Args[0],

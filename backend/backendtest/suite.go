@@ -359,3 +359,50 @@ func contains(s []backend.Instance, id string) bool {
 	}
 	return false
 }
+
+// testRestartIsNewInstance checks the restart rule: an app that exits is
+// restarted as a new instance with a new ID and a Started of its own,
+// and the crashed instance leaves the snapshot (without a drain: its app
+// is gone). Layers above infer start-up times from the first Ready of
+// an ID, so an engine that brings the same ID back would make a 200 ms
+// restart of a 2-hour-old instance look like a 2-hour start.
+func testRestartIsNewInstance(e *env) {
+	rev := e.deploy("bt-restart")
+	tr := e.watch(rev)
+	tr.first()
+	e.scale(rev, 1)
+	old := tr.ready(1)[0]
+	e.mustOK(old)
+	e.crash(old)
+	snap := tr.until(fmt.Sprintf("instance %s to leave after its app crashed, and a restarted instance to be ready "+
+		"(a restart must be a new instance with a new ID)", old.ID), func(s []backend.Instance) bool {
+		if l := tr.lives[old.ID]; l != nil && l.readyAgain {
+			e.t.Fatalf("instance %s became Ready again after its app crashed: the restart reused its ID "+
+				"(a restart must be a new instance with a new ID); snapshot %s", old.ID, format(s))
+		}
+		l := tr.lives[old.ID]
+		return l != nil && l.gone && len(serving(s)) == 1
+	})
+	now := serving(snap)[0]
+	if now.ID == old.ID {
+		e.t.Fatalf("the restarted instance has the crashed one's ID %s", old.ID)
+	}
+	if now.Started.Before(old.Started) {
+		e.t.Errorf("restarted instance %s: Started %v is before the crashed one's %v: it must be the new incarnation's start",
+			now.ID, now.Started, old.Started)
+	}
+	e.mustOK(now)
+	e.scale(rev, 0)
+	tr.empty()
+}
+
+// serving returns the instances of s that take requests.
+func serving(s []backend.Instance) []backend.Instance {
+	var out []backend.Instance
+	for _, in := range s {
+		if in.Serving() {
+			out = append(out, in)
+		}
+	}
+	return out
+}

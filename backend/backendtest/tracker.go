@@ -24,10 +24,12 @@ type tracker struct {
 
 // life is what the tracker saw of one instance.
 type life struct {
-	first    backend.Instance
-	ready    bool // seen Ready
-	draining bool // seen Draining
-	gone     bool // seen leaving
+	first      backend.Instance
+	ready      bool // seen Ready
+	unready    bool // seen not Ready after Ready
+	readyAgain bool // seen Ready after unready
+	draining   bool // seen Draining
+	gone       bool // seen leaving
 }
 
 // watch opens a watch on rev for the rest of the subtest.
@@ -184,6 +186,12 @@ func (tr *tracker) observe(snap []backend.Instance) {
 		if l.first.Address == "" {
 			l.first.Address = in.Address
 		}
+		if l.unready && in.Ready {
+			l.readyAgain = true
+		}
+		if l.ready && !in.Ready {
+			l.unready = true
+		}
 		l.ready = l.ready || in.Ready
 		l.draining = l.draining || in.Draining
 	}
@@ -195,7 +203,7 @@ func (tr *tracker) observe(snap []backend.Instance) {
 		// Ready means it may have had traffic: it must have been
 		// drained. The DrainFunc returns before the engine stops the
 		// instance, and the instance leaves only after it stopped.
-		if l.ready {
+		if l.ready && !tr.e.crashed[id] {
 			tr.e.checkDrained(id, "watch of "+tr.rev+": instance "+id+" was Ready and left")
 		}
 	}

@@ -1,12 +1,14 @@
 package fake_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -31,6 +33,9 @@ func TestContract(t *testing.T) {
 		return backendtest.Harness{
 			Backend: b,
 			Spec:    revision.Spec{Image: "backendtest-app"},
+			Crash: func(_ context.Context, inst backend.Instance) error {
+				return b.Kill(inst.ID)
+			},
 			Advance: func() {
 				if clk.HasWaiters() {
 					clk.Step(250 * time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -142,6 +143,13 @@ type instance struct {
 	drainTimeout clock.Timer
 	drainDelay   clock.Timer // nil without a DrainDelay
 }
+
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.StatusReporter  = (*Backend)(nil)
+	_ backend.InstanceLimiter = (*Backend)(nil)
+	_ io.Closer               = (*Backend)(nil)
+)
 
 // New returns a Backend configured by opts, or an error naming the first
 // invalid option.

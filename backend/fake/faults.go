@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -162,4 +163,33 @@ func (b *Backend) instance(id string) (*instance, error) {
 		return nil, fmt.Errorf("instance %s: %w", id, backend.ErrNotFound)
 	}
 	return in, nil
+}
+
+// MaxInstances is Options.MaxInstances: Scale above it fails. It
+// implements backend.InstanceLimiter.
+func (b *Backend) MaxInstances() int { return b.opts.MaxInstances }
+
+// Status returns the engine's view of the named revision: its desired
+// scale and every instance, Starting, Running or Draining (the fake
+// restarts nothing, so it has no BackOff). It implements
+// backend.StatusReporter.
+func (b *Backend) Status(_ context.Context, revision string) (backend.RevisionStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.deployed("status of", revision)
+	if err != nil {
+		return backend.RevisionStatus{}, err
+	}
+	st := backend.RevisionStatus{Revision: revision, Desired: r.desired, Removing: r.removing}
+	for _, in := range r.watch.Current() {
+		state := backend.InstanceStarting
+		switch {
+		case in.Draining:
+			state = backend.InstanceDraining
+		case in.Ready:
+			state = backend.InstanceRunning
+		}
+		st.Instances = append(st.Instances, backend.InstanceStatus{Instance: in, State: state, AppAddress: in.Address})
+	}
+	return st, nil
 }

@@ -128,8 +128,8 @@ func runHost() int {
 	}
 	for snap := range ch {
 		if len(snap) == 1 && snap[0].Ready {
-			st, _ := b.Status(rev.Name())
-			fmt.Printf("instance-pid %d\n", st.Instances[0].PID)
+			st, _ := b.Status(context.Background(), rev.Name())
+			fmt.Printf("instance-pid %d\n", pidOf(st.Instances[0]))
 		}
 	}
 	return 1
@@ -165,4 +165,14 @@ func configOf(rev string) string {
 		}
 	}
 	return rev
+}
+
+// pidOf returns the PID Status reports in in.Detail ("pid N"), 0 when
+// no process runs.
+func pidOf(in backend.InstanceStatus) int {
+	var pid int
+	if _, err := fmt.Sscanf(in.Detail, "pid %d", &pid); err != nil {
+		return 0
+	}
+	return pid
 }

@@ -36,7 +36,7 @@ func benchColdStart(b *testing.B, opts process.Options) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer be.Close(context.Background())
+	defer be.Close()
 	rev, err := appRevision("bench-00001", modeServe)
 	if err != nil {
 		b.Fatal(err)

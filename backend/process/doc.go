@@ -19,13 +19,16 @@
 // process group gets SIGTERM and, after Options.StopGrace, SIGKILL.
 // Scale-down picks not-ready instances first, then the youngest.
 //
-// A crashed instance is published not ready and restarted after a backoff
-// that doubles from Options.MinRestartBackoff up to MaxRestartBackoff. Like
-// a container restarting inside its Kubernetes pod, it stays the same
-// instance (ID, Address, Started) and stays listed meanwhile, so its
-// restarts add up in Backend.Status, which shows a crash loop with the
-// exit code and the last lines of output. Every line an instance prints also reaches
-// Options.Output as "<revision>/<instance>: <line>" and Options.OutputFunc.
+// A crashed instance leaves the watch and is restarted after a backoff
+// that doubles from Options.MinRestartBackoff up to MaxRestartBackoff. As
+// backend.Backend requires, the restart is a new instance: its ID is the
+// slot's name with "-r<restarts>" appended ("hello-00001-3-r2"), its
+// Started is the restart's, and with a proxy it gets a fresh proxy (and
+// Address); the app keeps its port. The slot's restarts add up in
+// Backend.Status (a backend.StatusReporter), which shows a crash loop
+// with the exit code and the last lines of output. Every line an
+// instance prints also reaches Options.Output as
+// "<revision>/<instance>: <line>" and Options.OutputFunc.
 //
 // No process started for an instance outlives the host, however the host
 // dies. Each instance runs in its own process group, and on Linux with a
@@ -39,8 +42,10 @@
 // environment (inherited by all it forks), and on Linux New SIGKILLs every
 // process of the same user whose marker names a host that no longer runs:
 // a restarted host removes what a previous run left behind. Processes of
-// live hosts are never touched. Close stops everything and reaps every
-// process.
+// live hosts are never touched. Close (io.Closer) and Shutdown stop
+// everything and reap every process. MaxInstances
+// (backend.InstanceLimiter) publishes Options.MaxInstances so callers cap
+// their decisions at it.
 //
 // With Options.Proxy set (QueueProxy builds a queueproxy.Proxy per
 // instance, as the zeroscale Server does), each instance is fronted by an

@@ -30,7 +30,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer b.Close(ctx)
+	defer b.Close()
 
 	rev, err := revision.New("hello", "hello-00001", 1, exampleSpec(modeServe), time.Now())
 	if err != nil {
@@ -88,7 +88,7 @@ func ExampleBackend_Status() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer b.Close(ctx)
+	defer b.Close()
 
 	// An app that prints two lines and exits with status 3.
 	rev, err := revision.New("broken", "broken-00001", 1, exampleSpec(modeCrash), time.Now())
@@ -102,7 +102,7 @@ func ExampleBackend_Status() {
 		log.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		st, err := b.Status(rev.Name())
+		st, err := b.Status(ctx, rev.Name())
 		if err != nil {
 			log.Fatal(err)
 		}

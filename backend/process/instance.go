@@ -18,84 +18,55 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// State is where an instance is in its life.
-type State string
-
-// Instance states, as Status reports them.
+// Instance states, as Status reports them (see backend.InstanceState).
 const (
 	// StateStarting: the process is starting or has not passed its
 	// readiness probe yet.
-	StateStarting State = "Starting"
+	StateStarting = backend.InstanceStarting
 	// StateRunning: it passed its readiness probe (Ready may still drop
 	// when Spec.Readiness.Period makes it probe again and it fails).
-	StateRunning State = "Running"
+	StateRunning = backend.InstanceRunning
 	// StateBackOff: it crashed (or missed StartTimeout) and waits to be
 	// restarted: a crash loop when it repeats (see Restarts, LastExit).
-	StateBackOff State = "BackOff"
+	StateBackOff = backend.InstanceBackOff
 	// StateDraining: it was chosen to stop and is being drained.
-	StateDraining State = "Draining"
+	StateDraining = backend.InstanceDraining
 	// StateStopping: drained; SIGTERM was sent, SIGKILL follows after
 	// Options.StopGrace.
-	StateStopping State = "Stopping"
+	StateStopping = backend.InstanceStopping
 )
 
-// Exit describes how an instance's process last ended.
-type Exit struct {
-	// Code is the exit code, or -1 if the process was killed by a
-	// signal or never started.
-	Code int
-	// Reason says why, e.g. "exit status 3", "signal: killed",
-	// "not ready within 1m0s", "start: …".
-	Reason string
-	// Time is when it ended.
-	Time time.Time
-	// Output is the instance's last output lines at that moment, oldest
-	// first (at most Options.OutputTailLines).
-	Output []string
-}
-
-// InstanceStatus is one instance as Status reports it.
-type InstanceStatus struct {
-	backend.Instance
-	State State
-	// AppAddress is where the app itself listens (127.0.0.1:PORT); it
-	// differs from Address when a Proxy fronts the instance.
-	AppAddress string
-	// PID of the running process, 0 when none runs.
-	PID int
-	// Restarts counts restarts after crashes.
-	Restarts int
-	// LastExit is the last crash, nil if it never crashed.
-	LastExit *Exit
-	// NextRestart is when a StateBackOff instance restarts.
-	NextRestart time.Time
-	// Output is its last output lines, oldest first.
-	Output []string
-}
-
-// instance is one supervised copy of a revision. Its run goroutine owns
-// the process; the fields below are guarded by Backend.mu.
+// instance is one supervised slot of a revision: a sequence of
+// incarnations, each one exec of the app. Every incarnation is its own
+// backend.Instance, with its own ID (the slot's name, then "-r1", "-r2"
+// … after restarts), Started, and (with a proxy) its own fronting proxy
+// and Address; between a crash and the restart the slot is in no
+// snapshot. Its run goroutine owns the process; the fields below are
+// guarded by Backend.mu.
 type instance struct {
 	b       *Backend
 	rs      *revState
-	id      string
-	created time.Time
+	name    string        // the slot's; the first incarnation's ID
+	created time.Time     // the slot's, for victim order
 	stop    chan struct{} // closed by beginStop
 	tail    *tail
-	front   *front       // owned by the run goroutine
-	ln      net.Listener // the proxy's, bound by allocate; served by front
+	front   *front       // the incarnation's proxy; owned by the run goroutine
+	ln      net.Listener // the proxy's, bound per incarnation; served by front
 	// hold keeps the app's port from everyone else from allocate (or a
 	// restart) until the app is first seen listening; run goroutine only.
 	hold *portHold
 
+	id          string    // the current (or last) incarnation's
+	started     time.Time // when the current incarnation started
+	live        bool      // an incarnation exists: listed in snapshots
 	appAddr     string
 	addr        string
 	ready       bool
 	draining    bool
-	state       State
+	state       backend.InstanceState
 	pid         int
 	restarts    int
-	lastExit    *Exit
+	lastExit    *backend.Exit
 	nextRestart time.Time
 }
 
@@ -104,7 +75,7 @@ type instance struct {
 // (a port pick and a listen are a few microseconds).
 func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
 	in := &instance{
-		b: b, rs: rs, id: id, created: now,
+		b: b, rs: rs, name: id, id: id, created: now, started: now, live: true,
 		stop:  make(chan struct{}),
 		tail:  newTail(b.opts.OutputTailLines),
 		state: StateStarting,
@@ -115,28 +86,28 @@ func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
 	return in
 }
 
-// allocate picks the app's port and, with a proxy, binds the proxy's
-// listener. Called with b.mu held or from the run goroutine before the
-// addresses were ever set.
+// allocate picks the app's port (kept for the slot's life) and, with a
+// proxy, binds the incarnation's proxy listener. Called with b.mu held.
 func (in *instance) allocate() error {
-	hold, err := in.b.reservePort()
-	if err != nil {
-		return fmt.Errorf("pick a port: %w", err)
+	if in.appAddr == "" {
+		hold, err := in.b.reservePort()
+		if err != nil {
+			return fmt.Errorf("pick a port: %w", err)
+		}
+		in.appAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(hold.port))
+		in.hold = hold
 	}
-	port := hold.port
-	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	addr := appAddr
-	if in.b.opts.Proxy != nil {
+	if in.b.opts.Proxy == nil {
+		in.addr = in.appAddr
+		return nil
+	}
+	if in.ln == nil {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			delete(in.b.ports, port)
-			hold.release()
 			return fmt.Errorf("listen for the proxy: %w", err)
 		}
-		in.ln = ln
-		addr = ln.Addr().String()
+		in.ln, in.addr = ln, ln.Addr().String()
 	}
-	in.appAddr, in.addr, in.hold = appAddr, addr, hold
 	return nil
 }
 
@@ -147,27 +118,30 @@ func (in *instance) instanceLocked() backend.Instance {
 		Address:  in.addr,
 		Ready:    in.ready,
 		Draining: in.draining,
-		Started:  in.created,
+		Started:  in.started,
 	}
 }
 
-func (in *instance) statusLocked() InstanceStatus {
-	var last *Exit
+func (in *instance) statusLocked() backend.InstanceStatus {
+	var last *backend.Exit
 	if in.lastExit != nil {
 		e := *in.lastExit
 		e.Output = slices.Clone(e.Output)
 		last = &e
 	}
-	return InstanceStatus{
+	st := backend.InstanceStatus{
 		Instance:    in.instanceLocked(),
 		State:       in.state,
-		AppAddress:  in.appAddr,
-		PID:         in.pid,
 		Restarts:    in.restarts,
 		LastExit:    last,
 		NextRestart: in.nextRestart,
 		Output:      in.tail.snapshot(),
+		AppAddress:  in.appAddr,
 	}
+	if in.pid != 0 {
+		st.Detail = "pid " + strconv.Itoa(in.pid)
+	}
+	return st
 }
 
 // beginStop marks the instance Draining and tells its run goroutine to
@@ -220,12 +194,18 @@ func (in *instance) run() {
 		select {
 		case <-t.C():
 		case <-in.stop:
+			// No incarnation runs, so nothing is listed or has
+			// traffic: nothing to drain.
 			t.Stop()
-			in.drain()
 			return
 		}
+		// The restart is a new instance: a new ID and Started (see
+		// backend.Backend).
 		in.update(func() {
 			in.restarts++
+			in.id = fmt.Sprintf("%s-r%d", in.name, in.restarts)
+			in.started = opts.Clock.Now()
+			in.live = true
 			in.nextRestart = time.Time{}
 			if !in.draining {
 				in.state = StateStarting
@@ -234,14 +214,15 @@ func (in *instance) run() {
 	}
 }
 
-// setup completes the instance's addresses if newInstance could not,
-// and starts the fronting proxy, if any, once per instance: both stay the
-// same across restarts, so the instance's Address is stable.
+// setup completes the incarnation's addresses if newInstance (or the
+// restart) could not, and starts its fronting proxy, if any. The app's
+// port stays the slot's; the proxy and its Address are the
+// incarnation's, so a restarted instance starts with a fresh proxy.
 func (in *instance) setup() error {
 	b := in.b
 	b.mu.Lock()
 	var err error
-	if in.appAddr == "" {
+	if in.appAddr == "" || (b.opts.Proxy != nil && in.ln == nil) {
 		err = in.allocate()
 		b.publish(in.rs)
 	}
@@ -255,6 +236,23 @@ func (in *instance) setup() error {
 		return fmt.Errorf("start proxy: %w", err)
 	}
 	return nil
+}
+
+// endIncarnation closes the crashed incarnation's proxy (which closes
+// its listener); the next one gets its own. Run goroutine only.
+func (in *instance) endIncarnation() {
+	if in.front != nil {
+		in.front.close()
+		in.front = nil
+	} else if in.ln != nil {
+		_ = in.ln.Close()
+	}
+	in.b.mu.Lock()
+	in.ln = nil
+	if in.b.opts.Proxy != nil {
+		in.addr = ""
+	}
+	in.b.mu.Unlock()
 }
 
 // finish removes the stopped instance from its revision.
@@ -283,12 +281,16 @@ func (in *instance) finish() {
 	b.opts.Logger.Info("instance stopped", in.log()...)
 }
 
-// crashed records an unplanned end of the instance's process.
-func (in *instance) crashed(e Exit) {
+// crashed records an unplanned end of the instance's process: the
+// incarnation ends and leaves the snapshot (a restart is a new
+// instance).
+func (in *instance) crashed(e backend.Exit) {
 	e.Output = in.tail.snapshot()
 	in.b.opts.Logger.Warn("instance crashed", append(in.log(), "code", e.Code, "reason", e.Reason)...)
+	in.endIncarnation()
 	in.update(func() {
 		in.ready = false
+		in.live = false
 		in.pid = 0
 		in.lastExit = &e
 	})
@@ -314,16 +316,16 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 	default:
 	}
 	if err := in.setup(); err != nil {
-		in.crashed(Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
+		in.crashed(backend.Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
 		return 0, false
 	}
 	if err := in.holdAppPort(); err != nil {
-		in.crashed(Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
+		in.crashed(backend.Exit{Code: -1, Reason: err.Error(), Time: clk.Now()})
 		return 0, false
 	}
 	p, err := in.start()
 	if err != nil {
-		in.crashed(Exit{Code: -1, Reason: "start: " + err.Error(), Time: clk.Now()})
+		in.crashed(backend.Exit{Code: -1, Reason: "start: " + err.Error(), Time: clk.Now()})
 		return 0, false
 	}
 	started := clk.Now()
@@ -352,7 +354,7 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 	if reason == "exited" {
 		reason = p.cmd.ProcessState.String()
 	}
-	in.crashed(Exit{Code: code, Reason: reason, Time: clk.Now()})
+	in.crashed(backend.Exit{Code: code, Reason: reason, Time: clk.Now()})
 	return clk.Since(started), false
 }
 

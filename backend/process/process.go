@@ -84,7 +84,12 @@ func New(opts Options) (*Backend, error) {
 	}, nil
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.StatusReporter  = (*Backend)(nil)
+	_ backend.InstanceLimiter = (*Backend)(nil)
+	_ io.Closer               = (*Backend)(nil)
+)
 
 // Deploy makes rev runnable: it checks that rev's Command resolves to an
 // executable (looked up in the host's PATH, or relative to WorkingDir
@@ -235,7 +240,9 @@ func (b *Backend) reconcile(rs *revState) {
 func (b *Backend) publish(rs *revState) {
 	snap := make([]backend.Instance, 0, len(rs.insts))
 	for _, in := range rs.insts {
-		snap = append(snap, in.instanceLocked())
+		if in.live {
+			snap = append(snap, in.instanceLocked())
+		}
 	}
 	rs.bc.Publish(snap)
 }
@@ -306,13 +313,18 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan []backend.Inst
 	return rs.bc.Watch(ctx), nil
 }
 
-// Close stops every instance of every revision (draining each first, as
-// Remove does) and returns once all of them exited and every goroutine of
-// the Backend ended. If ctx ends first, drains and grace periods are cut
-// short, every process group is SIGKILLed, Close still waits for the
-// processes to be reaped, and it returns ctx's error. Every later call on
-// b fails with ErrClosed; Close itself may be called again.
-func (b *Backend) Close(ctx context.Context) error {
+// Close is Shutdown without a deadline of its own: drains and stop
+// grace periods are bounded by Options.DrainTimeout and StopGrace. It
+// implements io.Closer.
+func (b *Backend) Close() error { return b.Shutdown(context.Background()) }
+
+// Shutdown stops every instance of every revision (draining each first,
+// as Remove does) and returns once all of them exited and every goroutine
+// of the Backend ended. If ctx ends first, drains and grace periods are
+// cut short, every process group is SIGKILLed, Shutdown still waits for
+// the processes to be reaped, and it returns ctx's error. Every later
+// call on b fails with ErrClosed; Shutdown and Close may be called again.
+func (b *Backend) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	first := !b.closed
 	b.closed = true
@@ -358,44 +370,27 @@ func (b *Backend) writeLine(rev, id, line string) {
 	_, _ = io.WriteString(w, rev+"/"+id+": "+line+"\n")
 }
 
-// RevisionStatus is the state of one revision's instances, for
-// diagnostics and status reporting.
-type RevisionStatus struct {
-	Revision string
-	// Desired is the last Scale target (0 while being removed).
-	Desired int
-	// Removing is set once Remove or Close began.
-	Removing  bool
-	Instances []InstanceStatus
-}
-
-// CrashLooping returns the instances waiting to be restarted after a
-// crash.
-func (s RevisionStatus) CrashLooping() []InstanceStatus {
-	var out []InstanceStatus
-	for _, in := range s.Instances {
-		if in.State == StateBackOff {
-			out = append(out, in)
-		}
-	}
-	return out
-}
-
 // Status returns the state of a revision's instances (ErrNotFound if it
-// is not deployed).
-func (b *Backend) Status(name string) (RevisionStatus, error) {
+// is not deployed), crash loops included: it implements
+// backend.StatusReporter. Each InstanceStatus's Detail is "pid N" while
+// a process runs.
+func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return RevisionStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotFound)
+		return backend.RevisionStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotFound)
 	}
-	st := RevisionStatus{Revision: name, Desired: rs.desired, Removing: rs.removing}
+	st := backend.RevisionStatus{Revision: name, Desired: rs.desired, Removing: rs.removing}
 	for _, in := range rs.insts {
 		st.Instances = append(st.Instances, in.statusLocked())
 	}
 	return st, nil
 }
+
+// MaxInstances is Options.MaxInstances: Scale above it fails. It
+// implements backend.InstanceLimiter.
+func (b *Backend) MaxInstances() int { return b.opts.MaxInstances }
 
 // drainTimeout is how long rs's instances get to drain.
 func (b *Backend) drainTimeout(spec revision.Spec) time.Duration {
