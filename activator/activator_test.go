@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
@@ -189,6 +191,41 @@ func TestWaitTimeoutRule(t *testing.T) {
 	// A configured wait replaces the rule, still capped.
 	e3 := newEnv(t, 1, func(o *Options) { o.WaitTimeout = 2 * time.Minute })
 	equal(t, 2*time.Minute, e3.load(t).WaitTimeout)
+}
+
+// TestRestartKeepsStartupTime is the regression test of a 200 ms
+// restart of a 2-hour-old instance: it must leave the hold deadline at
+// 10 s and Retry-After at 1 s, not move them to minutes and an hour.
+// Once for an engine that follows the restart rule (a new instance with
+// a new ID), once for one that does not (the same ID goes not ready and
+// ready again, as a failing readiness probe also looks).
+func TestRestartKeepsStartupTime(t *testing.T) {
+	for _, newID := range []bool{true, false} {
+		e := newEnv(t, 1, nil)
+		u := newUpstream(t, "a", false)
+		old := u.instance(false)
+		old.Started = e.clk.Now()
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
+		e.clk.Step(time.Second)
+		old.Ready = true
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
+		require.Equal(t, MinWait, e.load(t).WaitTimeout, "a 1 s start")
+		e.clk.Step(2 * time.Hour)
+
+		// The app crashes and is back 200 ms later.
+		restarted := old
+		restarted.Ready = false
+		if newID {
+			restarted.ID, restarted.Started = old.ID+"-r1", e.clk.Now()
+		}
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
+		e.clk.Step(200 * time.Millisecond)
+		restarted.Ready = true
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
+
+		require.Equal(t, MinWait, e.load(t).WaitTimeout, "new ID %v: the hold deadline", newID)
+		require.Equal(t, time.Second, e.h.lookup(rev).retryAfter(), "new ID %v: Retry-After", newID)
+	}
 }
 
 func TestClientCancelFreesPlace(t *testing.T) {

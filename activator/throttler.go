@@ -76,7 +76,7 @@ type throttler struct {
 	heldBytes      int64
 	inFlight       int
 	coldEpisode    bool            // a cold start is being waited for
-	known          map[string]bool // instance ID -> was ready in the last snapshot
+	known          map[string]bool // instance ID (in the last snapshot) -> was ever ready
 	snapshots      int             // instance snapshots received
 	startups       [startupSamples]time.Duration
 	nStartups      int
@@ -425,11 +425,15 @@ func (t *throttler) update(insts []backend.Instance) {
 				"instance", in.ID, "instanceRevision", in.Revision, "address", in.Address)
 			continue
 		}
-		ready, seen := t.known[in.ID]
-		known[in.ID] = in.Ready
+		wasReady, seen := t.known[in.ID]
+		known[in.ID] = wasReady || in.Ready
 		// Only a start the activator watched is a start-up sample: an
 		// instance already ready in the first snapshot may be hours old.
-		if in.Ready && !ready && (seen || t.snapshots > 1) && !in.Started.IsZero() {
+		// Only the first Ready of an ID ends a start: a restart is a new
+		// instance (see backend.Backend), so Ready coming back for the
+		// same ID is a readiness probe that failed and passed again, and
+		// Started is long past.
+		if in.Ready && !wasReady && (seen || t.snapshots > 1) && !in.Started.IsZero() {
 			if d := now.Sub(in.Started); d >= 0 {
 				// Capped: a wait never exceeds the request timeout, and
 				// the sum of the samples must not overflow.
