@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -16,15 +17,15 @@ import (
 // zero instances, its first request wakes it and is answered.
 func Example() {
 	ctx := context.Background()
-	engine, err := fake.New(fake.Options{}) // each instance answers its revision's name
-	if err != nil {
-		panic(err)
-	}
-	defer engine.Close()
-
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
-	srv, err := zeroscale.New(zeroscale.Options{Backend: engine, Config: cfg})
+	srv, err := zeroscale.New(zeroscale.Options{
+		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+			// Each instance answers its revision's name.
+			return fake.New(fake.Options{Drain: drain})
+		},
+		Config: cfg,
+	})
 	if err != nil {
 		panic(err)
 	}

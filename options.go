@@ -40,15 +40,19 @@ const (
 // server: processes on this machine, Knative's autoscaling defaults,
 // hosts under "localhost".
 type Options struct {
-	// Backend runs the instances. nil means a process backend
-	// (backend/process) configured by Process, with an in-process
-	// queue-proxy in front of every instance. A Backend given here is
-	// used as is: the Server does not own it (Shutdown removes the
-	// Server's revisions from it but does not close it).
-	Backend backend.Backend
+	// NewBackend builds the engine that runs the instances. New calls
+	// it once with the Server's DrainFunc (which waits until the
+	// activator has nothing in flight to the instance), which the engine
+	// must call before it stops an instance. The Server owns what it
+	// returns: Shutdown removes the Server's revisions from it, then
+	// stops it with its Shutdown(ctx) method when it has one, else its
+	// Close (io.Closer). nil means a process backend (backend/process)
+	// configured by Process, with an in-process queue-proxy in front of
+	// every instance.
+	NewBackend backend.Factory
 	// Process configures the default process backend (ignored when
-	// Backend is set). The Server sets its Proxy, and its Drain, Logger
-	// and Clock when they are nil.
+	// NewBackend is set). The Server sets its Proxy, and its Drain,
+	// Logger and Clock when they are nil.
 	Process process.Options
 
 	// Config is the host-wide autoscaling configuration; the zero value

@@ -100,7 +100,11 @@ func (rv *rev) scaleLoop() {
 			case pending = <-rv.want:
 			}
 		}
-		err := rv.s.backend.Scale(rv.ctx, name, pending)
+		n := pending
+		if limit := backend.MaxInstances(rv.s.backend); limit > 0 {
+			n = min(n, limit) // capped, never refused (the engine's cap)
+		}
+		err := rv.s.backend.Scale(rv.ctx, name, n)
 		rv.mu.Lock()
 		rv.scaleErr = err
 		rv.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -38,7 +39,6 @@ var ErrNotFound = errors.New("zeroscale: service not found")
 type Server struct {
 	o       Options
 	backend backend.Backend
-	proc    *process.Backend // the backend, when the Server owns it
 	table   *traffic.Table
 	act     *activator.Handler
 	ms      *autoscaler.Multiscaler
@@ -107,30 +107,16 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zeroscale: activator: %w", err)
 	}
-	s.backend = o.Backend
-	if s.backend == nil {
-		po := o.Process
-		po.Proxy = process.QueueProxy(queueproxy.Options{
-			Reporter:        s.ms.Collector(),
-			ActivatorSecret: s.secret,
-			Clock:           o.Clock,
-			Logger:          o.Logger.With("component", "queueproxy"),
-			TracerProvider:  o.TracerProvider,
-		})
-		if po.Drain == nil {
-			po.Drain = s.drain
-		}
-		if po.Logger == nil {
-			po.Logger = o.Logger.With("component", "process")
-		}
-		if po.Clock == nil {
-			po.Clock = o.Clock
-		}
-		s.proc, err = process.New(po)
-		if err != nil {
-			return nil, fmt.Errorf("zeroscale: process backend: %w", err)
-		}
-		s.backend = s.proc
+	newBackend := o.NewBackend
+	if newBackend == nil {
+		newBackend = s.processBackend
+	}
+	s.backend, err = newBackend(s.drain)
+	if err == nil && s.backend == nil {
+		err = errors.New("Options.NewBackend returned a nil Backend")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zeroscale: backend: %w", err)
 	}
 	s.handler = &frontDoor{s: s}
 
@@ -140,6 +126,30 @@ func New(o Options) (*Server, error) {
 	s.goRun(s.reconcileLoop)
 	s.goRun(s.dispatchEvents)
 	return s, nil
+}
+
+// processBackend is the default Options.NewBackend: local processes,
+// each fronted by an in-process queue-proxy.
+func (s *Server) processBackend(drain backend.DrainFunc) (backend.Backend, error) {
+	o := s.o
+	po := o.Process
+	po.Proxy = process.QueueProxy(queueproxy.Options{
+		Reporter:        s.ms.Collector(),
+		ActivatorSecret: s.secret,
+		Clock:           o.Clock,
+		Logger:          o.Logger.With("component", "queueproxy"),
+		TracerProvider:  o.TracerProvider,
+	})
+	if po.Drain == nil {
+		po.Drain = drain
+	}
+	if po.Logger == nil {
+		po.Logger = o.Logger.With("component", "process")
+	}
+	if po.Clock == nil {
+		po.Clock = o.Clock
+	}
+	return process.New(po)
 }
 
 // goRun runs f on its own goroutine until Shutdown.
@@ -261,10 +271,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	if s.proc != nil {
-		if err := s.proc.Close(ctx); err != nil {
-			addErr(fmt.Errorf("zeroscale: close process backend: %w", err))
-		}
+	if err := closeBackend(ctx, s.backend); err != nil {
+		addErr(fmt.Errorf("zeroscale: close backend: %w", err))
 	}
 	s.cancel()
 	s.wg.Wait()
@@ -315,4 +323,16 @@ func (s *Server) firstRevision(host string) string {
 		return ""
 	}
 	return r.Name()
+}
+
+// closeBackend stops the engine the Server owns: with its Shutdown(ctx)
+// when it has one (so ctx bounds it, as http.Server's), else its Close.
+func closeBackend(ctx context.Context, b backend.Backend) error {
+	switch c := b.(type) {
+	case interface{ Shutdown(context.Context) error }:
+		return c.Shutdown(ctx)
+	case io.Closer:
+		return c.Close()
+	}
+	return nil
 }

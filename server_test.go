@@ -54,10 +54,13 @@ func (c crashing) Deploy(ctx context.Context, r revision.Revision) error {
 
 func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 	f := &fixture{t: t}
-	engine, err := fake.New(fo)
-	noErr(t, err)
-	f.engine = engine
-	srv, err := zeroscale.New(zeroscale.Options{Backend: crashing{engine, f}, Config: cfg, OnEvent: func(e zeroscale.Event) {
+	newBackend := func(drain backend.DrainFunc) (backend.Backend, error) {
+		fo.Drain = drain
+		engine, err := fake.New(fo)
+		f.engine = engine
+		return crashing{engine, f}, err
+	}
+	srv, err := zeroscale.New(zeroscale.Options{NewBackend: newBackend, Config: cfg, OnEvent: func(e zeroscale.Event) {
 		f.srv.Status() // the hook may call the Server
 		f.mu.Lock()
 		f.events = append(f.events, e)
@@ -75,7 +78,7 @@ func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 		defer cancel()
 		noErr(t, srv.Shutdown(ctx))
 		errIs(t, <-served, http.ErrServerClosed)
-		noErr(t, engine.Close())
+		noErr(t, f.engine.Close())
 	})
 	return f
 }
@@ -346,10 +349,9 @@ func eventually(t testing.TB, cond func() bool, timeout, every time.Duration) {
 
 func TestMetricsOnAdmin(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	engine, err := fake.New(fake.Options{})
-	noErr(t, err)
-	defer engine.Close()
-	srv, err := zeroscale.New(zeroscale.Options{Backend: engine, Config: zeroCfg(), Registerer: reg})
+	srv, err := zeroscale.New(zeroscale.Options{NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+		return fake.New(fake.Options{Drain: drain})
+	}, Config: zeroCfg(), Registerer: reg})
 	noErr(t, err)
 	defer srv.Shutdown(context.Background())
 	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/autoscaler"
-	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -29,7 +29,8 @@ const (
 	// Unknown with ReasonActivating while requests wait for instances.
 	ConditionActive = "Active"
 	// ConditionContainerHealthy: False with ReasonCrashLoop while an
-	// instance keeps crashing (process backend).
+	// instance keeps crashing (engines that are a
+	// backend.StatusReporter).
 	ConditionContainerHealthy = "ContainerHealthy"
 
 	ReasonNoTraffic       = autoscaler.ReasonNoTraffic
@@ -206,12 +207,6 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 	return st
 }
 
-// crashStatuser is implemented by backends that report crash loops
-// (backend/process).
-type crashStatuser interface {
-	Status(revision string) (process.RevisionStatus, error)
-}
-
 func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) RevisionStatus {
 	name := r.Name()
 	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, DesiredScale: -1}
@@ -261,8 +256,8 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 		}
 		rs.Conditions = append(rs.Conditions, c)
 	}
-	if cs, ok := s.backend.(crashStatuser); ok {
-		if ps, err := cs.Status(name); err == nil {
+	if sr, ok := s.backend.(backend.StatusReporter); ok {
+		if ps, err := sr.Status(s.ctx, name); err == nil {
 			if loop := ps.CrashLooping(); len(loop) > 0 {
 				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])})
 			} else {
@@ -274,7 +269,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 }
 
 // crashMessage says how an instance last crashed, with its last output.
-func crashMessage(in process.InstanceStatus) string {
+func crashMessage(in backend.InstanceStatus) string {
 	msg := fmt.Sprintf("instance %s restarted %d times", in.ID, in.Restarts)
 	if e := in.LastExit; e != nil {
 		msg += fmt.Sprintf("; last exit code %d (%s)", e.Code, e.Reason)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -28,27 +29,26 @@ func (perFour) Decide(_ time.Time, o autoscaler.Observed) autoscaler.Recommendat
 }
 
 func main() {
-	engine, err := fake.New(fake.Options{
-		StartDelay: 150 * time.Millisecond, // a cold start
-		Handler: func(revision.Revision) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				time.Sleep(100 * time.Millisecond)
-				fmt.Fprintln(w, "ok")
-			})
-		},
-	})
-	if err != nil {
-		log.Fatal(err)
+	engine := func(drain backend.DrainFunc) (backend.Backend, error) {
+		return fake.New(fake.Options{
+			StartDelay: 150 * time.Millisecond, // a cold start
+			Handler: func(revision.Revision) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					time.Sleep(100 * time.Millisecond)
+					fmt.Fprintln(w, "ok")
+				})
+			},
+			Drain: drain,
+		})
 	}
-	defer engine.Close()
 
 	zero := make(chan struct{}, 1)
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = 6*time.Second, time.Second
 	srv, err := zeroscale.New(zeroscale.Options{
-		Backend: engine,
-		Config:  cfg,
+		NewBackend: engine,
+		Config:     cfg,
 		NewDecider: func(revision.ScalingParams, time.Time, int) (autoscaler.Decider, error) {
 			return perFour{}, nil
 		},
