@@ -106,7 +106,7 @@ func TestNewRemovesLeftovers(t *testing.T) {
 
 	b, err := process.New(process.Options{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close(t.Context()) })
+	t.Cleanup(func() { _ = b.Close() })
 	require.Eventually(t, func() bool { return gone(escaped) }, eventTimeout, 5*time.Millisecond,
 		"New kills the leftover %d of a host that is gone", escaped)
 }
@@ -118,7 +118,7 @@ func TestNewSparesLiveHosts(t *testing.T) {
 		`setsid sleep 1000 & echo "grandchild-pid $!"; exec "$0"`)
 	b, err := process.New(process.Options{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close(t.Context()) })
+	t.Cleanup(func() { _ = b.Close() })
 	require.False(t, gone(instance), "instance %d of a live host survives New", instance)
 	require.False(t, gone(escaped), "process %d of a live host survives New", escaped)
 }
