@@ -1,0 +1,122 @@
+package knative
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxManifestBytes bounds what Decode reads: a manifest is a few
+// kilobytes; anything near this is a mistake or an attack.
+const MaxManifestBytes = 4 << 20
+
+// Decode reads every Service in r: YAML, one or more documents separated
+// by "---" lines, or JSON. Empty documents are skipped.
+//
+// Decoding is strict, as the Kubernetes API server's strict field
+// validation: an unknown field, a field spelled with the wrong case or a
+// field given twice is a *FieldError naming its full path
+// ("unknown field: spec.template.spec.containerConcurency"), and a
+// document that is not a serving.knative.dev/v1 Service is refused. Every
+// problem of every document is reported, each prefixed with its
+// document's number when there are several. The Services are returned as
+// written: call SetDefaults, then Validate (or Convert, which does both).
+func Decode(r io.Reader) ([]*Service, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("knative: read manifest: %w", err)
+	}
+	if len(data) > MaxManifestBytes {
+		return nil, fmt.Errorf("knative: manifest larger than %d bytes", MaxManifestBytes)
+	}
+	yr := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := yr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("knative: split documents: %w", err)
+		}
+		if !isEmptyDocument(doc) {
+			docs = append(docs, doc)
+		}
+	}
+	if len(docs) == 0 {
+		return nil, errors.New("knative: the manifest holds no document")
+	}
+	var out []*Service
+	var errs []error
+	for i, doc := range docs {
+		svc, err := decodeOne(doc)
+		if err != nil {
+			if len(docs) > 1 {
+				err = fmt.Errorf("document %d: %w", i+1, err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, svc)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// isEmptyDocument reports whether doc holds only blanks and comments.
+func isEmptyDocument(doc []byte) bool {
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") && line != "---" {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeOne(doc []byte) (*Service, error) {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return nil, fmt.Errorf("knative: %w", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+		return nil, errors.New("knative: empty document")
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(j), []byte("{")) {
+		return nil, errors.New("knative: a document must be an object (a serving.knative.dev/v1 Service)")
+	}
+	svc := new(Service)
+	strict, err := kjson.UnmarshalStrict(j, svc)
+	if err != nil {
+		return nil, fmt.Errorf("knative: %w", err)
+	}
+	var errs fieldErrors
+	for _, e := range strict {
+		msg, path := "unknown field", ""
+		if fe, ok := e.(interface{ FieldPath() string }); ok {
+			path = fe.FieldPath()
+		}
+		if strings.HasPrefix(e.Error(), "duplicate field") {
+			msg = "duplicate field"
+		}
+		errs.add(msg, "", path)
+	}
+	if svc.APIVersion != APIVersion || svc.Kind != KindService {
+		errs.add(fmt.Sprintf("invalid value: apiVersion %q, kind %q", svc.APIVersion, svc.Kind),
+			fmt.Sprintf("want apiVersion %q, kind %q", APIVersion, KindService), "apiVersion", "kind")
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	svc.Status = ServiceStatus{} // status is the host's to say
+	return svc, nil
+}
