@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
@@ -214,7 +216,7 @@ const (
 )
 
 func (s *Server) serve(ln net.Listener, h http.Handler) error {
-	srv := queueproxy.NewServer("", h)
+	srv := hop.NewServer("", h)
 	srv.ReadHeaderTimeout = readHeaderTimeout
 	srv.IdleTimeout = idleTimeout
 	s.mu.Lock()

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -20,7 +22,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -81,7 +82,7 @@ type RejectFunc func(w http.ResponseWriter, r *http.Request, err error)
 type Options struct {
 	// Picker resolves each request's revision. Required.
 	Picker RevisionPicker
-	// Secret is the shared secret sent in queueproxy.ActivatorHeader so
+	// Secret is the shared secret sent in hop.ActivatorHeader so
 	// that queue-proxies trust the request as activator-proxied. Empty
 	// means requests are not marked. A client-supplied header is always
 	// removed.
@@ -121,8 +122,8 @@ type Options struct {
 	// revision that sends HTTP/2 requests (e.g. gRPC) over h2c (HTTP/2
 	// without TLS, prior knowledge) and the rest, upgrades included,
 	// over HTTP/1.1, with keep-alive, an idle pool sized to the container
-	// concurrency, queueproxy.DialTimeout, and no transparent compression
-	// (queueproxy.NewTransport).
+	// concurrency, hop.DialTimeout, and no transparent compression
+	// (hop.NewTransport).
 	Transport http.RoundTripper
 	// Clock times waits and reports; nil means the real clock.
 	Clock clock.WithTicker
@@ -160,7 +161,7 @@ type Options struct {
 // it is released (the proxy then finds the client gone: 499) or the wait
 // deadline passes (a 503 written to no one).
 //
-// Forwarding: the client's Host is kept (so queueproxy.OriginalHostHeader
+// Forwarding: the client's Host is kept (so hop.OriginalHostHeader
 // is never set); X-Forwarded-For gets the client address appended;
 // client copies of the internal queueproxy headers are removed, then
 // ActivatorHeader (the shared secret, when set) and RevisionHeader are
@@ -169,7 +170,7 @@ type Options struct {
 // responses are flushed as they come and upgrades (WebSocket) pass
 // through, holding their slot for the connection's life. Request
 // timeouts after the hand-off are the queue-proxy's; the activator only
-// bounds the wait (and connecting, queueproxy.DialTimeout).
+// bounds the wait (and connecting, hop.DialTimeout).
 type Handler struct {
 	picker       RevisionPicker
 	secretValue  []string // {Options.Secret} for ActivatorHeader, nil if unset
@@ -283,7 +284,7 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 			if idle == 0 {
 				idle = DefaultIdleConnsPerInstance
 			}
-			t.transport = queueproxy.NewTransport(idle)
+			t.transport = hop.NewTransport(idle)
 		}
 		h.revs[name] = t
 	}

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -254,24 +255,24 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 		a.headers = make(chan http.Request, 1)
 		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 		r := wait(t, e.do(t.Context(), http.MethodGet, "/x?y=1", nil, http.Header{
-			"Host":                        {"app.example"},
-			queueproxy.ActivatorHeader:    {"forged"},
-			queueproxy.RevisionHeader:     {"other-00001"},
-			queueproxy.OriginalHostHeader: {"evil.example"},
-			queueproxy.ProbeHeader:        {queueproxy.ProbeValue},
-			"Traceparent":                 {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+			"Host":                 {"app.example"},
+			hop.ActivatorHeader:    {"forged"},
+			hop.RevisionHeader:     {"other-00001"},
+			hop.OriginalHostHeader: {"evil.example"},
+			hop.ProbeHeader:        {hop.ProbeValue},
+			"Traceparent":          {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		}))
 		mustEqual(t, http.StatusOK, r.code)
 		got := <-a.headers
 		equal(t, "app.example", got.Host, "the client's Host is kept")
 		equal(t, "/x?y=1", got.RequestURI)
-		equal(t, []string{rev}, got.Header.Values(queueproxy.RevisionHeader))
-		empty(t, got.Header.Values(queueproxy.OriginalHostHeader))
-		empty(t, got.Header.Values(queueproxy.ProbeHeader))
+		equal(t, []string{rev}, got.Header.Values(hop.RevisionHeader))
+		empty(t, got.Header.Values(hop.OriginalHostHeader))
+		empty(t, got.Header.Values(hop.ProbeHeader))
 		if secret == "" {
-			empty(t, got.Header.Values(queueproxy.ActivatorHeader))
+			empty(t, got.Header.Values(hop.ActivatorHeader))
 		} else {
-			equal(t, []string{secret}, got.Header.Values(queueproxy.ActivatorHeader))
+			equal(t, []string{secret}, got.Header.Values(hop.ActivatorHeader))
 		}
 		equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
 		equal(t, "app.example", got.Header.Get("X-Forwarded-Host"))

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
 // BenchmarkHop measures what the activator adds in front of an instance
@@ -106,7 +107,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	bare := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "127.0.0.1:1" },
 		Transport:  cannedTransport{},
-		BufferPool: queueproxy.NewBufferPool(),
+		BufferPool: hop.NewBufferPool(),
 	}
 	for _, c := range []struct {
 		name string

@@ -7,9 +7,10 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -25,7 +26,7 @@ func (r oneRevision) PickRevision(*http.Request) (string, error) { return string
 // and the held request is served by it.
 func Example() {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s", r.Header.Get(queueproxy.RevisionHeader))
+		fmt.Fprintf(w, "hello from %s", r.Header.Get(hop.RevisionHeader))
 	}))
 	defer app.Close()
 

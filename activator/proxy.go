@@ -13,22 +13,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
 // internalHeaders are only ever set by the activator; a client's copies
 // are removed so that it cannot spoof proxied accounting, routing or
 // probes at the queue-proxy.
 var internalHeaders = []string{
-	queueproxy.ActivatorHeader,
-	queueproxy.OriginalHostHeader,
-	queueproxy.RevisionHeader,
-	queueproxy.ProbeHeader,
+	hop.ActivatorHeader,
+	hop.OriginalHostHeader,
+	hop.RevisionHeader,
+	hop.ProbeHeader,
 }
 
 // attempt is one try to send a request to one instance; the proxy hooks
@@ -60,7 +60,7 @@ func (h *Handler) newProxy() *httputil.ReverseProxy {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-		BufferPool:     queueproxy.NewBufferPool(),
+		BufferPool:     hop.NewBufferPool(),
 		// FlushInterval 0: ReverseProxy flushes every write of streamed
 		// responses (unknown length, text/event-stream) and buffers the
 		// rest. Upgrades (WebSocket) are passed through by ReverseProxy.
@@ -105,16 +105,16 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// X-Forwarded-For (the queue-proxy appends the activator's), keep
 	// X-Forwarded-Host/Proto a proxy in front set. Forwarded, which
 	// Rewrite mode removed, is left to the queue-proxy to build.
-	queueproxy.SetXForwarded(pr.In, pr.Out.Header)
+	hop.SetXForwarded(pr.In, pr.Out.Header)
 	for _, k := range internalHeaders {
 		pr.Out.Header.Del(k)
 	}
 	// Shared one-element values (canonical keys) save two allocations per
 	// request; nothing downstream writes into a request's header values.
 	if h.secretValue != nil {
-		pr.Out.Header[queueproxy.ActivatorHeader] = h.secretValue
+		pr.Out.Header[hop.ActivatorHeader] = h.secretValue
 	}
-	pr.Out.Header[queueproxy.RevisionHeader] = a.rev.revValue
+	pr.Out.Header[hop.RevisionHeader] = a.rev.revValue
 	if h.tracer != nil {
 		propagation.TraceContext{}.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+
+	"github.com/zeroscale/zeroscale/internal/hop"
 )
 
 // The hop benchmarks compare the queue-proxy with a plain
@@ -56,7 +58,7 @@ func hopCases(b *testing.B, upstream *httptest.Server) []struct {
 		{"plainRP", plainReverseProxy(b, upstream.URL, nil)},
 		// The same with our buffer pool: isolates what the
 		// queue-proxy's own work costs.
-		{"plainRP-pooled", plainReverseProxy(b, upstream.URL, NewBufferPool())},
+		{"plainRP-pooled", plainReverseProxy(b, upstream.URL, hop.NewBufferPool())},
 		{"queueproxy-cc0", qp(0)},
 		{"queueproxy-cc10", qp(10)},
 	}

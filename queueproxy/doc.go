@@ -9,16 +9,14 @@
 // A Proxy (New) is an http.Handler. Run drives the 1 s stats periods
 // and the readiness probing; MetricsHandler serves the latest
 // stats.Stat at stats.Path for scraping (and Prometheus metrics); Drain
-// stops it gracefully; NewServer builds an http.Server that also
-// accepts h2c. NewTransport (HTTP/1.1 keep-alive plus h2c for HTTP/2),
-// NewBufferPool and SetXForwarded are the proxying pieces the activator
-// shares.
+// stops it gracefully. Serve it on a server that also accepts h2c
+// (HTTP/2 without TLS), as gRPC clients need; cmd/queue-proxy does.
 //
-// Trust: the activator is recognised by a shared secret in
-// ActivatorHeader (Options.ActivatorSecret), compared in constant time.
-// Only such requests count as proxied in the stats and may restore the
-// Host (OriginalHostHeader) or send a probe (ProbeHeader); from anyone
-// else the internal headers are dropped, and they never reach the app.
+// Trust: the activator is recognised by a shared secret in an internal
+// header (Options.ActivatorSecret), compared in constant time. Only such
+// requests count as proxied in the stats and may restore the client's
+// Host or send a probe; from anyone else the internal headers are
+// dropped, and they never reach the app.
 // Transport security between activator and queue-proxy (mTLS) is left
 // to the host's listener and network.
 //

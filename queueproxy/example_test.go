@@ -37,10 +37,8 @@ func ExampleProxy() {
 	go p.Run(ctx) // stats every second, readiness probing
 
 	// Serve p (and p.MetricsHandler() on another listener); here a
-	// request straight to the handler, as the trusted activator sends it.
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	req.Header.Set(queueproxy.ActivatorHeader, "s3cret")
-	req.Header.Set(queueproxy.OriginalHostHeader, "hello.example.com")
+	// request straight to the handler.
+	req := httptest.NewRequest(http.MethodGet, "http://hello.example.com/", nil)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, req)
 	body, _ := io.ReadAll(rec.Result().Body)

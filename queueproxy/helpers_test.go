@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/zeroscale/zeroscale/internal/hop"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -47,7 +49,7 @@ func newRig(t *testing.T, app http.Handler, mod func(*Options)) *rig {
 	}
 	r.proxy = p
 	r.front = httptest.NewUnstartedServer(p)
-	r.front.Config = NewServer("", p)
+	r.front.Config = hop.NewServer("", p)
 	r.front.Start()
 	t.Cleanup(r.front.Close)
 	r.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}

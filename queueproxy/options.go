@@ -70,7 +70,7 @@ type Options struct {
 	// MetricsHandler serves it.
 	Reporter stats.Reporter
 	// ActivatorSecret is the shared secret the trusted activator sends
-	// in ActivatorHeader. Requests with the matching value (compared in
+	// in an internal header (activator.Options.Secret). Requests with the matching value (compared in
 	// constant time) count as proxied and may carry the other internal
 	// headers; from anyone else those headers are dropped. "" trusts
 	// nobody.

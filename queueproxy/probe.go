@@ -4,79 +4,23 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
+	"github.com/zeroscale/zeroscale/internal/probe"
+
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// AppProbe checks an app's readiness as a revision.Probe says: a TCP
-// connect to its address, or an HTTP GET of the probe path answered
-// 200–399 (Knative's success range; a redirect is not followed). Each
-// attempt is bounded by the probe's Timeout (default
-// revision.DefaultProbeTimeout) and by its ctx. The Proxy probes its
-// Upstream with one; a host can probe an app with one too. Build it with
-// NewAppProbe; it is safe for concurrent use.
-type AppProbe struct {
-	addr   string
-	url    string       // "" for TCP probes
-	client *http.Client // nil for TCP probes
-	dialer net.Dialer
-}
+// HealthPath is where a queue-proxy answers readiness: 200 "ready",
+// 503 "not ready" or 503 "draining".
+const HealthPath = "/zeroscale/health"
 
-// NewAppProbe returns an AppProbe of the app at addr (host:port).
-func NewAppProbe(addr string, p revision.Probe) *AppProbe {
-	a := &AppProbe{addr: addr}
-	a.dialer.Timeout = cmp.Or(p.Timeout, revision.DefaultProbeTimeout)
-	if p.HTTPPath != "" {
-		a.url = "http://" + addr + p.HTTPPath
-		a.client = &http.Client{
-			Timeout: a.dialer.Timeout,
-			Transport: &http.Transport{
-				DialContext:       a.dialer.DialContext,
-				DisableKeepAlives: true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	return a
-}
-
-// Check runs one attempt now: nil if the app is ready, else why not.
-func (a *AppProbe) Check(ctx context.Context) error {
-	if a.client == nil {
-		c, err := a.dialer.DialContext(ctx, "tcp", a.addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "zeroscale-probe")
-	res, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	// A bounded drain, so a chatty health endpoint cannot hold the probe.
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
-	_ = res.Body.Close()
-	if res.StatusCode < 200 || res.StatusCode > 399 {
-		return fmt.Errorf("readiness probe GET %s: status %d", a.url, res.StatusCode)
-	}
-	return nil
-}
-
-// prober records the app's readiness, checked by an AppProbe; concurrent
+// prober records the app's readiness, checked by a probe.App; concurrent
 // checks share one in-flight attempt.
 type prober struct {
-	app *AppProbe
+	app *probe.App
 
 	ready     atomic.Bool
 	readyOnce sync.Once
@@ -91,8 +35,8 @@ type probeCall struct {
 	ok   bool
 }
 
-func newProber(addr string, probe revision.Probe) *prober {
-	return &prober{app: NewAppProbe(addr, probe), readyC: make(chan struct{})}
+func newProber(addr string, p revision.Probe) *prober {
+	return &prober{app: probe.NewApp(addr, p), readyC: make(chan struct{})}
 }
 
 // check probes now (joining an attempt already in flight) and records

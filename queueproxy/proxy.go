@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
@@ -107,9 +109,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
-		Transport:    NewTransport(idle),
+		Transport:    hop.NewTransport(idle),
 		ErrorHandler: p.proxyError,
-		BufferPool:   NewBufferPool(),
+		BufferPool:   hop.NewBufferPool(),
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	p.prober = newProber(opts.Upstream, opts.Readiness)
@@ -147,21 +149,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every internal header so the app never sees them.
 func (p *Proxy) hygiene(r *http.Request) (trusted, probe bool) {
 	h := r.Header
-	if v := h[ActivatorHeader]; len(v) > 0 {
+	if v := h[hop.ActivatorHeader]; len(v) > 0 {
 		trusted = len(p.secret) > 0 && subtle.ConstantTimeCompare([]byte(v[0]), p.secret) == 1
-		delete(h, ActivatorHeader)
+		delete(h, hop.ActivatorHeader)
 	}
-	if v := h[OriginalHostHeader]; len(v) > 0 {
+	if v := h[hop.OriginalHostHeader]; len(v) > 0 {
 		if trusted && v[0] != "" {
 			r.Host = v[0]
 		}
-		delete(h, OriginalHostHeader)
+		delete(h, hop.OriginalHostHeader)
 	}
-	if v := h[ProbeHeader]; len(v) > 0 {
-		probe = trusted && v[0] == ProbeValue
-		delete(h, ProbeHeader)
+	if v := h[hop.ProbeHeader]; len(v) > 0 {
+		probe = trusted && v[0] == hop.ProbeValue
+		delete(h, hop.ProbeHeader)
 	}
-	delete(h, RevisionHeader)
+	delete(h, hop.RevisionHeader)
 	return trusted, probe
 }
 
@@ -247,7 +249,7 @@ func (p *Proxy) finish(ex *exchange) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = p.opts.Upstream
-	setForwarded(pr.In, pr.Out.Header)
+	hop.SetForwarded(pr.In, pr.Out.Header)
 }
 
 // proxyError answers a request the app could not serve: 502 for a
@@ -401,21 +403,6 @@ func (p *Proxy) MetricsHandler() http.Handler {
 		mux.Handle("GET /metrics", p.metrics.handler())
 	}
 	return mux
-}
-
-// NewServer returns an http.Server for h that speaks HTTP/1.1 and h2c
-// (prior knowledge), as gRPC clients need, with header read bounded.
-func NewServer(addr string, h http.Handler) *http.Server {
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		Protocols:         &protos,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
 }
 
 func writeText(w http.ResponseWriter, code int, msg string) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeroscale/zeroscale/revision"
@@ -318,11 +320,11 @@ func TestHeaderHygiene(t *testing.T) {
 		hosts <- r.Host
 	})
 	r := newRig(t, app, func(o *Options) { o.ActivatorSecret = "s3cret" })
-	internal := []string{ActivatorHeader, OriginalHostHeader, RevisionHeader, ProbeHeader}
+	internal := []string{hop.ActivatorHeader, hop.OriginalHostHeader, hop.RevisionHeader, hop.ProbeHeader}
 
 	// A client spoofing every internal header: none reaches the app,
 	// the Host stays, and nothing counts as proxied.
-	r.get("/spoof", ActivatorHeader, "guess", OriginalHostHeader, "evil.example", RevisionHeader, "other", ProbeHeader, "")
+	r.get("/spoof", hop.ActivatorHeader, "guess", hop.OriginalHostHeader, "evil.example", hop.RevisionHeader, "other", hop.ProbeHeader, "")
 	h, host := <-seen, <-hosts
 	for _, k := range internal {
 		if _, ok := h[k]; ok {
@@ -344,7 +346,7 @@ func TestHeaderHygiene(t *testing.T) {
 
 	// The trusted activator: Host restored, counted as proxied, and
 	// still no internal header reaches the app.
-	r.get("/trusted", ActivatorHeader, "s3cret", OriginalHostHeader, "app.example", "X-Forwarded-For", "203.0.113.7")
+	r.get("/trusted", hop.ActivatorHeader, "s3cret", hop.OriginalHostHeader, "app.example", "X-Forwarded-For", "203.0.113.7")
 	h, host = <-seen, <-hosts
 	if host != "app.example" {
 		t.Errorf("Host = %q, want the restored app.example", host)
@@ -374,7 +376,7 @@ func TestHealth(t *testing.T) {
 		t.Fatal("not Ready after a passing probe")
 	}
 	// A trusted probe on any path is a health check; it bypasses stats.
-	if code, body, _ := r.get("/anything", ActivatorHeader, "k", ProbeHeader, ProbeValue); code != 200 || trimmed(body) != "ready" {
+	if code, body, _ := r.get("/anything", hop.ActivatorHeader, "k", hop.ProbeHeader, hop.ProbeValue); code != 200 || trimmed(body) != "ready" {
 		t.Fatalf("trusted probe = %d %q", code, body)
 	}
 	if n := r.proxy.stats.all.arrivals.Load(); n != 0 {

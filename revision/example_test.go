@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zeroscale/zeroscale/revision"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 func ExampleConfiguration_Update() {

@@ -13,8 +13,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/probe"
+
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -447,7 +448,7 @@ func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.C
 // the app; else a TCP or HTTP probe of the app as Spec.Readiness says.
 func (in *instance) prober() probeFunc {
 	if in.front == nil {
-		return queueproxy.NewAppProbe(in.appAddr, in.rs.spec.Readiness).Check
+		return probe.NewApp(in.appAddr, in.rs.spec.Readiness).Check
 	}
 	if p, ok := in.front.proxy.(Prober); ok {
 		return p.Probe

@@ -10,5 +10,5 @@ import (
 const aggressiveProbeTimeout = 100 * time.Millisecond
 
 // probeFunc runs one readiness check of an instance: nil if it is ready.
-// It is the app's queueproxy.AppProbe, or a fronting proxy's verdict.
+// It is the app's probe.App, or a fronting proxy's verdict.
 type probeFunc func(ctx context.Context) error

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"golang.org/x/time/rate"
 
 	"github.com/zeroscale/zeroscale/activator"
@@ -125,7 +127,7 @@ func chain(ctx context.Context, upstream string, cc int) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	qsrv := queueproxy.NewServer("", qp)
+	qsrv := hop.NewServer("", qp)
 	go func() { _ = qsrv.Serve(qln) }()
 	go func() { <-ctx.Done(); _ = qsrv.Close() }()
 

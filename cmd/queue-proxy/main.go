@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -179,8 +181,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		_ = servingL.Close()
 		return err
 	}
-	serving := queueproxy.NewServer("", p)
-	metrics := queueproxy.NewServer("", p.MetricsHandler())
+	serving := hop.NewServer("", p)
+	metrics := hop.NewServer("", p.MetricsHandler())
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	errc := make(chan error, 3)
 	go func() { errc <- p.Run(runCtx) }()

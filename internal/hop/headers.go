@@ -1,4 +1,9 @@
-package queueproxy
+// Package hop is the plumbing of one proxy hop that the activator and the
+// queue-proxy share: the upstream transport (HTTP/1.1, or h2c for HTTP/2
+// requests), the pooled copy buffers, X-Forwarded/Forwarded handling,
+// the internal headers between activator and queue-proxy, and the
+// HTTP/1.1 + h2c server. Not public API.
+package hop
 
 // Internal headers between the activator and a queue-proxy. A queue-proxy
 // honours them only on requests that carry ActivatorHeader with the
@@ -19,7 +24,4 @@ const (
 	// ProbeValue.
 	ProbeHeader = "Zeroscale-Probe"
 	ProbeValue  = "queue"
-	// HealthPath is where a queue-proxy answers readiness: 200 "ready",
-	// 503 "not ready" or 503 "draining".
-	HealthPath = "/zeroscale/health"
 )

@@ -1,4 +1,4 @@
-package queueproxy
+package hop
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package queueproxy
+package hop
 
 import (
 	"net"
@@ -55,11 +55,11 @@ func setXForwarded(in *http.Request, out http.Header, vals []string) (prior []st
 	return prior, clientIP, proto, host
 }
 
-// setForwarded sets the forwarding headers of out from the inbound
+// SetForwarded sets the forwarding headers of out from the inbound
 // request in: the X-Forwarded ones as SetXForwarded does, and Forwarded
 // (RFC 7239), passed on when the activator or client set it, else
 // built from them.
-func setForwarded(in *http.Request, out http.Header) {
+func SetForwarded(in *http.Request, out http.Header) {
 	// One backing array for the four single-value headers.
 	vals := make([]string, 4)
 	prior, clientIP, proto, host := setXForwarded(in, out, vals[:3])

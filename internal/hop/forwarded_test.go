@@ -1,4 +1,4 @@
-package queueproxy
+package hop
 
 import (
 	"net/http"
@@ -43,7 +43,7 @@ func TestSetForwarded(t *testing.T) {
 				in.Header = http.Header{}
 			}
 			out := http.Header{}
-			setForwarded(in, out)
+			SetForwarded(in, out)
 			for k, v := range tc.want {
 				if got := out[k]; len(got) != 1 || got[0] != v[0] {
 					t.Errorf("%s = %q, want %q", k, got, v)
