@@ -1,0 +1,471 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/front"
+	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// errClosed is wrapped by every call on a closed Backend.
+var errClosed = errors.New("docker backend closed")
+
+// ErrClosed is returned (wrapping backend.ErrInvalidArgument, as the call
+// can never succeed) by every method called after Close.
+var ErrClosed = fmt.Errorf("%w: %w", backend.ErrInvalidArgument, errClosed)
+
+// Proxy fronts one instance when Options.Proxy is set; a
+// *queueproxy.Proxy is one. The backend serves it (HTTP/1.1 and h2c) on
+// a loopback listener of its own, which is the instance's Address, and
+// calls Drain after Options.Drain and before ContainerStop. A Proxy with
+// a Probe(ctx) error method decides readiness by it (else by answering
+// queueproxy.HealthPath); one with a Run(ctx) error method has it run
+// for the instance's life.
+type Proxy = front.Proxy
+
+// ProxyFunc builds the proxy for inst (its ID, revision, Started and
+// Address, the proxy's own, are set). target is where the container's
+// port is published (127.0.0.1:<ephemeral port>). It is called once per
+// instance, after the container started.
+type ProxyFunc func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error)
+
+// QueueProxy returns a ProxyFunc that fronts every instance with a
+// *queueproxy.Proxy built from base, taking Upstream, Revision, Instance,
+// ContainerConcurrency, Timeouts and Readiness from the instance and its
+// revision's spec, as backend/process.QueueProxy does.
+func QueueProxy(base queueproxy.Options) ProxyFunc {
+	return func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error) {
+		return front.NewQueueProxy(base, inst, target, spec)
+	}
+}
+
+// Backend runs each instance of a revision as a Docker container on one
+// engine. It implements backend.Backend, Status, MaxInstances and
+// io.Closer; see the package documentation. Create it with New and stop
+// it with Close.
+type Backend struct {
+	opts      Options
+	cli       *client.Client
+	ownClient bool
+	host      string // where the client looks, for error messages
+
+	// hard is cancelled when Close gives up waiting: drains and grace
+	// periods are cut short and containers are killed.
+	hard       context.Context
+	hardCancel context.CancelFunc
+	events     eventLoop
+
+	wg sync.WaitGroup // every instance goroutine
+
+	mu          sync.Mutex
+	revs        map[string]*revState
+	byContainer map[string]*instance // container ID → instance, while it exists
+	closed      bool
+	nextID      uint64
+}
+
+// revState is one deployed revision. Guarded by Backend.mu.
+type revState struct {
+	rev      revision.Revision
+	spec     revision.Spec // with defaults
+	imageID  string        // Spec.Image resolved at Deploy: instances all run the same image
+	desired  int
+	insts    []*instance // in creation order
+	bc       backend.Broadcaster
+	removing bool
+	gone     chan struct{} // closed once removed
+
+	// Crash loop: replacements wait until nextStart.
+	restarts  int
+	backoff   time.Duration // the next delay
+	nextStart time.Time
+	retry     clock.Timer // pending reconcile at nextStart, nil if none
+	lastExit  *Exit
+}
+
+// New connects to the engine, removes every container that carries
+// this backend's identity (left by an earlier run that was killed), and
+// starts watching the engine's container events. An unreachable engine
+// fails with backend.ErrTransient, a bad option with
+// backend.ErrInvalidArgument.
+func New(ctx context.Context, opts Options) (*Backend, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", backend.ErrInvalidArgument, err)
+	}
+	b := &Backend{
+		opts:        o,
+		cli:         o.Client,
+		revs:        make(map[string]*revState),
+		byContainer: make(map[string]*instance),
+	}
+	if b.cli == nil {
+		b.cli, err = client.New(client.FromEnv)
+		if err != nil {
+			return nil, fmt.Errorf("docker: %w: client from the environment (DOCKER_HOST, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY): %w",
+				backend.ErrInvalidArgument, err)
+		}
+		b.ownClient = true
+	}
+	b.host = b.cli.DaemonHost()
+	if _, err := b.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		b.closeClient()
+		return nil, b.engineErr("connect", err)
+	}
+	if n, err := b.removeLeftovers(ctx); err != nil {
+		b.closeClient()
+		return nil, err
+	} else if n > 0 {
+		o.Logger.Info("removed containers left by an earlier run", "identity", o.Identity, "containers", n)
+	}
+	b.hard, b.hardCancel = context.WithCancel(context.Background())
+	b.events.start(b)
+	return b, nil
+}
+
+var (
+	_ backend.Backend = (*Backend)(nil)
+)
+
+func (b *Backend) closeClient() {
+	if b.ownClient {
+		_ = b.cli.Close()
+	}
+}
+
+// Identity returns the identity label value of this backend's
+// containers (Options.Identity, or the derived default).
+func (b *Backend) Identity() string { return b.opts.Identity }
+
+// MaxInstances is the most instances Scale accepts per revision
+// (Options.MaxInstances).
+func (b *Backend) MaxInstances() int { return b.opts.MaxInstances }
+
+// Deploy makes rev runnable: its Spec.Image must exist in the engine
+// (the backend never pulls); it is resolved to its image ID, so every
+// instance of the revision runs the same image even if the tag moves.
+// It starts nothing. Deploying the same name with the same spec again is
+// a no-op; with a different spec it fails with ErrInvalidArgument.
+func (b *Backend) Deploy(ctx context.Context, rev revision.Revision) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("docker: deploy %s: %w: %w", rev.Name(), backend.ErrTransient, err)
+	}
+	if rev.IsZero() {
+		return fmt.Errorf("docker: deploy: %w: zero Revision (build it with revision.New)", backend.ErrInvalidArgument)
+	}
+	spec := rev.Spec().WithDefaults()
+	if spec.Image == "" {
+		return fmt.Errorf("docker: deploy %s: %w: Spec.Image is empty: the Docker backend runs images (Spec.Command alone is for backend/process)",
+			rev.Name(), backend.ErrInvalidArgument)
+	}
+	b.mu.Lock()
+	if rs, ok := b.revs[rev.Name()]; ok {
+		defer b.mu.Unlock()
+		return b.redeploy(rs, rev)
+	}
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return fmt.Errorf("docker: deploy %s: %w", rev.Name(), ErrClosed)
+	}
+	id, err := b.resolveImage(ctx, spec.Image)
+	if err != nil {
+		return fmt.Errorf("docker: deploy %s: %w", rev.Name(), err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("docker: deploy %s: %w", rev.Name(), ErrClosed)
+	}
+	if rs, ok := b.revs[rev.Name()]; ok { // deployed meanwhile
+		return b.redeploy(rs, rev)
+	}
+	b.revs[rev.Name()] = &revState{rev: rev, spec: spec, imageID: id, gone: make(chan struct{}), backoff: b.opts.MinRestartBackoff}
+	b.opts.Logger.Info("revision deployed", "revision", rev.Name(), "image", spec.Image, "imageID", id)
+	return nil
+}
+
+// redeploy is Deploy of a known name. Called with b.mu held.
+func (b *Backend) redeploy(rs *revState, rev revision.Revision) error {
+	switch {
+	case rs.removing:
+		return fmt.Errorf("docker: deploy %s: %w: the revision is being removed; retry once Remove returns",
+			rev.Name(), backend.ErrTransient)
+	case rs.rev.SpecHash() != rev.SpecHash():
+		return fmt.Errorf("docker: deploy %s: %w: already deployed with a different spec (hash %.12s, got %.12s)",
+			rev.Name(), backend.ErrInvalidArgument, rs.rev.SpecHash(), rev.SpecHash())
+	}
+	return nil
+}
+
+// lookup returns the revision, or ErrNotFound if it is unknown or being
+// removed. Called with b.mu held.
+func (b *Backend) lookup(op, name string) (*revState, error) {
+	if b.closed {
+		return nil, fmt.Errorf("docker: %s %s: %w", op, name, ErrClosed)
+	}
+	rs, ok := b.revs[name]
+	if !ok || rs.removing {
+		return nil, fmt.Errorf("docker: %s %s: %w", op, name, backend.ErrNotFound)
+	}
+	return rs, nil
+}
+
+// Scale sets the desired number of instances of a revision and returns;
+// containers are created and started (in parallel), or drained and
+// stopped, in the background. n must be in [0, Options.MaxInstances].
+func (b *Backend) Scale(ctx context.Context, name string, n int) error {
+	if n < 0 || n > b.opts.MaxInstances {
+		return fmt.Errorf("docker: scale %s: %w: n = %d, want 0–%d (Options.MaxInstances)",
+			name, backend.ErrInvalidArgument, n, b.opts.MaxInstances)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("docker: scale %s: %w: %w", name, backend.ErrTransient, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, err := b.lookup("scale", name)
+	if err != nil {
+		return err
+	}
+	if rs.desired != n {
+		b.opts.Logger.Info("scale", "revision", name, "from", rs.desired, "to", n)
+	}
+	rs.desired = n
+	b.reconcile(rs)
+	return nil
+}
+
+// reconcile starts or stops instances of rs until the non-draining ones
+// number rs.desired. After a crash, new instances wait for the backoff.
+// Victims are chosen not-ready first, then youngest first. Called with
+// b.mu held.
+func (b *Backend) reconcile(rs *revState) {
+	live := make([]*instance, 0, len(rs.insts))
+	for _, in := range rs.insts {
+		if !in.draining {
+			live = append(live, in)
+		}
+	}
+	now := b.opts.Clock.Now()
+	if len(live) < rs.desired && now.Before(rs.nextStart) {
+		if rs.retry == nil {
+			rs.retry = b.opts.Clock.AfterFunc(rs.nextStart.Sub(now), func() {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				rs.retry = nil
+				if !rs.removing && !b.closed {
+					b.reconcile(rs)
+				}
+			})
+		}
+	} else {
+		for i := len(live); i < rs.desired; i++ {
+			b.nextID++
+			in := newInstance(b, rs, fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID), now)
+			rs.insts = append(rs.insts, in)
+			b.wg.Add(1)
+			go in.run()
+		}
+	}
+	if excess := len(live) - rs.desired; excess > 0 {
+		slices.SortStableFunc(live, func(x, y *instance) int {
+			if x.ready != y.ready {
+				if !x.ready {
+					return -1
+				}
+				return 1
+			}
+			return y.created.Compare(x.created) // youngest first
+		})
+		for _, in := range live[:excess] {
+			in.beginStop()
+		}
+	}
+	b.publish(rs)
+}
+
+// publish sends rs's current snapshot to its watchers. Called with b.mu
+// held, so snapshots go out in the order the changes happened. An
+// instance without an address yet (no proxy, container not started) is
+// left out until it has one.
+func (b *Backend) publish(rs *revState) {
+	snap := make([]backend.Instance, 0, len(rs.insts))
+	for _, in := range rs.insts {
+		if in.addr != "" {
+			snap = append(snap, in.instanceLocked())
+		}
+	}
+	rs.bc.Publish(snap)
+}
+
+// crashed records that an instance of rs crashed and arms the backoff
+// before its replacement. Called with b.mu held.
+func (b *Backend) crashed(rs *revState, e Exit, up time.Duration) {
+	if up >= 2*b.opts.MaxRestartBackoff {
+		rs.backoff = b.opts.MinRestartBackoff
+	}
+	rs.lastExit = &e
+	rs.restarts++
+	rs.nextStart = b.opts.Clock.Now().Add(rs.backoff)
+	rs.backoff = min(2*rs.backoff, b.opts.MaxRestartBackoff)
+}
+
+// Remove stops every instance of the revision (draining each first),
+// removes its containers, forgets it, and returns once that is done or
+// ctx ends (the stopping then goes on in the background; the error wraps
+// backend.ErrTransient and ctx's error). Removing a revision that is
+// being removed waits for the same removal.
+func (b *Backend) Remove(ctx context.Context, name string) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("docker: remove %s: %w", name, ErrClosed)
+	}
+	rs, ok := b.revs[name]
+	if !ok {
+		b.mu.Unlock()
+		return fmt.Errorf("docker: remove %s: %w", name, backend.ErrNotFound)
+	}
+	b.beginRemove(rs)
+	b.mu.Unlock()
+	select {
+	case <-rs.gone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("docker: remove %s: %w: still stopping: %w", name, backend.ErrTransient, ctx.Err())
+	}
+}
+
+// beginRemove starts stopping every instance of rs. Called with b.mu held.
+func (b *Backend) beginRemove(rs *revState) {
+	if rs.removing {
+		return
+	}
+	rs.removing = true
+	rs.desired = 0
+	if rs.retry != nil {
+		rs.retry.Stop()
+		rs.retry = nil
+	}
+	for _, in := range rs.insts {
+		in.beginStop()
+	}
+	b.publish(rs)
+	b.forgetIfEmpty(rs)
+}
+
+// forgetIfEmpty completes the removal of rs once its last instance is
+// gone. Called with b.mu held.
+func (b *Backend) forgetIfEmpty(rs *revState) {
+	if !rs.removing || len(rs.insts) > 0 {
+		return
+	}
+	delete(b.revs, rs.rev.Name())
+	rs.bc.Close()
+	close(rs.gone)
+	b.opts.Logger.Info("revision removed", "revision", rs.rev.Name())
+}
+
+// Watch returns a channel of snapshots of the revision's instances: the
+// current one at once, then one per change (capacity 1, the newest
+// replaces an unread one). It is closed when ctx is done or the revision
+// is removed.
+func (b *Backend) Watch(ctx context.Context, name string) (<-chan []backend.Instance, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, err := b.lookup("watch", name)
+	if err != nil {
+		return nil, err
+	}
+	return rs.bc.Watch(ctx), nil
+}
+
+// Close stops every instance of every revision (draining each first, as
+// Remove does), removes every container this backend created, stops
+// watching events and returns once all of that is done. It is bounded
+// by Options.DrainTimeout (or the longest request timeout) plus
+// StopGrace. Every later call fails with ErrClosed; Close itself may be
+// called again and returns nil then.
+func (b *Backend) Close() error {
+	return b.Shutdown(context.Background())
+}
+
+// Shutdown is Close bounded by ctx: when ctx ends first, drains and
+// grace periods are cut short, every remaining container is killed and
+// removed, and Shutdown returns ctx's error once that is done.
+func (b *Backend) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	first := !b.closed
+	b.closed = true
+	if first {
+		for _, rs := range b.revs {
+			b.beginRemove(rs)
+		}
+	}
+	b.mu.Unlock()
+	if !first {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("docker: close: instances killed: %w", ctx.Err())
+		b.hardCancel()
+		<-done
+	}
+	b.events.stop()
+	// Whatever an engine error kept the instances from removing.
+	sweepCtx, cancel := context.WithTimeout(context.Background(), engineCallTimeout)
+	defer cancel()
+	if _, serr := b.removeLeftovers(sweepCtx); serr != nil && err == nil {
+		err = fmt.Errorf("docker: close: %w", serr)
+	}
+	b.hardCancel()
+	b.closeClient()
+	return err
+}
+
+// drainTimeout is how long an instance of spec gets to drain.
+func (b *Backend) drainTimeout(spec revision.Spec) time.Duration {
+	if b.opts.DrainTimeout > 0 {
+		return b.opts.DrainTimeout
+	}
+	return spec.Timeouts.Request
+}
+
+// stopTimeout is ContainerStop's timeout in whole seconds, rounded up.
+func (b *Backend) stopTimeout() int {
+	return int(math.Ceil(b.opts.StopGrace.Seconds()))
+}
+
+// timeoutCtx is context.WithTimeout on the Backend's clock.
+func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	t := b.opts.Clock.AfterFunc(d, cancel)
+	return ctx, func() {
+		t.Stop()
+		cancel()
+	}
+}
+
+// listenLoopback binds a proxy listener on an ephemeral loopback port.
+func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,0 +1,351 @@
+package docker_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/backendtest"
+	"github.com/zeroscale/zeroscale/backend/docker"
+	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// TestContract runs the Backend contract with every instance fronted by
+// an in-process queue-proxy, as the zeroscale Server runs them.
+func TestContract(t *testing.T) {
+	needEngine(t)
+	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
+		b := newBackend(t, docker.Options{Drain: cfg.Drain, Proxy: docker.QueueProxy(queueproxy.Options{})})
+		return backendtest.Harness{Backend: b, Spec: appSpec(), Timeout: eventTimeout}
+	})
+}
+
+// TestContractDirect runs the contract with instances reached at their
+// published ports, no proxy in front.
+func TestContractDirect(t *testing.T) {
+	needEngine(t)
+	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
+		b := newBackend(t, docker.Options{Drain: cfg.Drain})
+		return backendtest.Harness{Backend: b, Spec: appSpec(), Timeout: eventTimeout}
+	})
+}
+
+// waitReady waits until rev has n ready instances and returns them.
+func waitReady(t *testing.T, ch <-chan []backend.Instance, n int) []backend.Instance {
+	t.Helper()
+	deadline := time.After(eventTimeout)
+	for {
+		select {
+		case snap, ok := <-ch:
+			require.True(t, ok, "watch closed")
+			ready := 0
+			for _, in := range snap {
+				if in.Serving() {
+					ready++
+				}
+			}
+			if ready == n && len(snap) == n {
+				return snap
+			}
+		case <-deadline:
+			t.Fatalf("no %d ready instances within %v", n, eventTimeout)
+		}
+	}
+}
+
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestContainerSpec(t *testing.T) {
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(queueproxy.Options{})})
+	spec := appSpec(withEnv("GREETING", "hi"))
+	spec.Port = 9000
+	spec.Resources = revision.Resources{CPULimitMillis: 500, CPURequestMillis: 250, MemoryLimitBytes: 64 << 20, MemoryRequestBytes: 32 << 20}
+	rev := newRevision(t, "spec-00001", spec)
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	inst := waitReady(t, ch, 1)[0]
+
+	for name, want := range map[string]string{"GREETING": "hi", "PORT": "9000", "K_REVISION": "spec-00001", "K_SERVICE": "spec", "K_CONFIGURATION": "spec"} {
+		code, body := get(t, inst.Address, "/env?name="+name)
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, want, body, "env %s", name)
+	}
+	st, err := b.Status(rev.Name())
+	require.NoError(t, err)
+	require.Len(t, st.Instances, 1)
+	in := st.Instances[0]
+	assert.True(t, strings.HasPrefix(in.Published, "127.0.0.1:"), "published on loopback: %s", in.Published)
+	assert.NotEqual(t, in.Published, inst.Address, "the proxy fronts the published port")
+	assert.Equal(t, testImage, st.Image)
+	assert.True(t, strings.HasPrefix(st.ImageID, "sha256:"), st.ImageID)
+	tm := in.Timings
+	assert.False(t, tm.Begin.After(tm.Created) || tm.Created.After(tm.Started) || tm.Started.After(tm.Listening) || tm.Listening.After(tm.Ready),
+		"phases in order: %+v", tm)
+
+	res, err := cli.ContainerInspect(ctx, in.Container, client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	c := res.Container
+	assert.Equal(t, b.Identity(), c.Config.Labels[docker.LabelIdentity])
+	assert.Equal(t, rev.Name(), c.Config.Labels[docker.LabelRevision])
+	assert.Equal(t, inst.ID, c.Config.Labels[docker.LabelInstance])
+	assert.Equal(t, testImage, c.Config.Labels[docker.LabelImage])
+	assert.Equal(t, int64(500_000_000), c.HostConfig.NanoCPUs)
+	assert.Equal(t, int64(256), c.HostConfig.CPUShares)
+	assert.Equal(t, int64(64<<20), c.HostConfig.Memory)
+	assert.Equal(t, int64(32<<20), c.HostConfig.MemoryReservation)
+	for port, bindings := range c.HostConfig.PortBindings {
+		assert.Equal(t, "9000/tcp", port.String())
+		for _, pb := range bindings {
+			assert.Equal(t, "127.0.0.1", pb.HostIP.String(), "never published on all interfaces")
+		}
+	}
+	require.NoError(t, b.Remove(ctx, rev.Name()))
+	assert.Empty(t, ownContainers(t, b.Identity()))
+}
+
+func TestDeployMissingImage(t *testing.T) {
+	b := newBackend(t, docker.Options{})
+	rev := newRevision(t, "missing-00001", revision.Spec{Image: "zeroscale-test/not-there:" + runID})
+	err := b.Deploy(t.Context(), rev)
+	require.ErrorIs(t, err, backend.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "zeroscale-test/not-there:"+runID)
+	assert.Contains(t, err.Error(), "docker build")
+	assert.Contains(t, err.Error(), "docker load")
+	_, err = b.Watch(t.Context(), rev.Name())
+	require.ErrorIs(t, err, backend.ErrNotFound, "nothing deployed")
+
+	noImage := newRevision(t, "cmd-00001", revision.Spec{Command: []string{"/bin/true"}})
+	err = b.Deploy(t.Context(), noImage)
+	require.ErrorIs(t, err, backend.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "Spec.Image")
+}
+
+func TestEngineUnreachable(t *testing.T) {
+	sock := t.TempDir() + "/no-engine.sock"
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	_, err := docker.New(t.Context(), docker.Options{Identity: "unreachable"})
+	require.ErrorIs(t, err, backend.ErrTransient)
+	assert.Contains(t, err.Error(), sock)
+	assert.Contains(t, err.Error(), "DOCKER_HOST")
+	assert.Contains(t, err.Error(), "unreachable")
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, o := range []docker.Options{
+		{Identity: "has space"},
+		{Identity: strings.Repeat("x", 129)},
+		{StopGrace: -time.Second},
+		{MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Second},
+		{MaxInstances: -1},
+		{LogTailLines: docker.MaxLogTailLines + 1},
+	} {
+		_, err := docker.New(t.Context(), o)
+		require.ErrorIs(t, err, backend.ErrInvalidArgument, "%+v", o)
+		assert.Contains(t, err.Error(), "Options.")
+	}
+}
+
+// TestCrashLoop: an app that exits at once is replaced by new instances
+// with growing backoff; Status shows the exit code and its last output.
+func TestCrashLoop(t *testing.T) {
+	b := newBackend(t, docker.Options{MinRestartBackoff: 50 * time.Millisecond, MaxRestartBackoff: time.Second})
+	rev := newRevision(t, "crashy-00001", appSpec(withEnv("TESTAPP_MODE", "crash")))
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	seen := map[string]bool{}
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case snap := <-ch:
+				for _, in := range snap {
+					assert.False(t, in.Ready, "a crashing app is never ready")
+					seen[in.ID] = true
+				}
+			default:
+				st, err := b.Status(rev.Name())
+				return err == nil && st.Restarts >= 3 && len(seen) >= 3
+			}
+		}
+	}, eventTimeout, 10*time.Millisecond)
+	st, err := b.Status(rev.Name())
+	require.NoError(t, err)
+	require.NotNil(t, st.LastExit)
+	assert.Equal(t, 3, st.LastExit.Code)
+	assert.Contains(t, st.LastExit.Reason, "code 3")
+	assert.Contains(t, st.LastExit.Output, "fatal: boom")
+	assert.Contains(t, st.LastExit.Output, "app starting")
+	assert.True(t, st.NextStart.After(st.LastExit.Time), "a backoff follows the crash")
+	require.NoError(t, b.Remove(ctx, rev.Name()))
+	assert.Empty(t, ownContainers(t, b.Identity()), "crashed containers are removed")
+}
+
+// TestCrashReplaced: a ready instance whose app exits is noticed through
+// the engine's events, leaves the watch, and a new instance (new ID)
+// takes its place.
+func TestCrashReplaced(t *testing.T) {
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(queueproxy.Options{})})
+	rev := newRevision(t, "crash-00001", appSpec())
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	first := waitReady(t, ch, 1)[0]
+	_, _ = http.Get("http://" + first.Address + "/crash")
+	second := waitReady(t, ch, 1)[0]
+	assert.NotEqual(t, first.ID, second.ID, "a restart is a new instance")
+	st, err := b.Status(rev.Name())
+	require.NoError(t, err)
+	require.NotNil(t, st.LastExit)
+	assert.Equal(t, 4, st.LastExit.Code)
+	assert.Equal(t, first.ID, st.LastExit.Instance)
+	assert.Contains(t, st.LastExit.Output, "crashing on request")
+	assert.Equal(t, 1, st.Restarts)
+	code, body := get(t, second.Address, "/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok\n", body)
+}
+
+// TestStartTimeout: an app that never listens is removed after
+// StartTimeout and counted as a crash.
+func TestStartTimeout(t *testing.T) {
+	b := newBackend(t, docker.Options{StartTimeout: 2 * time.Second, MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
+	rev := newRevision(t, "hang-00001", appSpec(withEnv("TESTAPP_MODE", "hang")))
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	require.Eventually(t, func() bool {
+		st, err := b.Status(rev.Name())
+		return err == nil && st.LastExit != nil
+	}, eventTimeout, 10*time.Millisecond)
+	st, err := b.Status(rev.Name())
+	require.NoError(t, err)
+	assert.Contains(t, st.LastExit.Reason, "not ready within 2s")
+	assert.Contains(t, st.LastExit.Output, "app starting")
+	assert.True(t, st.CrashLooping(time.Now()))
+	assert.Empty(t, st.Instances, "the replacement waits for the backoff")
+}
+
+// TestCloseRemovesEverything: Close drains and removes every container
+// the backend created.
+func TestCloseRemovesEverything(t *testing.T) {
+	needEngine(t)
+	id := identity(t)
+	b, err := docker.New(t.Context(), docker.Options{Identity: id, StopGrace: time.Second})
+	require.NoError(t, err)
+	ctx := t.Context()
+	for _, name := range []string{"close-a-00001", "close-b-00001"} {
+		rev := newRevision(t, name, appSpec())
+		require.NoError(t, b.Deploy(ctx, rev))
+		ch, err := b.Watch(ctx, rev.Name())
+		require.NoError(t, err)
+		require.NoError(t, b.Scale(ctx, rev.Name(), 2))
+		waitReady(t, ch, 2)
+	}
+	require.Len(t, ownContainers(t, id), 4)
+	require.NoError(t, b.Close())
+	assert.Empty(t, ownContainers(t, id))
+	require.ErrorIs(t, b.Scale(ctx, "close-a-00001", 1), docker.ErrClosed)
+	require.NoError(t, b.Close(), "Close is idempotent")
+}
+
+// TestKilledHostLeavesNoContainers SIGKILLs a host process running a
+// Backend with two ready instances: its containers outlive it (Docker
+// has no parent-death link), and a new Backend with the same identity
+// removes them at New, while containers of other identities stay.
+func TestKilledHostLeavesNoContainers(t *testing.T) {
+	needEngine(t)
+	id := identity(t)
+	bystander := newBackend(t, docker.Options{})
+	other := newRevision(t, "bystander-00001", appSpec())
+	require.NoError(t, bystander.Deploy(t.Context(), other))
+	och, err := bystander.Watch(t.Context(), other.Name())
+	require.NoError(t, err)
+	require.NoError(t, bystander.Scale(t.Context(), other.Name(), 1))
+	waitReady(t, och, 1)
+
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	host := exec.Command(exe)
+	host.Env = append(os.Environ(), hostEnv+"="+id, "ZEROSCALE_DOCKER_TEST_IMAGE="+testImage)
+	host.Stderr = os.Stderr
+	out, err := host.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, host.Start())
+	t.Cleanup(func() {
+		_ = host.Process.Kill()
+		_ = host.Wait()
+	})
+	ids := make(chan []string, 1)
+	go func() {
+		var got []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if c, ok := strings.CutPrefix(sc.Text(), "container "); ok {
+				if got = append(got, c); len(got) == 2 {
+					ids <- got
+					return
+				}
+			}
+		}
+	}()
+	var containers []string
+	select {
+	case containers = <-ids:
+	case <-time.After(eventTimeout):
+		t.Fatalf("the host did not report 2 ready instances within %v", eventTimeout)
+	}
+	require.NoError(t, host.Process.Signal(syscall.SIGKILL))
+	_ = host.Wait()
+	left := ownContainers(t, id)
+	slices.Sort(left)
+	slices.Sort(containers)
+	require.Equal(t, containers, left, "the killed host's containers are still there")
+
+	restarted := newBackend(t, docker.Options{Identity: id})
+	assert.Empty(t, ownContainers(t, id), "New removed the old run's containers")
+	assert.Len(t, ownContainers(t, bystander.Identity()), 1, "another identity's container is untouched")
+	_ = restarted
+}
+
+func TestScaleBeyondMax(t *testing.T) {
+	b := newBackend(t, docker.Options{MaxInstances: 2})
+	assert.Equal(t, 2, b.MaxInstances())
+	rev := newRevision(t, "max-00001", appSpec())
+	require.NoError(t, b.Deploy(t.Context(), rev))
+	err := b.Scale(t.Context(), rev.Name(), 3)
+	require.ErrorIs(t, err, backend.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "MaxInstances")
+}
+
+var _ = errors.Is
+var _ context.Context
