@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/probe"
-
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/front"
+	"github.com/zeroscale/zeroscale/internal/probe"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -51,7 +49,7 @@ type instance struct {
 	created time.Time     // the slot's, for victim order
 	stop    chan struct{} // closed by beginStop
 	tail    *tail
-	front   *front       // the incarnation's proxy; owned by the run goroutine
+	front   *front.Front // the incarnation's proxy; owned by the run goroutine
 	ln      net.Listener // the proxy's, bound per incarnation; served by front
 	// hold keeps the app's port from everyone else from allocate (or a
 	// restart) until the app is first seen listening; run goroutine only.
@@ -243,7 +241,7 @@ func (in *instance) setup() error {
 // its listener); the next one gets its own. Run goroutine only.
 func (in *instance) endIncarnation() {
 	if in.front != nil {
-		in.front.close()
+		in.front.Close()
 		in.front = nil
 	} else if in.ln != nil {
 		_ = in.ln.Close()
@@ -260,7 +258,7 @@ func (in *instance) endIncarnation() {
 func (in *instance) finish() {
 	in.hold.release()
 	if in.front != nil {
-		in.front.close() // closes in.ln too
+		in.front.Close() // closes in.ln too
 	} else if in.ln != nil {
 		_ = in.ln.Close()
 	}
@@ -450,10 +448,7 @@ func (in *instance) prober() probeFunc {
 	if in.front == nil {
 		return probe.NewApp(in.appAddr, in.rs.spec.Readiness).Check
 	}
-	if p, ok := in.front.proxy.(Prober); ok {
-		return p.Probe
-	}
-	return healthProber(in.front.proxy)
+	return in.front.Probe
 }
 
 // drain calls the host's DrainFunc and then the proxy's Drain, together
@@ -471,7 +466,7 @@ func (in *instance) drain() {
 		}
 	}
 	if in.front != nil {
-		if err := in.front.proxy.Drain(ctx); err != nil {
+		if err := in.front.Proxy().Drain(ctx); err != nil {
 			b.opts.Logger.Warn("proxy drain failed; stopping anyway", append(in.log(), "err", err)...)
 		}
 	}
@@ -626,27 +621,10 @@ func (b *Backend) reservePort() (*portHold, error) {
 	return nil, fmt.Errorf("no free port after %d picks", maxPortPicks)
 }
 
-// front is a Proxy served on its own loopback listener.
-type front struct {
-	proxy  Proxy
-	srv    *http.Server
-	addr   string
-	done   chan struct{} // closed once Serve returned
-	stop   context.CancelFunc
-	runEnd chan struct{} // closed once the proxy's Run returned
-}
-
-// Server-side bounds of a front's listener: slow or idle clients cannot
-// hold its connections forever. Request deadlines are the proxy's job.
-const (
-	frontReadHeaderTimeout = 30 * time.Second
-	frontIdleTimeout       = 90 * time.Second
-)
-
 // newFront serves on ln the proxy that Options.Proxy builds for inst,
 // speaking HTTP/1.1 and h2c. The listener stays open if it fails, for
 // the next attempt.
-func newFront(b *Backend, inst backend.Instance, ln net.Listener, target string, spec revision.Spec) (*front, error) {
+func newFront(b *Backend, inst backend.Instance, ln net.Listener, target string, spec revision.Spec) (*front.Front, error) {
 	p, err := b.opts.Proxy(inst, target, spec)
 	if err == nil && p == nil {
 		err = errors.New("Options.Proxy returned a nil Proxy")
@@ -654,47 +632,5 @@ func newFront(b *Backend, inst backend.Instance, ln net.Listener, target string,
 	if err != nil {
 		return nil, err
 	}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	f := &front{
-		proxy: p,
-		srv: &http.Server{
-			Handler:           p,
-			ReadHeaderTimeout: frontReadHeaderTimeout,
-			IdleTimeout:       frontIdleTimeout,
-			Protocols:         &protocols,
-			ErrorLog:          slog.NewLogLogger(b.opts.Logger.Handler(), slog.LevelWarn),
-		},
-		addr: inst.Address,
-		done: make(chan struct{}),
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	f.stop = stop
-	f.runEnd = make(chan struct{})
-	b.wg.Add(2)
-	go func() {
-		defer b.wg.Done()
-		defer close(f.done)
-		_ = f.srv.Serve(ln)
-	}()
-	go func() {
-		defer b.wg.Done()
-		defer close(f.runEnd)
-		if r, ok := p.(Runner); ok {
-			if err := r.Run(ctx); err != nil {
-				b.opts.Logger.Warn("proxy Run failed", "instance", inst.ID, "err", err)
-			}
-		}
-	}()
-	return f, nil
-}
-
-// close stops serving and the proxy's Run; the proxy was drained before,
-// so only idle connections are left to close.
-func (f *front) close() {
-	_ = f.srv.Close()
-	f.stop()
-	<-f.done
-	<-f.runEnd
+	return front.Serve(p, ln, b.opts.Logger.With("instance", inst.ID)), nil
 }

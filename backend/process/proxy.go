@@ -2,10 +2,10 @@ package process
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/front"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -45,48 +45,6 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
-// healthProber asks p's health check, in process.
-func healthProber(p http.Handler) probeFunc {
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1"+queueproxy.HealthPath, nil)
-		if err != nil {
-			return err
-		}
-		req.RemoteAddr = "127.0.0.1:0"
-		var w statusWriter
-		p.ServeHTTP(&w, req)
-		// A handler that writes nothing answered 200, as net/http does.
-		if w.status != 0 && w.status != http.StatusOK {
-			return fmt.Errorf("proxy health check: status %d", w.status)
-		}
-		return nil
-	}
-}
-
-// statusWriter records a response's status and discards its body.
-type statusWriter struct {
-	header http.Header
-	status int
-}
-
-func (w *statusWriter) Header() http.Header {
-	if w.header == nil {
-		w.header = make(http.Header)
-	}
-	return w.header
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return len(b), nil
-}
-
 // ProxyFunc builds the proxy for inst (its ID, revision and Started are
 // set; Address is the proxy's own). target is the app's host:port; it
 // stays the same across restarts of the instance. It is called once per
@@ -103,20 +61,6 @@ type ProxyFunc func(inst backend.Instance, target string, spec revision.Spec) (P
 // the instance's ID.
 func QueueProxy(base queueproxy.Options) ProxyFunc {
 	return func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error) {
-		o := base
-		o.Upstream = target
-		o.Revision = inst.Revision
-		o.Instance = inst.ID
-		o.ContainerConcurrency = spec.ContainerConcurrency
-		o.Timeouts = spec.Timeouts
-		o.Readiness = spec.Readiness
-		if o.Logger != nil {
-			o.Logger = o.Logger.With("instance", inst.ID)
-		}
-		p, err := queueproxy.New(o)
-		if err != nil {
-			return nil, err // not a typed nil *Proxy in the interface
-		}
-		return p, nil
+		return front.NewQueueProxy(base, inst, target, spec)
 	}
 }
