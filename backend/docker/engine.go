@@ -33,9 +33,9 @@ const maxLogLineBytes = 4096
 func (b *Backend) engineErr(op string, err error) error {
 	switch {
 	case client.IsErrConnectionFailed(err) || isDialError(err):
-		env := "DOCKER_HOST is not set, so the client used the default socket"
-		if h := os.Getenv(client.EnvOverrideHost); h != "" {
-			env = "from DOCKER_HOST=" + h
+		env := "DOCKER_HOST is unset; its default is " + client.DefaultDockerHost
+		if h, ok := os.LookupEnv(client.EnvOverrideHost); ok {
+			env = fmt.Sprintf("DOCKER_HOST=%q", h)
 		}
 		return fmt.Errorf("docker: %s: %w: the Docker engine is unreachable at %s (%s): %w",
 			op, backend.ErrTransient, b.host, env, err)
