@@ -14,7 +14,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/front"
-	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/internal/probe"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -383,7 +383,7 @@ func (in *instance) readiness(ctx context.Context, addr string, timeout time.Dur
 		return probeListening(ctx, addr, timeout)
 	}
 	p.Timeout = min(p.Timeout, timeout)
-	return queueproxy.NewAppProbe(addr, p).Check(ctx)
+	return probe.NewApp(addr, p).Check(ctx)
 }
 
 // startFront builds the instance's proxy, now that its target is known,
