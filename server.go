@@ -12,12 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"

@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/revision"
 )
 

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/hop"
 )
 
 // BenchmarkHop measures what the activator adds in front of an instance

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/zeroscale/zeroscale/internal/probe"
-
 	"github.com/zeroscale/zeroscale/revision"
 )
 

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )

@@ -17,12 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"golang.org/x/time/rate"
 
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )

@@ -16,11 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zeroscale/zeroscale/internal/hop"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
