@@ -72,6 +72,11 @@ type Options struct {
 	// and for status; "" means DefaultAddr and DefaultAdminAddr.
 	Addr      string
 	AdminAddr string
+	// AdminToken, when set, is the bearer token every admin request
+	// but /healthz must carry ("Authorization: Bearer <token>"); it is
+	// required to serve the admin API on a listener that is not
+	// loopback. See AdminHandler.
+	AdminToken string
 
 	// WaitTimeout, when positive, bounds how long a request waits for
 	// an instance, instead of the activator's default (Cloud Run's

@@ -178,7 +178,14 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // ServeAdmin serves AdminHandler on ln until Shutdown; it then returns
 // http.ErrServerClosed.
+//
+// It refuses (and closes) a listener that is not loopback unless
+// Options.AdminToken is set: the admin API can change every service.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	if err := s.checkAdminListener(ln); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	return s.serve(ln, s.AdminHandler())
 }
 

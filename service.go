@@ -56,6 +56,7 @@ type service struct {
 	spec    traffic.Spec
 	routeOK error // the last route update's error
 	deleted bool
+	kn      *knMeta // the Knative manifest last applied (ApplyKnative), or nil
 }
 
 // Apply creates the service spec.Name or updates it: a changed template

@@ -2,7 +2,9 @@ package revision
 
 import (
 	"crypto/md5"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -242,4 +244,48 @@ func (c *Configuration) MarkFailed(name, reason string) error {
 
 func (c *Configuration) notFound(name string) error {
 	return fmt.Errorf("%w: %q in configuration %s", ErrNotFound, name, c.name)
+}
+
+// ErrLatestCreated is returned by Remove for the revision of the current
+// template: Knative would stamp it again at once.
+var ErrLatestCreated = errors.New("revision: the latest created revision runs the current template")
+
+// Remove forgets the revision called name, as deleting a Knative Revision
+// does. The revision of the current template cannot be removed
+// (ErrLatestCreated); removing the latest ready one makes the newest
+// other ready revision latest ready. Generations are never reused: the
+// next stamped revision still counts on. The error wraps ErrNotFound for
+// an unknown name.
+func (c *Configuration) Remove(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.index[name]
+	if !ok {
+		return c.notFound(name)
+	}
+	if i == c.latestCreated {
+		return fmt.Errorf("%w: %s", ErrLatestCreated, name)
+	}
+	latestCreated := c.revisions[c.latestCreated].name
+	latestReady := ""
+	if c.latestReady >= 0 && c.latestReady != i {
+		latestReady = c.revisions[c.latestReady].name
+	}
+	c.revisions = slices.Delete(c.revisions, i, i+1)
+	c.states = slices.Delete(c.states, i, i+1)
+	delete(c.index, name)
+	c.latestReady = -1
+	for j, r := range c.revisions {
+		c.index[r.name] = j
+		switch {
+		case latestReady != "":
+			if r.name == latestReady {
+				c.latestReady = j
+			}
+		case c.states[j].state == StateReady && (c.latestReady < 0 || r.generation > c.revisions[c.latestReady].generation):
+			c.latestReady = j
+		}
+	}
+	c.latestCreated = c.index[latestCreated]
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -349,4 +351,39 @@ func TestConfigurationConcurrent(t *testing.T) {
 	if len(revs) < specs {
 		t.Fatalf("only %d revisions for %d specs", len(revs), specs)
 	}
+}
+
+func TestConfigurationRemove(t *testing.T) {
+	c, _ := newTestConfiguration(t)
+	var names []string
+	for _, cmd := range []string{"a", "b", "c"} {
+		r, _, err := c.Update(Spec{Command: []string{cmd}}, "")
+		require.NoError(t, err)
+		names = append(names, r.Name())
+	}
+	require.NoError(t, c.MarkReady(names[0]))
+	require.NoError(t, c.MarkReady(names[1]))
+
+	require.ErrorIs(t, c.Remove(names[2]), ErrLatestCreated)
+	require.ErrorIs(t, c.Remove("hello-09999"), ErrNotFound)
+
+	require.NoError(t, c.Remove(names[1])) // the latest ready
+	ready, ok := c.LatestReady()
+	require.True(t, ok)
+	assert.Equal(t, names[0], ready.Name(), "the newest other ready revision")
+	latest, ok := c.LatestCreated()
+	require.True(t, ok)
+	assert.Equal(t, names[2], latest.Name())
+	_, ok = c.Revision(names[1])
+	assert.False(t, ok)
+	assert.Len(t, c.Revisions(), 2)
+
+	r, created, err := c.Update(Spec{Command: []string{"d"}}, "")
+	require.NoError(t, err)
+	require.True(t, created)
+	assert.Equal(t, "hello-00004", r.Name(), "generations are not reused")
+
+	require.NoError(t, c.Remove(names[0]))
+	_, ok = c.LatestReady()
+	assert.False(t, ok)
 }
