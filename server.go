@@ -140,6 +140,9 @@ func (s *Server) processBackend(drain backend.DrainFunc) (backend.Backend, error
 		Clock:           o.Clock,
 		Logger:          o.Logger.With("component", "queueproxy"),
 		TracerProvider:  o.TracerProvider,
+		// The activator's WaitInstanceIdle (po.Drain) stops new picks
+		// before the proxy drains: no quiet period needed.
+		DrainQuietPeriod: -1,
 	})
 	if po.Drain == nil {
 		po.Drain = drain

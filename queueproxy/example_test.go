@@ -25,6 +25,9 @@ func ExampleProxy() {
 		Instance:             "hello-00001-a",
 		ContainerConcurrency: 10,
 		ActivatorSecret:      "s3cret",
+		// Only our activator routes here and it stops picking the
+		// instance before draining it: no quiet period needed.
+		DrainQuietPeriod: -1,
 		Reporter: stats.ReporterFunc(func(rev string, s stats.Stat) {
 			// The autoscaler's collector would record s here.
 		}),

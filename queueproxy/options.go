@@ -25,6 +25,12 @@ const (
 	// (hijacked) connections such as WebSockets before closing them,
 	// Knative's 60 s.
 	DefaultUpgradeDrainLimit = 60 * time.Second
+	// DefaultDrainQuietPeriod is how long Drain keeps serving after the
+	// last request arrived before it may return, Knative's 30 s: behind
+	// a load balancer that learns of the drain late (Kubernetes
+	// endpoints lag the termination signal by seconds) requests keep
+	// coming for a while.
+	DefaultDrainQuietPeriod = 30 * time.Second
 	// MaxQueueDepth bounds Options.QueueDepth.
 	MaxQueueDepth = 1 << 20
 	// ReportingPeriod is how often a Stat is produced.
@@ -66,6 +72,14 @@ type Options struct {
 	// connections (WebSockets) before closing them. 0 means
 	// DefaultUpgradeDrainLimit.
 	UpgradeDrainLimit time.Duration
+	// DrainQuietPeriod is how long Drain waits with no new request
+	// arriving (the wait restarts on each one) before it returns. 0
+	// means DefaultDrainQuietPeriod; a negative value means none, so
+	// Drain returns as soon as nothing is in flight. None is safe only
+	// when whatever routes here has stopped picking this instance
+	// before Drain, as the activator's WaitInstanceIdle guarantees for
+	// an in-process proxy.
+	DrainQuietPeriod time.Duration
 	// Reporter receives each period's Stat in-process; nil means only
 	// MetricsHandler serves it.
 	Reporter stats.Reporter
@@ -124,6 +138,9 @@ func (o *Options) validate() (timeouts, error) {
 		if d.v < 0 || d.v > d.max {
 			return t, fmt.Errorf("queueproxy: Options.%s = %v, want 0 (default) to %v", d.name, d.v, d.max)
 		}
+	}
+	if o.DrainQuietPeriod > time.Hour {
+		return t, fmt.Errorf("queueproxy: Options.DrainQuietPeriod = %v, want negative (none), 0 (default %v) or up to %v", o.DrainQuietPeriod, DefaultDrainQuietPeriod, time.Hour)
 	}
 	if p := o.Readiness.HTTPPath; p != "" && p[0] != '/' {
 		return t, fmt.Errorf("queueproxy: Options.Readiness.HTTPPath = %q, want a path starting with /", p)

@@ -55,8 +55,13 @@ type Proxy struct {
 	prop      propagation.TextMapPropagator
 
 	draining atomic.Bool
-	idleMu   sync.Mutex
-	idleCh   chan struct{} // closed when in-flight drops to 0 while draining
+	// drainStart and lastArrival (clock nanoseconds) time the quiet
+	// period: arrivals are recorded only while draining.
+	drainStart  atomic.Int64
+	lastArrival atomic.Int64
+	quiet       time.Duration // 0: none
+	idleMu      sync.Mutex
+	idleCh      chan struct{} // closed when in-flight drops to 0 while draining
 
 	upgradeMu   sync.Mutex
 	upgraded    map[*exchange]struct{}
@@ -88,6 +93,10 @@ func New(opts Options) (*Proxy, error) {
 	_, p.realClock = p.clock.(clock.RealClock)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.quiet = cmp.Or(opts.DrainQuietPeriod, DefaultDrainQuietPeriod)
+	if p.quiet < 0 {
+		p.quiet = 0
 	}
 	p.firstArm = t.request
 	if t.responseStart < p.firstArm {
@@ -169,6 +178,9 @@ func (p *Proxy) hygiene(r *http.Request) (trusted, probe bool) {
 func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {
 	now := p.clock.Now()
 	p.stats.arrive(now, trusted)
+	if p.draining.Load() {
+		p.lastArrival.Store(now.UnixNano())
+	}
 	ex := p.newExchange(w, r, now, trusted)
 	defer p.finish(ex)
 	if p.tracer != nil {
@@ -272,13 +284,21 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// Drain turns health checks to 503 "draining" at once, keeps serving new
-// requests, and returns nil once no request is in flight. Upgraded
-// connections (WebSockets) still open UpgradeDrainLimit after Drain
-// started are closed. If ctx ends first, Drain returns an error wrapping
-// ctx.Err(). Drain may be called more than once.
+// Drain turns health checks to 503 "draining" at once and keeps
+// serving new requests, as Knative's queue-proxy does on SIGTERM. It
+// returns nil once DrainQuietPeriod has passed since Drain was first
+// called and since the last request arrived (each arrival restarts the
+// wait), and no request is in flight. Upgraded connections (WebSockets)
+// still open UpgradeDrainLimit after the quiet period ended are closed.
+// If ctx ends first, Drain returns an error wrapping ctx.Err(). Drain
+// may be called more than once; the quiet period counts from the first
+// call.
 func (p *Proxy) Drain(ctx context.Context) error {
+	p.drainStart.CompareAndSwap(0, p.clock.Now().UnixNano())
 	p.draining.Store(true)
+	if err := p.waitQuiet(ctx); err != nil {
+		return err
+	}
 	limit := p.clock.NewTimer(cmp.Or(p.opts.UpgradeDrainLimit, DefaultUpgradeDrainLimit))
 	defer limit.Stop()
 	limitC := limit.C()
@@ -288,7 +308,15 @@ func (p *Proxy) Drain(ctx context.Context) error {
 		p.idleMu.Unlock()
 		n := p.stats.inFlight()
 		if n == 0 {
-			return nil
+			// A request that arrived while we waited may have been
+			// the last: the quiet period restarts from it.
+			if p.quietLeft() <= 0 {
+				return nil
+			}
+			if err := p.waitQuiet(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -297,6 +325,32 @@ func (p *Proxy) Drain(ctx context.Context) error {
 		case <-limitC:
 			limitC = nil
 			p.cutUpgrades()
+		}
+	}
+}
+
+// quietLeft is how much of the quiet period is left.
+func (p *Proxy) quietLeft() time.Duration {
+	if p.quiet == 0 {
+		return 0
+	}
+	last := max(p.drainStart.Load(), p.lastArrival.Load())
+	return time.Unix(0, last).Add(p.quiet).Sub(p.clock.Now())
+}
+
+// waitQuiet waits until the quiet period has passed with no arrival.
+func (p *Proxy) waitQuiet(ctx context.Context) error {
+	for {
+		left := p.quietLeft()
+		if left <= 0 {
+			return nil
+		}
+		t := p.clock.NewTimer(left)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("queueproxy: drain: quiet period of %v not over: %w", p.quiet, ctx.Err())
+		case <-t.C():
 		}
 	}
 }

@@ -89,6 +89,7 @@ func TestNewValidation(t *testing.T) {
 		{func(o *Options) { o.Timeouts.Request = time.Second; o.Timeouts.ResponseStart = time.Minute }, "Timeouts.ResponseStart"},
 		{func(o *Options) { o.Readiness.HTTPPath = "healthz" }, "Readiness.HTTPPath"},
 		{func(o *Options) { o.UpgradeDrainLimit = -1 }, "UpgradeDrainLimit"},
+		{func(o *Options) { o.DrainQuietPeriod = 2 * time.Hour }, "DrainQuietPeriod"},
 	} {
 		o := Options{Upstream: "127.0.0.1:8080"}
 		tc.mod(&o)
@@ -367,7 +368,7 @@ func TestHeaderHygiene(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	r := newRig(t, http.NotFoundHandler(), func(o *Options) { o.ActivatorSecret = "k" })
+	r := newRig(t, http.NotFoundHandler(), func(o *Options) { noQuiet(o); o.ActivatorSecret = "k" })
 	if code, body, _ := r.get(HealthPath); code != 200 || trimmed(body) != "ready" {
 		t.Fatalf("health = %d %q, want 200 ready", code, body)
 	}

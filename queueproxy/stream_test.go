@@ -148,7 +148,7 @@ func TestDrainWaitsForInFlightAndWebSocket(t *testing.T) {
 	mux.Handle("/ws", echoWS)
 	mux.Handle("/slow", g)
 	mux.HandleFunc("/fast", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "fast") })
-	r := newRig(t, mux, nil)
+	r := newRig(t, mux, noQuiet)
 
 	slow := make(chan string)
 	go func() { _, b, _ := r.get("/slow"); slow <- b }()
@@ -183,7 +183,7 @@ func TestDrainWaitsForInFlightAndWebSocket(t *testing.T) {
 }
 
 func TestDrainClosesUpgradesAfterLimit(t *testing.T) {
-	r := newRig(t, echoWS, func(o *Options) { o.UpgradeDrainLimit = 5 * time.Second })
+	r := newRig(t, echoWS, func(o *Options) { noQuiet(o); o.UpgradeDrainLimit = 5 * time.Second })
 	ws := dialWS(t, r)
 	if err := echo(t, ws, "x"); err != nil {
 		t.Fatal(err)

@@ -59,7 +59,15 @@ type ProxyFunc func(inst backend.Instance, target string, spec revision.Spec) (P
 // instance registers its own series (labelled by revision and instance);
 // they stay registered after the instance stops. A base.Logger is given
 // the instance's ID.
+//
+// A zero base.DrainQuietPeriod means none here, not queueproxy's 30 s:
+// the proxy listens on loopback only and is drained after Options.Drain,
+// which (the activator's WaitInstanceIdle) stops new picks first. Set a
+// positive one if something else also routes to the instances.
 func QueueProxy(base queueproxy.Options) ProxyFunc {
+	if base.DrainQuietPeriod == 0 {
+		base.DrainQuietPeriod = -1
+	}
 	return func(inst backend.Instance, target string, spec revision.Spec) (Proxy, error) {
 		return front.NewQueueProxy(base, inst, target, spec)
 	}

@@ -11,7 +11,15 @@
 //
 // The serving port speaks HTTP/1.1 and h2c. The metrics port serves the
 // latest stat at /zeroscale/stat (JSON, for the autoscaler's scraper)
-// and Prometheus metrics at /metrics. On SIGTERM or SIGINT health checks
-// turn 503 at once, requests keep being served, and the process exits
-// once every in-flight request is done (at most -drain-timeout).
+// and Prometheus metrics at /metrics.
+//
+// On SIGTERM or SIGINT it drains as Knative's queue-proxy does: health
+// checks answer 503 at once, requests keep being served, and once no
+// request has arrived for -drain-quiet-period (default 30 s, restarted by
+// each request; endpoint removal in Kubernetes lags the signal by
+// seconds) and none is in flight the process exits, at most
+// -drain-timeout after the signal. WebSockets get -upgrade-drain-limit
+// after the quiet period. -drain-quiet-period 0 exits as soon as nothing
+// is in flight, which is safe only when nothing but the zeroscale
+// activator routes here.
 package main

@@ -40,7 +40,7 @@ type config struct {
 	host, bindHost                        string
 	userPort, servingPort, metricsPort    int
 	opts                                  queueproxy.Options
-	drainTimeout, drainGrace              time.Duration
+	drainTimeout, drainQuiet              time.Duration
 	logLevel                              slog.Level
 	requestTimeout, startTO, idleTimeout  time.Duration
 	probePeriod, probeTimeout, probeLimit time.Duration
@@ -102,8 +102,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	dur(&c.probeTimeout, "probe-timeout", "PROBE_TIMEOUT", revision.DefaultProbeTimeout, "timeout of one probe")
 	dur(&c.probeLimit, "startup-probe-limit", "STARTUP_PROBE_LIMIT", queueproxy.DefaultStartupProbeLimit, "how long to probe every 50 ms from start")
 	str(&c.opts.ActivatorSecret, "activator-secret", "ACTIVATOR_SECRET", "", "shared secret of the trusted activator (prefer the env var)")
-	dur(&c.drainTimeout, "drain-timeout", "DRAIN_TIMEOUT", 0, "bound on the drain after SIGTERM (0: the request timeout)")
-	dur(&c.drainGrace, "drain-grace", "DRAIN_GRACE", 0, "keep serving at least this long after SIGTERM (Kubernetes endpoint propagation)")
+	dur(&c.drainTimeout, "drain-timeout", "DRAIN_TIMEOUT", 0, "bound on the drain after SIGTERM (0: the quiet period plus the request timeout)")
+	dur(&c.drainQuiet, "drain-quiet-period", "DRAIN_QUIET_PERIOD", queueproxy.DefaultDrainQuietPeriod,
+		"after SIGTERM, keep serving until no request arrived for this long (restarted by each request; 0: exit once idle)")
 	dur(&c.upgradeDrainLim, "upgrade-drain-limit", "UPGRADE_DRAIN_LIMIT", queueproxy.DefaultUpgradeDrainLimit, "how long a drain waits for WebSockets")
 	str(&level, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -136,8 +137,18 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	c.opts.Timeouts = revision.Timeouts{Request: c.requestTimeout, ResponseStart: c.startTO, Idle: c.idleTimeout}
 	c.opts.Readiness.Period, c.opts.Readiness.Timeout = c.probePeriod, c.probeTimeout
 	c.opts.StartupProbeLimit, c.opts.UpgradeDrainLimit = c.probeLimit, c.upgradeDrainLim
+	if c.drainQuiet > time.Hour {
+		return nil, fmt.Errorf("-drain-quiet-period = %v, want 0 (none) to 1h", c.drainQuiet)
+	}
+	// On the command line 0 means none: the default is Knative's 30 s.
+	c.opts.DrainQuietPeriod = c.drainQuiet
+	if c.drainQuiet == 0 {
+		c.opts.DrainQuietPeriod = -1
+	}
 	if c.drainTimeout == 0 {
-		c.drainTimeout = c.requestTimeout
+		// A request arriving just before the quiet period ends may
+		// still run for the whole request timeout.
+		c.drainTimeout = c.drainQuiet + c.requestTimeout
 	}
 	return c, nil
 }
@@ -199,20 +210,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case serveErr = <-errc:
 		log.Error("server failed", "err", serveErr)
 	}
-	log.Info("draining", "timeout", c.drainTimeout)
+	log.Info("draining", "quietPeriod", c.drainQuiet, "timeout", c.drainTimeout)
 	drainCtx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
 	defer cancel()
-	start := time.Now()
+	// Health checks answer 503 from here on; requests are served until
+	// the orchestrator has stopped routing here (the quiet period).
 	if err := p.Drain(drainCtx); err != nil {
 		log.Warn("drain incomplete", "err", err)
-	}
-	if grace := c.drainGrace - time.Since(start); grace > 0 {
-		// Keep serving while the orchestrator stops routing here.
-		select {
-		case <-time.After(grace):
-		case <-drainCtx.Done():
-		}
-		_ = p.Drain(drainCtx)
 	}
 	err = errors.Join(serving.Shutdown(drainCtx), metrics.Shutdown(drainCtx))
 	stopRun()

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
@@ -32,9 +34,24 @@ func TestParseEnvAndFlags(t *testing.T) {
 	}
 	if c.opts.Upstream != "127.0.0.1:9000" || c.opts.ContainerConcurrency != 7 || c.opts.Instance != "pod-a" ||
 		c.opts.Timeouts.Request != time.Minute || c.opts.Timeouts.Idle != 5*time.Second ||
-		c.opts.Readiness.HTTPPath != "/healthz" || c.drainTimeout != time.Minute {
+		c.opts.Readiness.HTTPPath != "/healthz" {
 		t.Fatalf("parsed %+v", c)
 	}
+	// Knative's drain by default: a 30 s quiet period, and room for a
+	// request arriving at its end.
+	require.Equal(t, queueproxy.DefaultDrainQuietPeriod, c.opts.DrainQuietPeriod)
+	require.Equal(t, 30*time.Second+time.Minute, c.drainTimeout)
+}
+
+func TestParseDrainQuietPeriod(t *testing.T) {
+	c, err := parse(nil, env(map[string]string{"DRAIN_QUIET_PERIOD": "0"}), io.Discard)
+	require.NoError(t, err)
+	require.Negative(t, c.opts.DrainQuietPeriod, "0 on the command line is no quiet period")
+	c, err = parse([]string{"-drain-quiet-period", "45s"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 45*time.Second, c.opts.DrainQuietPeriod)
+	_, err = parse([]string{"-drain-quiet-period", "2h"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "-drain-quiet-period")
 }
 
 func TestParseErrorsNameTheSetting(t *testing.T) {
@@ -80,7 +97,7 @@ func TestBinary(t *testing.T) {
 	_, port, _ := strings.Cut(strings.TrimPrefix(app.URL, "http://"), ":")
 
 	cmd := exec.Command(bin, "-serving-port", "0", "-metrics-port", "0", "-bind", "127.0.0.1")
-	cmd.Env = []string{"USER_PORT=" + port, "CONTAINER_CONCURRENCY=2"}
+	cmd.Env = []string{"USER_PORT=" + port, "CONTAINER_CONCURRENCY=2", "DRAIN_QUIET_PERIOD=1s"}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +149,10 @@ func TestBinary(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("health never turned to draining after SIGTERM")
 		}
+	}
+	// Still serving: a load balancer may not know of the drain yet.
+	if code, body := get("/"); code != 200 || body != "hello" {
+		t.Fatalf("GET / while draining = %d %q", code, body)
 	}
 	close(release)
 	if b := <-slow; b != "hello" {
