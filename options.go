@@ -12,6 +12,7 @@ import (
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/edge"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
@@ -34,6 +35,13 @@ const (
 	ServiceHeader = "Zeroscale-Service"
 	// MaxQueuedEvents bounds the events waiting for Options.OnEvent.
 	MaxQueuedEvents = 1024
+	// DefaultMaxConnsPerClient is Options.MaxConnsPerClient's default.
+	DefaultMaxConnsPerClient = 1024
+	// DefaultBodyTimeout and DefaultMinBodyRate are Options.BodyTimeout's
+	// and MinBodyRate's defaults (Apache's mod_reqtimeout
+	// "body=20,MinRate=500").
+	DefaultBodyTimeout = 20 * time.Second
+	DefaultMinBodyRate = 500
 )
 
 // Options configure a Server. The zero value is a working local
@@ -77,6 +85,32 @@ type Options struct {
 	// required to serve the admin API on a listener that is not
 	// loopback. See AdminHandler.
 	AdminToken string
+
+	// MaxConns bounds the open connections of each listener Serve and
+	// ServeAdmin serve; a connection over it is refused as it is
+	// accepted (a best-effort 503, then closed), before it costs a
+	// goroutine, so a flood of connections cannot exhaust the process's
+	// file descriptors and take every service down. The last eighth is
+	// kept for clients holding fewer than 8 connections, so a flood from
+	// a few addresses cannot lock everyone else out. 0 means a quarter
+	// of the process's open-file limit (RLIMIT_NOFILE), at least 256.
+	MaxConns int
+	// MaxConnsPerClient bounds one client address's open connections on
+	// each listener (an IPv4 address, or an IPv6 /64), so one client
+	// cannot take every other's share of MaxConns; refused the same way.
+	// 0 means DefaultMaxConnsPerClient. Behind a proxy, or for a local
+	// load test, every client has the same address: raise it.
+	MaxConnsPerClient int
+	// BodyTimeout and MinBodyRate bound how long a request body may take
+	// to arrive at Serve's listeners: BodyTimeout plus one second per
+	// MinBodyRate bytes received so far, so a client trickling its body
+	// cannot stretch it. A body that misses it is answered 408 Request
+	// Timeout and its connection closed; while it trickles, the request
+	// holds its instance slot, at most until then (and never past the
+	// revision's request timeout). 0 means DefaultBodyTimeout and
+	// DefaultMinBodyRate (bytes per second).
+	BodyTimeout time.Duration
+	MinBodyRate int
 
 	// WaitTimeout, when positive, bounds how long a request waits for
 	// an instance, instead of the activator's default (Cloud Run's
@@ -123,6 +157,28 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AdminAddr == "" {
 		o.AdminAddr = DefaultAdminAddr
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxConns", &o.MaxConns, edge.DefaultMaxConns()},
+		{"MaxConnsPerClient", &o.MaxConnsPerClient, DefaultMaxConnsPerClient},
+		{"MinBodyRate", &o.MinBodyRate, DefaultMinBodyRate},
+	} {
+		if *f.v < 0 {
+			return o, fmt.Errorf("zeroscale: Options.%s %d: must be ≥ 0 (0 = %d)", f.name, *f.v, f.def)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if o.BodyTimeout < 0 {
+		return o, fmt.Errorf("zeroscale: Options.BodyTimeout %v: must be ≥ 0 (0 = %v)", o.BodyTimeout, DefaultBodyTimeout)
+	}
+	if o.BodyTimeout == 0 {
+		o.BodyTimeout = DefaultBodyTimeout
 	}
 	if o.WaitTimeout < 0 {
 		return o, fmt.Errorf("zeroscale: Options.WaitTimeout %v: must be ≥ 0 (0 = the activator's default)", o.WaitTimeout)

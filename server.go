@@ -17,6 +17,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
 	"github.com/zeroscale/zeroscale/internal/hop"
+	"github.com/zeroscale/zeroscale/internal/edge"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
@@ -173,7 +174,9 @@ func (s *Server) goRun(f func(ctx context.Context)) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve accepts requests on ln (HTTP/1.1 and h2c) until Shutdown; it
-// then returns http.ErrServerClosed.
+// then returns http.ErrServerClosed. Connections are bounded by
+// Options.MaxConns and MaxConnsPerClient, request bodies by BodyTimeout
+// and MinBodyRate.
 func (s *Server) Serve(ln net.Listener) error {
 	s.setDataPort(ln.Addr())
 	return s.serve(ln, s.handler)
@@ -225,6 +228,8 @@ const (
 )
 
 func (s *Server) serve(ln net.Listener, h http.Handler) error {
+	h = &edge.Bodies{Handler: h, Timeout: s.o.BodyTimeout, MinRate: int64(s.o.MinBodyRate), Clock: s.o.Clock}
+	ln = &edge.Listener{Listener: ln, Max: s.o.MaxConns, MaxPerClient: s.o.MaxConnsPerClient}
 	srv := hop.NewServer("", h)
 	srv.ReadHeaderTimeout = readHeaderTimeout
 	srv.IdleTimeout = idleTimeout
