@@ -257,7 +257,11 @@ func writeError(w http.ResponseWriter, kind, name string, err error) {
 	case len(causes) > 0, errors.As(err, &rfe), errors.As(err, &tfe), errors.Is(err, backend.ErrInvalidArgument):
 		code, reason = http.StatusUnprocessableEntity, metav1.StatusReasonInvalid
 	}
-	writeStatus(w, code, metav1.StatusFailure, reason, err.Error(), name, kind, causes)
+	msg := err.Error()
+	if reason == metav1.StatusReasonNotFound && name != "" {
+		msg = fmt.Sprintf("%s.serving.knative.dev %q not found", kind, name) // as the Kubernetes API says it
+	}
+	writeStatus(w, code, metav1.StatusFailure, reason, msg, name, kind, causes)
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string, reason metav1.StatusReason, msg, name, kind string, causes []metav1.StatusCause) {

@@ -310,7 +310,11 @@ func (s *Server) knativeRevision(svc *service, r revision.Revision, rs RevisionS
 		kr.Status.DesiredReplicas = &desired
 	}
 	for _, c := range rs.Conditions {
-		kr.Status.Conditions = append(kr.Status.Conditions, knative.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+		kc := knative.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message}
+		if c.Type == ConditionActive {
+			kc.Severity = "Info" // as Knative's: idle is not a failure
+		}
+		kr.Status.Conditions = append(kr.Status.Conditions, kc)
 	}
 	return kr
 }

@@ -83,7 +83,7 @@ type Condition struct {
 	Type               string      `json:"type"`
 	Status             string      `json:"status"`
 	Severity           string      `json:"severity,omitempty"`
-	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 	Reason             string      `json:"reason,omitempty"`
 	Message            string      `json:"message,omitempty"`
 }
