@@ -80,12 +80,12 @@ type TrafficTarget struct {
 
 // Condition is a Knative condition (knative.dev/pkg/apis.Condition).
 type Condition struct {
-	Type               string      `json:"type"`
-	Status             string      `json:"status"`
-	Severity           string      `json:"severity,omitempty"`
+	Type               string       `json:"type"`
+	Status             string       `json:"status"`
+	Severity           string       `json:"severity,omitempty"`
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
-	Reason             string      `json:"reason,omitempty"`
-	Message            string      `json:"message,omitempty"`
+	Reason             string       `json:"reason,omitempty"`
+	Message            string       `json:"message,omitempty"`
 }
 
 // Condition types and statuses, Knative's.

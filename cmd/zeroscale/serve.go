@@ -53,7 +53,9 @@ loopback only unless --token (or ZEROSCALE_TOKEN) sets a token.`,
 		Example: `  zeroscale serve -f hello.yaml
   curl http://hello.default.localhost:8080`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.files, "filename", "f", nil, "a manifest file or a directory of them; repeat for several")
