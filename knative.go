@@ -363,7 +363,7 @@ func (s *Server) DeleteRevision(ctx context.Context, name string) error {
 		case latest.Name() == name:
 			return fmt.Errorf("%w: %s runs the current template of service %s; update the service or delete the service", ErrRevisionInUse, name, svc.name)
 		}
-		if err := s.removeRevision(ctx, name); err != nil {
+		if err := s.removeRevision(ctx, svc, name); err != nil {
 			return err
 		}
 		svc.mu.Lock()

@@ -95,6 +95,13 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 		svc.mu.Unlock()
 		return ServiceStatus{}, fmt.Errorf("%w: %q was deleted while being applied", ErrNotFound, spec.Name)
 	}
+	if err := s.checkRevisionOwner(spec.RevisionName, svc); err != nil {
+		svc.mu.Unlock()
+		if isNew {
+			s.forget(svc)
+		}
+		return ServiceStatus{}, err
+	}
 	rev, created, err := svc.conf.Update(spec.Template, spec.RevisionName)
 	if err != nil {
 		svc.mu.Unlock()
@@ -102,6 +109,16 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 			s.forget(svc)
 		}
 		return ServiceStatus{}, fmt.Errorf("zeroscale: service %q: %w", spec.Name, err)
+	}
+	if err := s.checkRevisionOwner(rev.Name(), svc); created && err != nil {
+		// A generated name that another service's revision already has
+		// ("a" named one "a-b-00001"; this is "a-b"'s first).
+		_ = svc.conf.MarkFailed(rev.Name(), err.Error())
+		svc.mu.Unlock()
+		if isNew {
+			s.forget(svc)
+		}
+		return ServiceStatus{}, err
 	}
 	if created {
 		s.emit(Event{Kind: EventRevisionCreated, Service: svc.name, Revision: rev.Name()})
@@ -153,6 +170,22 @@ func (s *Server) service(name string) (svc *service, created bool, err error) {
 	return svc, true, nil
 }
 
+// checkRevisionOwner fails when another service than svc runs a
+// revision called name: revision names are unique across services, as
+// in a Knative namespace, since requests, status and deletes find a
+// revision by its name.
+func (s *Server) checkRevisionOwner(name string, svc *service) error {
+	if name == "" {
+		return nil
+	}
+	v, ok := s.revs.Load(name)
+	if !ok || v.(*rev).svc == svc {
+		return nil
+	}
+	return fmt.Errorf("zeroscale: service %q: %w: revision name %q is taken by service %q",
+		svc.name, revision.ErrNameInUse, name, v.(*rev).svc.name)
+}
+
 // forget drops a service that never got a revision.
 func (s *Server) forget(svc *service) {
 	s.mu.Lock()
@@ -173,11 +206,18 @@ func (s *Server) hasService(name string) bool {
 // startRevision deploys rev and starts watching and scaling it.
 func (s *Server) startRevision(ctx context.Context, svc *service, r revision.Revision, params revision.ScalingParams) error {
 	name := r.Name()
+	rv := newRev(s, svc, r)
+	// Claim the name before the engine hears of it: of two services
+	// applying the same name at once, one deploys it.
+	if v, taken := s.revs.LoadOrStore(name, rv); taken {
+		rv.cancel()
+		return fmt.Errorf("%w: revision name %q is taken by service %q", revision.ErrNameInUse, name, v.(*rev).svc.name)
+	}
 	if err := s.backend.Deploy(ctx, r); err != nil {
+		rv.cancel()
+		s.revs.Delete(name)
 		return fmt.Errorf("deploy: %w", err)
 	}
-	rv := newRev(s, svc, r)
-	s.revs.Store(name, rv)
 	fail := func(err error) error {
 		s.ms.Remove(name)
 		s.act.RemoveRevision(name)
@@ -250,17 +290,18 @@ func (s *Server) deleteService(ctx context.Context, name string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(revs))
 	for i, r := range revs {
-		wg.Go(func() { errs[i] = s.removeRevision(ctx, r.Name()) })
+		wg.Go(func() { errs[i] = s.removeRevision(ctx, svc, r.Name()) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// removeRevision stops scaling a revision, drains and removes its
-// instances, then forgets it in the activator.
-func (s *Server) removeRevision(ctx context.Context, name string) error {
+// removeRevision stops scaling svc's revision called name, drains and
+// removes its instances, then forgets it in the activator. A revision of
+// that name that another service runs is left alone.
+func (s *Server) removeRevision(ctx context.Context, svc *service, name string) error {
 	v, ok := s.revs.Load(name)
-	if !ok {
+	if !ok || v.(*rev).svc != svc {
 		return nil
 	}
 	rv := v.(*rev)

@@ -1,0 +1,105 @@
+package zeroscale_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/fake"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// whoServer is a Server on the fake backend whose apps answer
+// "<service>/<revision>", so a test sees whose app serves a host.
+func whoServer(t *testing.T) (*zeroscale.Server, func(host string) (int, string)) {
+	t.Helper()
+	srv, err := zeroscale.New(zeroscale.Options{NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+		return fake.New(fake.Options{Drain: drain, Handler: func(r revision.Revision) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "%s/%s", r.Configuration(), r.Name())
+			})
+		}})
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Shutdown(ctx))
+	})
+	get := func(host string) (int, string) {
+		req, err := http.NewRequest("GET", "http://"+host+"/", nil)
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	return srv, get
+}
+
+// Service "a" names a revision "a-b-00001"; service "a-b" with the same
+// template would stamp the same name. Before, "a-b" was then served by
+// "a"'s app and deleting "a-b" removed "a"'s revision while "a" still
+// said Ready. Now "a-b" is refused with both names, and deletes touch
+// only the deleted service's revisions.
+func TestRevisionNamesUniqueAcrossServices(t *testing.T) {
+	ctx := context.Background()
+	spec := revision.Spec{Image: "x"}
+
+	t.Run("custom name first", func(t *testing.T) {
+		srv, get := whoServer(t)
+		_, err := srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a", Template: spec, RevisionName: "a-b-00001"})
+		require.NoError(t, err)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			code, body := get("a.default.localhost")
+			assert.Equal(c, http.StatusOK, code)
+			assert.Equal(c, "a/a-b-00001", body)
+		}, 10*time.Second, 5*time.Millisecond)
+
+		_, err = srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a-b", Template: spec})
+		require.ErrorIs(t, err, revision.ErrNameInUse)
+		assert.ErrorContains(t, err, `service "a-b"`)
+		assert.ErrorContains(t, err, `"a-b-00001" is taken by service "a"`)
+		code, body := get("a-b.default.localhost")
+		assert.NotEqual(t, "a/a-b-00001", body, "a-b is not served by a's app (%d)", code)
+
+		err = srv.Delete(ctx, "a-b")
+		if err != nil {
+			require.ErrorIs(t, err, zeroscale.ErrNotFound)
+		}
+		code, body = get("a.default.localhost")
+		assert.Equal(t, http.StatusOK, code, "a still serves after a-b is deleted")
+		assert.Equal(t, "a/a-b-00001", body)
+	})
+
+	t.Run("generated name first", func(t *testing.T) {
+		srv, get := whoServer(t)
+		_, err := srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a-b", Template: spec})
+		require.NoError(t, err)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			_, body := get("a-b.default.localhost")
+			assert.Equal(c, "a-b/a-b-00001", body)
+		}, 10*time.Second, 5*time.Millisecond)
+		_, err = srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a", Template: spec, RevisionName: "a-b-00001"})
+		require.ErrorIs(t, err, revision.ErrNameInUse)
+		assert.ErrorContains(t, err, `service "a"`)
+		assert.ErrorContains(t, err, `"a-b-00001" is taken by service "a-b"`)
+
+		// A service that exists already keeps serving its own revision.
+		_, err = srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a", Template: spec})
+		require.NoError(t, err)
+		_, err = srv.Apply(ctx, zeroscale.ServiceSpec{Name: "a", Template: revision.Spec{Image: "y"}, RevisionName: "a-b-00001"})
+		require.ErrorIs(t, err, revision.ErrNameInUse)
+		require.NoError(t, srv.Delete(ctx, "a"))
+		code, body := get("a-b.default.localhost")
+		assert.Equal(t, http.StatusOK, code, "a-b still serves after a is deleted")
+		assert.Equal(t, "a-b/a-b-00001", body)
+	})
+}
