@@ -55,8 +55,14 @@ var (
 	// ErrQueueFull: the revision's hold queue is at its request or byte
 	// bound.
 	ErrQueueFull = errors.New("hold queue full")
-	// ErrWaitTimeout: no slot freed before the wait deadline.
+	// ErrWaitTimeout: no slot freed before the wait deadline, which was
+	// shorter than the revision's request timeout: a capacity answer
+	// (503 with Retry-After).
 	ErrWaitTimeout = errors.New("wait deadline passed")
+	// ErrRequestTimeout: the revision's request timeout passed while the
+	// request was held or before its response started (504, Knative's
+	// timeout handler).
+	ErrRequestTimeout = errors.New("request timeout")
 	// ErrRevisionRemoved: the revision was removed (RemoveRevision).
 	ErrRevisionRemoved = errors.New("revision removed")
 	// ErrUnknownRevision: the revision was never set (SetRevision) or
@@ -72,8 +78,10 @@ type RevisionPicker interface {
 }
 
 // RejectFunc answers a request the activator could not send to an
-// instance (hold queue full, wait deadline, revision removed); err says
-// which. It replaces the default 503 response, e.g. with a placeholder
+// instance (hold queue full, wait deadline, the revision's request
+// timeout or a deadline the host set passed while held, revision
+// removed); err says which (errors.Is with ErrQueueFull, ErrWaitTimeout,
+// ErrRequestTimeout, context.DeadlineExceeded, ErrRevisionRemoved). It replaces the default 503 response, e.g. with a placeholder
 // page or a fallback handler.
 type RejectFunc func(w http.ResponseWriter, r *http.Request, err error)
 
@@ -143,12 +151,16 @@ type Options struct {
 // (UpdateInstances); call Run to report demand. Safe for concurrent use.
 //
 // Answers of its own: 404 when the Picker finds no revision or the
-// revision is unknown; 503 with Retry-After and a plain-text reason when
-// the hold queue is full, the wait deadline passed or the revision was
-// removed while the request was held (or whatever Options.Reject
-// writes); 502 when the instance could not be reached (after the one
-// retry idempotent requests get). A client that leaves while held is
-// counted with code 499 and gets nothing.
+// revision is unknown; 504 when the revision's request timeout passed
+// while the request was held or, for a request that was held, before the
+// response started (Knative's timeout handler; the time held counts);
+// 503 with Retry-After and a plain-text reason for capacity: the hold
+// queue is full, the wait deadline (shorter than the request timeout)
+// passed, a deadline the host set on the request passed while it was
+// held, or the revision was removed (or whatever Options.Reject writes);
+// 502 when the instance could not be reached (after the one retry
+// idempotent requests get). A client that leaves while held is counted
+// with code 499 and gets nothing.
 //
 // A client that leaves frees its place in the hold queue as soon as the
 // server cancels the request's context: at once over HTTP/2, and over
@@ -168,8 +180,9 @@ type Options struct {
 // span, or passed through untouched without a TracerProvider. Streamed
 // responses are flushed as they come and upgrades (WebSocket) pass
 // through, holding their slot for the connection's life. Request
-// timeouts after the hand-off are the queue-proxy's; the activator only
-// bounds the wait (and connecting, hop.DialTimeout).
+// timeouts after the hand-off are the queue-proxy's; the activator
+// bounds the wait, connecting (hop.DialTimeout) and, for a request it
+// held, the rest of the request timeout until the response starts.
 type Handler struct {
 	picker       RevisionPicker
 	secretValue  []string // {Options.Secret} for ActivatorHeader, nil if unset
@@ -502,7 +515,15 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 			t.m.coldStartWait.Observe(waited.Seconds())
 		}
 	}
-	a := &attempt{rev: t, slot: adm.slot, cold: adm.cold, wait: waited, mayRetry: idempotent(r.Method)}
+	var deadline *heldDeadline
+	if adm.held {
+		// The revision's request timeout counts from arrival, hold
+		// included; the queue-proxy's counts from its own arrival, so
+		// the activator bounds the rest until the response starts.
+		ctx, deadline = h.boundHeld(ctx, t, waited)
+		defer deadline.stop()
+	}
+	a := &attempt{rev: t, slot: adm.slot, cold: adm.cold, wait: waited, mayRetry: idempotent(r.Method), deadline: deadline}
 	var body *trackedBody
 	if a.mayRetry && r.Body != nil && r.Body != http.NoBody {
 		// Transports close the body on error; keep it open and watch it
@@ -522,17 +543,73 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		"instance", failed.id, "address", failed.addr, "error", a.retryErr)
 	adm2, err := t.acquire(ctx, acquireReq{bytes: bytes, exclude: failed.id, front: true})
 	if err != nil {
-		if ctx.Err() == nil {
+		if !answerEnded(w, ctx) {
 			http.Error(w, fmt.Sprintf("activator: revision %q: instance %s (%s): %v; no other instance: %v",
 				t.name, failed.id, failed.addr, a.retryErr, err), http.StatusBadGateway)
 		}
 		return
 	}
-	a2 := &attempt{rev: t, slot: adm2.slot, cold: a.cold, wait: a.wait, body: body}
+	a2 := &attempt{rev: t, slot: adm2.slot, cold: a.cold, wait: a.wait, body: body, deadline: deadline}
 	h.forward(ctx, w, r, a2)
 }
 
-// refuse answers a request that got no slot.
+// heldDeadline ends a held request's context with ErrRequestTimeout
+// when the rest of its request timeout passes before its response
+// starts; stop disarms it (the response started, or the request ended).
+type heldDeadline struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func (d *heldDeadline) stop() {
+	if d != nil {
+		d.once.Do(func() { close(d.done) })
+	}
+}
+
+// boundHeld returns ctx ending with ErrRequestTimeout once t's request
+// timeout, less the time waited, has passed. Only held requests pay for
+// the timer and its goroutine.
+func (h *Handler) boundHeld(ctx context.Context, t *throttler, waited time.Duration) (context.Context, *heldDeadline) {
+	t.mu.Lock()
+	left := t.requestTimeout - waited
+	t.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	d := &heldDeadline{done: make(chan struct{})}
+	timer := h.clock.NewTimer(max(left, 0))
+	cause := fmt.Errorf("revision %q: %w before the response started", t.name, ErrRequestTimeout)
+	go func() {
+		defer timer.Stop()
+		select {
+		case <-timer.C():
+			cancel(cause)
+		case <-d.done:
+		}
+	}()
+	return ctx, d
+}
+
+// answerEnded answers a request whose context ended before its response
+// started: 504 when the revision's request timeout or a deadline the
+// host set passed, nothing when the client left. It reports whether ctx
+// ended.
+func answerEnded(w http.ResponseWriter, ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrRequestTimeout):
+		http.Error(w, "activator: "+cause.Error(), http.StatusGatewayTimeout)
+	case errors.Is(cause, context.DeadlineExceeded):
+		http.Error(w, "activator: deadline exceeded before the response started", http.StatusGatewayTimeout)
+	}
+	return true
+}
+
+// refuse answers a request that got no slot: 504 when the revision's
+// request timeout passed, 503 with Retry-After for capacity (queue full,
+// the shorter hold deadline, a deadline the host set, the revision
+// removed), nothing when the client left.
 func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err error) {
 	reason := ""
 	switch {
@@ -540,6 +617,10 @@ func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err
 		reason = "queue_full"
 	case errors.Is(err, ErrWaitTimeout):
 		reason = "wait_timeout"
+	case errors.Is(err, ErrRequestTimeout):
+		reason = "request_timeout"
+	case errors.Is(err, context.DeadlineExceeded):
+		reason = "deadline"
 	case errors.Is(err, ErrRevisionRemoved):
 		reason = "revision_removed"
 	default: // the client left: there is no one to answer
@@ -550,6 +631,10 @@ func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err
 	h.log.Debug("activator: request refused", "revision", t.name, "reason", reason, "error", err)
 	if h.rejectFn != nil {
 		h.rejectFn(w, r, err)
+		return
+	}
+	if reason == "request_timeout" {
+		http.Error(w, "activator: "+err.Error(), http.StatusGatewayTimeout)
 		return
 	}
 	secs := int(math.Ceil(t.retryAfter().Seconds()))

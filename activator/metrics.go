@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"revision", "code"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_requests_total",
-			Help: "Requests refused without reaching an instance, by revision and reason (queue_full, wait_timeout, revision_removed).",
+			Help: "Requests refused without reaching an instance, by revision and reason (queue_full, wait_timeout, request_timeout, deadline, revision_removed).",
 		}, []string{"revision", "reason"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "held_requests",

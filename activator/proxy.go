@@ -40,6 +40,7 @@ type attempt struct {
 	wait     time.Duration
 	mayRetry bool // idempotent and first try
 	body     *trackedBody
+	deadline *heldDeadline // nil unless the request was held
 	gotConn  atomic.Bool
 	ct       httptrace.ClientTrace // sets gotConn; in the attempt to save an allocation
 	span     trace.Span            // nil without tracing
@@ -122,6 +123,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 func (h *Handler) modifyResponse(res *http.Response) error {
 	a := attemptOf(res.Request.Context())
+	// The response started: from here the queue-proxy's timeouts
+	// govern (an upgraded connection must not be cut by ours).
+	a.deadline.stop()
 	if a.span != nil {
 		a.span.AddEvent("first_byte", trace.WithTimestamp(h.clock.Now()),
 			trace.WithAttributes(attribute.Int("http.response.status_code", res.StatusCode)))
@@ -140,8 +144,8 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		a.span.RecordError(err)
 		a.span.SetStatus(codes.Error, "proxy error")
 	}
-	if r.Context().Err() != nil {
-		return // the client left: 499, nothing to answer
+	if answerEnded(w, r.Context()) {
+		return // a timeout (504), or the client left (499, nothing to answer)
 	}
 	if a.mayRetry && !a.gotConn.Load() && (a.body == nil || !a.body.read.Load()) {
 		a.retryErr = err

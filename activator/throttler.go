@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -202,7 +203,7 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 		imm = &stats.Stat{Instance: t.h.name, AverageConcurrency: float64(t.concurrencyLocked()), Timestamp: now}
 	}
 	t.dispatchLocked(now)
-	timeout := t.waitTimeoutLocked()
+	timeout, isRequestTimeout := t.holdLimitLocked()
 	var timer interface {
 		C() <-chan time.Time
 		Stop() bool
@@ -234,13 +235,19 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 		t.heldBytes -= w.bytes
 		t.m.held.Set(float64(t.queue.Len()))
 		w.done = true
-		if err := ctx.Err(); err != nil {
-			w.err = err
-		} else {
-			what := "no instance had a free slot"
-			if len(t.cands) == 0 {
-				what = "no instance became ready"
-			}
+		what := "no instance had a free slot"
+		if len(t.cands) == 0 {
+			what = "no instance became ready"
+		}
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, context.DeadlineExceeded):
+			// A deadline the host set (a middleware, http.TimeoutHandler).
+			w.err = fmt.Errorf("revision %q: deadline exceeded while held: %s: %w", t.name, what, cause)
+		case cause != nil:
+			w.err = fmt.Errorf("revision %q: request canceled while held: %w", t.name, cause)
+		case isRequestTimeout:
+			w.err = fmt.Errorf("revision %q: %w while held: %s within %s", t.name, ErrRequestTimeout, what, timeout)
+		default:
 			w.err = fmt.Errorf("revision %q: %w: %s within %s", t.name, ErrWaitTimeout, what, timeout)
 		}
 	}
@@ -510,14 +517,22 @@ func (t *throttler) averageStartupLocked() time.Duration {
 // wait, else Cloud Run's max(3.5 × average start-up, 10 s); never longer
 // than the revision's request timeout.
 func (t *throttler) waitTimeoutLocked() time.Duration {
+	d, _ := t.holdLimitLocked()
+	return d
+}
+
+// holdLimitLocked is waitTimeoutLocked, and whether it is the revision's
+// request timeout (the hold deadline is not shorter): a request held
+// that long gets Knative's 504, not the hold deadline's 503.
+func (t *throttler) holdLimitLocked() (time.Duration, bool) {
 	d := t.h.waitTimeout
 	if d <= 0 {
 		d = max(MinWait, time.Duration(StartupWaitFactor*float64(t.averageStartupLocked())))
 	}
-	if t.requestTimeout > 0 {
-		d = min(d, t.requestTimeout)
+	if t.requestTimeout > 0 && d >= t.requestTimeout {
+		return t.requestTimeout, true
 	}
-	return d
+	return d, false
 }
 
 // retryAfter is a hint for rejected clients: the average start-up time,

@@ -199,13 +199,20 @@ func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {
 	p.rp.ServeHTTP(ex, r.WithContext(ex.ctx))
 }
 
+// queueFailed answers a request that got no breaker slot, Knative's
+// way: the revision's timeouts, which count queued time, answer 504; a
+// full queue is a capacity answer, 503 with Retry-After; a deadline the
+// host set on the request (a middleware) ends the wait with 503.
 func (p *Proxy) queueFailed(ex *exchange, err error) {
+	cause := context.Cause(ex.ctx)
 	switch {
 	case errors.Is(err, ErrRequestQueueFull):
 		ex.w.Header().Set("Retry-After", "1")
 		ex.writeError(http.StatusServiceUnavailable, "queue full")
-	case isTimeout(context.Cause(ex.ctx)):
-		ex.writeError(http.StatusServiceUnavailable, "request timed out while queued")
+	case isTimeout(cause):
+		ex.writeError(http.StatusGatewayTimeout, cause.Error()+" while queued")
+	case errors.Is(cause, context.DeadlineExceeded):
+		ex.writeError(http.StatusServiceUnavailable, "deadline exceeded while queued")
 	default:
 		ex.writeError(http.StatusServiceUnavailable, "request canceled while queued")
 	}
@@ -275,6 +282,9 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	cause := context.Cause(r.Context())
 	switch {
 	case isTimeout(cause) || errors.Is(cause, errUpgradeDrainLimit):
+	case errors.Is(cause, context.DeadlineExceeded):
+		// A deadline the host set, not the revision's timeouts.
+		ex.writeError(http.StatusGatewayTimeout, "deadline exceeded before the app answered")
 	case r.Context().Err() != nil:
 		p.log.Debug("request canceled", "path", r.URL.Path, "err", err)
 		ex.writeError(http.StatusBadGateway, "request canceled")

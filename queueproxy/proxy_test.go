@@ -252,7 +252,7 @@ func TestProxyTimeouts(t *testing.T) {
 		go func() { c, b, _ := r.get("/"); queued <- http.StatusText(c) + ": " + trimmed(b) }()
 		waitFor(func() bool { return r.proxy.Breaker().Pending() == 2 })
 		r.clock.Step(5 * time.Second)
-		if got, want := <-queued, "Service Unavailable: request timed out while queued"; got != want {
+		if got, want := <-queued, "Gateway Timeout: request timeout while queued"; got != want {
 			t.Errorf("queued request: %q, want %q", got, want)
 		}
 		if err := echo(t, ws, "still here"); err != nil {
