@@ -1,0 +1,84 @@
+package k8slab
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale/internal/testenv"
+)
+
+// Lab is a test package's control plane: started on the first Cluster
+// call, shared by the package's tests, stopped by Stop in TestMain:
+//
+//	var lab = &k8slab.Lab{Options: k8slab.Options{Images: images}}
+//
+//	func TestMain(m *testing.M) {
+//		code := m.Run()
+//		lab.Stop()
+//		os.Exit(code)
+//	}
+type Lab struct {
+	Options Options
+
+	once    sync.Once
+	cluster *Cluster
+	err     error
+	took    time.Duration
+}
+
+// StartTimeout bounds a Lab's start.
+const StartTimeout = 3 * time.Minute
+
+// Cluster returns the running control plane, starting it if needed. When
+// the binaries are missing it ends t through testenv.Unavailable (skip
+// on a developer's machine, fail under CI=true); any other start
+// failure fails t.
+func (l *Lab) Cluster(t testing.TB) *Cluster {
+	t.Helper()
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+		defer cancel()
+		start := time.Now()
+		l.cluster, l.err = Start(ctx, l.Options)
+		l.took = time.Since(start)
+	})
+	switch {
+	case errors.Is(l.err, ErrNoBinaries):
+		testenv.Unavailable(t, "no Kubernetes control plane: %v", l.err)
+	case l.err != nil:
+		t.Fatalf("k8slab: %v", l.err)
+	}
+	return l.cluster
+}
+
+// StartTook is how long the control plane took to start (0 before).
+func (l *Lab) StartTook() time.Duration { return l.took }
+
+// Namespace creates a namespace for t, deleted when t ends; after a
+// failure it logs the tails of the Runtime's and controllers' logs.
+func (l *Lab) Namespace(t testing.TB) string {
+	t.Helper()
+	c := l.Cluster(t)
+	ns, del, err := c.Namespace(context.Background(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.KeepDir()
+			t.Logf("k8slab: logs kept in %s", c.Dir)
+		}
+		del()
+	})
+	return ns
+}
+
+// Stop stops the control plane if it was started.
+func (l *Lab) Stop() {
+	if l.cluster != nil {
+		l.cluster.Stop()
+	}
+}
