@@ -141,6 +141,11 @@ func userContainer(rev revision.Revision, spec revision.Spec) corev1.Container {
 		Env:        env,
 		Ports:      []corev1.ContainerPort{{Name: "user-port", ContainerPort: int32(spec.Port), Protocol: corev1.ProtocolTCP}},
 		Resources:  resources(spec.Resources),
+		// The same probe as the sidecar's: through the queue-proxy to the
+		// app. Without it a restarted app container would count as ready
+		// the moment it starts (kubelet's rule for containers without a
+		// probe) while the sidecar's last result is still "ready".
+		ReadinessProbe: readinessProbe(spec),
 		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: WaitForDrainPath,
 			Port: intstr.FromInt32(QueueMetricsPort),
@@ -196,10 +201,6 @@ func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) core
 		{Name: quietPeriodEnv, Value: b.opts.QuietPeriod.String()},
 	}
 	env = append(env, b.opts.QueueProxyEnv...)
-	// Kubelet's period is whole seconds; until the first success the
-	// queue-proxy probes the app every 50 ms itself, so a 1 s period
-	// costs at most 1 s of cold start (less once the activator probes).
-	period := seconds(spec.Readiness.Period, 1)
 	return corev1.Container{
 		Name:  QueueContainer,
 		Image: b.opts.QueueProxyImage,
@@ -208,16 +209,7 @@ func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) core
 			{Name: "queue-port", ContainerPort: QueueServingPort, Protocol: corev1.ProtocolTCP},
 			{Name: "http-metrics", ContainerPort: QueueMetricsPort, Protocol: corev1.ProtocolTCP},
 		},
-		ReadinessProbe: &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: queueproxy.HealthPath,
-				Port: intstr.FromInt32(QueueServingPort),
-			}},
-			PeriodSeconds:    int32(period),
-			TimeoutSeconds:   int32(seconds(spec.Readiness.Timeout, 1)),
-			SuccessThreshold: 1,
-			FailureThreshold: 3,
-		},
+		ReadinessProbe: readinessProbe(spec),
 		// Knative's default sidecar request.
 		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("25m")}},
 		SecurityContext: &corev1.SecurityContext{
@@ -230,7 +222,27 @@ func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) core
 }
 
 // quietPeriodEnv is the queue-proxy's variable for how long it keeps
-// serving after SIGTERM.
-const quietPeriodEnv = "DRAIN_GRACE"
+// serving after SIGTERM once nothing is in flight (restarted by each
+// request).
+const quietPeriodEnv = "DRAIN_QUIET_PERIOD"
 
 func podAddress(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+
+// readinessProbe is kubelet's probe of the queue-proxy's health path,
+// which answers 200 only once the queue-proxy's own probe of the app
+// (spec.Readiness) passes and until it starts draining. Kubelet's
+// period is whole seconds (at least 1 s); the queue-proxy probes the
+// app every 50 ms until the first success, so the period adds at most
+// one period to a cold start (less where the activator probes itself).
+func readinessProbe(spec revision.Spec) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: queueproxy.HealthPath,
+			Port: intstr.FromInt32(QueueServingPort),
+		}},
+		PeriodSeconds:    int32(seconds(spec.Readiness.Period, 1)),
+		TimeoutSeconds:   int32(seconds(spec.Readiness.Timeout, 1)),
+		SuccessThreshold: 1,
+		FailureThreshold: 3,
+	}
+}

@@ -9,9 +9,13 @@
 //
 //	queue-proxy -user-port 8080 -serving-port 8012 -metrics-port 9090 -container-concurrency 10
 //
-// The serving port speaks HTTP/1.1 and h2c. The metrics port serves the
-// latest stat at /zeroscale/stat (JSON, for the autoscaler's scraper)
-// and Prometheus metrics at /metrics.
+// The serving port speaks HTTP/1.1 and h2c; its /zeroscale/ paths are
+// the queue-proxy's own (health, and the latest stat at /zeroscale/stat
+// so an autoscaler knowing only the instance's address can scrape it).
+// The metrics port serves the latest stat at /zeroscale/stat (JSON, for
+// the autoscaler's scraper), Prometheus metrics at /metrics, and
+// /zeroscale/wait-for-drain, which answers once the queue-proxy drained
+// after SIGTERM (the app container's preStop hook on Kubernetes).
 //
 // On SIGTERM or SIGINT it drains as Knative's queue-proxy does: health
 // checks answer 503 at once, requests keep being served, and once no

@@ -22,6 +22,7 @@ import (
 	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/stats"
 )
 
 func main() {
@@ -191,8 +192,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		_ = servingL.Close()
 		return err
 	}
-	serving := hop.NewServer("", p)
-	metrics := hop.NewServer("", p.MetricsHandler())
+	drained := make(chan struct{})
+	serving := hop.NewServer("", withStats(p))
+	metrics := hop.NewServer("", withWaitForDrain(p.MetricsHandler(), drained))
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	errc := make(chan error, 3)
 	go func() { errc <- p.Run(runCtx) }()
@@ -218,6 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := p.Drain(drainCtx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
+	close(drained) // answers the preStop hooks waiting at WaitForDrainPath
 	err = errors.Join(serving.Shutdown(drainCtx), metrics.Shutdown(drainCtx))
 	stopRun()
 	log.Info("stopped", "err", err)
@@ -225,4 +228,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return serveErr
 	}
 	return err
+}
+
+// WaitForDrainPath, on the metrics port, answers 200 "drained" once the
+// queue-proxy has drained after SIGTERM (it blocks until then): the app
+// container's preStop hook calls it, so Kubernetes sends the app SIGTERM
+// only after the queue-proxy stopped sending it requests (Knative's
+// /wait-for-drain).
+const waitForDrainPath = "/zeroscale/wait-for-drain"
+
+func withWaitForDrain(h http.Handler, drained <-chan struct{}) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET "+waitForDrainPath, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-drained:
+			_, _ = io.WriteString(w, "drained\n")
+		case <-r.Context().Done():
+		}
+	})
+	return mux
+}
+
+// withStats also serves the stats at stats.Path on the serving port, so
+// an autoscaler that knows only an instance's address (the serving
+// port) can scrape a sidecar; the path is in the queue-proxy's reserved
+// /zeroscale/ prefix, like its health path.
+func withStats(p *queueproxy.Proxy) http.Handler {
+	m := p.MetricsHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == stats.Path && r.Method == http.MethodGet {
+			m.ServeHTTP(w, r)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
 }

@@ -79,18 +79,10 @@ type Cluster struct {
 // is Ready and schedulable. It fails with an error wrapping
 // ErrNoBinaries when the binaries are not there.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
-	bin := opts.BinDir
-	if bin == "" {
-		bin = os.Getenv(BinEnv)
+	if err := haveBinaries(opts.BinDir); err != nil {
+		return nil, err
 	}
-	if bin == "" {
-		return nil, fmt.Errorf("%w: %s is not set (build them with: hack/k8slab/build.sh DIR; export %s=DIR)", ErrNoBinaries, BinEnv, BinEnv)
-	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return nil, fmt.Errorf("%w: %s=%s: %w", ErrNoBinaries, BinEnv, bin, err)
-		}
-	}
+	bin := binDir(opts.BinDir)
 	dir, err := os.MkdirTemp("", "k8slab-")
 	if err != nil {
 		return nil, err
@@ -166,6 +158,27 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.cancel = cancel
 	c.Runtime, err = startRuntime(rctx, c, opts)
 	return c, err
+}
+
+func binDir(dir string) string {
+	if dir == "" {
+		return os.Getenv(BinEnv)
+	}
+	return dir
+}
+
+// haveBinaries checks the binaries are in dir ("" = $ZEROSCALE_K8S_BIN).
+func haveBinaries(dir string) error {
+	bin := binDir(dir)
+	if bin == "" {
+		return fmt.Errorf("%w: %s is not set (build them with: hack/k8slab/build.sh DIR; export %s=DIR)", ErrNoBinaries, BinEnv, BinEnv)
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%w: %s=%s: %w", ErrNoBinaries, BinEnv, bin, err)
+		}
+	}
+	return nil
 }
 
 // ErrNoBinaries: the control plane's binaries are not available.

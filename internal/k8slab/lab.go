@@ -3,6 +3,10 @@ package k8slab
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +26,9 @@ import (
 //	}
 type Lab struct {
 	Options Options
+	// Prepare, when set, runs once before the start (after the binaries
+	// were found), e.g. to build images into Options.Images.
+	Prepare func(*Options) error
 
 	once    sync.Once
 	cluster *Cluster
@@ -42,6 +49,14 @@ func (l *Lab) Cluster(t testing.TB) *Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 		defer cancel()
 		start := time.Now()
+		if l.err = haveBinaries(l.Options.BinDir); l.err != nil {
+			return
+		}
+		if l.Prepare != nil {
+			if l.err = l.Prepare(&l.Options); l.err != nil {
+				return
+			}
+		}
 		l.cluster, l.err = Start(ctx, l.Options)
 		l.took = time.Since(start)
 	})
@@ -81,4 +96,15 @@ func (l *Lab) Stop() {
 	if l.cluster != nil {
 		l.cluster.Stop()
 	}
+}
+
+// BuildQueueProxy builds cmd/queue-proxy into dir and returns its path.
+func BuildQueueProxy(dir string) (string, error) {
+	out := filepath.Join(dir, "queue-proxy")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/zeroscale/zeroscale/cmd/queue-proxy")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("k8slab: go build cmd/queue-proxy: %w\n%s", err, b)
+	}
+	return out, nil
 }
