@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -25,10 +27,10 @@ func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
 	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
 	e.noReport(t)
 
-	// Held for the whole period: concurrency 1; the request was already
-	// counted in the immediate report.
+	// Held for the whole period: concurrency 1, less the 1 and the
+	// request already sent in the immediate report (Knative).
 	e.tick()
-	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, Timestamp: t0.Add(time.Second)}, e.nextReport(t))
+	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 0, Timestamp: t0.Add(time.Second)}, e.nextReport(t))
 
 	a := newUpstream(t, "a", false)
 	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
@@ -57,7 +59,7 @@ func TestReportsDemandAtOnceWhenHoldingBegins(t *testing.T) {
 	// Half a period later the instance is still busy; then the period ends.
 	e.clk.Step(500 * time.Millisecond)
 	e.h.report(e.clk.Now(), 500*time.Millisecond)
-	equal(t, 1.0, e.nextReport(t).AverageConcurrency)
+	equal(t, 0.0, e.nextReport(t).AverageConcurrency) // 1, less the immediate report's 1
 
 	// The first held request of an episode reports the demand at once …
 	second := e.get(t)
@@ -97,6 +99,10 @@ func TestRunReportsEverySecond(t *testing.T) {
 	equal(t, 1.0, e.nextReport(t).RequestCount)
 	e.clk.Step(ReportInterval)
 	s := e.nextReport(t)
+	equal(t, 0.0, s.AverageConcurrency) // less the immediate report's 1
+	equal(t, e.clk.Now(), s.Timestamp)
+	e.clk.Step(ReportInterval)
+	s = e.nextReport(t)
 	equal(t, 1.0, s.AverageConcurrency)
 	equal(t, e.clk.Now(), s.Timestamp)
 	cancel()
@@ -106,4 +112,31 @@ func TestRunReportsEverySecond(t *testing.T) {
 	h, err := New(Options{Picker: picker(rev)})
 	noErr(t, err)
 	h.Run(t.Context())
+}
+
+// Two requests held half a second each are a concurrency of 1.0 over the
+// second: the held time is integrated before the queue entry goes when
+// they are dispatched.
+func TestReportsHeldTimeOfDispatchedRequests(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	first := e.get(t)
+	e.waitHeld(t, 1)
+	e.nextReport(t) // the immediate report
+	e.tick()
+	require.Equal(t, 0.0, e.nextReport(t).AverageConcurrency)
+
+	// The first request held through this period as well, plus a second.
+	second := e.get(t)
+	e.waitHeld(t, 2)
+	e.clk.Step(500 * time.Millisecond)
+	a := newUpstream(t, "a", false)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.Equal(t, http.StatusOK, wait(t, first).code)
+	require.Equal(t, http.StatusOK, wait(t, second).code)
+	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+	e.clk.Step(500 * time.Millisecond)
+	e.h.report(e.clk.Now(), ReportInterval)
+	s := e.nextReport(t)
+	require.InDelta(t, 1.0, s.AverageConcurrency, 1e-9)
+	require.Equal(t, 1.0, s.RequestCount)
 }

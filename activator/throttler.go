@@ -141,14 +141,19 @@ func (t *throttler) periodStat(now time.Time, interval time.Duration) (stats.Sta
 	}
 	t.touchLocked(now)
 	secs := interval.Seconds()
+	avg := t.acct.area / secs
+	// The request of the immediate report is subtracted from both the
+	// count and the concurrency (floored at 0; the period's average may
+	// be below the 1 reported), as Knative's concurrency reporter does.
+	first := float64(t.acct.firstRequest)
 	s := stats.Stat{
 		Instance:           t.h.name,
-		AverageConcurrency: t.acct.area / secs,
-		RequestCount:       float64(t.acct.arrivals-t.acct.firstRequest) / secs,
+		AverageConcurrency: max(avg-first, 0),
+		RequestCount:       (float64(t.acct.arrivals) - first) / secs,
 		Timestamp:          now,
 	}
 	t.acct.area, t.acct.arrivals, t.acct.firstRequest, t.acct.reported = 0, 0, 0, false
-	if s.AverageConcurrency == 0 && t.concurrencyLocked() == 0 {
+	if avg == 0 && t.concurrencyLocked() == 0 {
 		t.acct.active = false
 	}
 	return s, true
@@ -299,6 +304,9 @@ func (t *throttler) dispatchLocked(now time.Time) {
 	if t.queue.Len() == 0 {
 		return
 	}
+	// Integrate the held time before the queue shrinks: reserveLocked
+	// integrates with the queue already one shorter.
+	t.touchLocked(now)
 	for e := t.queue.Front(); e != nil; {
 		next := e.Next()
 		w := e.Value.(*waiter)
@@ -488,6 +496,7 @@ func (t *throttler) remove() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.removed = true
+	t.touchLocked(t.h.clock.Now())
 	for e := t.queue.Front(); e != nil; e = e.Next() {
 		w := e.Value.(*waiter)
 		w.err = fmt.Errorf("revision %q: %w while the request was held", t.name, ErrRevisionRemoved)

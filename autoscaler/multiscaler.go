@@ -71,8 +71,9 @@ type Decision struct {
 	// passes it to backend.Scale. It starts at the initial scale.
 	Scale int
 	// Desired is the decider's desired scale after min, max and initial
-	// scale, −1 while unknown. It is 0 while an inactive revision waits
-	// out its grace period, with Scale still 1.
+	// scale; while the decider does not know, the last known one, or −1
+	// before any. It is 0 while an inactive revision waits out its grace
+	// period, with Scale still 1.
 	Desired int
 	// ExcessBurstCapacity is the decider's; negative keeps the activator
 	// in the path.
@@ -80,9 +81,9 @@ type Decision struct {
 	// Panicking is the decider's panic mode.
 	Panicking bool
 	// ActivatorInPath says the activator should front the revision
-	// (Knative's SKS proxy mode): when Desired is 0, or the excess burst
-	// capacity is negative, or nothing is known yet about an inactive
-	// revision. Otherwise traffic may go straight to the instances.
+	// (Knative's SKS proxy mode): unless Desired is positive and the
+	// excess burst capacity is not negative, traffic goes through the
+	// activator.
 	ActivatorInPath bool
 	// State and Reason are the revision's activity.
 	State  State
@@ -514,7 +515,17 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 
 	want, apply := m.bound(s, now)
 	s.markActivity(want, now)
-	proxy := want == 0 || s.rec.ExcessBurstCapacity < 0 || (want < 0 && s.state == StateInactive)
+	// An unknown want keeps the last known one in the published
+	// decision, as Knative's PodAutoscaler status keeps its DesiredScale.
+	desired := want
+	if want < 0 && s.published() && s.last.Desired >= 0 {
+		desired = s.last.Desired
+	}
+	// Traffic goes straight to the instances only when they are wanted
+	// and have burst capacity to spare; otherwise, and while nothing is
+	// known yet, the activator fronts them (Knative's SKS Proxy mode, or
+	// Serve mode falling back to the activator without endpoints).
+	proxy := desired <= 0 || s.rec.ExcessBurstCapacity < 0
 	if proxy && !s.last.ActivatorInPath {
 		s.proxySince = now
 	}
@@ -526,7 +537,7 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 		Revision:            s.name,
 		Time:                now,
 		Scale:               s.scale,
-		Desired:             want,
+		Desired:             desired,
 		ExcessBurstCapacity: s.rec.ExcessBurstCapacity,
 		Panicking:           s.rec.Panicking,
 		ActivatorInPath:     proxy,
