@@ -126,9 +126,9 @@ type Options struct {
 	// (the average start-up time, at least 1 s) and a plain-text reason.
 	Reject RejectFunc
 	// Transport sends requests to instances; nil means a transport per
-	// revision that sends HTTP/2 requests (e.g. gRPC) over h2c (HTTP/2
-	// without TLS, prior knowledge) and the rest, upgrades included,
-	// over HTTP/1.1, with keep-alive, an idle pool sized to the container
+	// revision that speaks the revision's Spec.Protocol whatever the
+	// client speaks: h2c (HTTP/2 without TLS, prior knowledge, e.g.
+	// gRPC) for "h2c", else HTTP/1.1, upgrades included, with keep-alive, an idle pool sized to the container
 	// concurrency, hop.DialTimeout, and no transparent compression
 	// (hop.NewTransport).
 	Transport http.RoundTripper
@@ -296,7 +296,7 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 			if idle == 0 {
 				idle = DefaultIdleConnsPerInstance
 			}
-			t.transport = hop.NewTransport(idle)
+			t.transport = hop.NewTransport(idle, spec.Protocol == revision.ProtocolH2C)
 		}
 		h.revs[name] = t
 	}

@@ -20,8 +20,9 @@
 // their instances (UpdateInstances, fed from backend.Watch), and runs Run
 // for the periodic reports; before stopping an instance it calls
 // WaitInstanceIdle, which returns once the activator sends the instance
-// nothing new and every request it sent there has finished. HTTP/2
-// requests (gRPC) reach instances over h2c, the rest over HTTP/1.1.
+// nothing new and every request it sent there has finished. Requests
+// reach instances in the revision's protocol (Spec.Protocol), whatever
+// the client speaks: h2c for "h2c" revisions (gRPC), else HTTP/1.1.
 // Request timeouts once a request reaches an instance are the
 // queue-proxy's job.
 package activator

@@ -365,19 +365,45 @@ func TestAutoscaledScaleDownUnderLoad(t *testing.T) {
 		completed.Load(), atScaleDown, failed.Load())
 }
 
-// TestH2C: an HTTP/2 (prior knowledge, as gRPC) request from zero
-// reaches the app as HTTP/2, through the activator and the queue-proxy.
+// TestH2C: an HTTP/2 (prior knowledge, as gRPC) request from zero to a
+// revision that declares h2c reaches the app as HTTP/2, through the
+// activator and the queue-proxy.
 func TestH2C(t *testing.T) {
 	h := newHarness(t, zeroConfig(), 1)
-	h.apply(zeroscale.ServiceSpec{Name: "grpcish", Template: appSpec(t)})
+	spec := appSpec(t)
+	spec.Protocol = revision.ProtocolH2C
+	h.apply(zeroscale.ServiceSpec{Name: "grpcish", Template: spec})
+	proto, got := h2Get(t, h.addr, "grpcish.default.localhost")
+	if proto != "HTTP/2.0" || got != "200 HTTP/2.0\n" {
+		t.Errorf("got %s %q, want HTTP/2.0 200 with the app seeing HTTP/2.0", proto, got)
+	}
+}
+
+// TestHTTP2ClientOfHTTP1App: an HTTP/2 client (curl --http2-prior-knowledge)
+// of an app that speaks only HTTP/1.1 is served, over HTTP/1.1 upstream:
+// the revision declares the app's protocol, not the client. Before, the
+// next hop kept the client's protocol and the client got 502.
+func TestHTTP2ClientOfHTTP1App(t *testing.T) {
+	h := newHarness(t, zeroConfig(), 1)
+	h.apply(zeroscale.ServiceSpec{Name: "plain", Template: appSpec(t, revision.EnvVar{Name: http1OnlyEnv, Value: "1"})})
+	proto, got := h2Get(t, h.addr, "plain.default.localhost")
+	if proto != "HTTP/2.0" || got != "200 HTTP/1.1\n" {
+		t.Errorf("got %s %q, want HTTP/2.0 200 to the client with the app seeing HTTP/1.1", proto, got)
+	}
+}
+
+// h2Get sends GET /proto to host over h2c with prior knowledge and
+// returns the response's protocol and "<code> <body>".
+func h2Get(t *testing.T, addr, host string) (proto, got string) {
+	t.Helper()
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest("GET", "http://"+h.addr+"/proto", nil)
+	req, err := http.NewRequest("GET", "http://"+addr+"/proto", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = "grpcish.default.localhost"
+	req.Host = host
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))
@@ -386,9 +412,7 @@ func TestH2C(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" || string(body) != "HTTP/2.0\n" {
-		t.Errorf("got %s %s %q, want HTTP/2.0 200 with the app seeing HTTP/2.0", resp.Proto, resp.Status, body)
-	}
+	return resp.Proto, fmt.Sprintf("%d %s", resp.StatusCode, body)
 }
 
 // TestWebSocket: a WebSocket from zero is upgraded through the activator

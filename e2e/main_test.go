@@ -33,6 +33,9 @@ const appEnv = "ZEROSCALE_E2E_APP"
 // crashEnv makes the app print "fatal: boom" and exit 3 at once.
 const crashEnv = "ZEROSCALE_E2E_CRASH"
 
+// http1OnlyEnv makes the app speak HTTP/1.1 only, as most apps do.
+const http1OnlyEnv = "ZEROSCALE_E2E_HTTP1_ONLY"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(appEnv) == "1" {
 		os.Exit(runApp())
@@ -91,7 +94,7 @@ func runApp() int {
 	})
 	srv := &http.Server{Handler: mux, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true) // h2c, as gRPC apps speak
+	srv.Protocols.SetUnencryptedHTTP2(os.Getenv(http1OnlyEnv) == "") // h2c, as gRPC apps speak
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	go func() {

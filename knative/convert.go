@@ -57,6 +57,7 @@ func ToConfig(svc *Service) (Config, error) {
 	}
 	if len(c.Ports) > 0 {
 		spec.Port = int(c.Ports[0].ContainerPort)
+		spec.Protocol = c.Ports[0].Name // "", http1 or h2c (validated)
 	}
 	r := c.Resources
 	if q, ok := r.Requests[corev1.ResourceCPU]; ok {
@@ -162,9 +163,7 @@ func toTrafficSpec(targets []TrafficTarget) traffic.Spec {
 
 // FromConfig renders c as a Service (apiVersion, kind, metadata and
 // spec; no status): the inverse of ToConfig for everything ToConfig
-// keeps, with Knative's defaults filled in. The container port's name
-// (h2c, http1) is not kept: instances are spoken to in the request's own
-// protocol.
+// keeps, with Knative's defaults filled in.
 func FromConfig(c Config) *Service {
 	s := &Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: APIVersion, Kind: KindService},
@@ -223,8 +222,8 @@ func RevisionSpecOf(spec revision.Spec) RevisionSpec {
 	for _, e := range spec.Env {
 		c.Env = append(c.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
-	if spec.Port != 0 {
-		c.Ports = []corev1.ContainerPort{{ContainerPort: int32(spec.Port)}}
+	if spec.Port != 0 || spec.Protocol != "" {
+		c.Ports = []corev1.ContainerPort{{Name: spec.Protocol, ContainerPort: int32(spec.Port)}}
 	}
 	r := spec.Resources
 	set := func(list *corev1.ResourceList, name corev1.ResourceName, q *resource.Quantity) {

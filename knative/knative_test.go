@@ -206,3 +206,19 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A container port named h2c (Knative's way to say the app speaks
+// HTTP/2 without TLS, as gRPC servers do) becomes the revision's
+// Protocol, and back.
+func TestPortNameIsTheProtocol(t *testing.T) {
+	cs, err := decodeConfig([]byte(`{"apiVersion":"serving.knative.dev/v1","kind":"Service",
+		"metadata":{"name":"grpc"},"spec":{"template":{"spec":{"containers":[{"image":"example.com/grpc",
+		"ports":[{"name":"h2c","containerPort":9000}]}]}}}}`))
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.Equal(t, "h2c", cs[0].Template.Protocol)
+	assert.Equal(t, 9000, cs[0].Template.Port)
+	back := knative.FromConfig(cs[0])
+	require.Len(t, back.Spec.Template.Spec.Containers[0].Ports, 1)
+	assert.Equal(t, "h2c", back.Spec.Template.Spec.Containers[0].Ports[0].Name)
+}

@@ -58,6 +58,10 @@ type Options struct {
 	// ContainerConcurrency; 0 means 10 × ContainerConcurrency, at most
 	// MaxQueueDepth. Ignored when ContainerConcurrency is 0.
 	QueueDepth int
+	// Protocol is what the app speaks (revision.Spec.Protocol):
+	// revision.ProtocolH2C, or HTTP/1.1 for anything else. Requests
+	// reach the app in it whatever the client speaks.
+	Protocol string
 	// Timeouts bound each request; zero fields take revision's
 	// defaults (request 300 s, response start = request, idle off).
 	Timeouts revision.Timeouts

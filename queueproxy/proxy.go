@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/internal/hop"
+	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
 
@@ -31,8 +32,9 @@ import (
 // gracefully.
 //
 // To accept h2c (gRPC) the serving http.Server must enable unencrypted
-// HTTP/2 (see NewServer). HTTP/2 requests are forwarded to the app over
-// h2c, HTTP/1 requests (including WebSocket upgrades) over HTTP/1.1.
+// HTTP/2 (see NewServer). Requests reach the app in its protocol
+// (Options.Protocol), whatever the client speaks: h2c for an h2c app,
+// else HTTP/1.1 (WebSocket upgrades included).
 // Responses without a Content-Length (chunked, streams) and
 // text/event-stream responses are flushed to the client after every
 // write; an upgraded connection or a stream counts as in flight for its
@@ -117,7 +119,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
-		Transport:    hop.NewTransport(idle),
+		Transport:    hop.NewTransport(idle, opts.Protocol == revision.ProtocolH2C),
 		ErrorHandler: p.proxyError,
 		BufferPool:   hop.NewBufferPool(),
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),

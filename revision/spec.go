@@ -30,6 +30,12 @@ type Spec struct {
 	// Port is the port the app listens on, passed to it as PORT.
 	// 0 means DefaultPort (8080); allowed 1–65535.
 	Port int
+	// Protocol is what the app speaks on Port, Knative's port name:
+	// ProtocolHTTP1 ("" means it) or ProtocolH2C (HTTP/2 without TLS,
+	// as gRPC servers speak). Every hop to an instance uses it,
+	// whatever the client speaks: an HTTP/2 client of an HTTP/1 app is
+	// served over HTTP/1.1 upstream.
+	Protocol string
 	// Resources are hints for engines that enforce them.
 	Resources Resources
 	// ContainerConcurrency is the hard limit of requests in flight per
@@ -44,6 +50,12 @@ type Spec struct {
 	// host's Config defaults.
 	Scaling Scaling
 }
+
+// Values of Spec.Protocol: Knative's container port names.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2C   = "h2c"
+)
 
 // EnvVar is one environment variable.
 type EnvVar struct {
@@ -156,6 +168,11 @@ func (s Spec) validate() error {
 	}
 	if s.Port < 1 || s.Port > 65535 {
 		errs.add("Spec.Port", strconv.Itoa(s.Port), "in [1, 65535] (0 = 8080)")
+	}
+	switch s.Protocol {
+	case "", ProtocolHTTP1, ProtocolH2C:
+	default:
+		errs.add("Spec.Protocol", s.Protocol, `"http1" or "h2c" ("" = http1)`)
 	}
 	checkContainerConcurrency(&errs, s.ContainerConcurrency)
 	t := s.Timeouts
@@ -274,6 +291,11 @@ func (s Spec) hash() string {
 	}
 	e.str("WorkingDir", s.WorkingDir)
 	e.int("Port", int64(s.Port))
+	proto := s.Protocol
+	if proto == ProtocolHTTP1 {
+		proto = "" // the same app either way
+	}
+	e.str("Protocol", proto)
 	r := s.Resources
 	e.int("Resources.CPURequestMillis", r.CPURequestMillis)
 	e.int("Resources.CPULimitMillis", r.CPULimitMillis)

@@ -63,6 +63,7 @@ func TestSpecValidate(t *testing.T) {
 		{"Spec.Args[0]", "\x00", func(s *Spec) { s.Args = []string{"\x00"} }},
 		{"Spec.Port", "-1", func(s *Spec) { s.Port = -1 }},
 		{"Spec.Port", "65536", func(s *Spec) { s.Port = 65536 }},
+		{"Spec.Protocol", "h2", func(s *Spec) { s.Protocol = "h2" }},
 		{"Spec.ContainerConcurrency", "-1", func(s *Spec) { s.ContainerConcurrency = -1 }},
 		{"Spec.ContainerConcurrency", "1001", func(s *Spec) { s.ContainerConcurrency = 1001 }},
 		{"Spec.Timeouts.Request", "-1s", func(s *Spec) { s.Timeouts.Request = -time.Second }},

@@ -88,6 +88,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	var level string
 	str(&c.host, "user-host", "USER_HOST", "127.0.0.1", "host of the app")
 	num(&c.userPort, "user-port", "USER_PORT", revision.DefaultPort, "port of the app")
+	str(&c.opts.Protocol, "user-protocol", "USER_PROTOCOL", revision.ProtocolHTTP1, "protocol of the app: http1 or h2c (Knative's port name); requests reach it in this protocol whatever the client speaks")
 	str(&c.bindHost, "bind", "QUEUE_BIND_HOST", "", "address to listen on (empty: all interfaces)")
 	num(&c.servingPort, "serving-port", "QUEUE_SERVING_PORT", 8012, "port to serve requests on (HTTP/1.1 and h2c)")
 	num(&c.metricsPort, "metrics-port", "QUEUE_METRICS_PORT", 9090, "port to serve stats and metrics on")
@@ -119,6 +120,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	}
 	if c.userPort < 1 || c.userPort > 65535 {
 		return nil, fmt.Errorf("-user-port = %d, want 1–65535", c.userPort)
+	}
+	if c.opts.Protocol != revision.ProtocolHTTP1 && c.opts.Protocol != revision.ProtocolH2C {
+		return nil, fmt.Errorf("-user-protocol = %q, want http1 or h2c", c.opts.Protocol)
 	}
 	for _, p := range []struct {
 		name string

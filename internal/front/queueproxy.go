@@ -18,6 +18,7 @@ func NewQueueProxy(base queueproxy.Options, inst backend.Instance, target string
 	o.Instance = inst.ID
 	o.ContainerConcurrency = spec.ContainerConcurrency
 	o.Timeouts = spec.Timeouts
+	o.Protocol = spec.Protocol
 	o.Readiness = spec.Readiness
 	if o.Logger != nil {
 		o.Logger = o.Logger.With("instance", inst.ID)

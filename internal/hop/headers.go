@@ -1,6 +1,6 @@
 // Package hop is the plumbing of one proxy hop that the activator and the
-// queue-proxy share: the upstream transport (HTTP/1.1, or h2c for HTTP/2
-// requests), the pooled copy buffers, X-Forwarded/Forwarded handling,
+// queue-proxy share: the upstream transport (HTTP/1.1, or h2c for an h2c
+// app), the pooled copy buffers, X-Forwarded/Forwarded handling,
 // the internal headers between activator and queue-proxy, and the
 // HTTP/1.1 + h2c server. Not public API.
 package hop
