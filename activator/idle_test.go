@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // waitIdle calls WaitInstanceIdle in the background.
@@ -232,9 +233,11 @@ func TestWaitInstanceIdleReturnsAtOnce(t *testing.T) {
 	mustReturn(t, done, nil)
 }
 
-// HTTP/2 requests (gRPC) reach the instance over h2c, HTTP/1 ones over
-// HTTP/1.1.
-func TestDefaultTransportKeepsHTTPVersion(t *testing.T) {
+// Requests reach the instance in the revision's protocol, whatever the
+// client speaks: an h2c revision over h2c (gRPC, trailers included),
+// any other over HTTP/1.1, so an HTTP/2 client of an HTTP/1 app is
+// served.
+func TestDefaultTransportSpeaksTheRevisionsProtocol(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "Grpc-Status")
@@ -246,7 +249,6 @@ func TestDefaultTransportKeepsHTTPVersion(t *testing.T) {
 	up.Config.Protocols.SetUnencryptedHTTP2(true)
 	up.Start()
 	t.Cleanup(up.Close)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{{ID: "u", Address: up.Listener.Addr().String(), Ready: true}}))
 
 	front := httptest.NewUnstartedServer(e.h)
 	front.Config.Protocols = new(http.Protocols)
@@ -258,16 +260,28 @@ func TestDefaultTransportKeepsHTTPVersion(t *testing.T) {
 	h2 := &http.Transport{Protocols: new(http.Protocols)}
 	h2.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(h2.CloseIdleConnections)
-	for _, c := range []struct {
-		rt   http.RoundTripper
-		want string
-	}{{h2, "HTTP/2.0"}, {front.Client().Transport, "HTTP/1.1"}} {
-		res, err := (&http.Client{Transport: c.rt}).Get(front.URL)
+	for _, p := range []struct{ protocol, want string }{
+		{"", "HTTP/1.1"}, {revision.ProtocolHTTP1, "HTTP/1.1"}, {revision.ProtocolH2C, "HTTP/2.0"},
+	} {
+		e.h.RemoveRevision(rev)
+		spec := revision.Spec{Command: []string{"app"}, Protocol: p.protocol}
+		r, err := revision.New("hello", rev, 1, spec, time.Time{})
 		noErr(t, err)
-		body, err := io.ReadAll(res.Body)
-		noErr(t, err)
-		noErr(t, res.Body.Close())
-		equal(t, c.want, string(body))
-		equal(t, "0", res.Trailer.Get("Grpc-Status"))
+		noErr(t, e.h.SetRevision(r))
+		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{{ID: "u", Address: up.Listener.Addr().String(), Ready: true}}))
+		for _, client := range []http.RoundTripper{h2, front.Client().Transport} {
+			res, err := (&http.Client{Transport: client}).Get(front.URL)
+			noErr(t, err)
+			body, err := io.ReadAll(res.Body)
+			noErr(t, err)
+			noErr(t, res.Body.Close())
+			equal(t, p.want, string(body))
+			if res.ProtoMajor == 2 || p.protocol != revision.ProtocolH2C {
+				// An h2c app's trailers do not reach an HTTP/1.1 client
+				// (they are not announced before the body); gRPC
+				// clients speak HTTP/2.
+				equal(t, "0", res.Trailer.Get("Grpc-Status"), p.protocol, " ", res.Proto)
+			}
+		}
 	}
 }

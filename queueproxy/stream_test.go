@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // echoWS is an app that echoes WebSocket messages until the peer closes.
@@ -86,25 +88,31 @@ func TestWebSocketPassThrough(t *testing.T) {
 
 func revisionDefaultTimeoutPlus() time.Duration { return 301 * time.Second }
 
+// An h2c app gets HTTP/2 end to end (gRPC, with trailers); an HTTP/1 app
+// gets HTTP/1.1 from an HTTP/2 client: Options.Protocol decides the
+// upstream hop, not the client.
 func TestH2CPassThrough(t *testing.T) {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "Grpc-Status")
 		_, _ = fmt.Fprintf(w, "proto %d", r.ProtoMajor)
 		w.Header().Set("Grpc-Status", "0")
 	})
-	r := newRig(t, app, nil)
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	client := &http.Client{Transport: &http.Transport{Protocols: &protos}}
-	defer client.CloseIdleConnections()
-	res, err := client.Post(r.url("/svc.Echo/Echo"), "application/grpc", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if res.ProtoMajor != 2 || string(body) != "proto 2" || res.Trailer.Get("Grpc-Status") != "0" {
-		t.Fatalf("client proto %d, body %q, trailer %v; want HTTP/2 end to end with trailers", res.ProtoMajor, body, res.Trailer)
+	for _, c := range []struct{ protocol, want string }{{revision.ProtocolH2C, "proto 2"}, {"", "proto 1"}} {
+		r := newRig(t, app, func(o *Options) { o.Protocol = c.protocol })
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		client := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+		defer client.CloseIdleConnections()
+		res, err := client.Post(r.url("/svc.Echo/Echo"), "application/grpc", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.ProtoMajor != 2 || string(body) != c.want || res.Trailer.Get("Grpc-Status") != "0" {
+			t.Fatalf("protocol %q: client proto %d, body %q, trailer %v; want HTTP/2 to the client, %q from the app, trailers",
+				c.protocol, res.ProtoMajor, body, res.Trailer, c.want)
+		}
 	}
 }
 
