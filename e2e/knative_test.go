@@ -77,7 +77,7 @@ func startServe(t *testing.T, bin, dir string, extra ...string) *cli {
 			_ = c.serve.Process.Kill()
 			_ = c.serve.Wait()
 		}
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			c.mu.Lock()
 			t.Logf("zeroscale serve output:\n%s", c.output.String())
 			c.mu.Unlock()
@@ -190,12 +190,15 @@ spec:
               value: atexit_sleep_ms=0
 `
 
-// manifest is helloManifest running this test binary as a local process.
-func manifest(t *testing.T, target string) string {
+// processManifest is helloManifest running this test binary as a local
+// process.
+func processManifest(t *testing.T) func(target string) string {
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	m := strings.Replace(helloManifest, "CONTAINER", fmt.Sprintf("command: [%q]", exe), 1)
-	return strings.Replace(m, "TARGET_VALUE", target, 1)
+	return func(target string) string {
+		m := strings.Replace(helloManifest, "CONTAINER", fmt.Sprintf("command: [%q]", exe), 1)
+		return strings.Replace(m, "TARGET_VALUE", target, 1)
+	}
 }
 
 // TestKnativeTutorialFlow drives the built binary through what the
@@ -208,9 +211,34 @@ func manifest(t *testing.T, target string) string {
 func TestKnativeTutorialFlow(t *testing.T) {
 	bin := buildCLI(t)
 	dir := t.TempDir()
-	file := filepath.Join(dir, "hello.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(manifest(t, "one")), 0o644))
+	manifest := processManifest(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(manifest("one")), 0o644))
 	c := startServe(t, bin, dir)
+	tutorialFlow(t, c, filepath.Join(dir, "hello.yaml"), manifest, "/", func() {
+		// Exit codes and errors a script can rely on.
+		_, errOut, code := c.run("service", "describe", "nope")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, `Error: services.serving.knative.dev "nope" not found`)
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(manifest("x"), "      containers:", "      containerConcurency: 3\n      containers:", 1)), 0o644))
+		_, errOut, code = c.run("service", "apply", "-f", bad)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "unknown field: spec.template.spec.containerConcurency")
+		_, errOut, code = c.run("service", "update", "hello", "--traffic", "old=40")
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, "sum to 40, want 100")
+		_, _, code = c.run("service", "lisst")
+		assert.Equal(t, 2, code)
+		_, errOut, code = c.run("service", "list", "--admin", "http://127.0.0.1:1")
+		assert.Equal(t, 3, code)
+		assert.Contains(t, errOut, "no zeroscale server answers")
+	})
+}
+
+// tutorialFlow is the flow of TestKnativeTutorialFlow on c, whose serve
+// watches file (holding manifest("one")), for an app that answers its
+// revision's name at path. more runs before the delete.
+func tutorialFlow(t *testing.T, c *cli, file string, manifest func(string) string, path string, more func()) {
 	host := "hello.default.localhost"
 
 	// Created from the manifest, at zero.
@@ -221,34 +249,34 @@ func TestKnativeTutorialFlow(t *testing.T) {
 	assert.Equal(t, int32(0), *c.revision("hello-00001").Status.ActualReplicas, "at zero")
 
 	// Served from zero.
-	code, body := c.curl(host, "/")
+	code, body := c.curl(host, path)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "hello-00001", body)
 
 	// The file changes: re-applied, a new revision takes the traffic.
-	require.NoError(t, os.WriteFile(file, []byte(manifest(t, "two")), 0o644))
+	require.NoError(t, os.WriteFile(file, []byte(manifest("two")), 0o644))
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		_, body := c.curl(host, "/")
+		_, body := c.curl(host, path)
 		assert.Equal(ct, "hello-00002", body)
-	}, 60*time.Second, 100*time.Millisecond)
+	}, 120*time.Second, 100*time.Millisecond)
 
 	// kn service update --env: a new revision, traffic moves.
 	out = c.ok("service", "update", "hello", "--env", "TARGET=three")
 	assert.Contains(t, out, "Updating Service 'hello' in namespace 'default':\n\n")
 	assert.Regexp(t, `(?m)^ +\d+\.\d{3}s Ready to serve\.$`, out)
 	assert.Contains(t, out, "Service 'hello' updated to latest revision 'hello-00003' is available at URL:\nhttp://"+host)
-	_, body = c.curl(host, "/")
+	_, body = c.curl(host, path)
 	assert.Equal(t, "hello-00003", body)
 	assert.Equal(t, "three", c.revision("hello-00003").Spec.Containers[0].Env[0].Value)
 
 	// 50/50 with a tag; the tag has its own URL.
 	out = c.ok("service", "update", "hello", "--tag", "hello-00002=old", "--traffic", "old=50,@latest=50")
 	assert.Contains(t, out, "Service 'hello' with latest revision 'hello-00003' (unchanged) is available at URL:")
-	_, body = c.curl("old-"+host, "/")
+	_, body = c.curl("old-"+host, path)
 	assert.Equal(t, "hello-00002", body, "the tag's URL reaches its revision")
 	seen := map[string]int{}
 	for range 60 {
-		_, body := c.curl(host, "/")
+		_, body := c.curl(host, path)
 		seen[body]++
 	}
 	assert.Positive(t, seen["hello-00002"], "%v", seen)
@@ -268,27 +296,11 @@ func TestKnativeTutorialFlow(t *testing.T) {
 	assert.Contains(t, errOut, "receives traffic")
 	assert.Contains(t, c.ok("revision", "delete", "hello-00001"), "Revision 'hello-00001' deleted in namespace 'default'.")
 
-	// Exit codes and errors a script can rely on.
-	_, errOut, code = c.run("service", "describe", "nope")
-	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, `Error: services.serving.knative.dev "nope" not found`)
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(manifest(t, "x"), "      containers:", "      containerConcurency: 3\n      containers:", 1)), 0o644))
-	_, errOut, code = c.run("service", "apply", "-f", bad)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "unknown field: spec.template.spec.containerConcurency")
-	_, errOut, code = c.run("service", "update", "hello", "--traffic", "old=40")
-	assert.Equal(t, 2, code, errOut)
-	assert.Contains(t, errOut, "sum to 40, want 100")
-	_, _, code = c.run("service", "lisst")
-	assert.Equal(t, 2, code)
-	_, errOut, code = c.run("service", "list", "--admin", "http://127.0.0.1:1")
-	assert.Equal(t, 3, code)
-	assert.Contains(t, errOut, "no zeroscale server answers")
+	more()
 
 	// Delete: the host answers 404, nothing is left.
 	assert.Contains(t, c.ok("service", "delete", "hello"), "Service 'hello' successfully deleted in namespace 'default'.")
-	code, _ = c.curl(host, "/")
+	code, _ = c.curl(host, path)
 	assert.Equal(t, http.StatusNotFound, code)
 	assert.Equal(t, "No services found.\n", c.ok("service", "list"))
 	assert.Equal(t, "No revisions found.\n", c.ok("revision", "list"))

@@ -33,6 +33,7 @@ type serveFlags struct {
 	watchInterval  time.Duration
 	shutdownTimout time.Duration
 	verbose        bool
+	dockerIdentity string
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -66,6 +67,7 @@ loopback only unless --token (or ZEROSCALE_TOKEN) sets a token.`,
 	fl.DurationVar(&f.watchInterval, "watch-interval", time.Second, "how often the manifests are checked for changes (0 = never)")
 	fl.DurationVar(&f.shutdownTimout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish at exit")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
+	fl.StringVar(&f.dockerIdentity, "docker-identity", "", "label of this server's containers; a stable one lets a restarted serve remove what a killed one left (default <hostname>-<pid>)")
 	return cmd
 }
 
@@ -81,13 +83,8 @@ func serve(ctx context.Context, stdout, stderr io.Writer, g *globals, f serveFla
 	}
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale = f.allowZeroInit
-	newBackend, closeEngines, err := engines(ctx, logger)
-	if err != nil {
-		return err
-	}
-	defer closeEngines()
 	srv, err := zeroscale.New(zeroscale.Options{
-		NewBackend: newBackend,
+		NewBackend: engines(ctx, logger, f.dockerIdentity),
 		Config:     cfg,
 		Namespace:  g.namespace,
 		Domain:     f.domain,
