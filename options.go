@@ -1,6 +1,7 @@
 package zeroscale
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
 	"github.com/zeroscale/zeroscale/internal/edge"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
@@ -58,6 +60,14 @@ type Options struct {
 	// configured by Process, with an in-process queue-proxy in front of
 	// every instance.
 	NewBackend backend.Factory
+	// NewProxiedBackend, set instead of NewBackend, builds an engine
+	// that fronts each instance with an in-process queue-proxy, as
+	// backend/process and backend/docker do: New calls it once with the
+	// DrainFunc and the queue-proxy options every such proxy must be
+	// built from (the autoscaler's stats Reporter, the activator's
+	// secret, Clock, Logger, TracerProvider), e.g.
+	// docker.ServerFactory(docker.Options{}). Ownership as NewBackend.
+	NewProxiedBackend ProxiedFactory
 	// Process configures the default process backend (ignored when
 	// NewBackend is set). The Server sets its Proxy, and its Drain,
 	// Logger and Clock when they are nil.
@@ -137,9 +147,17 @@ type Options struct {
 	Clock clock.WithTickerAndDelayedExecution
 }
 
+// ProxiedFactory builds an engine whose instances are fronted by
+// in-process queue-proxies built from qp, calling drain before it stops
+// an instance; see Options.NewProxiedBackend.
+type ProxiedFactory func(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error)
+
 // withDefaults returns o with every zero field filled in, or an error
 // naming the first invalid field.
 func (o Options) withDefaults() (Options, error) {
+	if o.NewBackend != nil && o.NewProxiedBackend != nil {
+		return o, errors.New("zeroscale: Options.NewBackend and Options.NewProxiedBackend are both set: set one")
+	}
 	if o.Config == (revision.Config{}) {
 		o.Config = revision.DefaultConfig()
 	}

@@ -110,7 +110,13 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("zeroscale: activator: %w", err)
 	}
 	newBackend := o.NewBackend
-	if newBackend == nil {
+	switch {
+	case newBackend != nil:
+	case o.NewProxiedBackend != nil:
+		newBackend = func(drain backend.DrainFunc) (backend.Backend, error) {
+			return o.NewProxiedBackend(drain, s.queueProxyOptions())
+		}
+	default:
 		newBackend = s.processBackend
 	}
 	s.backend, err = newBackend(s.drain)
@@ -135,16 +141,7 @@ func New(o Options) (*Server, error) {
 func (s *Server) processBackend(drain backend.DrainFunc) (backend.Backend, error) {
 	o := s.o
 	po := o.Process
-	po.Proxy = process.QueueProxy(queueproxy.Options{
-		Reporter:        s.ms.Collector(),
-		ActivatorSecret: s.secret,
-		Clock:           o.Clock,
-		Logger:          o.Logger.With("component", "queueproxy"),
-		TracerProvider:  o.TracerProvider,
-		// The activator's WaitInstanceIdle (po.Drain) stops new picks
-		// before the proxy drains: no quiet period needed.
-		DrainQuietPeriod: -1,
-	})
+	po.Proxy = process.QueueProxy(s.queueProxyOptions())
 	if po.Drain == nil {
 		po.Drain = drain
 	}
@@ -155,6 +152,23 @@ func (s *Server) processBackend(drain backend.DrainFunc) (backend.Backend, error
 		po.Clock = o.Clock
 	}
 	return process.New(po)
+}
+
+// queueProxyOptions are what every in-process queue-proxy of the
+// Server is built from: it reports to the autoscaler and trusts the
+// activator.
+func (s *Server) queueProxyOptions() queueproxy.Options {
+	return queueproxy.Options{
+		Reporter:        s.ms.Collector(),
+		ActivatorSecret: s.secret,
+		Clock:           s.o.Clock,
+		Logger:          s.o.Logger.With("component", "queueproxy"),
+		TracerProvider:  s.o.TracerProvider,
+		// The activator's WaitInstanceIdle (the engine's DrainFunc)
+		// stops new picks before the proxy drains: no quiet period
+		// needed.
+		DrainQuietPeriod: -1,
+	}
 }
 
 // goRun runs f on its own goroutine until Shutdown.

@@ -51,7 +51,7 @@ func TestColdStart(t *testing.T) {
 // containerConcurrency 100 and max-scale 3: exactly 3 instances, every
 // request 200, then back to zero after the shortened idle period.
 func TestSiege(t *testing.T) {
-	const clients, rev = 500, "siege-00001"
+	const clients = 500
 	dur := 20 * time.Second
 	if testing.Short() {
 		dur = 5 * time.Second
@@ -63,6 +63,15 @@ func TestSiege(t *testing.T) {
 	spec.Scaling.MaxScale = &maxScale
 	h.apply(zeroscale.ServiceSpec{Name: "siege", Template: spec})
 
+	siege(t, h, "siege", clients, dur, maxScale, "E2E siege")
+}
+
+// siege sends service's "/" from clients goroutines for dur, and checks
+// every request got 200, exactly maxScale instances served, and the
+// revision went back to zero afterwards; label starts its log lines.
+func siege(t *testing.T, h *harness, service string, clients int, dur time.Duration, maxScale int, label string) {
+	t.Helper()
+	rev := service + "-00001"
 	var total, failed atomic.Int64
 	var firstErr sync.Once
 	ctx, cancel := context.WithTimeout(context.Background(), dur+time.Minute)
@@ -73,7 +82,7 @@ func TestSiege(t *testing.T) {
 	for range clients {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				r := h.get(ctx, "siege", "/")
+				r := h.get(ctx, service, "/")
 				total.Add(1)
 				if !r.ok() {
 					failed.Add(1)
@@ -92,7 +101,7 @@ func TestSiege(t *testing.T) {
 		}
 	}
 	h.mu.Unlock()
-	t.Logf("E2E siege clients=%d duration=%s requests=%d (%.0f req/s) errors=%d max-instances=%d",
+	t.Logf(label+" clients=%d duration=%s requests=%d (%.0f req/s) errors=%d max-instances=%d",
 		clients, elapsed.Round(time.Millisecond), total.Load(), float64(total.Load())/elapsed.Seconds(), failed.Load(), maxReady)
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed", failed.Load(), total.Load())
@@ -104,7 +113,7 @@ func TestSiege(t *testing.T) {
 	h.waitEvent(time.Minute, "scale to zero", func(e zeroscale.Event) bool {
 		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 0
 	})
-	t.Logf("E2E siege back to zero %s after the last request", time.Since(idle).Round(100*time.Millisecond))
+	t.Logf(label+" back to zero %s after the last request", time.Since(idle).Round(100*time.Millisecond))
 }
 
 // TestRolloutUnderLoad changes the template under steady load: no

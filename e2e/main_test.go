@@ -40,7 +40,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(appEnv) == "1" {
 		os.Exit(runApp())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	dockerCleanup()
+	os.Exit(code)
 }
 
 // runApp serves GET / ("<revision>\n"), GET /sleep?d=5s (answers after
@@ -151,8 +153,14 @@ func testLogger() *slog.Logger {
 }
 
 func newHarness(t testing.TB, cfg revision.Config, conns int) *harness {
+	return newHarnessWith(t, cfg, conns, nil)
+}
+
+// newHarnessWith is newHarness with the Server's options changed by mod
+// (another backend, say).
+func newHarnessWith(t testing.TB, cfg revision.Config, conns int, mod func(*zeroscale.Options)) *harness {
 	h := &harness{t: t, notify: make(chan struct{})}
-	srv, err := zeroscale.New(zeroscale.Options{
+	o := zeroscale.Options{
 		Config:  cfg,
 		Process: processOptions(),
 		Logger:  testLogger(),
@@ -161,7 +169,11 @@ func newHarness(t testing.TB, cfg revision.Config, conns int) *harness {
 		// on 2 shared cores take longer.
 		WaitTimeout: 2 * time.Minute,
 		OnEvent:     h.record,
-	})
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	srv, err := zeroscale.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

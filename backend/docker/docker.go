@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/front"
@@ -87,12 +86,9 @@ type revState struct {
 	removing bool
 	gone     chan struct{} // closed once removed
 
-	// Crash loop: replacements wait until nextStart.
-	restarts  int
-	backoff   time.Duration // the next delay
-	nextStart time.Time
-	retry     clock.Timer // pending reconcile at nextStart, nil if none
-	lastExit  *Exit
+	// Slots whose instance crashed, waiting for their backoff to pass
+	// before a new instance replaces it.
+	pending []*slot
 }
 
 // New connects to the engine, removes every container that carries
@@ -192,7 +188,7 @@ func (b *Backend) Deploy(ctx context.Context, rev revision.Revision) error {
 	if rs, ok := b.revs[rev.Name()]; ok { // deployed meanwhile
 		return b.redeploy(rs, rev)
 	}
-	b.revs[rev.Name()] = &revState{rev: rev, spec: spec, imageID: id, gone: make(chan struct{}), backoff: b.opts.MinRestartBackoff}
+	b.revs[rev.Name()] = &revState{rev: rev, spec: spec, imageID: id, gone: make(chan struct{})}
 	b.opts.Logger.Info("revision deployed", "revision", rev.Name(), "image", spec.Image, "imageID", id)
 	return nil
 }
@@ -249,9 +245,9 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 }
 
 // reconcile starts or stops instances of rs until the non-draining ones
-// number rs.desired. After a crash, new instances wait for the backoff.
-// Victims are chosen not-ready first, then youngest first. Called with
-// b.mu held.
+// (counting the slots waiting to replace a crashed one) number
+// rs.desired. Victims are waiting slots first, then not-ready
+// instances, then the youngest. Called with b.mu held.
 func (b *Backend) reconcile(rs *revState) {
 	live := make([]*instance, 0, len(rs.insts))
 	for _, in := range rs.insts {
@@ -259,28 +255,17 @@ func (b *Backend) reconcile(rs *revState) {
 			live = append(live, in)
 		}
 	}
-	now := b.opts.Clock.Now()
-	if len(live) < rs.desired && now.Before(rs.nextStart) {
-		if rs.retry == nil {
-			rs.retry = b.opts.Clock.AfterFunc(rs.nextStart.Sub(now), func() {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				rs.retry = nil
-				if !rs.removing && !b.closed {
-					b.reconcile(rs)
-				}
-			})
-		}
-	} else {
-		for i := len(live); i < rs.desired; i++ {
-			b.nextID++
-			in := newInstance(b, rs, fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID), now)
-			rs.insts = append(rs.insts, in)
-			b.wg.Add(1)
-			go in.run()
-		}
+	for i := len(live) + len(rs.pending); i < rs.desired; i++ {
+		b.startInstance(rs, &slot{backoff: b.opts.MinRestartBackoff})
 	}
-	if excess := len(live) - rs.desired; excess > 0 {
+	excess := len(live) + len(rs.pending) - rs.desired
+	for excess > 0 && len(rs.pending) > 0 {
+		sl := rs.pending[len(rs.pending)-1]
+		rs.pending = rs.pending[:len(rs.pending)-1]
+		sl.timer.Stop()
+		excess--
+	}
+	if excess > 0 {
 		slices.SortStableFunc(live, func(x, y *instance) int {
 			if x.ready != y.ready {
 				if !x.ready {
@@ -297,6 +282,41 @@ func (b *Backend) reconcile(rs *revState) {
 	b.publish(rs)
 }
 
+// startInstance starts a new instance (a new ID) in sl. Called with
+// b.mu held; the caller publishes.
+func (b *Backend) startInstance(rs *revState, sl *slot) {
+	b.nextID++
+	in := newInstance(b, rs, sl, fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID), b.opts.Clock.Now())
+	rs.insts = append(rs.insts, in)
+	b.wg.Add(1)
+	go in.run()
+}
+
+// crashed puts the slot of a crashed instance of rs in backoff: a new
+// instance replaces it once the backoff passed. Called with b.mu held.
+func (b *Backend) crashed(rs *revState, sl *slot, e backend.Exit, up time.Duration) {
+	if up >= 2*b.opts.MaxRestartBackoff {
+		sl.backoff = b.opts.MinRestartBackoff
+	}
+	sl.lastExit = &e
+	delay := sl.backoff
+	sl.backoff = min(2*sl.backoff, b.opts.MaxRestartBackoff)
+	sl.nextStart = b.opts.Clock.Now().Add(delay)
+	rs.pending = append(rs.pending, sl)
+	sl.timer = b.opts.Clock.AfterFunc(delay, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		i := slices.Index(rs.pending, sl)
+		if i < 0 || rs.removing || b.closed {
+			return // dropped by a scale-down meanwhile
+		}
+		rs.pending = slices.Delete(rs.pending, i, i+1)
+		sl.restarts++
+		b.startInstance(rs, sl)
+		b.publish(rs)
+	})
+}
+
 // publish sends rs's current snapshot to its watchers. Called with b.mu
 // held, so snapshots go out in the order the changes happened. An
 // instance without an address yet (no proxy, container not started) is
@@ -309,18 +329,6 @@ func (b *Backend) publish(rs *revState) {
 		}
 	}
 	rs.bc.Publish(snap)
-}
-
-// crashed records that an instance of rs crashed and arms the backoff
-// before its replacement. Called with b.mu held.
-func (b *Backend) crashed(rs *revState, e Exit, up time.Duration) {
-	if up >= 2*b.opts.MaxRestartBackoff {
-		rs.backoff = b.opts.MinRestartBackoff
-	}
-	rs.lastExit = &e
-	rs.restarts++
-	rs.nextStart = b.opts.Clock.Now().Add(rs.backoff)
-	rs.backoff = min(2*rs.backoff, b.opts.MaxRestartBackoff)
 }
 
 // Remove stops every instance of the revision (draining each first),
@@ -356,10 +364,10 @@ func (b *Backend) beginRemove(rs *revState) {
 	}
 	rs.removing = true
 	rs.desired = 0
-	if rs.retry != nil {
-		rs.retry.Stop()
-		rs.retry = nil
+	for _, sl := range rs.pending {
+		sl.timer.Stop()
 	}
+	rs.pending = nil
 	for _, in := range rs.insts {
 		in.beginStop()
 	}
@@ -469,3 +477,31 @@ func (b *Backend) timeoutCtx(parent context.Context, d time.Duration) (context.C
 
 // listenLoopback binds a proxy listener on an ephemeral loopback port.
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// factoryTimeout bounds ServerFactory's connection to the engine.
+const factoryTimeout = time.Minute
+
+// ServerFactory returns what zeroscale.Options.NewProxiedBackend takes:
+// a Backend built with New from o, with o.Drain (when nil) set to the
+// Server's DrainFunc and o.Proxy (when nil) to queue-proxies built from
+// the Server's queue-proxy options, so every container is fronted by a
+// queue-proxy in the host that reports to the Server's autoscaler:
+//
+//	srv, err := zeroscale.New(zeroscale.Options{
+//		NewProxiedBackend: docker.ServerFactory(docker.Options{Identity: "myhost"}),
+//	})
+//
+// New's connection to the engine is bounded by one minute.
+func ServerFactory(o Options) func(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error) {
+	return func(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error) {
+		if o.Drain == nil {
+			o.Drain = drain
+		}
+		if o.Proxy == nil {
+			o.Proxy = QueueProxy(qp)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), factoryTimeout)
+		defer cancel()
+		return New(ctx, o)
+	}
+}

@@ -2,13 +2,10 @@ package docker_test
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,19 +93,19 @@ func TestContainerSpec(t *testing.T) {
 		assert.Equal(t, http.StatusOK, code)
 		assert.Equal(t, want, body, "env %s", name)
 	}
-	st, err := b.Status(rev.Name())
+	st, err := b.Status(ctx, rev.Name())
 	require.NoError(t, err)
 	require.Len(t, st.Instances, 1)
 	in := st.Instances[0]
-	assert.True(t, strings.HasPrefix(in.Published, "127.0.0.1:"), "published on loopback: %s", in.Published)
-	assert.NotEqual(t, in.Published, inst.Address, "the proxy fronts the published port")
-	assert.Equal(t, testImage, st.Image)
-	assert.True(t, strings.HasPrefix(st.ImageID, "sha256:"), st.ImageID)
-	tm := in.Timings
+	assert.Equal(t, backend.InstanceRunning, in.State)
+	assert.True(t, strings.HasPrefix(in.AppAddress, "127.0.0.1:"), "published on loopback: %s", in.AppAddress)
+	assert.NotEqual(t, in.AppAddress, inst.Address, "the proxy fronts the published port")
+	assert.Contains(t, st.Message, testImage)
+	tm := b.Timings(rev.Name())[0]
 	assert.False(t, tm.Begin.After(tm.Created) || tm.Created.After(tm.Started) || tm.Started.After(tm.Listening) || tm.Listening.After(tm.Ready),
 		"phases in order: %+v", tm)
 
-	res, err := cli.ContainerInspect(ctx, in.Container, client.ContainerInspectOptions{})
+	res, err := cli.ContainerInspect(ctx, containerOf(t, inst.ID), client.ContainerInspectOptions{})
 	require.NoError(t, err)
 	c := res.Container
 	assert.Equal(t, b.Identity(), c.Config.Labels[docker.LabelIdentity])
@@ -131,10 +128,10 @@ func TestContainerSpec(t *testing.T) {
 
 func TestDeployMissingImage(t *testing.T) {
 	b := newBackend(t, docker.Options{})
-	rev := newRevision(t, "missing-00001", revision.Spec{Image: "zeroscale-test/not-there:" + runID})
+	rev := newRevision(t, "missing-00001", revision.Spec{Image: "zeroscale-test/not-there:" + env.RunID})
 	err := b.Deploy(t.Context(), rev)
 	require.ErrorIs(t, err, backend.ErrInvalidArgument)
-	assert.Contains(t, err.Error(), "zeroscale-test/not-there:"+runID)
+	assert.Contains(t, err.Error(), "zeroscale-test/not-there:"+env.RunID)
 	assert.Contains(t, err.Error(), "docker build")
 	assert.Contains(t, err.Error(), "docker load")
 	_, err = b.Watch(t.Context(), rev.Name())
@@ -181,29 +178,34 @@ func TestCrashLoop(t *testing.T) {
 	ch, err := b.Watch(ctx, rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	seen := map[string]bool{}
 	require.Eventually(t, func() bool {
 		for {
 			select {
 			case snap := <-ch:
 				for _, in := range snap {
 					assert.False(t, in.Ready, "a crashing app is never ready")
-					seen[in.ID] = true
 				}
 			default:
-				st, err := b.Status(rev.Name())
-				return err == nil && st.Restarts >= 3 && len(seen) >= 3
+				st, err := b.Status(ctx, rev.Name())
+				return err == nil && len(st.Instances) == 1 && st.Instances[0].Restarts >= 3
 			}
 		}
 	}, eventTimeout, 10*time.Millisecond)
-	st, err := b.Status(rev.Name())
-	require.NoError(t, err)
-	require.NotNil(t, st.LastExit)
-	assert.Equal(t, 3, st.LastExit.Code)
-	assert.Contains(t, st.LastExit.Reason, "code 3")
-	assert.Contains(t, st.LastExit.Output, "fatal: boom")
-	assert.Contains(t, st.LastExit.Output, "app starting")
-	assert.True(t, st.NextStart.After(st.LastExit.Time), "a backoff follows the crash")
+	var sl backend.InstanceStatus
+	require.Eventually(t, func() bool {
+		st, err := b.Status(ctx, rev.Name())
+		require.NoError(t, err)
+		sl = st.Instances[0]
+		return len(st.CrashLooping()) == 1
+	}, eventTimeout, 10*time.Millisecond, "the slot waits in backoff")
+	require.NotNil(t, sl.LastExit)
+	assert.Equal(t, 3, sl.LastExit.Code)
+	assert.Contains(t, sl.LastExit.Reason, "code 3")
+	assert.Contains(t, sl.LastExit.Output, "fatal: boom")
+	assert.Contains(t, sl.LastExit.Output, "app starting")
+	assert.Equal(t, sl.LastExit.Output, sl.Output)
+	assert.True(t, sl.NextRestart.After(sl.LastExit.Time), "a backoff follows the crash")
+	assert.True(t, strings.HasPrefix(sl.ID, rev.Name()+"-"), "the waiting slot names its last instance: %s", sl.ID)
 	require.NoError(t, b.Remove(ctx, rev.Name()))
 	assert.Empty(t, ownContainers(t, b.Identity()), "crashed containers are removed")
 }
@@ -223,13 +225,15 @@ func TestCrashReplaced(t *testing.T) {
 	_, _ = http.Get("http://" + first.Address + "/crash")
 	second := waitReady(t, ch, 1)[0]
 	assert.NotEqual(t, first.ID, second.ID, "a restart is a new instance")
-	st, err := b.Status(rev.Name())
+	st, err := b.Status(ctx, rev.Name())
 	require.NoError(t, err)
-	require.NotNil(t, st.LastExit)
-	assert.Equal(t, 4, st.LastExit.Code)
-	assert.Equal(t, first.ID, st.LastExit.Instance)
-	assert.Contains(t, st.LastExit.Output, "crashing on request")
-	assert.Equal(t, 1, st.Restarts)
+	require.Len(t, st.Instances, 1)
+	sl := st.Instances[0]
+	assert.Equal(t, second.ID, sl.ID)
+	require.NotNil(t, sl.LastExit)
+	assert.Equal(t, 4, sl.LastExit.Code)
+	assert.Contains(t, sl.LastExit.Output, "crashing on request")
+	assert.Equal(t, 1, sl.Restarts)
 	code, body := get(t, second.Address, "/")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
@@ -243,16 +247,17 @@ func TestStartTimeout(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))
 	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	var st backend.RevisionStatus
 	require.Eventually(t, func() bool {
-		st, err := b.Status(rev.Name())
-		return err == nil && st.LastExit != nil
+		var err error
+		st, err = b.Status(ctx, rev.Name())
+		return err == nil && len(st.CrashLooping()) == 1
 	}, eventTimeout, 10*time.Millisecond)
-	st, err := b.Status(rev.Name())
-	require.NoError(t, err)
-	assert.Contains(t, st.LastExit.Reason, "not ready within 2s")
-	assert.Contains(t, st.LastExit.Output, "app starting")
-	assert.True(t, st.CrashLooping(time.Now()))
-	assert.Empty(t, st.Instances, "the replacement waits for the backoff")
+	sl := st.CrashLooping()[0]
+	assert.Contains(t, sl.LastExit.Reason, "not ready within 2s")
+	assert.Contains(t, sl.LastExit.Output, "app starting")
+	assert.Len(t, st.Instances, 1, "the replacement waits for the backoff")
+	assert.Empty(t, ownContainers(t, b.Identity()), "the hung container was removed")
 }
 
 // TestCloseRemovesEverything: Close drains and removes every container
@@ -305,31 +310,25 @@ func TestKilledHostLeavesNoContainers(t *testing.T) {
 		_ = host.Process.Kill()
 		_ = host.Wait()
 	})
-	ids := make(chan []string, 1)
+	ready := make(chan struct{})
 	go func() {
-		var got []string
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if c, ok := strings.CutPrefix(sc.Text(), "container "); ok {
-				if got = append(got, c); len(got) == 2 {
-					ids <- got
-					return
-				}
+			if sc.Text() == "ready" {
+				close(ready)
+				return
 			}
 		}
 	}()
-	var containers []string
 	select {
-	case containers = <-ids:
+	case <-ready:
 	case <-time.After(eventTimeout):
 		t.Fatalf("the host did not report 2 ready instances within %v", eventTimeout)
 	}
+	require.Len(t, ownContainers(t, id), 2)
 	require.NoError(t, host.Process.Signal(syscall.SIGKILL))
 	_ = host.Wait()
-	left := ownContainers(t, id)
-	slices.Sort(left)
-	slices.Sort(containers)
-	require.Equal(t, containers, left, "the killed host's containers are still there")
+	require.Len(t, ownContainers(t, id), 2, "the killed host's containers are still there")
 
 	restarted := newBackend(t, docker.Options{Identity: id})
 	assert.Empty(t, ownContainers(t, id), "New removed the old run's containers")
@@ -347,5 +346,12 @@ func TestScaleBeyondMax(t *testing.T) {
 	assert.Contains(t, err.Error(), "MaxInstances")
 }
 
-var _ = errors.Is
-var _ context.Context
+// containerOf is the ID of instance id's container.
+func containerOf(t *testing.T, id string) string {
+	t.Helper()
+	res, err := cli.ContainerList(t.Context(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelInstance+"="+id)})
+	require.NoError(t, err)
+	require.Len(t, res.Items, 1, "containers of instance %s", id)
+	return res.Items[0].ID
+}

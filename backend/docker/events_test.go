@@ -112,19 +112,18 @@ func TestEventStreamReconnect(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
 	first := waitReady(t, ch, 1)[0]
-	st, err := b.Status(rev.Name())
-	require.NoError(t, err)
+	cid := containerOf(t, first.ID)
 
 	p.cut(true)
-	_, err = cli.ContainerKill(ctx, st.Instances[0].Container, client.ContainerKillOptions{Signal: "KILL"})
+	_, err = cli.ContainerKill(ctx, cid, client.ContainerKillOptions{Signal: "KILL"})
 	require.NoError(t, err)
 	p.cut(false)
 
 	second := waitReady(t, ch, 1)[0]
 	assert.NotEqual(t, first.ID, second.ID)
-	st, err = b.Status(rev.Name())
+	st, err := b.Status(ctx, rev.Name())
 	require.NoError(t, err)
-	require.NotNil(t, st.LastExit)
-	assert.Equal(t, 137, st.LastExit.Code, "SIGKILL")
-	assert.Equal(t, first.ID, st.LastExit.Instance)
+	require.Len(t, st.Instances, 1)
+	require.NotNil(t, st.Instances[0].LastExit)
+	assert.Equal(t, 137, st.Instances[0].LastExit.Code, "SIGKILL")
 }

@@ -11,6 +11,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/front"
@@ -18,50 +19,30 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// State is where an instance is in its life.
-type State string
+// phase is where an instance is in its life (finer than
+// backend.InstanceState).
+type phase string
 
-// Instance states, as Status reports them.
+// Instance phases; Status maps them to backend.InstanceState.
 const (
-	// StateCreating: ContainerCreate and ContainerStart are under way.
-	StateCreating State = "Creating"
-	// StateStarting: the container runs and has not passed its
+	// phaseCreating: ContainerCreate and ContainerStart are under way.
+	phaseCreating phase = "Creating"
+	// phaseStarting: the container runs and has not passed its
 	// readiness probe yet.
-	StateStarting State = "Starting"
-	// StateRunning: it passed its readiness probe (Ready may drop again
+	phaseStarting phase = "Starting"
+	// phaseRunning: it passed its readiness probe (Ready may drop again
 	// when Spec.Readiness.Period makes it probe again and it fails).
-	StateRunning State = "Running"
-	// StateDraining: it was chosen to stop and is being drained.
-	StateDraining State = "Draining"
-	// StateStopping: drained; ContainerStop (SIGTERM, SIGKILL after
+	phaseRunning phase = "Running"
+	// phaseDraining: it was chosen to stop and is being drained.
+	phaseDraining phase = "Draining"
+	// phaseStopping: drained; ContainerStop (SIGTERM, SIGKILL after
 	// Options.StopGrace) and removal are under way.
-	StateStopping State = "Stopping"
+	phaseStopping phase = "Stopping"
 )
 
-// Exit describes how a crashed instance's container ended.
-type Exit struct {
-	// Instance is the crashed instance's ID, Container its container ID.
-	Instance  string
-	Container string
-	// Code is the container's exit code, or -1 if it never ran or was
-	// removed before it exited (start failure, start timeout).
-	Code int
-	// OOMKilled is set when the kernel killed it for exceeding its
-	// memory limit.
-	OOMKilled bool
-	// Reason says why, e.g. "exited with code 3", "OOM killed",
-	// "not ready within 1m0s", "start: …".
-	Reason string
-	// Time is when it ended.
-	Time time.Time
-	// Output is the container's last log lines, oldest first (at most
-	// Options.LogTailLines).
-	Output []string
-}
-
-// Timings are the phases of one instance's start, for diagnostics and
+// startTimes are the phases of one instance's start, for diagnostics and
 // cold-start measurements. A zero time means the phase was not reached.
-type Timings struct {
+type startTimes struct {
 	// Begin is when the backend decided to create the instance.
 	Begin time.Time
 	// Created is when ContainerCreate returned.
@@ -75,11 +56,24 @@ type Timings struct {
 	Ready time.Time
 }
 
+// slot is one place among a revision's desired instances: its current
+// (or last) instance and the crashes that replaced earlier ones. Guarded
+// by Backend.mu.
+type slot struct {
+	restarts  int           // instances after the first
+	backoff   time.Duration // the next crash's delay
+	lastExit  *backend.Exit
+	lastID    string // the crashed instance's, while waiting
+	nextStart time.Time
+	timer     clock.Timer // the pending restart, while waiting
+}
+
 // instance is one container of a revision. Its run goroutine owns the
 // container; the fields below stop are guarded by Backend.mu.
 type instance struct {
 	b       *Backend
 	rs      *revState
+	slot    *slot
 	id      string
 	name    string // the container's name
 	created time.Time
@@ -94,21 +88,21 @@ type instance struct {
 	target    string // the published port, once started
 	ready     bool
 	draining  bool
-	state     State
+	state     phase
 	oom       bool
-	timings   Timings
+	timings   startTimes
 }
 
 // newInstance creates an instance. With a proxy, its listener is bound
 // at once, so the instance has one Address from its first snapshot on.
 // Called with b.mu held.
-func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
+func newInstance(b *Backend, rs *revState, sl *slot, id string, now time.Time) *instance {
 	in := &instance{
-		b: b, rs: rs, id: id, created: now,
+		b: b, rs: rs, slot: sl, id: id, created: now,
 		name:  sanitizeName("zs-" + b.opts.Identity + "-" + id),
 		stop:  make(chan struct{}),
 		died:  make(chan struct{}),
-		state: StateCreating,
+		state: phaseCreating,
 	}
 	in.timings.Begin = now
 	if b.opts.Proxy != nil {
@@ -138,7 +132,7 @@ func (in *instance) beginStop() {
 		return
 	}
 	in.draining = true
-	in.state = StateDraining
+	in.state = phaseDraining
 	close(in.stop)
 }
 
@@ -175,7 +169,7 @@ func (in *instance) run() {
 
 // life runs the instance and returns its crash (nil if it was stopped)
 // and how long it was up.
-func (in *instance) life() (*Exit, time.Duration) {
+func (in *instance) life() (*backend.Exit, time.Duration) {
 	b := in.b
 	clk := b.opts.Clock
 	if b.opts.Proxy != nil && in.ln == nil {
@@ -220,10 +214,8 @@ func (in *instance) mu(f func()) {
 	f()
 }
 
-func (in *instance) failed(code int, reason string) *Exit {
-	var cid string
-	in.mu(func() { cid = in.container })
-	return &Exit{Instance: in.id, Container: cid, Code: code, Reason: reason, Time: in.b.opts.Clock.Now()}
+func (in *instance) failed(code int, reason string) *backend.Exit {
+	return &backend.Exit{Code: code, Reason: reason, Time: in.b.opts.Clock.Now()}
 }
 
 // create creates the container, replacing a leftover of the same name
@@ -310,7 +302,7 @@ func (in *instance) start() error {
 			in.addr = target
 		}
 		if !in.draining {
-			in.state = StateStarting
+			in.state = phaseStarting
 		}
 	})
 	b.opts.Logger.Info("container started", append(in.log(), "container", shortID(cid), "published", target)...)
@@ -354,7 +346,7 @@ func (in *instance) waitReady() string {
 				in.ready = true
 				in.timings.Ready = clk.Now()
 				if !in.draining {
-					in.state = StateRunning
+					in.state = phaseRunning
 				}
 			})
 			return ""
@@ -443,7 +435,7 @@ func (in *instance) shutdown() {
 		return
 	}
 	in.drain()
-	in.update(func() { in.state = StateStopping })
+	in.update(func() { in.state = phaseStopping })
 	var cid string
 	in.mu(func() { cid = in.container })
 	grace := in.b.stopTimeout()
@@ -507,21 +499,22 @@ func (in *instance) removeContainer(force bool) {
 
 // collectCrash reads a dead container's exit code and last log lines,
 // removes it, and returns the crash.
-func (in *instance) collectCrash() *Exit {
+func (in *instance) collectCrash() *backend.Exit {
 	b := in.b
 	e := in.failed(-1, "container gone")
+	var cid string
+	in.mu(func() { cid = in.container })
 	ctx, cancel := in.callCtx(0)
-	res, err := b.cli.ContainerInspect(ctx, e.Container, client.ContainerInspectOptions{})
+	res, err := b.cli.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
 	cancel()
 	var oom bool
 	in.mu(func() { oom = in.oom })
 	if err == nil && res.Container.State != nil {
 		st := res.Container.State
 		e.Code = st.ExitCode
-		e.OOMKilled = st.OOMKilled || oom
 		switch {
-		case e.OOMKilled:
-			e.Reason = fmt.Sprintf("OOM killed (memory limit %d bytes), exit code %d", in.rs.spec.Resources.MemoryLimitBytes, st.ExitCode)
+		case st.OOMKilled || oom:
+			e.Reason = fmt.Sprintf("OOMKilled (memory limit %d bytes), exit code %d", in.rs.spec.Resources.MemoryLimitBytes, st.ExitCode)
 		case st.Error != "":
 			e.Reason = fmt.Sprintf("exited with code %d: %s", st.ExitCode, st.Error)
 		default:
@@ -535,11 +528,13 @@ func (in *instance) collectCrash() *Exit {
 }
 
 // captureLogs fills e.Output with the container's last log lines.
-func (in *instance) captureLogs(e *Exit) {
-	if e.Container == "" {
+func (in *instance) captureLogs(e *backend.Exit) {
+	var cid string
+	in.mu(func() { cid = in.container })
+	if cid == "" {
 		return
 	}
-	lines, err := in.b.logTail(in.b.hard, e.Container, in.b.opts.LogTailLines)
+	lines, err := in.b.logTail(in.b.hard, cid, in.b.opts.LogTailLines)
 	if err != nil {
 		in.b.opts.Logger.Warn("could not read the crashed container's logs", append(in.log(), "err", err)...)
 		return
@@ -549,7 +544,7 @@ func (in *instance) captureLogs(e *Exit) {
 
 // finish removes the gone instance from its revision, records its crash
 // (if any) and lets the revision replace it.
-func (in *instance) finish(crash *Exit, up time.Duration) {
+func (in *instance) finish(crash *backend.Exit, up time.Duration) {
 	if in.front != nil {
 		in.front.Close() // closes in.ln too
 	} else if in.ln != nil {
@@ -563,8 +558,9 @@ func (in *instance) finish(crash *Exit, up time.Duration) {
 	if i := slices.Index(rs.insts, in); i >= 0 {
 		rs.insts = slices.Delete(rs.insts, i, i+1)
 	}
-	if crash != nil && !in.draining {
-		b.crashed(rs, *crash, up)
+	if crash != nil && !in.draining && !rs.removing && !b.closed {
+		in.slot.lastID = in.id
+		b.crashed(rs, in.slot, *crash, up)
 	}
 	if !rs.removing && !b.closed {
 		b.reconcile(rs) // publishes
@@ -578,7 +574,7 @@ func (in *instance) finish(crash *Exit, up time.Duration) {
 // readyLog is the "instance ready" log line's attributes: the start's
 // phases, relative to the decision to create it.
 func (in *instance) readyLog() []any {
-	var t Timings
+	var t startTimes
 	in.mu(func() { t = in.timings })
 	return append(in.log(),
 		"create", t.Created.Sub(t.Begin), "start", t.Started.Sub(t.Created),

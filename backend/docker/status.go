@@ -1,75 +1,108 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
 )
 
-// InstanceStatus is one instance as Status reports it.
-type InstanceStatus struct {
-	backend.Instance
-	State State
-	// Container is the container's ID ("" until created), Name its name.
-	Container string
-	Name      string
-	// Published is where the app's port is published (127.0.0.1:port),
-	// "" until started; it differs from Address when a proxy fronts it.
-	Published string
-	Timings   Timings
-}
+var (
+	_ backend.StatusReporter  = (*Backend)(nil)
+	_ backend.InstanceLimiter = (*Backend)(nil)
+)
 
-// RevisionStatus is the state of one revision's instances.
-type RevisionStatus struct {
-	Revision string
-	// Image is Spec.Image, ImageID what it resolved to at Deploy.
-	Image   string
-	ImageID string
-	// Desired is the last Scale target (0 while being removed).
-	Desired   int
-	Removing  bool
-	Instances []InstanceStatus
-	// Restarts counts the instances that replaced crashed ones.
-	Restarts int
-	// LastExit is the last crash, nil if none crashed.
-	LastExit *Exit
-	// NextStart, when in the future, is when the next replacement of a
-	// crashed instance may start: the revision is in crash-loop backoff.
-	NextStart time.Time
-}
-
-// CrashLooping reports whether replacements wait for a crash backoff
-// at now.
-func (s RevisionStatus) CrashLooping(now time.Time) bool {
-	return s.LastExit != nil && now.Before(s.NextStart)
-}
-
-// Status returns the state of a revision's instances (ErrNotFound if it
-// is not deployed).
-func (b *Backend) Status(name string) (RevisionStatus, error) {
+// Status returns the engine's view of a revision (ErrNotFound if it is
+// not deployed): one entry per slot, its current instance or, after a
+// crash, the crashed one in InstanceBackOff until its replacement
+// starts, with the restarts so far, the last exit (exit code, reason,
+// "OOMKilled", the container's last log lines) and when the replacement
+// starts. AppAddress is the published port; Detail names the container.
+// It asks the engine nothing, so ctx is not used.
+func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return RevisionStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotFound)
+		return backend.RevisionStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotFound)
 	}
-	st := RevisionStatus{
-		Revision: name, Image: rs.spec.Image, ImageID: rs.imageID,
-		Desired: rs.desired, Removing: rs.removing,
-		Restarts: rs.restarts, NextStart: rs.nextStart,
-	}
-	if rs.lastExit != nil {
-		e := *rs.lastExit
-		e.Output = slices.Clone(e.Output)
-		st.LastExit = &e
+	st := backend.RevisionStatus{
+		Revision: name, Desired: rs.desired, Removing: rs.removing,
+		Message: fmt.Sprintf("image %s (%s)", rs.spec.Image, shortID(trimDigest(rs.imageID))),
 	}
 	for _, in := range rs.insts {
-		st.Instances = append(st.Instances, InstanceStatus{
-			Instance: in.instanceLocked(), State: in.state,
-			Container: in.container, Name: in.name, Published: in.target, Timings: in.timings,
+		is := backend.InstanceStatus{
+			Instance:   in.instanceLocked(),
+			State:      in.state.public(),
+			AppAddress: in.target,
+			Restarts:   in.slot.restarts,
+			LastExit:   cloneExit(in.slot.lastExit),
+			Detail:     "container " + in.name,
+		}
+		if in.container != "" {
+			is.Detail += " (" + shortID(in.container) + ")"
+		}
+		if is.LastExit != nil {
+			is.Output = is.LastExit.Output
+		}
+		st.Instances = append(st.Instances, is)
+	}
+	for _, sl := range rs.pending {
+		e := cloneExit(sl.lastExit)
+		st.Instances = append(st.Instances, backend.InstanceStatus{
+			Instance:    backend.Instance{ID: sl.lastID, Revision: name},
+			State:       backend.InstanceBackOff,
+			Restarts:    sl.restarts,
+			LastExit:    e,
+			NextRestart: sl.nextStart,
+			Output:      e.Output,
 		})
 	}
 	return st, nil
+}
+
+func cloneExit(e *backend.Exit) *backend.Exit {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.Output = slices.Clone(e.Output)
+	return &c
+}
+
+func trimDigest(id string) string {
+	if len(id) > 7 && id[:7] == "sha256:" {
+		return id[7:]
+	}
+	return id
+}
+
+// public maps the backend's finer states to backend.InstanceState.
+func (s phase) public() backend.InstanceState {
+	switch s {
+	case phaseCreating, phaseStarting:
+		return backend.InstanceStarting
+	case phaseRunning:
+		return backend.InstanceRunning
+	case phaseDraining:
+		return backend.InstanceDraining
+	default:
+		return backend.InstanceStopping
+	}
+}
+
+// timings returns the start phases of a revision's current instances.
+func (b *Backend) timings(name string) []startTimes {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, ok := b.revs[name]
+	if !ok {
+		return nil
+	}
+	out := make([]startTimes, 0, len(rs.insts))
+	for _, in := range rs.insts {
+		out = append(out, in.timings)
+	}
+	return out
 }

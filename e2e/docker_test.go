@@ -1,0 +1,145 @@
+package e2e_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend/docker"
+	"github.com/zeroscale/zeroscale/internal/dockertest"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// The Docker end-to-end tests run the Server on backend/docker: every
+// instance is a container of internal/testapp (imported once per run by
+// internal/dockertest), fronted by a queue-proxy in the test process.
+
+var (
+	dockerOnce sync.Once
+	dockerEnv  *dockertest.Env
+)
+
+// needDocker returns the run's Docker environment, setting it up on
+// first use; it ends t when there is no engine (fails under CI).
+func needDocker(t testing.TB) *dockertest.Env {
+	t.Helper()
+	dockerOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		dockerEnv = dockertest.Setup(ctx)
+	})
+	dockerEnv.Need(t)
+	return dockerEnv
+}
+
+func dockerCleanup() {
+	if dockerEnv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		dockerEnv.Cleanup(ctx)
+	}
+}
+
+// newDockerHarness is a harness whose Server runs instances as
+// containers with a fresh identity; it checks at cleanup that none is
+// left.
+func newDockerHarness(t *testing.T, cfg revision.Config, conns int) (*harness, revision.Spec) {
+	env := needDocker(t)
+	id := env.Identity()
+	t.Cleanup(func() {
+		// Runs after the harness' Shutdown (cleanups run last-in first-out).
+		left, err := env.Containers(context.Background(), id)
+		if err != nil || len(left) > 0 {
+			t.Errorf("containers left after Shutdown: %v (error %v)", left, err)
+		}
+	})
+	h := newHarnessWith(t, cfg, conns, func(o *zeroscale.Options) {
+		o.NewProxiedBackend = docker.ServerFactory(docker.Options{Identity: id, StopGrace: 5 * time.Second})
+	})
+	return h, revision.Spec{Image: env.Image}
+}
+
+// TestDockerFromZero: a service at zero wakes on its first request
+// (answered 200, never a 502), then returns to zero once idle, leaving
+// no container.
+func TestDockerFromZero(t *testing.T) {
+	h, spec := newDockerHarness(t, zeroConfig(), 4)
+	h.apply(zeroscale.ServiceSpec{Name: "dz", Template: spec})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := h.get(ctx, "dz", "/rev")
+	if !r.ok() || r.body != "dz-00001\n" {
+		t.Fatalf("first request from zero: %v", r)
+	}
+	t.Logf("E2E docker from zero: first byte after %s", ms(r.ttfb))
+	for range 5 {
+		if r := h.get(ctx, "dz", "/"); !r.ok() || r.body != "ok\n" {
+			t.Fatalf("warm request: %v", r)
+		}
+	}
+	h.waitEvent(time.Minute, "scale to zero", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == "dz-00001" && e.To == 0
+	})
+	h.waitRevision(time.Minute, "dz", "no instance", func(r zeroscale.RevisionStatus) bool {
+		return r.Name == "dz-00001" && r.ActualScale == 0 && r.Instances == 0
+	})
+}
+
+// TestDockerSiege: from zero, 100 clients for 10 s (4 s with -short)
+// against containerConcurrency 10 and max-scale 3: every request 200,
+// exactly 3 containers, then back to zero.
+func TestDockerSiege(t *testing.T) {
+	const clients = 100
+	dur := 10 * time.Second
+	if testing.Short() {
+		dur = 4 * time.Second
+	}
+	h, spec := newDockerHarness(t, zeroConfig(), clients)
+	spec.ContainerConcurrency = 10
+	maxScale := 3
+	spec.Scaling.MaxScale = &maxScale
+	h.apply(zeroscale.ServiceSpec{Name: "dsiege", Template: spec})
+
+	siege(t, h, "dsiege", clients, dur, maxScale, "E2E docker siege")
+}
+
+// TestDockerScaleDownUnderLoad: three containers each with a 5 s
+// request in flight; deleting the service drains them first, and every
+// request completes.
+func TestDockerScaleDownUnderLoad(t *testing.T) {
+	const n, rev = 3, "ddrain-00001"
+	h, spec := newDockerHarness(t, zeroConfig(), n)
+	spec.ContainerConcurrency = 1
+	maxScale := n
+	spec.Scaling.MaxScale = &maxScale
+	h.apply(zeroscale.ServiceSpec{Name: "ddrain", Template: spec})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = h.get(ctx, "ddrain", "/sleep?d=5s") })
+	}
+	h.waitEvent(time.Minute, "3 instances", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == n
+	})
+	h.waitRevision(time.Minute, "ddrain", "3 requests in flight", func(r zeroscale.RevisionStatus) bool {
+		return r.Name == rev && r.InFlight == n && r.Held == 0
+	})
+	start := time.Now()
+	if err := h.srv.Delete(ctx, "ddrain"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	wg.Wait()
+	for i, r := range results {
+		if !r.ok() || !strings.HasSuffix(r.body, "slept 5s\n") {
+			t.Errorf("request %d: %v", i, r)
+		}
+	}
+	t.Logf("E2E docker scale-down: %d containers with 5 s requests in flight removed; Delete drained for %s; all requests completed", n, took.Round(time.Millisecond))
+}
