@@ -18,7 +18,6 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/docker"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -27,7 +26,7 @@ import (
 func TestContract(t *testing.T) {
 	needEngine(t)
 	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
-		b := newBackend(t, docker.Options{Drain: cfg.Drain, Proxy: docker.QueueProxy(queueproxy.Options{})})
+		b := newBackend(t, docker.Options{Drain: cfg.Drain, Proxy: docker.QueueProxy(testQueueProxy)})
 		return backendtest.Harness{Backend: b, Spec: appSpec(), Timeout: eventTimeout}
 	})
 }
@@ -76,7 +75,7 @@ func get(t *testing.T, addr, path string) (int, string) {
 }
 
 func TestContainerSpec(t *testing.T) {
-	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(queueproxy.Options{})})
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(testQueueProxy)})
 	spec := appSpec(withEnv("GREETING", "hi"))
 	spec.Port = 9000
 	spec.Resources = revision.Resources{CPULimitMillis: 500, CPURequestMillis: 250, MemoryLimitBytes: 64 << 20, MemoryRequestBytes: 32 << 20}
@@ -214,7 +213,7 @@ func TestCrashLoop(t *testing.T) {
 // the engine's events, leaves the watch, and a new instance (new ID)
 // takes its place.
 func TestCrashReplaced(t *testing.T) {
-	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(queueproxy.Options{})})
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(testQueueProxy)})
 	rev := newRevision(t, "crash-00001", appSpec())
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend/docker"
-	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
 // engineProxy forwards a unix socket to the engine and can cut every
@@ -104,7 +103,7 @@ func TestEventStreamReconnect(t *testing.T) {
 	c, err := client.New(client.WithHost(p.host()))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	b := newBackend(t, docker.Options{Client: c, Proxy: docker.QueueProxy(queueproxy.Options{})})
+	b := newBackend(t, docker.Options{Client: c, Proxy: docker.QueueProxy(testQueueProxy)})
 	rev := newRevision(t, "blip-00001", appSpec())
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))

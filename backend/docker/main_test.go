@@ -13,6 +13,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/internal/dockertest"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -138,3 +139,8 @@ func runHost(id, image string) int {
 		time.Sleep(10 * time.Millisecond) // polling in a helper process that is killed anyway
 	}
 }
+
+// testQueueProxy fronts instances in the tests: no drain quiet period,
+// as no load balancer needs time to stop sending (the suite's DrainFunc
+// stands for one that already has).
+var testQueueProxy = queueproxy.Options{DrainQuietPeriod: -1}
