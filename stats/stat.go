@@ -60,11 +60,28 @@ func Encode(w io.Writer, s Stat) error {
 }
 
 // Decode reads one Stat in the wire format, at most MaxEncodedSize bytes.
+// It rejects a negative figure: a scraped instance is outside input, and
+// one negative report would cancel out the others' load in the
+// autoscaler's windows.
 func Decode(r io.Reader) (Stat, error) {
 	var s Stat
 	dec := json.NewDecoder(io.LimitReader(r, MaxEncodedSize))
 	if err := dec.Decode(&s); err != nil {
 		return Stat{}, fmt.Errorf("stats: decode: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"averageConcurrency", s.AverageConcurrency},
+		{"averageProxiedConcurrency", s.AverageProxiedConcurrency},
+		{"requestCount", s.RequestCount},
+		{"proxiedRequestCount", s.ProxiedRequestCount},
+		{"processUptime", s.ProcessUptime},
+	} {
+		if f.v < 0 {
+			return Stat{}, fmt.Errorf("stats: decode: %s = %v: want ≥ 0", f.name, f.v)
+		}
 	}
 	return s, nil
 }

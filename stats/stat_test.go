@@ -42,6 +42,7 @@ func TestDecodeRejects(t *testing.T) {
 		"not JSON":       "<html>",
 		"wrong type":     `{"averageConcurrency":"high"}`,
 		"out of range":   `{"averageConcurrency":1e999}`,
+		"negative":       `{"requestCount":-1}`,
 		"over the bound": `{"instance":"` + strings.Repeat("x", MaxEncodedSize) + `"}`,
 	} {
 		if _, err := Decode(strings.NewReader(body)); err == nil || !strings.HasPrefix(err.Error(), "stats: decode: ") {
