@@ -236,12 +236,21 @@ func (s *Server) serviceConditions(svc *service, st ServiceStatus) []knative.Con
 		default:
 			conf.Reason = ReasonDeploying
 			conf.Message = fmt.Sprintf("Revision %q is not yet ready.", latest)
+			// A revision whose instances keep crashing before it was
+			// ever ready has failed, as in Knative, where ContainerHealthy
+			// False makes the revision's Ready False.
+			for _, rs := range st.Revisions {
+				if c, ok := rs.Condition(ConditionContainerHealthy); ok && rs.Name == latest && c.Status == ConditionFalse {
+					conf.Status, conf.Reason = knative.StatusFalse, reasonRevisionFailed
+					conf.Message = fmt.Sprintf("Revision %q failed with message: %s.", latest, c.Message)
+				}
+			}
 		}
 	}
 	route := knative.Condition{Type: knative.ConditionRoutesReady, Status: knative.StatusUnknown}
 	if c, ok := st.Condition(ConditionReady); ok {
 		route.Status, route.Reason, route.Message = c.Status, c.Reason, c.Message
-		if c.Status == ConditionUnknown && c.Reason == ReasonDeploying {
+		if c.Status == ConditionUnknown && (c.Reason == ReasonDeploying || st.LatestReadyRevision == "") {
 			route.Reason = ReasonRevisionMissing
 			route.Message = fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", svc.name)
 		}

@@ -335,4 +335,13 @@ func TestCLICreateFromFlags(t *testing.T) {
 	_, errOut, code := c.run("service", "create", "echo", "--cmd", exe)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "already exists and no --force option was given")
+
+	// An app that crashes at start: the wait ends with Knative's
+	// RevisionFailed and the app's last output, exit code 1.
+	out, errOut, code = c.run("service", "create", "crash", "--cmd", exe, "--env", "ZEROSCALE_E2E_APP=1", "--env", crashEnv+"=1",
+		"--env", "GORACE=atexit_sleep_ms=0")
+	assert.Equal(t, 1, code, "%s\n%s", out, errOut)
+	assert.Contains(t, errOut, `Error: RevisionFailed: Revision "crash-00001" failed with message: `)
+	assert.Contains(t, errOut, "fatal: boom")
+	assert.Contains(t, out, "Creating service 'crash' in namespace 'default':")
 }
