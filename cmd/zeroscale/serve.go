@@ -84,12 +84,12 @@ func serve(ctx context.Context, stdout, stderr io.Writer, g *globals, f serveFla
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale = f.allowZeroInit
 	srv, err := zeroscale.New(zeroscale.Options{
-		NewBackend: engines(ctx, logger, f.dockerIdentity),
-		Config:     cfg,
-		Namespace:  g.namespace,
-		Domain:     f.domain,
-		AdminToken: g.token,
-		Logger:     logger,
+		NewProxiedBackend: engines(logger, f.dockerIdentity),
+		Config:            cfg,
+		Namespace:         g.namespace,
+		Domain:            f.domain,
+		AdminToken:        g.token,
+		Logger:            logger,
 	})
 	if err != nil {
 		return err
