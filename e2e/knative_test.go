@@ -25,13 +25,34 @@ import (
 	"github.com/zeroscale/zeroscale/knative"
 )
 
-// buildCLI builds cmd/zeroscale into a temporary directory.
+// buildCLI builds cmd/zeroscale once per test binary run (linking it
+// takes seconds); TestMain removes it at the end (removeCLI).
 func buildCLI(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "zeroscale")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/zeroscale/zeroscale/cmd/zeroscale").CombinedOutput()
-	require.NoError(t, err, "go build cmd/zeroscale: %s", out)
+	bin, err := cliBuild()
+	require.NoError(t, err)
 	return bin
+}
+
+var cliDir string // where cliBuild put the binary
+
+var cliBuild = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "zeroscale-e2e-cli")
+	if err != nil {
+		return "", err
+	}
+	cliDir = dir
+	bin := filepath.Join(dir, "zeroscale")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/zeroscale/zeroscale/cmd/zeroscale").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build cmd/zeroscale: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func removeCLI() {
+	if cliDir != "" {
+		_ = os.RemoveAll(cliDir)
+	}
 }
 
 // cli is a running "zeroscale serve" and the way to run the other

@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	dockerCleanup()
+	removeCLI()
 	os.Exit(code)
 }
 
