@@ -72,6 +72,21 @@ type Options struct {
 	// NewBackend is set). The Server sets its Proxy, and its Drain,
 	// Logger and Clock when they are nil.
 	Process process.Options
+	// ScrapeStats says the engine runs each instance's queue-proxy out of
+	// process, as a sidecar (backend/kubernetes): the autoscaler then
+	// scrapes every instance's stats each second (GET
+	// http://<Instance.Address>/zeroscale/stat, which cmd/queue-proxy
+	// serves) instead of waiting for pushes. The activator still pushes
+	// its own. Leave it false for engines with in-process queue-proxies
+	// (process, docker).
+	ScrapeStats bool
+	// ActivatorSecret is the shared secret the activator proves itself
+	// with to the queue-proxies, so they count its requests as proxied
+	// and honour its probes. "" means a random one per Server, which only
+	// in-process queue-proxies learn; give out-of-process sidecars the
+	// same value (cmd/queue-proxy's ACTIVATOR_SECRET, e.g. through
+	// backend/kubernetes Options.QueueProxyEnv). At least 16 bytes.
+	ActivatorSecret string
 
 	// Config is the host-wide autoscaling configuration; the zero value
 	// means revision.DefaultConfig().
@@ -197,6 +212,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BodyTimeout == 0 {
 		o.BodyTimeout = DefaultBodyTimeout
+	}
+	if o.ActivatorSecret != "" && len(o.ActivatorSecret) < 16 {
+		return o, fmt.Errorf("zeroscale: Options.ActivatorSecret has %d bytes, want at least 16 (or \"\" for a random one)", len(o.ActivatorSecret))
 	}
 	if o.WaitTimeout < 0 {
 		return o, fmt.Errorf("zeroscale: Options.WaitTimeout %v: must be ≥ 0 (0 = the activator's default)", o.WaitTimeout)

@@ -73,13 +73,17 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key [16]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, fmt.Errorf("zeroscale: activator secret: %w", err)
+	secret := o.ActivatorSecret
+	if secret == "" {
+		var key [16]byte
+		if _, err := rand.Read(key[:]); err != nil {
+			return nil, fmt.Errorf("zeroscale: activator secret: %w", err)
+		}
+		secret = hex.EncodeToString(key[:])
 	}
 	s := &Server{
 		o:        o,
-		secret:   hex.EncodeToString(key[:]),
+		secret:   secret,
 		services: make(map[string]*service),
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
 		evWake:   make(chan struct{}, 1),

@@ -245,7 +245,11 @@ func (s *Server) startRevision(ctx context.Context, svc *service, r revision.Rev
 		defer s.wg.Done()
 		rv.scaleLoop()
 	}()
-	if err := s.ms.Set(name, params, autoscaler.Pushed); err != nil {
+	src := autoscaler.Pushed
+	if s.o.ScrapeStats {
+		src = autoscaler.Scraped
+	}
+	if err := s.ms.Set(name, params, src); err != nil {
 		return fail(fmt.Errorf("autoscaler: %w", err))
 	}
 	if params.InitialScale == 0 {

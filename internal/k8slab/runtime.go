@@ -128,6 +128,20 @@ func (r *Runtime) Events(namespace, name string) []Event {
 	return append([]Event(nil), r.events[namespace+"/"+name]...)
 }
 
+// Pods returns the names of the pods of namespace the Runtime has seen
+// bound to the node (running or gone), in the order it saw them.
+func (r *Runtime) Pods(namespace string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, k := range r.order {
+		if ns, name, _ := strings.Cut(k, "/"); ns == namespace {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Kill sends SIGKILL to the process of one container of a pod, as if it
 // crashed; the Runtime restarts it after its back-off.
 func (r *Runtime) Kill(namespace, pod, container string) error {

@@ -1,0 +1,315 @@
+package kubernetes_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/backend/kubernetes"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// server is a zeroscale.Server on the Kubernetes backend, in a fresh
+// namespace of the lab cluster, with the queue-proxy as a sidecar whose
+// stats are scraped, and its events recorded.
+type server struct {
+	t      testing.TB
+	srv    *zeroscale.Server
+	ns     string
+	addr   string
+	client *http.Client
+
+	mu     sync.Mutex
+	events []zeroscale.Event
+	notify chan struct{}
+}
+
+// zeroConfig starts revisions at zero and scales them to zero soon after
+// their last request.
+func zeroConfig() revision.Config {
+	cfg := revision.DefaultConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
+	cfg.StableWindow = 6 * time.Second
+	cfg.ScaleToZeroGracePeriod = time.Second
+	return cfg
+}
+
+func newServer(t testing.TB, cfg revision.Config, conns int) *server {
+	t.Helper()
+	c := lab.Cluster(t)
+	s := &server{t: t, ns: lab.Namespace(t), notify: make(chan struct{})}
+	raw := make([]byte, 16)
+	_, _ = rand.Read(raw)
+	secret := hex.EncodeToString(raw)
+	srv, err := zeroscale.New(zeroscale.Options{
+		Config: cfg,
+		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+			return kubernetes.New(kubernetes.Options{
+				Config: c.Config, Namespace: s.ns,
+				QueueProxyImage: queueImage,
+				QueueProxyEnv:   []corev1.EnvVar{{Name: "ACTIVATOR_SECRET", Value: secret}},
+				QuietPeriod:     2 * time.Second,
+				Drain:           drain,
+			})
+		},
+		ScrapeStats:     true,
+		ActivatorSecret: secret,
+		WaitTimeout:     2 * time.Minute,
+		OnEvent:         s.record,
+	})
+	require.NoError(t, err)
+	s.srv = srv
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.addr = ln.Addr().String()
+	go func() { _ = srv.Serve(ln) }()
+	s.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxIdleConns: conns}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		assert.NoError(t, srv.Shutdown(ctx))
+		s.client.CloseIdleConnections()
+	})
+	return s
+}
+
+func (s *server) record(e zeroscale.Event) {
+	s.mu.Lock()
+	s.events = append(s.events, e)
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// waitEvent waits (bounded) for an event matching ok, past ones included.
+func (s *server) waitEvent(timeout time.Duration, what string, ok func(zeroscale.Event) bool) {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	seen := 0
+	for {
+		s.mu.Lock()
+		evs, ch := s.events[seen:], s.notify
+		seen = len(s.events)
+		s.mu.Unlock()
+		for _, e := range evs {
+			if ok(e) {
+				return
+			}
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			s.t.Fatalf("no %s within %v", what, timeout)
+		}
+	}
+}
+
+func (s *server) apply(spec zeroscale.ServiceSpec) {
+	s.t.Helper()
+	_, err := s.srv.Apply(context.Background(), spec)
+	require.NoError(s.t, err)
+}
+
+// result is one request's outcome.
+type result struct {
+	code int
+	body string
+	ttfb time.Duration
+	err  error
+}
+
+func (r result) ok() bool { return r.err == nil && r.code == http.StatusOK }
+
+func (r result) String() string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return fmt.Sprintf("%d %q", r.code, r.body)
+}
+
+// get sends GET path to service's host and reads the whole answer.
+func (s *server) get(ctx context.Context, service, path string) result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
+	if err != nil {
+		return result{err: err}
+	}
+	req.Host = service + ".default.localhost"
+	var first time.Time
+	start := time.Now()
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { first = time.Now() }}))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return result{code: resp.StatusCode, body: string(body), ttfb: first.Sub(start), err: err}
+}
+
+func e2eSpec(env ...revision.EnvVar) revision.Spec {
+	return revision.Spec{Image: e2eImage, Env: env}
+}
+
+// TestServerFromZero: a service at zero is served by a pod created for
+// its first request.
+func TestServerFromZero(t *testing.T) {
+	s := newServer(t, zeroConfig(), 4)
+	s.apply(zeroscale.ServiceSpec{Name: "hello", Template: e2eSpec()})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r := s.get(ctx, "hello", "/")
+	require.True(t, r.ok(), "%v", r)
+	assert.Equal(t, "hello-00001\n", r.body)
+	assert.Len(t, lab.Cluster(t).Runtime.Pods(s.ns), 1, "one pod")
+	t.Logf("E2E k8s from zero: first byte after %s", r.ttfb.Round(time.Millisecond))
+}
+
+// TestServerSiege: from zero, 500 clients against containerConcurrency
+// 100 and max-scale 3: exactly 3 pods, every request 200.
+func TestServerSiege(t *testing.T) {
+	const clients, dur, maxScale = 500, 8 * time.Second, 3
+	s := newServer(t, zeroConfig(), clients)
+	spec := e2eSpec()
+	spec.ContainerConcurrency = 100
+	spec.Scaling.MaxScale = new(maxScale)
+	s.apply(zeroscale.ServiceSpec{Name: "siege", Template: spec})
+
+	var total, failed atomic.Int64
+	var firstErr sync.Once
+	ctx, cancel := context.WithTimeout(t.Context(), dur+2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	stop := start.Add(dur)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				r := s.get(ctx, "siege", "/")
+				total.Add(1)
+				if !r.ok() {
+					failed.Add(1)
+					firstErr.Do(func() { t.Errorf("first failure: %v", r) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	maxReady := 0
+	s.mu.Lock()
+	for _, e := range s.events {
+		if e.Kind == zeroscale.EventScaled && e.Revision == "siege-00001" {
+			maxReady = max(maxReady, e.To)
+		}
+	}
+	s.mu.Unlock()
+	pods := lab.Cluster(t).Runtime.Pods(s.ns)
+	t.Logf("E2E k8s siege clients=%d duration=%s requests=%d (%.0f req/s) errors=%d max-ready=%d pods=%d",
+		clients, elapsed.Round(time.Millisecond), total.Load(), float64(total.Load())/elapsed.Seconds(), failed.Load(), maxReady, len(pods))
+	assert.Zero(t, failed.Load(), "failed requests of %d", total.Load())
+	assert.Equal(t, maxScale, maxReady, "ready instances at most")
+	assert.Len(t, pods, maxScale, "pods created")
+}
+
+// TestServerScaleDownUnderLoad deletes a service while 5 s requests are
+// in flight on each of its 3 pods: every request completes.
+func TestServerScaleDownUnderLoad(t *testing.T) {
+	const n, rev = 3, "drain-00001"
+	s := newServer(t, zeroConfig(), n)
+	spec := e2eSpec()
+	spec.ContainerConcurrency = 1
+	spec.Scaling.MaxScale = new(n)
+	s.apply(zeroscale.ServiceSpec{Name: "drain", Template: spec})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = s.get(ctx, "drain", "/sleep?d=5s") })
+	}
+	s.waitEvent(time.Minute, "3 ready pods", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == n
+	})
+	require.Eventually(t, func() bool {
+		st, err := s.srv.ServiceStatus("drain")
+		return err == nil && len(st.Revisions) == 1 && st.Revisions[0].InFlight == n && st.Revisions[0].Held == 0
+	}, time.Minute, 10*time.Millisecond, "3 requests in flight")
+	start := time.Now()
+	require.NoError(t, s.srv.Delete(ctx, "drain"))
+	took := time.Since(start)
+	wg.Wait()
+	for i, r := range results {
+		assert.True(t, r.ok() && strings.HasSuffix(r.body, "slept 5s\n"), "request %d: %v", i, r)
+	}
+	t.Logf("E2E k8s scale-down: %d pods with 5 s requests in flight deleted; Delete took %s; all requests completed", n, took.Round(time.Millisecond))
+}
+
+// TestServerRollout changes the template under steady load: no request
+// fails and the traffic ends on the new revision.
+func TestServerRollout(t *testing.T) {
+	cfg := zeroConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
+	s := newServer(t, cfg, 16)
+	spec := func(v string) zeroscale.ServiceSpec {
+		return zeroscale.ServiceSpec{Name: "roll", Template: e2eSpec(revision.EnvVar{Name: "VERSION", Value: v})}
+	}
+	s.apply(spec("v1"))
+	s.waitEvent(time.Minute, "roll-00001 ready", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventRevisionReady && e.Revision == "roll-00001"
+	})
+	const clients = 16
+	var total, failed, onNew atomic.Int64
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				r := s.get(ctx, "roll", "/")
+				total.Add(1)
+				switch {
+				case !r.ok():
+					if failed.Add(1) == 1 {
+						t.Errorf("first failure: %v", r)
+					}
+				case r.body == "roll-00002\n":
+					onNew.Add(1)
+				}
+			}
+		})
+	}
+	require.Eventually(t, func() bool { return total.Load() >= 200 }, time.Minute, 10*time.Millisecond)
+	s.apply(spec("v2"))
+	s.waitEvent(time.Minute, "traffic on roll-00002", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventTrafficChanged && e.Service == "roll" && e.Message == "roll-00002 100 %"
+	})
+	after := onNew.Load()
+	require.Eventually(t, func() bool { return onNew.Load() >= after+200 }, time.Minute, 10*time.Millisecond)
+	close(done)
+	wg.Wait()
+	t.Logf("E2E k8s rollout requests=%d errors=%d on roll-00002=%d", total.Load(), failed.Load(), onNew.Load())
+	assert.Zero(t, failed.Load())
+}
