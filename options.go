@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,6 +137,14 @@ type Options struct {
 	// DefaultMinBodyRate (bytes per second).
 	BodyTimeout time.Duration
 	MinBodyRate int
+
+	// TrustedProxies are the client addresses (a load balancer in
+	// front) whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host
+	// and Forwarded headers reach the app; everyone else's are replaced
+	// by the front door's own, so a client cannot make an app believe it
+	// came over https, from another address or for another host. nil
+	// trusts no one.
+	TrustedProxies []netip.Prefix
 
 	// WaitTimeout, when positive, bounds how long a request waits for
 	// an instance, instead of the activator's default (Cloud Run's

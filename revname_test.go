@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,4 +104,58 @@ func TestRevisionNamesUniqueAcrossServices(t *testing.T) {
 		assert.Equal(t, http.StatusOK, code, "a-b still serves after a is deleted")
 		assert.Equal(t, "a-b/a-b-00001", body)
 	})
+}
+
+// headerServer is a Server on the fake backend whose apps answer the
+// forwarding headers they received.
+func headerServer(t *testing.T, o zeroscale.Options) *zeroscale.Server {
+	t.Helper()
+	o.NewBackend = func(drain backend.DrainFunc) (backend.Backend, error) {
+		return fake.New(fake.Options{Drain: drain, Handler: func(revision.Revision) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+					fmt.Fprintf(w, "%s=%s\n", k, strings.Join(r.Header.Values(k), ","))
+				}
+			})
+		}})
+	}
+	srv, err := zeroscale.New(o)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Shutdown(ctx))
+	})
+	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "app", Template: revision.Spec{Image: "x"}})
+	require.NoError(t, err)
+	return srv
+}
+
+// A client's X-Forwarded-* are not believed at the edge: the app sees
+// the front door's own values unless the client is a trusted proxy.
+// Before, a client could tell the app it came over https for another
+// host from another address.
+func TestForwardingHeadersTrustedOnlyFromTrustedProxies(t *testing.T) {
+	send := func(srv *zeroscale.Server) string {
+		var body string
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			req := httptest.NewRequest("GET", "http://app.default.localhost/", nil)
+			req.RemoteAddr = "192.0.2.9:4000"
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			req.Header.Set("X-Forwarded-Host", "evil.example")
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, req)
+			assert.Equal(c, http.StatusOK, rec.Code)
+			body = rec.Body.String()
+		}, 10*time.Second, 5*time.Millisecond)
+		return body
+	}
+	assert.Equal(t, "X-Forwarded-For=192.0.2.9\nX-Forwarded-Proto=http\nX-Forwarded-Host=app.default.localhost\n",
+		send(headerServer(t, zeroscale.Options{})))
+	assert.Equal(t, "X-Forwarded-For=203.0.113.7, 192.0.2.9\nX-Forwarded-Proto=https\nX-Forwarded-Host=evil.example\n",
+		send(headerServer(t, zeroscale.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})))
+
+	_, err := zeroscale.New(zeroscale.Options{TrustedProxies: []netip.Prefix{{}}})
+	assert.ErrorContains(t, err, "Options.TrustedProxies[0]")
 }

@@ -105,6 +105,7 @@ func New(o Options) (*Server, error) {
 		Secret:         s.secret,
 		Reporter:       s.ms.Collector(),
 		WaitTimeout:    o.WaitTimeout,
+		TrustedProxies: o.TrustedProxies,
 		Clock:          o.Clock,
 		Logger:         o.Logger.With("component", "activator"),
 		Registerer:     o.Registerer,

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -94,6 +95,13 @@ type Options struct {
 	// means requests are not marked. A client-supplied header is always
 	// removed.
 	Secret string
+	// TrustedProxies are the client addresses whose X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are
+	// passed on to the app (a load balancer in front). Everyone else's
+	// are replaced by this hop's, so a client cannot make the app
+	// believe it came over https, from another address or for another
+	// host. nil trusts no one.
+	TrustedProxies []netip.Prefix
 	// Name is the Stat.Instance of this activator's reports; "" means
 	// DefaultName.
 	Name string
@@ -186,6 +194,7 @@ type Options struct {
 type Handler struct {
 	picker       RevisionPicker
 	secretValue  []string // {Options.Secret} for ActivatorHeader, nil if unset
+	trusted      []netip.Prefix
 	name         string
 	reporter     stats.Reporter
 	policy       func(int) Policy
@@ -216,6 +225,11 @@ func New(o Options) (*Handler, error) {
 	if o.MaxHeldBytes < 0 {
 		errs = append(errs, fmt.Errorf("Options.MaxHeldBytes %d: must be ≥ 0 (0 = %d)", o.MaxHeldBytes, DefaultMaxHeldBytes))
 	}
+	for i, p := range o.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("Options.TrustedProxies[%d] %v: not a valid address prefix (e.g. 10.0.0.0/8)", i, p))
+		}
+	}
 	if o.WaitTimeout < 0 || o.WaitTimeout > revision.MaxRequestTimeout {
 		errs = append(errs, fmt.Errorf("Options.WaitTimeout %s: must be in [0, %s] (0 = max(%.1f × average start-up, %s))",
 			o.WaitTimeout, revision.MaxRequestTimeout, StartupWaitFactor, MinWait))
@@ -228,6 +242,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
+		trusted:      o.TrustedProxies,
 		picker:       o.Picker,
 		name:         cmp.Or(o.Name, DefaultName),
 		reporter:     o.Reporter,
@@ -664,6 +679,25 @@ func idempotent(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
+	}
+	return false
+}
+
+// trusts reports whether remoteAddr (a request's RemoteAddr) is one of
+// Options.TrustedProxies.
+func (h *Handler) trusts(remoteAddr string) bool {
+	if len(h.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range h.trusted {
+		if p.Contains(ip) {
+			return true
+		}
 	}
 	return false
 }

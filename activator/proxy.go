@@ -102,11 +102,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = a.slot.addr
 	// The client's Host is kept, so OriginalHostHeader is never needed.
 	pr.Out.Host = pr.In.Host
-	// Like ReverseProxy's Director mode: append the client address to
-	// X-Forwarded-For (the queue-proxy appends the activator's), keep
-	// X-Forwarded-Host/Proto a proxy in front set. Forwarded, which
-	// Rewrite mode removed, is left to the queue-proxy to build.
-	hop.SetXForwarded(pr.In, pr.Out.Header)
+	// The edge: a trusted proxy's X-Forwarded-* are kept (the client
+	// address appended), anyone else's replaced by this hop's (the
+	// queue-proxy then appends the activator's address). Forwarded,
+	// which Rewrite mode removed, is the queue-proxy's to build from
+	// them.
+	hop.SetXForwarded(pr.In, pr.Out.Header, h.trusts(pr.In.RemoteAddr))
 	for _, k := range internalHeaders {
 		pr.Out.Header.Del(k)
 	}

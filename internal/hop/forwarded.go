@@ -7,20 +7,27 @@ import (
 )
 
 // SetXForwarded sets the X-Forwarded-For, X-Forwarded-Proto and
-// X-Forwarded-Host headers of out, a request proxied from in: the
-// client address (in.RemoteAddr) is appended to in's X-Forwarded-For;
+// X-Forwarded-Host headers of out, a request proxied from in. With trust
+// (in comes from a proxy the host trusts) the client address
+// (in.RemoteAddr) is appended to in's X-Forwarded-For, and
 // X-Forwarded-Proto and X-Forwarded-Host are passed on as in has them,
-// else set from this hop. It allocates once, plus once to append to an
-// X-Forwarded-For list. Like any proxy it cannot vouch for values a
-// client sent.
-func SetXForwarded(in *http.Request, out http.Header) {
-	setXForwarded(in, out, make([]string, 3))
+// else set from this hop. Without it, in's values are ignored, as the
+// edge must (httputil.ReverseProxy's Rewrite stance): all three are set
+// from this hop, so a client cannot tell the app it came over https or
+// from another address or host. It allocates once, plus once to append
+// to an X-Forwarded-For list.
+func SetXForwarded(in *http.Request, out http.Header, trust bool) {
+	ih := in.Header
+	if !trust {
+		ih = nil
+	}
+	setXForwarded(in, ih, out, make([]string, 3))
 }
 
-// setXForwarded is SetXForwarded with the backing array of the three
-// single-value headers passed in, and returns what Forwarded is made of.
-func setXForwarded(in *http.Request, out http.Header, vals []string) (prior []string, clientIP, proto, host string) {
-	ih := in.Header
+// setXForwarded is SetXForwarded, with the forwarding headers to believe
+// (ih, nil for none) and the backing array of the three single-value
+// headers passed in, and returns what Forwarded is made of.
+func setXForwarded(in *http.Request, ih, out http.Header, vals []string) (prior []string, clientIP, proto, host string) {
 	clientIP, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		clientIP = ""
@@ -56,13 +63,14 @@ func setXForwarded(in *http.Request, out http.Header, vals []string) (prior []st
 }
 
 // SetForwarded sets the forwarding headers of out from the inbound
-// request in: the X-Forwarded ones as SetXForwarded does, and Forwarded
+// request in, which comes from a trusted proxy (the activator): the
+// X-Forwarded ones as SetXForwarded with trust does, and Forwarded
 // (RFC 7239), passed on when the activator or client set it, else
 // built from them.
 func SetForwarded(in *http.Request, out http.Header) {
 	// One backing array for the four single-value headers.
 	vals := make([]string, 4)
-	prior, clientIP, proto, host := setXForwarded(in, out, vals[:3])
+	prior, clientIP, proto, host := setXForwarded(in, in.Header, out, vals[:3])
 	if v := in.Header["Forwarded"]; len(v) > 0 {
 		out["Forwarded"] = v
 		return

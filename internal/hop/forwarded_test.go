@@ -52,7 +52,7 @@ func TestSetForwarded(t *testing.T) {
 			// SetXForwarded sets the same X-Forwarded headers and no
 			// Forwarded.
 			xout := http.Header{}
-			SetXForwarded(in, xout)
+			SetXForwarded(in, xout, true)
 			for k, v := range tc.want {
 				got := xout[k]
 				if k == "Forwarded" {
@@ -67,5 +67,20 @@ func TestSetForwarded(t *testing.T) {
 	}
 	if got := quote(`a"b\c`); got != `"a\"b\\c"` {
 		t.Errorf("quote = %s", got)
+	}
+}
+
+// Untrusted, the client's forwarding headers are ignored: all three are
+// this hop's.
+func TestSetXForwardedUntrusted(t *testing.T) {
+	in := &http.Request{RemoteAddr: "192.0.2.9:5000", Host: "app.example", Header: http.Header{
+		"X-Forwarded-For": {"203.0.113.7"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"},
+	}}
+	out := http.Header{}
+	SetXForwarded(in, out, false)
+	for k, v := range map[string]string{"X-Forwarded-For": "192.0.2.9", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example"} {
+		if got := out[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
 	}
 }
