@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -353,4 +355,68 @@ func containerOf(t *testing.T, id string) string {
 	require.NoError(t, err)
 	require.Len(t, res.Items, 1, "containers of instance %s", id)
 	return res.Items[0].ID
+}
+
+// TestOOMKilled: an app over its memory limit is killed by the kernel;
+// Status says so.
+func TestOOMKilled(t *testing.T) {
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(testQueueProxy), MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
+	spec := appSpec()
+	spec.Resources.MemoryLimitBytes = 32 << 20
+	rev := newRevision(t, "oom-00001", spec)
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	inst := waitReady(t, ch, 1)[0]
+	if resp, err := http.Get("http://" + inst.Address + "/alloc?mb=128"); err == nil {
+		resp.Body.Close()
+	}
+	var st backend.RevisionStatus
+	require.Eventually(t, func() bool {
+		st, err = b.Status(ctx, rev.Name())
+		return err == nil && len(st.CrashLooping()) == 1
+	}, eventTimeout, 10*time.Millisecond)
+	e := st.CrashLooping()[0].LastExit
+	assert.Equal(t, 137, e.Code)
+	assert.Contains(t, e.Reason, "OOMKilled")
+}
+
+// TestNameConflict: a container already holding the next instance's
+// name is replaced when it carries this backend's identity (a leftover),
+// and fails the instance with a clear reason otherwise.
+func TestNameConflict(t *testing.T) {
+	b := newBackend(t, docker.Options{MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
+	ctx := t.Context()
+	squat := func(name string, labels map[string]string) string {
+		res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
+			Config: &container.Config{Image: testImage, Labels: labels}})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_, _ = cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
+		})
+		return res.ID
+	}
+	// Instance IDs count from 1 per backend: the first is "<rev>-1".
+	own := squat("zs-"+b.Identity()+"-conf-00001-1", map[string]string{docker.LabelIdentity: b.Identity()})
+	rev := newRevision(t, "conf-00001", appSpec())
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	waitReady(t, ch, 1)
+	_, err = cli.ContainerInspect(ctx, own, client.ContainerInspectOptions{})
+	require.Error(t, err, "our leftover was removed")
+
+	squat("zs-"+b.Identity()+"-other-00001-2", nil)
+	other := newRevision(t, "other-00001", appSpec())
+	require.NoError(t, b.Deploy(ctx, other))
+	require.NoError(t, b.Scale(ctx, other.Name(), 1))
+	var st backend.RevisionStatus
+	require.Eventually(t, func() bool {
+		st, err = b.Status(ctx, other.Name())
+		return err == nil && len(st.CrashLooping()) == 1
+	}, eventTimeout, 10*time.Millisecond)
+	assert.Contains(t, st.CrashLooping()[0].LastExit.Reason, "does not own")
 }

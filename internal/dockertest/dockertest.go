@@ -29,6 +29,9 @@ type Env struct {
 	RunID string
 	// Image is the sample app's image, "zeroscale-test/app:<RunID>".
 	Image string
+	// Binary is the same app as a local executable (for comparisons
+	// with backend/process), removed by Cleanup.
+	Binary string
 	// Client talks to the engine.
 	Client *client.Client
 	// Err is why the engine or the image is unavailable (nil if ready).
@@ -59,8 +62,8 @@ func (e *Env) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "app")
+	e.Binary = bin
 	if err := BuildStatic(ctx, bin, "github.com/zeroscale/zeroscale/internal/testapp"); err != nil {
 		return err
 	}
@@ -98,6 +101,9 @@ func (e *Env) Identity() string {
 // Cleanup removes every container whose identity starts with RunID
 // (whatever a failed test left) and the run's image.
 func (e *Env) Cleanup(ctx context.Context) {
+	if e.Binary != "" {
+		_ = os.RemoveAll(filepath.Dir(e.Binary))
+	}
 	if e.Client == nil {
 		return
 	}

@@ -8,11 +8,13 @@
 //	GET /rev        $K_REVISION
 //	GET /env?name=N the value of environment variable N
 //	GET /sleep?d=D  answers after D (at most 1m)
+//	GET /alloc?mb=N allocates and holds N MiB more (1–1024)
 //	GET /crash      exits with code 4
 //
 // and shuts down gracefully on SIGTERM. TESTAPP_MODE=crash makes it
 // print two lines and exit 3 at once; TESTAPP_MODE=hang makes it never
-// listen. TESTAPP_DELAY=D delays listening by D.
+// listen. TESTAPP_DELAY=D delays listening by D; TESTAPP_HOST=H listens
+// on H only.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -47,7 +50,9 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	ln, err := net.Listen("tcp", ":"+os.Getenv("PORT"))
+	// TESTAPP_HOST narrows the listener (to 127.0.0.1 when it runs as a
+	// local process); in a container it listens on all its interfaces.
+	ln, err := net.Listen("tcp", os.Getenv("TESTAPP_HOST")+":"+os.Getenv("PORT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -72,6 +77,22 @@ func run() int {
 			fmt.Fprintf(w, "%s slept %v\n", rev, d)
 		case <-r.Context().Done():
 		}
+	})
+	var hog [][]byte
+	mux.HandleFunc("GET /alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, err := strconv.Atoi(r.URL.Query().Get("mb"))
+		if err != nil || mb < 1 || mb > 1024 {
+			http.Error(w, "mb: 1–1024", http.StatusBadRequest)
+			return
+		}
+		for range mb {
+			b := make([]byte, 1<<20)
+			for i := range b { // touched, so it is resident
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+		fmt.Fprintf(w, "holding %d MiB\n", len(hog))
 	})
 	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
 		fmt.Println("crashing on request")
