@@ -26,7 +26,11 @@
 // loopback address, no set-up needed), or at localhost/<name>/ and with
 // the Zeroscale-Service header; AdminHandler serves their status as
 // JSON, Options.OnEvent reports scaling as it happens, and Shutdown
-// drains every request and stops every instance.
+// drains every request and stops every instance. ApplyKnative takes a
+// Knative Service manifest instead of a ServiceSpec (package knative),
+// and AdminHandler also serves Knative's serving.knative.dev/v1 API for
+// services, revisions and routes, which cmd/zeroscale (kn's verbs)
+// drives.
 //
 // Which package for which job:
 //
@@ -36,5 +40,6 @@
 //     and a backend of your choice;
 //   - designing or testing a scaling policy: autoscaler with a fake clock
 //     and backend/fake;
-//   - a sidecar in front of an app in a container: cmd/queue-proxy.
+//   - a sidecar in front of an app in a container: cmd/queue-proxy;
+//   - Knative manifests on one machine, without writing Go: cmd/zeroscale.
 package zeroscale
