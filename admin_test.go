@@ -138,7 +138,7 @@ func TestAdminRejectsBadInputNamingTheField(t *testing.T) {
 	assert.Equal(t, metav1.StatusReasonInvalid, st.Reason)
 	require.Len(t, st.Details.Causes, 1)
 	assert.Equal(t, "spec.template.spec.containerConcurency", st.Details.Causes[0].Field)
-	assert.Equal(t, "unknown field", st.Details.Causes[0].Message)
+	assert.Equal(t, `unknown field: did you mean "containerConcurrency"?`, st.Details.Causes[0].Message)
 
 	reserved := strings.Replace(helloYAML, "TARGET", "PORT", 1)
 	require.Equal(t, http.StatusUnprocessableEntity, call(t, admin.URL, "PUT", apiPath+"services/hello", reserved, &st))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -105,10 +106,13 @@ func decodeOne(doc []byte) (*Service, error) {
 		if fe, ok := e.(interface{ FieldPath() string }); ok {
 			path = fe.FieldPath()
 		}
+		details := ""
 		if strings.HasPrefix(e.Error(), "duplicate field") {
 			msg = "duplicate field"
+		} else if near := nearestField(reflect.TypeFor[Service](), path); near != "" {
+			details = fmt.Sprintf("did you mean %q?", near)
 		}
-		errs.add(msg, "", path)
+		errs.add(msg, details, path)
 	}
 	if svc.APIVersion != APIVersion || svc.Kind != KindService {
 		errs.add(fmt.Sprintf("invalid value: apiVersion %q, kind %q", svc.APIVersion, svc.Kind),
@@ -119,4 +123,86 @@ func decodeOne(doc []byte) (*Service, error) {
 	}
 	svc.Status = ServiceStatus{} // status is the host's to say
 	return svc, nil
+}
+
+// nearestField returns the known field closest to the last element of
+// an unknown field's path (same spelling but for case, or at most two
+// edits away), "" if none is.
+func nearestField(t reflect.Type, path string) string {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		name, _, _ := strings.Cut(p, "[")
+		f, ok := jsonFields(t)[name]
+		if !ok {
+			return ""
+		}
+		t = elem(f)
+		if strings.Contains(p, "[") && (t.Kind() == reflect.Slice || t.Kind() == reflect.Map) {
+			t = elem(t.Elem())
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	unknown := parts[len(parts)-1]
+	best, bestDist := "", 3
+	for name := range jsonFields(t) {
+		d := editDistance(strings.ToLower(unknown), strings.ToLower(name))
+		if d < bestDist || (d == bestDist && name < best) {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// elem strips pointers.
+func elem(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// jsonFields maps the JSON names of struct t's fields (inline structs
+// flattened) to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	if t.Kind() != reflect.Struct {
+		return out
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+		case name == "" && f.Anonymous && strings.Contains(opts, "inline"):
+			for k, v := range jsonFields(elem(f.Type)) {
+				out[k] = v
+			}
+		case name != "":
+			out[name] = f.Type
+		}
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

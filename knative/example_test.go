@@ -60,4 +60,5 @@ spec:
 	fmt.Println(err)
 	// Output:
 	// unknown field: spec.template.spec.containerConcurency
+	// did you mean "containerConcurrency"?
 }

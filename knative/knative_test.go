@@ -222,3 +222,17 @@ func TestPortNameIsTheProtocol(t *testing.T) {
 	require.Len(t, back.Spec.Template.Spec.Containers[0].Ports, 1)
 	assert.Equal(t, "h2c", back.Spec.Template.Spec.Containers[0].Ports[0].Name)
 }
+
+func TestNearestField(t *testing.T) {
+	for _, tc := range []struct{ manifest, want string }{
+		{"spec: {template: {spec: {containers: [{imag: x}]}}}", `did you mean "image"?`},
+		{"spec: {traffic: [{precent: 100}]}", `did you mean "percent"?`},
+		{"metadata: {annotation: {}}", `did you mean "annotations"?`},
+		{"spec: {template: {spec: {zzzzzzzz: 1}}}", ""},
+	} {
+		_, err := knative.Decode(strings.NewReader("apiVersion: serving.knative.dev/v1\nkind: Service\n" + tc.manifest))
+		fes := knative.Errors(err)
+		require.Len(t, fes, 1, "%s: %v", tc.manifest, err)
+		assert.Equal(t, tc.want, fes[0].Details, tc.manifest)
+	}
+}
