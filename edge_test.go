@@ -274,3 +274,37 @@ func TestEdgeOptionsValidated(t *testing.T) {
 		assert.Contains(t, err.Error(), "Options.")
 	}
 }
+
+// A bad Namespace or Domain fails New, naming the field, instead of
+// every later Apply.
+func TestNamespaceAndDomainValidatedByNew(t *testing.T) {
+	for _, o := range []zeroscale.Options{{Namespace: "Bad_NS"}, {Domain: "exa mple.com"}, {Domain: "-bad.example"}} {
+		_, err := zeroscale.New(o)
+		require.Error(t, err, "%+v", o)
+		assert.Contains(t, err.Error(), "Options.")
+	}
+	srv, err := zeroscale.New(zeroscale.Options{Namespace: "prod", Domain: "apps.example.com"})
+	require.NoError(t, err)
+	require.NoError(t, srv.Shutdown(context.Background()))
+}
+
+// A request with both Content-Length and Transfer-Encoding (a smuggling
+// attempt) is served by its chunked body and its connection closed after
+// the response (RFC 9112 §6.1). Before, the connection stayed open.
+func TestContentLengthWithTransferEncodingClosesTheConnection(t *testing.T) {
+	ln := listen(t)
+	srv := edgeServer(t, zeroscale.Options{}, ln)
+	serviceWith(t, srv, "up", revision.Spec{Image: "x"})
+	host := "up.default.localhost"
+	waitServing(t, ln.Addr().String(), host)
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", host)
+	require.NoError(t, err)
+	resp, body, closed := readAnswer(t, c, 10*time.Second)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "read 5\n", body, "the body is the chunked one")
+	assert.True(t, closed, "the connection is closed after the response")
+}

@@ -194,6 +194,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Domain == "" {
 		o.Domain = DefaultDomain
 	}
+	// Every service's route is built from them: check them once here,
+	// with the route's own rules, rather than fail every Apply.
+	if _, err := traffic.NewRoute(traffic.RouteConfig{Name: "x", Namespace: o.Namespace, Domain: o.Domain}); err != nil {
+		return o, fmt.Errorf("zeroscale: Options.Namespace %q / Options.Domain %q: %w", o.Namespace, o.Domain, err)
+	}
 	if o.Addr == "" {
 		o.Addr = DefaultAddr
 	}

@@ -52,7 +52,17 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(*addr)
+	// Bind before printing where to go: a taken port fails here, not
+	// after the instructions.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("%v (pick another port with -addr)", err)
+	}
+	adminLn, err := net.Listen("tcp", *admin)
+	if err != nil {
+		log.Fatalf("%v (pick another port with -admin)", err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	fmt.Printf("hello is at %s:%s (0 instances until the first request)\n\n", "http://hello.default.localhost", port)
 	fmt.Printf("  curl http://hello.default.localhost:%s/\n", port)
 	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", *addr)
@@ -71,11 +81,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.ServeAdmin(adminLn) }()
 	select {
 	case err := <-errc:
-		log.Fatalf("%v (pick other ports with -addr and -admin)", err)
+		log.Fatal(err)
 	case <-ctx.Done():
 	}
 	fmt.Println("shutting down: draining requests and stopping instances")

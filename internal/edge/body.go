@@ -34,6 +34,13 @@ const extendStep = 100 * time.Millisecond
 // holds an instance slot while its body trickles therefore holds it at
 // most until this deadline (and never past the revision's request
 // timeout).
+//
+// The connection of an HTTP/1 request with a Transfer-Encoding is closed
+// after its response. RFC 9112 §6.1 requires that when a request had
+// both Transfer-Encoding and Content-Length (a request-smuggling
+// attempt); net/http drops the Content-Length before any handler sees
+// the request, so every such request is treated alike: a chunked upload
+// costs its connection's reuse.
 type Bodies struct {
 	Handler http.Handler
 	Timeout time.Duration
@@ -61,12 +68,12 @@ func (g *Bodies) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = b
-	bw := &writer{ResponseWriter: w, b: b}
+	bw := &writer{ResponseWriter: w, b: b, closeAfter: r.ProtoMajor == 1 && len(r.TransferEncoding) > 0}
 	g.Handler.ServeHTTP(bw, r)
-	if !bw.started && b.verdict != 0 {
-		// The handler gave up on the body and wrote nothing (net/http
-		// would send an empty 200).
-		bw.WriteHeader(b.verdict)
+	if !bw.started && (b.verdict != 0 || bw.closeAfter) {
+		// The handler wrote nothing: the verdict if there is one (rather
+		// than net/http's empty 200), else that 200 with the close.
+		bw.WriteHeader(http.StatusOK)
 	}
 }
 
@@ -134,9 +141,10 @@ func (b *body) Close() error { return b.src.Close() }
 // verdict is in (see Bodies).
 type writer struct {
 	http.ResponseWriter
-	b        *body
-	started  bool
-	replaced bool
+	b          *body
+	closeAfter bool // close the connection after the response
+	started    bool
+	replaced   bool
 }
 
 func (w *writer) WriteHeader(code int) {
@@ -146,6 +154,9 @@ func (w *writer) WriteHeader(code int) {
 	}
 	w.started = true
 	if w.b.verdict == 0 {
+		if w.closeAfter {
+			w.Header().Set("Connection", "close")
+		}
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
