@@ -365,4 +365,20 @@ func TestCLICreateFromFlags(t *testing.T) {
 	assert.Contains(t, errOut, `Error: RevisionFailed: Revision "crash-00001" failed with message: `)
 	assert.Contains(t, errOut, "fatal: boom")
 	assert.Contains(t, out, "Creating service 'crash' in namespace 'default':")
+
+	// An app that never listens: --wait-timeout ends the wait, exit 4.
+	out, errOut, code = c.run("service", "create", "mute", "--cmd", "sleep", "--arg", "600", "--wait-timeout", "1")
+	assert.Equal(t, 4, code, "%s\n%s", out, errOut)
+	assert.Contains(t, errOut, "Error: timeout: service 'mute' not ready after 1 seconds")
+	c.ok("service", "delete", "mute")
+}
+
+// TestCLIToken: with a token, the admin API answers only requests that
+// carry it.
+func TestCLIToken(t *testing.T) {
+	c := startServe(t, buildCLI(t), t.TempDir(), "--token", "s3cret")
+	_, errOut, code := c.run("service", "list")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "Authorization: Bearer")
+	assert.Equal(t, "No services found.\n", c.ok("service", "list", "--token", "s3cret"))
 }
