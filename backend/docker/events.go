@@ -108,6 +108,7 @@ func (b *Backend) handleEvent(m events.Message) {
 func (b *Backend) relist(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
 	defer cancel()
+	listed := b.opts.Clock.Now()
 	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: b.ownFilter()})
 	if err != nil {
 		return b.engineErr("list containers", err)
@@ -119,8 +120,9 @@ func (b *Backend) relist(ctx context.Context) error {
 	b.mu.Lock()
 	var dead []*instance
 	for id, in := range b.byContainer {
-		// Created but not started yet: not running, and not dead either.
-		if in.target == "" {
+		// Not started when the list was taken: "created" there, and
+		// not dead either.
+		if in.target == "" || in.timings.Started.After(listed) {
 			continue
 		}
 		if !running[id] {
