@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net"
@@ -184,6 +185,7 @@ func resources(r revision.Resources) corev1.ResourceRequirements {
 func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) corev1.Container {
 	env := []corev1.EnvVar{
 		{Name: "USER_PORT", Value: strconv.Itoa(spec.Port)},
+		{Name: "USER_PROTOCOL", Value: cmp.Or(spec.Protocol, revision.ProtocolHTTP1)},
 		{Name: "QUEUE_SERVING_PORT", Value: strconv.Itoa(QueueServingPort)},
 		{Name: "QUEUE_METRICS_PORT", Value: strconv.Itoa(QueueMetricsPort)},
 		{Name: "SERVING_REVISION", Value: rev.Name()},

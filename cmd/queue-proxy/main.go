@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -89,7 +90,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	str(&c.host, "user-host", "USER_HOST", "127.0.0.1", "host of the app")
 	num(&c.userPort, "user-port", "USER_PORT", revision.DefaultPort, "port of the app")
 	str(&c.opts.Protocol, "user-protocol", "USER_PROTOCOL", revision.ProtocolHTTP1, "protocol of the app: http1 or h2c (Knative's port name); requests reach it in this protocol whatever the client speaks")
-	str(&c.bindHost, "bind", "QUEUE_BIND_HOST", "", "address to listen on (empty: all interfaces)")
+	// Not every interface: the stat and metrics port is unauthenticated.
+	// On Kubernetes the pod IP is what the kubelet's probes and the
+	// activator reach; anywhere else the app's own host is on loopback.
+	str(&c.bindHost, "bind", "QUEUE_BIND_HOST", cmp.Or(getenv("SERVING_POD_IP"), "127.0.0.1"),
+		"address to listen on, both ports (default: $SERVING_POD_IP on Kubernetes, else 127.0.0.1; \"\" or 0.0.0.0: every interface)")
 	num(&c.servingPort, "serving-port", "QUEUE_SERVING_PORT", 8012, "port to serve requests on (HTTP/1.1 and h2c)")
 	num(&c.metricsPort, "metrics-port", "QUEUE_METRICS_PORT", 9090, "port to serve stats and metrics on")
 	str(&c.opts.Revision, "revision", "SERVING_REVISION", "", "revision name, for stats and metrics")

@@ -162,3 +162,32 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("exit after drain: %v", err)
 	}
 }
+
+// The queue-proxy binds what its environment needs, not every
+// interface (its stat and metrics port is unauthenticated): the pod IP
+// on Kubernetes, loopback elsewhere. Before, the default was all
+// interfaces. It also takes the app's protocol.
+func TestBindDefaultsAndProtocol(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "127.0.0.1"},
+		{map[string]string{"SERVING_POD_IP": "10.1.2.3"}, "10.1.2.3"},
+		{map[string]string{"SERVING_POD_IP": "10.1.2.3", "QUEUE_BIND_HOST": "0.0.0.0"}, "0.0.0.0"},
+	} {
+		cfg, err := parse(nil, env(c.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.bindHost != c.want {
+			t.Errorf("env %v: bind %q, want %q", c.env, cfg.bindHost, c.want)
+		}
+	}
+	if cfg, err := parse([]string{"-user-protocol", "h2c"}, env(nil), io.Discard); err != nil || cfg.opts.Protocol != "h2c" {
+		t.Errorf("-user-protocol h2c: %v, %v", cfg, err)
+	}
+	if _, err := parse([]string{"-user-protocol", "h3"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-user-protocol") {
+		t.Errorf("-user-protocol h3: error %v, want one naming the flag", err)
+	}
+}
