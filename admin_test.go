@@ -18,6 +18,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/knative"
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 const helloYAML = `apiVersion: serving.knative.dev/v1
@@ -221,4 +222,21 @@ func TestServeAdminRefusesPublicListenerWithoutToken(t *testing.T) {
 
 func fakeBackend(drain backend.DrainFunc) (backend.Backend, error) {
 	return fake.New(fake.Options{Drain: drain})
+}
+
+// A manifest the Server refuses (here: initial scale 0 where the host's
+// Config does not allow it) changes nothing, not even the rendered spec.
+func TestAdminRefusedApplyChangesNothing(t *testing.T) {
+	f := newFixture(t, fake.Options{}, revision.Config{})
+	admin := httptest.NewServer(f.srv.AdminHandler())
+	defer admin.Close()
+	plain := strings.Replace(helloYAML, `        autoscaling.knative.dev/initial-scale: "0"`, `        autoscaling.knative.dev/max-scale: "3"`, 1)
+	require.Equal(t, http.StatusCreated, call(t, admin.URL, "PUT", apiPath+"services/hello", plain, nil))
+	var st metav1.Status
+	require.Equal(t, http.StatusUnprocessableEntity, call(t, admin.URL, "PUT", apiPath+"services/hello", helloYAML, &st))
+	assert.Contains(t, st.Message, "initial-scale")
+	var ks knative.Service
+	require.Equal(t, http.StatusOK, call(t, admin.URL, "GET", apiPath+"services/hello", "", &ks))
+	assert.Equal(t, map[string]string{"autoscaling.knative.dev/max-scale": "3"}, ks.Spec.Template.Annotations)
+	assert.Equal(t, int64(1), ks.Generation)
 }

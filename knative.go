@@ -56,12 +56,14 @@ func (s *Server) ApplyKnative(ctx context.Context, ks *knative.Service) (*knativ
 	manifest.SetDefaults()
 	manifest.Namespace = s.o.Namespace
 	manifest.Status = knative.ServiceStatus{}
-	for _, f := range []*string{&manifest.ResourceVersion, (*string)(&manifest.UID)} {
-		*f = ""
-	}
-	manifest.CreationTimestamp, manifest.Generation, manifest.ManagedFields = metav1.Time{}, 0, nil
+	manifest.ResourceVersion, manifest.UID, manifest.ManagedFields = "", "", nil
+	manifest.CreationTimestamp, manifest.Generation = metav1.Time{}, 0
 
-	_, err = s.Apply(ctx, spec)
+	st, err := s.Apply(ctx, spec)
+	if err != nil && st.Name == "" {
+		return nil, err // refused: nothing changed
+	}
+	// Applied, though its new revision may have failed to deploy.
 	s.mu.Lock()
 	svc := s.services[spec.Name]
 	s.mu.Unlock()
