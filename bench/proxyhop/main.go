@@ -27,12 +27,15 @@ func main() {
 	target := flag.String("url", "", "internal: load target")
 	conns := flag.Int("c", 1, "internal: load connections")
 	perSecond := flag.Int("rate", 0, "internal: open-loop requests per second (0 = closed loop)")
+	host := flag.String("host", "", "internal: Host header of the load")
 
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured length of each load run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unrecorded warm-up before each load run")
 	flag.StringVar(&o.conns, "conns", "1,10,100", "connection counts of the closed-loop runs")
-	flag.StringVar(&o.kinds, "kinds", "direct,rp,qp0,qp10,chain0,chain10", "what to measure")
+	flag.StringVar(&o.kinds, "kinds", "direct,rp,qp0,qp10,chain0,chain10,server0,server10", "what to measure (server: the root zeroscale.Server, warm)")
+	flag.IntVar(&o.reps, "reps", 1, "interleaved repetitions of every closed-loop run (medians reported)")
+	flag.StringVar(&o.loadgen, "load", "auto", "closed-loop load generator: wrk, go (the in-process Go client) or auto (wrk when on PATH)")
 	flag.StringVar(&o.upstreams, "upstreams", "fast,sleep10", "app variants: fast (instant reply), sleep10 (10 ms)")
 	flag.StringVar(&o.pin, "pin", "split", "CPU pinning: split (load on CPU 0, app+proxy on CPU 1) or shared")
 	flag.IntVar(&o.starts, "starts", 5, "process starts per kind for the ready-after-exec figure")
@@ -45,9 +48,9 @@ func main() {
 	case "upstream":
 		err = runUpstream(*addr, *delay)
 	case "proxy":
-		err = runProxy(*kind, *addr, *upstream)
+		err = runProxy(*kind, *addr, *upstream, *delay)
 	case "load":
-		err = runLoad(*target, *conns, o.duration, *perSecond)
+		err = runLoad(*target, *host, *conns, o.duration, *perSecond)
 	case "":
 		err = orchestrate(o)
 	default:
@@ -64,6 +67,8 @@ type options struct {
 	upstreams, pin   string
 	starts, openRate int
 	openConns        string
+	reps             int
+	loadgen          string
 }
 
 // child is a running role process.
@@ -84,6 +89,7 @@ type runner struct {
 	o        options
 	loadCPU  []string // command prefix pinning the load generator
 	proxyCPU []string // command prefix pinning app and proxy
+	wrk      string   // wrk's path when it generates the closed-loop load
 }
 
 func (r *runner) command(prefix []string, args ...string) *exec.Cmd {
@@ -114,9 +120,13 @@ func (r *runner) start(args ...string) (*child, error) {
 	return &child{cmd: cmd, addr: strings.TrimSpace(strings.TrimPrefix(line, "LISTEN "))}, nil
 }
 
-// load runs the load generator and decodes its result.
-func (r *runner) load(url string, conns int, d time.Duration, perSecond int) (loadResult, error) {
-	cmd := r.command(r.loadCPU, "-role=load", "-url="+url, "-c="+strconv.Itoa(conns),
+// load runs the load generator and decodes its result: wrk for closed
+// loops when chosen, else the Go client (open loops always).
+func (r *runner) load(url, host string, conns int, d time.Duration, perSecond int) (loadResult, error) {
+	if r.wrk != "" && perSecond == 0 {
+		return r.wrkLoad(url, host, conns, d)
+	}
+	cmd := r.command(r.loadCPU, "-role=load", "-url="+url, "-host="+host, "-c="+strconv.Itoa(conns),
 		"-duration="+d.String(), "-rate="+strconv.Itoa(perSecond))
 	out, err := cmd.Output()
 	if err != nil {
@@ -126,12 +136,18 @@ func (r *runner) load(url string, conns int, d time.Duration, perSecond int) (lo
 	return res, json.Unmarshal(out, &res)
 }
 
-// waitReady polls url every millisecond until it answers 200.
-func waitReady(url string, limit time.Duration) error {
+// waitReady polls url (with Host host when set) every millisecond until
+// it answers 200.
+func waitReady(url, host string, limit time.Duration) error {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		resp, err := client.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		req.Host = host
+		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
@@ -184,6 +200,65 @@ func (c cell) cpuPerReq(d time.Duration) float64 {
 	return float64(d.Microseconds()) / float64(c.res.Requests)
 }
 
+// summary is the median over the reps of one (app, kind, conns).
+type summary struct {
+	app, kind                string
+	conns, reps              int
+	rps, rpsMin, rpsMax      float64
+	p50, p90, p99            time.Duration
+	proxyCPU, appCPU, rssMiB float64 // µs/request, µs/request, MiB
+	errs                     int64
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func summarize(cells []cell) []summary {
+	var out []summary
+	idx := map[string]int{}
+	var groups [][]cell
+	for _, c := range cells {
+		k := fmt.Sprintf("%s/%s/%d", c.app, c.kind, c.conns)
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	for _, g := range groups {
+		var rps, p50, p90, p99, pc, ac, rss []float64
+		var errs int64
+		for _, c := range g {
+			rps = append(rps, c.rps())
+			p50 = append(p50, float64(c.res.P50))
+			p90 = append(p90, float64(c.res.P90))
+			p99 = append(p99, float64(c.res.P99))
+			pc = append(pc, c.cpuPerReq(c.proxyCPU))
+			ac = append(ac, c.cpuPerReq(c.appCPU))
+			rss = append(rss, float64(c.rssKiB)/1024)
+			errs += c.res.Errors + c.res.Non2xx
+		}
+		out = append(out, summary{
+			app: g[0].app, kind: g[0].kind, conns: g[0].conns, reps: len(g),
+			rps: median(rps), rpsMin: slices.Min(rps), rpsMax: slices.Max(rps),
+			p50: time.Duration(median(p50)), p90: time.Duration(median(p90)), p99: time.Duration(median(p99)),
+			proxyCPU: median(pc), appCPU: median(ac), rssMiB: median(rss), errs: errs,
+		})
+	}
+	return out
+}
+
 func orchestrate(o options) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -201,6 +276,23 @@ func orchestrate(o options) error {
 	default:
 		return fmt.Errorf("-pin %q: want split or shared", o.pin)
 	}
+	gen := "in-process Go client, keep-alive, closed loop"
+	switch o.loadgen {
+	case "wrk", "auto":
+		path, err := exec.LookPath("wrk")
+		if err == nil {
+			r.wrk = path
+			gen = "wrk -t1 (C, out of process), keep-alive, closed loop"
+		} else if o.loadgen == "wrk" {
+			return fmt.Errorf("-load wrk: %w (apt-get install wrk)", err)
+		}
+	case "go":
+	default:
+		return fmt.Errorf("-load %q: want wrk, go or auto", o.loadgen)
+	}
+	if o.reps < 1 {
+		return fmt.Errorf("-reps %d: want ≥ 1", o.reps)
+	}
 	connList, err := ints(o.conns)
 	if err != nil {
 		return fmt.Errorf("-conns %w", err)
@@ -210,30 +302,33 @@ func orchestrate(o options) error {
 		return fmt.Errorf("-open-conns %w", err)
 	}
 	kinds := strings.Split(o.kinds, ",")
-	fmt.Printf("proxyhop: %s per run after %s warm-up, pin=%s, load generator: in-process Go client, keep-alive, closed loop\n\n",
-		o.duration, o.warmup, o.pin)
+	fmt.Printf("proxyhop: %s per run after %s warm-up, %d interleaved reps (medians), pin=%s, load generator: %s\n\n",
+		o.duration, o.warmup, o.reps, o.pin, gen)
 
 	var cells []cell
-	for _, app := range strings.Split(o.upstreams, ",") {
-		delay, err := upstreamDelay(app)
-		if err != nil {
-			return err
-		}
-		up, err := r.start("-role=upstream", "-delay="+delay.String())
-		if err != nil {
-			return err
-		}
-		for _, kind := range kinds {
-			cs, err := r.measureKind(app, kind, up, connList)
+	for rep := range o.reps {
+		for _, app := range strings.Split(o.upstreams, ",") {
+			delay, err := upstreamDelay(app)
 			if err != nil {
-				up.stop()
 				return err
 			}
-			cells = append(cells, cs...)
+			up, err := r.start("-role=upstream", "-delay="+delay.String())
+			if err != nil {
+				return err
+			}
+			for _, kind := range kinds {
+				fmt.Fprintf(os.Stderr, "rep %d/%d\n", rep+1, o.reps)
+				cs, err := r.measureKind(app, kind, up, delay, connList)
+				if err != nil {
+					up.stop()
+					return err
+				}
+				cells = append(cells, cs...)
+			}
+			up.stop()
 		}
-		up.stop()
 	}
-	printThroughput(cells)
+	printThroughput(summarize(cells))
 
 	if err := r.readiness(kinds); err != nil {
 		return err
@@ -244,38 +339,53 @@ func orchestrate(o options) error {
 	return nil
 }
 
-// proxied starts kind in front of up, or returns nil for direct.
-func (r *runner) proxied(kind string, up *child) (*child, string, error) {
+// isServer reports whether kind is the root Server, which starts its
+// own app instance.
+func isServer(kind string) bool { return strings.HasPrefix(kind, "server") }
+
+// proxied starts kind in front of up, or returns nil for direct; it
+// returns the URL and Host header to load.
+func (r *runner) proxied(kind string, up *child, delay time.Duration) (*child, string, string, error) {
 	if kind == "direct" {
-		return nil, "http://" + up.addr + "/", nil
+		return nil, "http://" + up.addr + "/", "", nil
 	}
-	p, err := r.start("-role=proxy", "-kind="+kind, "-upstream="+up.addr)
+	p, err := r.start("-role=proxy", "-kind="+kind, "-upstream="+up.addr, "-delay="+delay.String())
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	url := "http://" + p.addr + "/"
-	if err := waitReady(url, 10*time.Second); err != nil {
+	url, host := "http://"+p.addr+"/", ""
+	if isServer(kind) {
+		host = serverHost
+	}
+	if err := waitReady(url, host, 10*time.Second); err != nil {
 		p.stop()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return p, url, nil
+	return p, url, host, nil
 }
 
-func (r *runner) measureKind(app, kind string, up *child, connList []int) ([]cell, error) {
-	p, url, err := r.proxied(kind, up)
+func (r *runner) measureKind(app, kind string, up *child, delay time.Duration, connList []int) ([]cell, error) {
+	p, url, host, err := r.proxied(kind, up, delay)
 	if err != nil {
 		return nil, err
 	}
+	appPID := up.pid()
 	if p != nil {
 		defer p.stop()
+		if isServer(kind) {
+			// The Server's instance is its child process.
+			if appPID, err = onlyChild(p.pid()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var cells []cell
 	for _, c := range connList {
-		if _, err := r.load(url, c, r.o.warmup, 0); err != nil {
+		if _, err := r.load(url, host, c, r.o.warmup, 0); err != nil {
 			return nil, err
 		}
 		cl := cell{app: app, kind: kind, conns: c}
-		appBefore, _ := cpuTime(up.pid())
+		appBefore, _ := cpuTime(appPID)
 		var proxyBefore time.Duration
 		if p != nil {
 			proxyBefore, _ = cpuTime(p.pid())
@@ -289,34 +399,34 @@ func (r *runner) measureKind(app, kind string, up *child, connList []int) ([]cel
 				cl.rssKiB, _, _ = memKiB(p.pid())
 			}
 		}()
-		res, err := r.load(url, c, r.o.duration, 0)
+		res, err := r.load(url, host, c, r.o.duration, 0)
 		<-mid
 		if err != nil {
 			return nil, err
 		}
 		cl.res = res
-		appAfter, _ := cpuTime(up.pid())
+		appAfter, _ := cpuTime(appPID)
 		cl.appCPU = appAfter - appBefore
 		if p != nil {
 			proxyAfter, _ := cpuTime(p.pid())
 			cl.proxyCPU = proxyAfter - proxyBefore
 			_, cl.hwmKiB, _ = memKiB(p.pid())
 		}
-		fmt.Fprintf(os.Stderr, "  %-7s %-8s c=%-3d %9.0f req/s  p50 %v  errors %d  non-2xx %d\n",
-			app, kind, c, cl.rps(), res.P50, res.Errors, res.Non2xx)
+		fmt.Fprintf(os.Stderr, "  %-7s %-8s c=%-3d %9.0f req/s  p50 %v  p99 %v  errors %d  non-2xx %d\n",
+			app, kind, c, cl.rps(), res.P50, res.P99, res.Errors, res.Non2xx)
 		cells = append(cells, cl)
 	}
 	return cells, nil
 }
 
-func printThroughput(cells []cell) {
-	find := func(app, kind string, conns int) (cell, bool) {
-		for _, c := range cells {
+func printThroughput(sums []summary) {
+	find := func(app, kind string, conns int) (summary, bool) {
+		for _, c := range sums {
 			if c.app == app && c.kind == kind && c.conns == conns {
 				return c, true
 			}
 		}
-		return cell{}, false
+		return summary{}, false
 	}
 	ratio := func(a, b float64) string {
 		if b == 0 {
@@ -325,30 +435,31 @@ func printThroughput(cells []cell) {
 		return fmt.Sprintf("%.2f", a/b)
 	}
 	fmt.Println("## Closed loop: throughput, latency, proxy CPU and RSS")
-	fmt.Println("(x direct and x rp are ratios to the direct and plain-ReverseProxy rows of the same app and connections; CPU is the proxy process's utime+stime per request; RSS is VmRSS mid-run)")
+	fmt.Println("(medians over the reps, req/s range in brackets; x direct and x rp are ratios to the direct and plain-ReverseProxy rows of the same app and connections; CPU is the proxy (host) process's utime+stime per request, the app's separately; RSS is VmRSS mid-run)")
 	fmt.Println()
-	tw := newTable("app\tconns\tkind\treq/s\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tadded p50 ms\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tRSS MiB\tRSS x rp\terr+non2xx\t")
-	for _, c := range cells {
+	tw := newTable("app\tconns\tkind\treq/s\t[min–max]\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tp99 x rp\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tRSS MiB\tRSS x rp\terr+non2xx\t")
+	for _, c := range sums {
 		d, _ := find(c.app, "direct", c.conns)
 		rp, hasRP := find(c.app, "rp", c.conns)
 		cpu, rss := "—", "—"
-		cpuX, rssX := "—", "—"
+		cpuX, rssX, p99X := "—", "—", "—"
 		if c.kind != "direct" {
-			cpu = fmt.Sprintf("%.1f", c.cpuPerReq(c.proxyCPU))
-			rss = fmt.Sprintf("%.1f", float64(c.rssKiB)/1024)
+			cpu = fmt.Sprintf("%.1f", c.proxyCPU)
+			rss = fmt.Sprintf("%.1f", c.rssMiB)
 			if hasRP {
-				cpuX = ratio(c.cpuPerReq(c.proxyCPU), rp.cpuPerReq(rp.proxyCPU))
-				rssX = ratio(float64(c.rssKiB), float64(rp.rssKiB))
+				cpuX = ratio(c.proxyCPU, rp.proxyCPU)
+				rssX = ratio(c.rssMiB, rp.rssMiB)
 			}
 		}
 		rpX := "—"
 		if hasRP {
-			rpX = ratio(c.rps(), rp.rps())
+			rpX = ratio(c.rps, rp.rps)
+			p99X = ratio(float64(c.p99), float64(rp.p99))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t%s\t%s\t%d\t\n",
-			c.app, c.conns, c.kind, c.rps(), ratio(c.rps(), d.rps()), rpX,
-			ms(c.res.P50), ms(c.res.P90), ms(c.res.P99), ms(c.res.P50-d.res.P50),
-			cpu, cpuX, c.cpuPerReq(c.appCPU), rss, rssX, c.res.Errors+c.res.Non2xx)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%.1f\t%s\t%s\t%d\t\n",
+			c.app, c.conns, c.kind, c.rps, c.rpsMin, c.rpsMax, ratio(c.rps, d.rps), rpX,
+			ms(c.p50), ms(c.p90), ms(c.p99), p99X,
+			cpu, cpuX, c.appCPU, rss, rssX, c.errs)
 	}
 	_ = tw.Flush()
 	fmt.Println()
@@ -376,8 +487,8 @@ func (r *runner) readiness(kinds []string) error {
 	tw := newTable("kind\tready ms p50\tmin\tmax\tx rp\tidle RSS MiB\t")
 	var rpReady float64
 	for _, kind := range kinds {
-		if kind == "direct" {
-			continue
+		if kind == "direct" || isServer(kind) {
+			continue // the Server's start-up is the cold-start e2e's
 		}
 		var readies []float64
 		var idle int64
@@ -387,7 +498,7 @@ func (r *runner) readiness(kinds []string) error {
 			if err != nil {
 				return err
 			}
-			err = waitReady("http://"+p.addr+"/", 10*time.Second)
+			err = waitReady("http://"+p.addr+"/", "", 10*time.Second)
 			readies = append(readies, float64(time.Since(t0).Microseconds())/1000)
 			if err == nil {
 				time.Sleep(time.Second)
@@ -427,14 +538,14 @@ func (r *runner) openLoop(kinds []string, connList []int) error {
 	for _, c := range connList {
 		var direct loadResult
 		for _, kind := range kinds {
-			p, url, err := r.proxied(kind, up)
+			p, url, host, err := r.proxied(kind, up, 0)
 			if err != nil {
 				return err
 			}
-			if _, err := r.load(url, c, r.o.warmup, r.o.openRate); err != nil {
+			if _, err := r.load(url, host, c, r.o.warmup, r.o.openRate); err != nil {
 				return err
 			}
-			res, err := r.load(url, c, r.o.duration, r.o.openRate)
+			res, err := r.load(url, host, c, r.o.duration, r.o.openRate)
 			if p != nil {
 				p.stop()
 			}

@@ -64,3 +64,34 @@ func memKiB(pid int) (rss, hwm int64, err error) {
 	}
 	return rss, hwm, sc.Err()
 }
+
+// onlyChild returns the one live child process of pid running this
+// binary's upstream role (the Server's app instance), from
+// /proc/pid/task/*/children.
+func onlyChild(pid int) (int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var kids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n))
+			if bytes.Contains(cmdline, []byte("-role=upstream")) {
+				kids = append(kids, n)
+			}
+		}
+	}
+	if len(kids) != 1 {
+		return 0, fmt.Errorf("pid %d: %d upstream child processes %v, want 1 (the instance)", pid, len(kids), kids)
+	}
+	return kids[0], nil
+}

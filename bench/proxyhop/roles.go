@@ -32,7 +32,11 @@ import (
 var helloBody = []byte("Hello World!\n")
 
 // runUpstream serves the trivial app: the 13-byte body, after delay.
+// An empty addr means 127.0.0.1:$PORT, as an instance the Server starts.
 func runUpstream(addr string, delay time.Duration) error {
+	if addr == "" {
+		addr = "127.0.0.1:" + os.Getenv("PORT")
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -57,8 +61,9 @@ type fixedPicker string
 
 func (p fixedPicker) PickRevision(*http.Request) (string, error) { return string(p), nil }
 
-// runProxy serves one of the proxies under test in front of upstream.
-func runProxy(kind, addr, upstream string) error {
+// runProxy serves one of the proxies under test in front of upstream
+// (the server kinds start their own app, replying after delay).
+func runProxy(kind, addr, upstream string, delay time.Duration) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	ln, err := net.Listen("tcp", addr)
@@ -67,6 +72,8 @@ func runProxy(kind, addr, upstream string) error {
 	}
 	var h http.Handler
 	switch kind {
+	case "server0", "server10":
+		return runServer(ctx, ln, ccOf(kind), delay)
 	case "rp":
 		h = plainReverseProxy(upstream)
 	case "qp0", "qp10":
@@ -94,7 +101,7 @@ func runProxy(kind, addr, upstream string) error {
 }
 
 func ccOf(kind string) int {
-	if kind == "qp10" || kind == "chain10" {
+	if kind == "qp10" || kind == "chain10" || kind == "server10" {
 		return 10
 	}
 	return 0
@@ -170,7 +177,7 @@ const maxSamplesPerWorker = 1 << 20
 // runLoad drives url with conns keep-alive connections for d: closed
 // loop when perSecond is 0, else open loop at perSecond requests a
 // second shared by all connections. It prints a loadResult as JSON.
-func runLoad(target string, conns int, d time.Duration, perSecond int) error {
+func runLoad(target, host string, conns int, d time.Duration, perSecond int) error {
 	t := &http.Transport{
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
 		DisableCompression: true, IdleConnTimeout: time.Minute,
@@ -198,7 +205,13 @@ func runLoad(target string, conns int, d time.Duration, perSecond int) error {
 					return
 				}
 				t0 := time.Now()
-				resp, err := client.Get(target)
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+				if err != nil {
+					w.errs++
+					return
+				}
+				req.Host = host
+				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
 						w.errs++
