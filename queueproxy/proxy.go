@@ -146,7 +146,13 @@ func (p *Proxy) InFlight() int { return int(p.stats.inFlight()) }
 // ServeHTTP strips the internal headers (honouring them only from the
 // trusted activator), answers health checks, and proxies everything else.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	trusted, probe := p.hygiene(r)
+	trusted, probe, badProbe := p.hygiene(r)
+	if badProbe {
+		// Knative's probe handler: the probe header takes exactly its
+		// value, from anyone; anything else is a caller's mistake.
+		writeText(w, http.StatusBadRequest, "unexpected probe header value")
+		return
+	}
 	if probe || r.URL.Path == HealthPath {
 		p.serveHealth(w, r)
 		return
@@ -156,8 +162,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // hygiene decides whether r comes from the trusted activator, restores
 // the Host the client used if the activator rewrote it, and removes
-// every internal header so the app never sees them.
-func (p *Proxy) hygiene(r *http.Request) (trusted, probe bool) {
+// every internal header so the app never sees them. badProbe is a probe
+// header with another value than hop.ProbeValue.
+func (p *Proxy) hygiene(r *http.Request) (trusted, probe, badProbe bool) {
 	h := r.Header
 	if v := h[hop.ActivatorHeader]; len(v) > 0 {
 		trusted = len(p.secret) > 0 && subtle.ConstantTimeCompare([]byte(v[0]), p.secret) == 1
@@ -171,10 +178,11 @@ func (p *Proxy) hygiene(r *http.Request) (trusted, probe bool) {
 	}
 	if v := h[hop.ProbeHeader]; len(v) > 0 {
 		probe = trusted && v[0] == hop.ProbeValue
+		badProbe = v[0] != "" && v[0] != hop.ProbeValue // empty: none, as Knative reads it
 		delete(h, hop.ProbeHeader)
 	}
 	delete(h, hop.RevisionHeader)
-	return trusted, probe
+	return trusted, probe, badProbe
 }
 
 func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {

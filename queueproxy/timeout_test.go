@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/internal/hop"
 )
 
 // A deadline the host put on the request (a middleware) ends a queued
@@ -51,4 +53,22 @@ func TestUpstreamHostDeadlineSaysDeadline(t *testing.T) {
 	<-done
 	require.Equal(t, http.StatusGatewayTimeout, rec.Code)
 	require.Equal(t, "deadline exceeded before the app answered", trimmed(rec.Body.String()))
+}
+
+// The probe header takes exactly its value (Knative's probe handler):
+// anything else is a 400, from the activator or anyone, and never
+// reaches the app.
+func TestProbeHeaderExactValue(t *testing.T) {
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		t.Error("a bad probe reached the app")
+	}), func(o *Options) { o.ActivatorSecret = "k" })
+	for _, hdr := range [][]string{
+		{hop.ActivatorHeader, "k", hop.ProbeHeader, "activator"},
+		{hop.ActivatorHeader, "k", hop.ProbeHeader, "Queue"},
+		{hop.ProbeHeader, "probe"},
+	} {
+		code, body, _ := r.get("/", hdr...)
+		require.Equal(t, http.StatusBadRequest, code, "%v", hdr)
+		require.Equal(t, "unexpected probe header value", trimmed(body))
+	}
 }

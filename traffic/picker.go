@@ -17,6 +17,9 @@ const slots = 100
 // request); a deterministic table gives the same proportions without
 // statistical error and makes tests exact.
 type picker struct {
+	// tag is {tag} for a tag's picker, the TagHeader value its requests
+	// get (shared, capacity one so an append copies); nil for the default.
+	tag       []string
 	revisions []string
 	slot      [slots]uint8 // index into revisions; a split has at most 100 entries
 	n         atomic.Uint64

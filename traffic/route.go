@@ -33,6 +33,11 @@ const (
 // route enables header routing (Knative's tag-header-based-routing).
 const TagHeader = "Knative-Serving-Tag"
 
+// DefaultRouteHeader ("true") marks a request that went to the default
+// split while TagHeaderRouting is on, as Knative's ingress marks it, so
+// the app can tell it from one its TagHeader routed.
+const DefaultRouteHeader = "Knative-Serving-Default-Route"
+
 // ErrNoRoute means no route serves the request: its host is unknown, the
 // route has no resolved traffic yet, or it is cluster-local and the
 // request did not come in on the internal listener. An activator answers
@@ -375,6 +380,7 @@ func (r *Route) apply(now time.Time, hosts map[string]string, notify bool) time.
 		tags: make(map[string]*picker, len(tr.Tags)), tagHosts: make(map[string]*picker, len(tr.Tags))}
 	for tag, split := range tr.Tags {
 		p := newPicker(split)
+		p.tag = []string{tag}[:1:1]
 		s.tags[tag] = p
 		s.tagHosts[hosts[tag]] = p
 	}
@@ -422,6 +428,11 @@ func (r *Route) notify(hostsChanged bool) {
 // alone is the route for whatever reaches it; a Table dispatches by
 // host). The host's case and port are ignored.
 //
+// It marks req for the app as Knative's ingress does: a request for a
+// tag host gets TagHeader set to the tag; with TagHeaderRouting, one the
+// default split serves gets DefaultRouteHeader "true" (a client's copy
+// is removed from tag-routed requests).
+//
 // The error wraps ErrNoRoute before the first successful Update, and for
 // a cluster-local route when req's context is not marked with
 // WithClusterLocal. PickRevision does not allocate.
@@ -441,6 +452,10 @@ func (r *Route) pick(req *http.Request, host []byte, strict bool) (string, error
 		return "", fmt.Errorf("%w: route %s/%s is cluster-local", ErrNoRoute, r.namespace, r.name)
 	}
 	if p, ok := s.tagHosts[string(host)]; ok {
+		if req.Header != nil { // nil only for a request built by hand
+			req.Header[TagHeader] = p.tag
+			delete(req.Header, DefaultRouteHeader)
+		}
 		return p.pick(), nil
 	}
 	if strict && string(host) != r.host {
@@ -449,12 +464,20 @@ func (r *Route) pick(req *http.Request, host []byte, strict bool) (string, error
 	if r.headerRouting {
 		if v := req.Header[TagHeader]; len(v) > 0 {
 			if p, ok := s.tags[v[0]]; ok {
+				delete(req.Header, DefaultRouteHeader)
 				return p.pick(), nil
 			}
+		}
+		if req.Header != nil {
+			req.Header[DefaultRouteHeader] = defaultRouteValue
 		}
 	}
 	return s.def.pick(), nil
 }
+
+// defaultRouteValue is DefaultRouteHeader's value, shared by every
+// request (capacity one: an append copies it).
+var defaultRouteValue = []string{"true"}[:1:1]
 
 // maxHost is the longest DNS name; longer hosts match nothing.
 const maxHost = 253

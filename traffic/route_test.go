@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func newRoute(t testing.TB, cfg RouteConfig) *Route {
@@ -414,4 +416,31 @@ func BenchmarkPickRevision(b *testing.B) {
 			}
 		})
 	})
+}
+
+// The app sees how it was reached, as with Knative's ingress: a tag host
+// sets the tag; with header routing the default split says so.
+func TestPickMarksRequestForTheApp(t *testing.T) {
+	r, _ := tableOfOne(t)
+	req := request("v2-shop.prod.example.com", DefaultRouteHeader, "true")
+	pick(t, r, req)
+	require.Equal(t, []string{"v2"}, req.Header[TagHeader])
+	require.Empty(t, req.Header[DefaultRouteHeader], "a client's default-route mark kept on a tag route")
+
+	req = request("shop.prod.example.com", TagHeader, "v2")
+	pick(t, r, req)
+	require.Equal(t, "v2", req.Header.Get(TagHeader))
+	require.Empty(t, req.Header[DefaultRouteHeader])
+
+	for _, req := range []*http.Request{request("shop.prod.example.com"), request("shop.prod.example.com", TagHeader, "nope")} {
+		pick(t, r, req)
+		require.Equal(t, "true", req.Header.Get(DefaultRouteHeader))
+	}
+
+	// Without header routing only tag hosts are marked.
+	plain := newRoute(t, RouteConfig{})
+	update(t, plain, Spec{Traffic: []Target{{LatestRevision: true, Percent: 100, Tag: "v2"}}}, shopState())
+	req = request("shop.prod.example.com")
+	pick(t, plain, req)
+	require.Empty(t, req.Header)
 }

@@ -66,7 +66,13 @@ func setXForwarded(in *http.Request, ih, out http.Header, vals []string) (prior 
 // request in, which comes from a trusted proxy (the activator): the
 // X-Forwarded ones as SetXForwarded with trust does, and Forwarded
 // (RFC 7239), passed on when the activator or client set it, else
-// built from them.
+// built as Knative's forwarded shim does: the first element describes
+// the client's hop, "for=<first X-Forwarded-For node>;host=…;proto=…"
+// (the client's X-Forwarded-Host/-Proto, else this hop's), and every
+// later X-Forwarded-For node is an element "for=<node>". The peer of
+// this hop is not an element (as in Knative, where the shim sees the
+// X-Forwarded-For the request arrived with), unless it is the client
+// itself: a request without X-Forwarded-For.
 func SetForwarded(in *http.Request, out http.Header) {
 	// One backing array for the four single-value headers.
 	vals := make([]string, 4)
@@ -77,24 +83,37 @@ func SetForwarded(in *http.Request, out http.Header) {
 	}
 	var b strings.Builder
 	b.Grow(64 + len(host) + len(prior)*48)
+	first := true
+	node := func(ip string) {
+		if first {
+			b.WriteString("for=")
+			b.WriteString(forwardedNode(ip))
+			b.WriteString(";host=")
+			b.WriteString(quoteIfNeeded(host))
+			b.WriteString(";proto=")
+			b.WriteString(quoteIfNeeded(proto))
+			first = false
+			return
+		}
+		b.WriteString(", for=")
+		b.WriteString(forwardedNode(ip))
+	}
 	for _, list := range prior {
 		for ip := range strings.SplitSeq(list, ",") {
 			if ip = strings.TrimSpace(ip); ip != "" {
-				b.WriteString("for=")
-				b.WriteString(forwardedNode(ip))
-				b.WriteString(", ")
+				node(ip)
 			}
 		}
 	}
-	if clientIP != "" {
-		b.WriteString("for=")
-		b.WriteString(forwardedNode(clientIP))
-		b.WriteByte(';')
+	if first && clientIP != "" {
+		node(clientIP)
 	}
-	b.WriteString("host=")
-	b.WriteString(quoteIfNeeded(host))
-	b.WriteString(";proto=")
-	b.WriteString(quoteIfNeeded(proto))
+	if first { // no address at all: the hop's host and proto only
+		b.WriteString("host=")
+		b.WriteString(quoteIfNeeded(host))
+		b.WriteString(";proto=")
+		b.WriteString(quoteIfNeeded(proto))
+	}
 	vals[3] = b.String()
 	out["Forwarded"] = vals[3:4:4]
 }

@@ -25,8 +25,14 @@ func TestSetForwarded(t *testing.T) {
 			in: http.Header{"X-Forwarded-For": {"203.0.113.7, 198.51.100.2"}, "X-Forwarded-Proto": {"https"}},
 			want: http.Header{
 				"X-Forwarded-For": {"203.0.113.7, 198.51.100.2, ::1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"app.example:8080"},
-				"Forwarded": {`for=203.0.113.7, for=198.51.100.2, for="[::1]";host="app.example:8080";proto=https`},
+				// Knative's shim: the client's hop first, with its
+				// proto and host; the next proxy after it.
+				"Forwarded": {`for=203.0.113.7;host="app.example:8080";proto=https, for=198.51.100.2`},
 			},
+		},
+		{
+			name: "IPv6 client straight here", remote: "[::1]:5000", host: "app.example",
+			want: http.Header{"Forwarded": {`for="[::1]";host=app.example;proto=http`}},
 		},
 		{
 			name: "existing Forwarded kept", remote: "127.0.0.1:1", host: `we"ird`,
