@@ -143,3 +143,31 @@ func TestDockerScaleDownUnderLoad(t *testing.T) {
 	}
 	t.Logf("E2E docker scale-down: %d containers with 5 s requests in flight removed; Delete drained for %s; all requests completed", n, took.Round(time.Millisecond))
 }
+
+// TestDockerCrashLoopStatus: a container that exits at once shows as a
+// crash loop in the service's status, with its exit code and last log
+// lines, and the revision is not Ready.
+func TestDockerCrashLoopStatus(t *testing.T) {
+	cfg := zeroConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
+	h, spec := newDockerHarness(t, cfg, 1)
+	spec.Env = []revision.EnvVar{{Name: "TESTAPP_MODE", Value: "crash"}}
+	h.apply(zeroscale.ServiceSpec{Name: "dcrash", Template: spec})
+	var msg string
+	h.waitRevision(time.Minute, "dcrash", "CrashLoop condition", func(r zeroscale.RevisionStatus) bool {
+		c, ok := r.Condition(zeroscale.ConditionContainerHealthy)
+		msg = c.Message
+		return ok && c.Reason == zeroscale.ReasonCrashLoop && strings.Contains(c.Message, "code 3")
+	})
+	if !strings.Contains(msg, "fatal: boom") {
+		t.Errorf("crash loop message %q lacks the container's last log lines", msg)
+	}
+	st, err := h.srv.ServiceStatus("dcrash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Revisions[0].Condition(zeroscale.ConditionReady); c.Status == zeroscale.ConditionTrue {
+		t.Errorf("a crash-looping revision is Ready: %+v", c)
+	}
+	t.Logf("E2E docker crash loop: %s", msg)
+}
