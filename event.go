@@ -22,11 +22,15 @@ const (
 	EventRevisionFailed
 	// EventTrafficChanged: a service's traffic split changed.
 	EventTrafficChanged
-	// EventScaleFailed: the backend refused a scale (Message says why).
+	// EventScaleFailed: the backend refused a scale to To (Message says
+	// why).
 	EventScaleFailed
+	// EventScaleCapped: the autoscaler wants From instances, more than
+	// the backend runs per revision; the revision runs To.
+	EventScaleCapped
 )
 
-var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed"}
+var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {
@@ -43,7 +47,9 @@ type Event struct {
 	Time     time.Time
 	Service  string
 	Revision string
-	// From and To are ready instances before and after (EventScaled).
+	// From and To are serving instances before and after
+	// (EventScaled); the wanted and the capped scale
+	// (EventScaleCapped); To is the refused scale (EventScaleFailed).
 	From, To int
 	// Reason is the autoscaler's reason when known (NoTraffic, Queued,
 	// …) or the failure reason.
@@ -77,6 +83,8 @@ func (e Event) String() string {
 		return s
 	case EventTrafficChanged:
 		return fmt.Sprintf("%s: traffic %s", e.Service, e.Message)
+	case EventScaleCapped:
+		return fmt.Sprintf("%s: revision %s wants %d instances; the backend runs at most %d", e.Service, e.Revision, e.From, e.To)
 	}
 	s := fmt.Sprintf("%s: revision %s %s", e.Service, e.Revision, e.Kind)
 	if e.Reason != "" {

@@ -20,7 +20,7 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = f.retarget(r, seg, rest)
 		}
 	}
-	f.s.act.ServeHTTP(w, r)
+	f.s.ctl.Activator().ServeHTTP(w, r)
 }
 
 // bareHost reports whether host (with or without port) is the domain

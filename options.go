@@ -14,8 +14,8 @@ import (
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/internal/edge"
-	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
@@ -68,7 +68,7 @@ type Options struct {
 	// built from (the autoscaler's stats Reporter, the activator's
 	// secret, Clock, Logger, TracerProvider), e.g.
 	// docker.ServerFactory(docker.Options{}). Ownership as NewBackend.
-	NewProxiedBackend ProxiedFactory
+	NewProxiedBackend control.ProxiedFactory
 	// Process configures the default process backend (ignored when
 	// NewBackend is set). The Server sets its Proxy, and its Drain,
 	// Logger and Clock when they are nil.
@@ -170,11 +170,6 @@ type Options struct {
 	// Clock drives every component; nil means the real clock.
 	Clock clock.WithTickerAndDelayedExecution
 }
-
-// ProxiedFactory builds an engine whose instances are fronted by
-// in-process queue-proxies built from qp, calling drain before it stops
-// an instance; see Options.NewProxiedBackend.
-type ProxiedFactory func(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error)
 
 // withDefaults returns o with every zero field filled in, or an error
 // naming the first invalid field.

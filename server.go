@@ -2,11 +2,8 @@ package zeroscale
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/internal/edge"
 	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
@@ -40,18 +38,15 @@ var ErrNotFound = errors.New("zeroscale: service not found")
 // it with Shutdown. All methods are safe for concurrent use.
 type Server struct {
 	o       Options
-	backend backend.Backend
+	ctl     *control.Controller // owns the revisions' lives
 	table   *traffic.Table
-	act     *activator.Handler
-	ms      *autoscaler.Multiscaler
-	secret  string
 	handler http.Handler
 
 	ctx    context.Context // cancelled by Shutdown, after draining
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	revs  sync.Map // revision name → *rev; read on every request
+	revs  sync.Map // revision name → *rev (owner, last request); read on every request
 	hosts sync.Map // a service's own host → *service
 
 	mu       sync.Mutex
@@ -73,107 +68,64 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := o.ActivatorSecret
-	if secret == "" {
-		var key [16]byte
-		if _, err := rand.Read(key[:]); err != nil {
-			return nil, fmt.Errorf("zeroscale: activator secret: %w", err)
-		}
-		secret = hex.EncodeToString(key[:])
-	}
 	s := &Server{
 		o:        o,
-		secret:   secret,
 		services: make(map[string]*service),
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
 		evWake:   make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-
-	s.ms, err = autoscaler.New(autoscaler.Options{
-		Publisher:  autoscaler.PublisherFunc(s.publish),
-		Clock:      o.Clock,
-		Logger:     o.Logger.With("component", "autoscaler"),
-		Registerer: o.Registerer,
-		NewDecider: o.NewDecider,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("zeroscale: autoscaler: %w", err)
+	co := control.Options{
+		NewBackend:        o.NewBackend,
+		NewProxiedBackend: o.NewProxiedBackend,
+		Config:            o.Config,
+		Autoscaler: autoscaler.Options{
+			Registerer: o.Registerer,
+			NewDecider: o.NewDecider,
+		},
+		Activator: activator.Options{
+			Picker:         picker{s},
+			Secret:         o.ActivatorSecret, // "" = a random one
+			WaitTimeout:    o.WaitTimeout,
+			TrustedProxies: o.TrustedProxies,
+			Registerer:     o.Registerer,
+			TracerProvider: o.TracerProvider,
+		},
+		ScrapeStats: o.ScrapeStats,
+		OnEvent:     s.onControlEvent,
+		Clock:       o.Clock,
+		Logger:      o.Logger,
 	}
-	s.act, err = activator.New(activator.Options{
-		Picker:         picker{s},
-		Secret:         s.secret,
-		Reporter:       s.ms.Collector(),
-		WaitTimeout:    o.WaitTimeout,
-		TrustedProxies: o.TrustedProxies,
-		Clock:          o.Clock,
-		Logger:         o.Logger.With("component", "activator"),
-		Registerer:     o.Registerer,
-		TracerProvider: o.TracerProvider,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("zeroscale: activator: %w", err)
+	if co.NewBackend == nil && co.NewProxiedBackend == nil {
+		co.NewProxiedBackend = s.processBackend
 	}
-	newBackend := o.NewBackend
-	switch {
-	case newBackend != nil:
-	case o.NewProxiedBackend != nil:
-		newBackend = func(drain backend.DrainFunc) (backend.Backend, error) {
-			return o.NewProxiedBackend(drain, s.queueProxyOptions())
-		}
-	default:
-		newBackend = s.processBackend
-	}
-	s.backend, err = newBackend(s.drain)
-	if err == nil && s.backend == nil {
-		err = errors.New("Options.NewBackend returned a nil Backend")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("zeroscale: backend: %w", err)
+	if s.ctl, err = control.New(co); err != nil {
+		return nil, fmt.Errorf("zeroscale: %w", err)
 	}
 	s.handler = &frontDoor{s: s}
 
-	s.goRun(func(ctx context.Context) { _ = s.ms.Run(ctx) })
-	s.goRun(s.act.Run)
+	s.goRun(func(ctx context.Context) { _ = s.ctl.Run(ctx) })
 	s.goRun(func(ctx context.Context) { _ = s.table.Run(ctx) })
 	s.goRun(s.reconcileLoop)
 	s.goRun(s.dispatchEvents)
 	return s, nil
 }
 
-// processBackend is the default Options.NewBackend: local processes,
-// each fronted by an in-process queue-proxy.
-func (s *Server) processBackend(drain backend.DrainFunc) (backend.Backend, error) {
-	o := s.o
-	po := o.Process
-	po.Proxy = process.QueueProxy(s.queueProxyOptions())
+// processBackend is the default Options.NewProxiedBackend: local
+// processes, each fronted by an in-process queue-proxy.
+func (s *Server) processBackend(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error) {
+	po := s.o.Process
+	po.Proxy = process.QueueProxy(qp)
 	if po.Drain == nil {
 		po.Drain = drain
 	}
 	if po.Logger == nil {
-		po.Logger = o.Logger.With("component", "process")
+		po.Logger = s.o.Logger.With("component", "process")
 	}
 	if po.Clock == nil {
-		po.Clock = o.Clock
+		po.Clock = s.o.Clock
 	}
 	return process.New(po)
-}
-
-// queueProxyOptions are what every in-process queue-proxy of the
-// Server is built from: it reports to the autoscaler and trusts the
-// activator.
-func (s *Server) queueProxyOptions() queueproxy.Options {
-	return queueproxy.Options{
-		Reporter:        s.ms.Collector(),
-		ActivatorSecret: s.secret,
-		Clock:           s.o.Clock,
-		Logger:          s.o.Logger.With("component", "queueproxy"),
-		TracerProvider:  s.o.TracerProvider,
-		// The activator's WaitInstanceIdle (the engine's DrainFunc)
-		// stops new picks before the proxy drains: no quiet period
-		// needed.
-		DrainQuietPeriod: -1,
-	}
 }
 
 // goRun runs f on its own goroutine until Shutdown.
@@ -306,8 +258,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	if err := closeBackend(ctx, s.backend); err != nil {
-		addErr(fmt.Errorf("zeroscale: close backend: %w", err))
+	if err := s.ctl.Shutdown(ctx); err != nil {
+		addErr(fmt.Errorf("zeroscale: %w", err))
 	}
 	s.cancel()
 	s.wg.Wait()
@@ -354,20 +306,8 @@ func (s *Server) firstRevision(host string) string {
 			return ""
 		}
 	}
-	if _, ok := s.revs.Load(r.Name()); !ok {
+	if v, ok := s.revs.Load(r.Name()); !ok || v.(*rev).svc != svc {
 		return ""
 	}
 	return r.Name()
-}
-
-// closeBackend stops the engine the Server owns: with its Shutdown(ctx)
-// when it has one (so ctx bounds it, as http.Server's), else its Close.
-func closeBackend(ctx context.Context, b backend.Backend) error {
-	switch c := b.(type) {
-	case interface{ Shutdown(context.Context) error }:
-		return c.Shutdown(ctx)
-	case io.Closer:
-		return c.Close()
-	}
-	return nil
 }

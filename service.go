@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/autoscaler"
-	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
@@ -75,8 +75,7 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 	if err := spec.Template.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	params, err := s.o.Config.Resolve(spec.Template)
-	if err != nil && len(errs) == 0 {
+	if _, err := s.o.Config.Resolve(spec.Template); err != nil && len(errs) == 0 {
 		errs = append(errs, err)
 	}
 	if err := tspec.Validate(); err != nil {
@@ -122,7 +121,7 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 	}
 	if created {
 		s.emit(Event{Kind: EventRevisionCreated, Service: svc.name, Revision: rev.Name()})
-		if err := s.startRevision(ctx, svc, rev, params); err != nil {
+		if err := s.startRevision(ctx, svc, rev); err != nil {
 			_ = svc.conf.MarkFailed(rev.Name(), err.Error())
 			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: rev.Name(), Reason: "DeployFailed", Message: err.Error()})
 			svc.mu.Unlock()
@@ -203,61 +202,19 @@ func (s *Server) hasService(name string) bool {
 	return s.services[name] != nil
 }
 
-// startRevision deploys rev and starts watching and scaling it.
-func (s *Server) startRevision(ctx context.Context, svc *service, r revision.Revision, params revision.ScalingParams) error {
+// startRevision claims the revision's name for svc and has the
+// Controller run it (deploy, watch, scale; rolled back if a step fails).
+func (s *Server) startRevision(ctx context.Context, svc *service, r revision.Revision) error {
 	name := r.Name()
-	rv := newRev(s, svc, r)
+	rv := &rev{svc: svc}
 	// Claim the name before the engine hears of it: of two services
 	// applying the same name at once, one deploys it.
 	if v, taken := s.revs.LoadOrStore(name, rv); taken {
-		rv.cancel()
 		return fmt.Errorf("%w: revision name %q is taken by service %q", revision.ErrNameInUse, name, v.(*rev).svc.name)
 	}
-	if err := s.backend.Deploy(ctx, r); err != nil {
-		rv.cancel()
+	if err := s.ctl.Add(ctx, r); err != nil {
 		s.revs.Delete(name)
-		return fmt.Errorf("deploy: %w", err)
-	}
-	fail := func(err error) error {
-		s.ms.Remove(name)
-		s.act.RemoveRevision(name)
-		rv.cancel()
-		s.revs.Delete(name)
-		_ = s.backend.Remove(context.WithoutCancel(ctx), name)
 		return err
-	}
-	if err := s.act.SetRevision(r); err != nil {
-		return fail(fmt.Errorf("activator: %w", err))
-	}
-	ch, err := s.backend.Watch(rv.ctx, name)
-	if err != nil {
-		return fail(fmt.Errorf("watch: %w", err))
-	}
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		defer close(rv.watched)
-		for snap := range ch {
-			rv.onSnapshot(snap)
-		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		rv.scaleLoop()
-	}()
-	src := autoscaler.Pushed
-	if s.o.ScrapeStats {
-		src = autoscaler.Scraped
-	}
-	if err := s.ms.Set(name, params, src); err != nil {
-		return fail(fmt.Errorf("autoscaler: %w", err))
-	}
-	if params.InitialScale == 0 {
-		// Knative's rule for allow-zero-initial-scale: the revision is
-		// ready without an instance, so traffic can reach it (and wake
-		// it) at once.
-		_ = svc.conf.MarkReady(name)
-		s.emit(Event{Kind: EventRevisionReady, Service: svc.name, Revision: name, Reason: "InitialScaleZero"})
 	}
 	return nil
 }
@@ -300,32 +257,20 @@ func (s *Server) deleteService(ctx context.Context, name string) error {
 	return errors.Join(errs...)
 }
 
-// removeRevision stops scaling svc's revision called name, drains and
-// removes its instances, then forgets it in the activator. A revision of
-// that name that another service runs is left alone.
+// removeRevision has the Controller stop svc's revision called name (no
+// more decisions, its instances drained and stopped, then forgotten by
+// the activator). A revision of that name that another service runs is
+// left alone.
 func (s *Server) removeRevision(ctx context.Context, svc *service, name string) error {
 	v, ok := s.revs.Load(name)
 	if !ok || v.(*rev).svc != svc {
 		return nil
 	}
-	rv := v.(*rev)
-	rv.removing.Store(true)
-	s.ms.Remove(name)
-	err := s.backend.Remove(ctx, name)
-	if errors.Is(err, backend.ErrNotFound) {
+	v.(*rev).removing.Store(true)
+	err := s.ctl.Remove(ctx, name)
+	if errors.Is(err, control.ErrUnknownRevision) {
 		err = nil
 	}
-	if err == nil {
-		// Some engines return before their instances stopped; the
-		// watch closes once they have.
-		select {
-		case <-rv.watched:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	s.act.RemoveRevision(name)
-	rv.cancel()
 	s.revs.Delete(name)
 	if err != nil {
 		return fmt.Errorf("zeroscale: remove revision %s: %w", name, err)
@@ -372,7 +317,7 @@ func (s *Server) setReachability(svc *service) {
 		if _, ok := s.revs.Load(name); !ok {
 			continue
 		}
-		_ = s.ms.SetReachable(name, routed[name] || name == latest.Name())
+		_ = s.ctl.Autoscaler().SetReachable(name, routed[name] || name == latest.Name())
 	}
 }
 

@@ -83,12 +83,18 @@ type RevisionStatus struct {
 	// Percent is its share of the service's default traffic.
 	Percent int `json:"percent"`
 	// DesiredScale is the autoscaler's last decision (-1 before any);
-	// ActualScale the ready instances; Instances all of them, starting
-	// and draining included.
-	DesiredScale int  `json:"desiredScale"`
-	ActualScale  int  `json:"actualScale"`
-	Instances    int  `json:"instances"`
-	Panicking    bool `json:"panicking,omitempty"`
+	// AppliedScale what the backend last accepted (-1 before any): the
+	// desired scale, or InstanceCap when that is lower; ActualScale the
+	// serving instances; Instances all of them, starting and draining
+	// included.
+	DesiredScale int `json:"desiredScale"`
+	AppliedScale int `json:"appliedScale"`
+	// InstanceCap is the backend's cap of instances per revision when
+	// the desired scale is above it, 0 otherwise.
+	InstanceCap int  `json:"instanceCap,omitempty"`
+	ActualScale int  `json:"actualScale"`
+	Instances   int  `json:"instances"`
+	Panicking   bool `json:"panicking,omitempty"`
 	// Held are requests waiting in the activator for an instance;
 	// InFlight those being proxied to one.
 	Held     int `json:"held"`
@@ -209,7 +215,7 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 
 func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) RevisionStatus {
 	name := r.Name()
-	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, DesiredScale: -1}
+	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, DesiredScale: -1, AppliedScale: -1}
 	state, reason, _ := svc.conf.State(name)
 	switch state {
 	case revision.StateReady:
@@ -219,19 +225,16 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 	default:
 		rs.Conditions = append(rs.Conditions, Condition{Type: ConditionReady, Status: ConditionUnknown, Reason: ReasonDeploying})
 	}
-	v, ok := s.revs.Load(name)
-	if !ok {
+	cs, err := s.ctl.Status(name)
+	if err != nil {
 		return rs
 	}
-	rv := v.(*rev)
-	rv.mu.Lock()
-	d, decided := rv.decision, rv.decided
-	rs.ActualScale, rs.Instances = serving(rv.instances), len(rv.instances)
-	if rv.scaleErr != nil {
-		rs.ScaleError = rv.scaleErr.Error()
+	d, decided := cs.Decision, cs.Decision.Revision != ""
+	rs.ActualScale, rs.Instances, rs.AppliedScale, rs.InstanceCap = cs.Serving, len(cs.Instances), cs.Applied, cs.Cap
+	if cs.ScaleErr != nil {
+		rs.ScaleError = cs.ScaleErr.Error()
 	}
-	rv.mu.Unlock()
-	if l, ok := s.act.Load(name); ok {
+	if l, ok := s.ctl.Activator().Load(name); ok {
 		rs.Held, rs.InFlight = l.Held, l.InFlight
 	}
 	if decided {
@@ -256,7 +259,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 		}
 		rs.Conditions = append(rs.Conditions, c)
 	}
-	if sr, ok := s.backend.(backend.StatusReporter); ok {
+	if sr, ok := s.ctl.Backend().(backend.StatusReporter); ok {
 		if ps, err := sr.Status(s.ctx, name); err == nil {
 			if loop := ps.CrashLooping(); len(loop) > 0 {
 				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])})

@@ -3,11 +3,11 @@ package main
 import (
 	"log/slog"
 
-	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/dispatch"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
@@ -17,7 +17,7 @@ import (
 // the Server's options (so it reports to the Server's autoscaler).
 // Without a reachable Docker Engine, image revisions fail to deploy
 // saying so, and command revisions still run.
-func engines(logger *slog.Logger, dockerIdentity string) zeroscale.ProxiedFactory {
+func engines(logger *slog.Logger, dockerIdentity string) control.ProxiedFactory {
 	return func(drain backend.DrainFunc, qp queueproxy.Options) (backend.Backend, error) {
 		proc, err := process.New(process.Options{
 			Drain:  drain,

@@ -7,104 +7,110 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/zeroscale/zeroscale/activator"
-	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
 
 func main() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	engine, err := fake.New(fake.Options{StartDelay: 200 * time.Millisecond})
-	if err != nil {
+	if err := run(context.Background(), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
-	defer engine.Close()
+}
 
-	// The revision, and a route sending it 100 % of what reaches it.
-	conf, _ := revision.NewConfiguration("hello", nil)
-	rev, _, err := conf.Update(revision.Spec{Image: "example.com/hello"}, "")
-	if err != nil {
-		log.Fatal(err)
-	}
-	_ = conf.MarkReady(rev.Name()) // it starts at zero: routable before any instance
-	route, _ := traffic.NewRoute(traffic.RouteConfig{Name: "hello"})
-	if err := route.Update(traffic.Spec{Traffic: []traffic.Target{{LatestRevision: true, Percent: 100}}},
-		traffic.Configurations{"hello": conf}); err != nil {
-		log.Fatal(err)
-	}
+// run wires the packages by hand: a traffic.Route picks the revision, a
+// control.Controller runs the revisions on the backend (here the
+// in-memory fake), and the activator is mounted in the host's own mux.
+func run(ctx context.Context, out io.Writer) error {
+	var mu sync.Mutex // serialises out
+	say := func(format string, a ...any) { mu.Lock(); defer mu.Unlock(); fmt.Fprintf(out, format+"\n", a...) }
 
-	// Decisions go to the backend; the activator reports demand to the
-	// autoscaler's collector (which pokes it out of zero).
-	want := make(chan int, 1) // newest scale wins: Publish must not block
-	go func() {
-		for n := range want {
-			_ = engine.Scale(ctx, rev.Name(), n)
-		}
-	}()
-	ms, err := autoscaler.New(autoscaler.Options{Publisher: autoscaler.PublisherFunc(func(d autoscaler.Decision) {
-		select {
-		case <-want:
-		default:
-		}
-		want <- d.Scale
-	})})
+	conf, err := revision.NewConfiguration("hello", nil)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	act, err := activator.New(activator.Options{Picker: route, Reporter: ms.Collector()})
+	route, err := traffic.NewRoute(traffic.RouteConfig{Name: "hello"})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	go ms.Run(ctx)
-	go act.Run(ctx)
-
 	cfg := revision.DefaultConfig()
-	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
-	params, err := cfg.Resolve(rev.Spec())
+	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
+	ctl, err := control.New(control.Options{
+		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+			return fake.New(fake.Options{StartDelay: 200 * time.Millisecond, Drain: drain})
+		},
+		Config:    cfg,
+		Activator: activator.Options{Picker: route},
+		OnEvent: func(e control.Event) {
+			switch e.Kind {
+			case control.EventReady: // routable from now on
+				_ = conf.MarkReady(e.Revision)
+			case control.EventScaled:
+				say("%s: %d → %d instances", e.Revision, e.From, e.To)
+			}
+		},
+	})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	if err := engine.Deploy(ctx, rev); err != nil {
-		log.Fatal(err)
-	}
-	if err := act.SetRevision(rev); err != nil {
-		log.Fatal(err)
-	}
-	watch, err := engine.Watch(ctx, rev.Name())
-	if err != nil {
-		log.Fatal(err)
-	}
-	go func() { // the backend's instances feed the activator and the autoscaler
-		for snap := range watch {
-			_ = act.UpdateInstances(rev.Name(), snap)
-			_ = ms.SetInstances(rev.Name(), snap)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go ctl.Run(runCtx)
+	defer ctl.Shutdown(context.WithoutCancel(ctx)) // drains and stops every instance
+
+	// Two revisions of one configuration, traffic split 50/50.
+	var split []traffic.Target
+	for _, color := range []string{"blue", "green"} {
+		rev, _, err := conf.Update(revision.Spec{Image: "example.com/hello", Env: []revision.EnvVar{{Name: "COLOR", Value: color}}}, "")
+		if err != nil {
+			return err
 		}
-	}()
-	if err := ms.Set(rev.Name(), params, autoscaler.Pushed); err != nil {
-		log.Fatal(err)
+		if err := ctl.Add(ctx, rev); err != nil {
+			return err
+		}
+		split = append(split, traffic.Target{RevisionName: rev.Name(), Percent: 50})
+	}
+	if err := route.Update(traffic.Spec{Traffic: split}, traffic.Configurations{"hello": conf}); err != nil {
+		return err
 	}
 
 	// The host program's own mux: its routes, and the app under /hello/.
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("/hello/", http.StripPrefix("/hello", act))
+	mux.Handle("/hello/", http.StripPrefix("/hello", ctl.Activator()))
 	host := httptest.NewServer(mux)
 	defer host.Close()
 
-	for _, path := range []string{"/healthz", "/hello/", "/hello/"} {
-		start := time.Now()
+	for _, path := range []string{"/healthz", "/hello/", "/hello/", "/hello/"} {
 		resp, err := http.Get(host.URL + path)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		fmt.Printf("GET %-8s → %d %q in %s (cold start header %q)\n", path, resp.StatusCode, body,
-			time.Since(start).Round(time.Millisecond), resp.Header.Get(activator.ColdStartHeader))
+		woke := ""
+		if resp.Header.Get(activator.ColdStartHeader) != "" {
+			woke = " (woken from zero)"
+		}
+		say("GET %-8s → %d %q%s", path, resp.StatusCode, body, woke)
 	}
+
+	// Retire the second revision: traffic first, then its instances
+	// (drained), then the revision.
+	split[0].Percent = 100
+	if err := route.Update(traffic.Spec{Traffic: split[:1]}, traffic.Configurations{"hello": conf}); err != nil {
+		return err
+	}
+	if err := ctl.Remove(ctx, split[1].RevisionName); err != nil {
+		return err
+	}
+	say("removed %s; running %v", split[1].RevisionName, ctl.Revisions())
+	return nil
 }

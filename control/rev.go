@@ -1,0 +1,259 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
+)
+
+// rev is one running revision: it carries the autoscaler's decisions to
+// the engine and the engine's snapshots to the activator and the
+// autoscaler. It holds the revision's state once; Status copies it.
+type rev struct {
+	c    *Controller
+	rev  revision.Revision
+	name string
+
+	// scaleCtx ends when Remove begins (no more Scale calls); watchCtx
+	// when the revision is gone (no more snapshots).
+	scaleCtx    context.Context
+	stopScaling context.CancelFunc
+	watchCtx    context.Context
+	stopWatch   context.CancelFunc
+	want        chan int      // the newest decided scale, capacity 1
+	watched     chan struct{} // closed once the watch closed
+	gone        chan struct{} // closed once Remove finished
+
+	started  atomic.Bool // Add completed
+	removing atomic.Bool // Remove began
+
+	mu        sync.Mutex
+	decision  autoscaler.Decision // the last one; Revision "" before any
+	applied   int                 // the scale the engine last accepted, -1 before any
+	capped    bool                // the last decision was above the engine's cap
+	scaleErr  error               // the engine's last refusal, nil once a Scale succeeds
+	instances []backend.Instance  // the watch's latest snapshot
+	serving   int                 // of instances
+	ready     bool                // has had a serving instance (or starts at zero)
+	scaleUpAt time.Time           // when a scale from zero was decided
+}
+
+func newRev(c *Controller, r revision.Revision) *rev {
+	rv := &rev{
+		c: c, rev: r, name: r.Name(),
+		want:    make(chan int, 1),
+		watched: make(chan struct{}),
+		gone:    make(chan struct{}),
+		applied: -1,
+	}
+	rv.scaleCtx, rv.stopScaling = context.WithCancel(c.ctx)
+	rv.watchCtx, rv.stopWatch = context.WithCancel(c.ctx)
+	return rv
+}
+
+// stop ends both of the revision's goroutines.
+func (r *rev) stop() {
+	r.stopScaling()
+	r.stopWatch()
+}
+
+// decide records d and hands its scale to the scale loop: newest wins,
+// and it never blocks (Publish calls come one at a time, so emptying the
+// slot and sending cannot race with another sender).
+func (r *rev) decide(d autoscaler.Decision) {
+	r.mu.Lock()
+	prev := r.decision
+	r.decision = d
+	if prev.Scale == 0 && d.Scale > 0 && r.serving == 0 {
+		r.scaleUpAt = d.Time
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.want:
+	default:
+	}
+	r.want <- d.Scale
+	if d.State == autoscaler.StateInactive && d.Reason == autoscaler.ReasonTimedOut && prev.Reason != autoscaler.ReasonTimedOut {
+		r.c.emit(Event{Kind: EventTimedOut, Revision: r.name, Reason: d.Reason,
+			Message: "no instance became ready within the progress deadline"})
+	}
+}
+
+// scaleLoop calls Backend.Scale with each new decided scale, capped at
+// the engine's limit, retrying transient failures with back-off until a
+// newer scale supersedes them.
+func (r *rev) scaleLoop() {
+	c := r.c
+	pending := -1
+	backoff := MinRetry
+	for {
+		if pending < 0 {
+			select {
+			case <-r.scaleCtx.Done():
+				return
+			case pending = <-r.want:
+			}
+		}
+		n := pending
+		capped := c.limit > 0 && n > c.limit
+		if capped {
+			n = c.limit // capped, never refused
+		}
+		r.noteCap(capped, pending)
+		err := c.be.Scale(r.scaleCtx, r.name, n)
+		if r.scaleCtx.Err() != nil {
+			return
+		}
+		r.mu.Lock()
+		r.scaleErr = err
+		if err == nil {
+			r.applied = n
+		}
+		r.mu.Unlock()
+		if err == nil || !backend.IsTransient(err) {
+			if err != nil {
+				c.log.Warn("control: the engine refused a scale", "revision", r.name, "scale", n, "err", err)
+				c.emit(Event{Kind: EventScaleFailed, Revision: r.name, To: n, Message: err.Error()})
+			}
+			pending, backoff = -1, MinRetry
+			continue
+		}
+		// A timer, not Clock.After: a newer scale or the end must not
+		// leave the retry's wait on the clock.
+		retry := c.clock.NewTimer(backoff)
+		select {
+		case <-r.scaleCtx.Done():
+			retry.Stop()
+			return
+		case pending = <-r.want:
+			retry.Stop()
+			backoff = MinRetry
+		case <-retry.C():
+			backoff = min(2*backoff, MaxRetry)
+		}
+	}
+}
+
+// noteCap records whether the decision is above the engine's cap, with
+// an event when that starts.
+func (r *rev) noteCap(capped bool, want int) {
+	r.mu.Lock()
+	was := r.capped
+	r.capped = capped
+	r.mu.Unlock()
+	if capped && !was {
+		r.c.emit(Event{Kind: EventScaleCapped, Revision: r.name, From: want, To: r.c.limit,
+			Message: "the engine runs at most this many instances per revision (backend.InstanceLimiter)"})
+	}
+}
+
+// watchLoop applies every snapshot until the watch closes. A watch
+// that closes while the revision is not being removed means the engine
+// lost it: it is watched again, or reported failed once the engine says
+// it does not know it.
+func (r *rev) watchLoop(ch <-chan []backend.Instance) {
+	defer close(r.watched)
+	for {
+		for snap := range ch {
+			r.apply(snap)
+		}
+		if r.removing.Load() || r.watchCtx.Err() != nil {
+			return
+		}
+		err := r.c.retry(r.watchCtx, func() (err error) {
+			ch, err = r.c.be.Watch(r.watchCtx, r.name)
+			return err
+		})
+		if err != nil {
+			if r.watchCtx.Err() == nil && !r.removing.Load() {
+				if errors.Is(err, backend.ErrNotFound) {
+					r.apply(nil)
+				}
+				r.c.emit(Event{Kind: EventFailed, Revision: r.name, Reason: "WatchFailed", Message: err.Error()})
+			}
+			return
+		}
+	}
+}
+
+// apply hands one snapshot to the activator and the autoscaler and
+// records it: the first serving instance makes the revision Ready, and a
+// change in serving instances is an EventScaled.
+func (r *rev) apply(snap []backend.Instance) {
+	c := r.c
+	if err := c.act.UpdateInstances(r.name, snap); err != nil {
+		c.log.Debug("control: activator update", "revision", r.name, "err", err)
+	}
+	_ = c.ms.SetInstances(r.name, snap)
+
+	now := c.clock.Now()
+	n := countServing(snap)
+	r.mu.Lock()
+	prev := r.serving
+	r.instances, r.serving = snap, n
+	e := Event{Kind: EventScaled, Revision: r.name, From: prev, To: n, Time: now}
+	if prev == 0 && n > 0 && !r.scaleUpAt.IsZero() {
+		e.ColdStart = now.Sub(r.scaleUpAt)
+		r.scaleUpAt = time.Time{}
+	}
+	switch {
+	case n == 0 && r.removing.Load():
+		e.Reason = "Removed"
+	case n == 0:
+		e.Reason = r.decision.Reason
+	}
+	r.mu.Unlock()
+	if prev != n {
+		c.emit(e)
+	}
+	if n > 0 {
+		r.markReady("")
+	}
+}
+
+// markReady makes the revision Ready once, with an EventReady.
+func (r *rev) markReady(reason string) {
+	r.mu.Lock()
+	was := r.ready
+	r.ready = true
+	r.mu.Unlock()
+	if !was {
+		r.c.emit(Event{Kind: EventReady, Revision: r.name, Reason: reason})
+	}
+}
+
+func (r *rev) status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{
+		Revision:  r.name,
+		Ready:     r.ready,
+		Removing:  r.removing.Load(),
+		Decision:  r.decision,
+		Applied:   r.applied,
+		Instances: append([]backend.Instance(nil), r.instances...),
+		Serving:   r.serving,
+		ScaleErr:  r.scaleErr,
+	}
+	if r.capped {
+		st.Cap = r.c.limit
+	}
+	return st
+}
+
+// countServing counts the instances of snap that take requests.
+func countServing(snap []backend.Instance) int {
+	n := 0
+	for _, in := range snap {
+		if in.Serving() {
+			n++
+		}
+	}
+	return n
+}
