@@ -52,6 +52,12 @@ func zeroConfig() revision.Config {
 
 func newServer(t testing.TB, cfg revision.Config, conns int) *server {
 	t.Helper()
+	return newServerWith(t, cfg, conns, nil)
+}
+
+// newServerWith is newServer with the backend passed through wrap.
+func newServerWith(t testing.TB, cfg revision.Config, conns int, wrap func(backend.Backend) backend.Backend) *server {
+	t.Helper()
 	c := lab.Cluster(t)
 	s := &server{t: t, ns: lab.Namespace(t), notify: make(chan struct{})}
 	raw := make([]byte, 16)
@@ -60,13 +66,17 @@ func newServer(t testing.TB, cfg revision.Config, conns int) *server {
 	srv, err := zeroscale.New(zeroscale.Options{
 		Config: cfg,
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
-			return kubernetes.New(kubernetes.Options{
+			b, err := kubernetes.New(kubernetes.Options{
 				Config: c.Config, Namespace: s.ns,
 				QueueProxyImage: queueImage,
 				QueueProxyEnv:   []corev1.EnvVar{{Name: "ACTIVATOR_SECRET", Value: secret}},
 				QuietPeriod:     2 * time.Second,
 				Drain:           drain,
 			})
+			if err != nil || wrap == nil {
+				return b, err
+			}
+			return wrap(b), nil
 		},
 		ScrapeStats:     true,
 		ActivatorSecret: secret,
@@ -75,10 +85,7 @@ func newServer(t testing.TB, cfg revision.Config, conns int) *server {
 	})
 	require.NoError(t, err)
 	s.srv = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s.addr = ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
+	s.addr = serveOn(t, srv)
 	s.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxIdleConns: conns}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -87,6 +94,14 @@ func newServer(t testing.TB, cfg revision.Config, conns int) *server {
 		s.client.CloseIdleConnections()
 	})
 	return s
+}
+
+// serveOn serves srv on a new loopback listener and returns its address.
+func serveOn(t testing.TB, srv *zeroscale.Server) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String()
 }
 
 func (s *server) record(e zeroscale.Event) {

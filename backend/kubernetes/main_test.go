@@ -26,26 +26,10 @@ const (
 	bindEnv    = "ZEROSCALE_K8S_TEST_BIND"
 )
 
-var lab = &k8slab.Lab{Prepare: func(o *k8slab.Options) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "k8s-images-")
-	if err != nil {
-		return err
-	}
-	qp, err := k8slab.BuildQueueProxy(dir)
-	if err != nil {
-		return err
-	}
-	o.Images = map[string]k8slab.Image{
-		appImage:   {Entrypoint: []string{exe}, Env: []string{appEnv + "=1"}, Overrides: []string{bindEnv + "=$(POD_IP)"}},
-		e2eImage:   {Entrypoint: []string{exe}, Env: []string{appEnv + "=e2e", "GORACE=atexit_sleep_ms=0"}, Overrides: []string{bindEnv + "=$(POD_IP)"}},
-		queueImage: {Entrypoint: []string{qp}, Overrides: []string{"QUEUE_BIND_HOST=$(POD_IP)", "USER_HOST=$(POD_IP)"}},
-	}
-	return nil
-}}
+var lab = &k8slab.Lab{Prepare: k8slab.SelfImages(queueImage, bindEnv, map[string][]string{
+	appImage: {appEnv + "=1"},
+	e2eImage: {appEnv + "=e2e", "GORACE=atexit_sleep_ms=0"},
+})}
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(appEnv); mode != "" {

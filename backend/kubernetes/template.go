@@ -140,8 +140,9 @@ func userContainer(rev revision.Revision, spec revision.Spec) corev1.Container {
 		Args:       spec.Args,
 		WorkingDir: spec.WorkingDir,
 		Env:        env,
-		Ports:      []corev1.ContainerPort{{Name: "user-port", ContainerPort: int32(spec.Port), Protocol: corev1.ProtocolTCP}},
-		Resources:  resources(spec.Resources),
+		// Knative names the port after the app's protocol (http1, h2c).
+		Ports:     []corev1.ContainerPort{{Name: protocol(spec), ContainerPort: int32(spec.Port), Protocol: corev1.ProtocolTCP}},
+		Resources: resources(spec.Resources),
 		// The same probe as the sidecar's: through the queue-proxy to the
 		// app. Without it a restarted app container would count as ready
 		// the moment it starts (kubelet's rule for containers without a
@@ -197,6 +198,7 @@ func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) core
 		{Name: "REVISION_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.Request)},
 		{Name: "REVISION_RESPONSE_START_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.ResponseStart)},
 		{Name: "REVISION_IDLE_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.Idle)},
+		{Name: "USER_PROTOCOL", Value: protocol(spec)},
 		{Name: "PROBE_PATH", Value: spec.Readiness.HTTPPath},
 		{Name: "PROBE_PERIOD", Value: spec.Readiness.Period.String()},
 		{Name: "PROBE_TIMEOUT", Value: spec.Readiness.Timeout.String()},
@@ -247,4 +249,12 @@ func readinessProbe(spec revision.Spec) *corev1.Probe {
 		SuccessThreshold: 1,
 		FailureThreshold: 3,
 	}
+}
+
+// protocol is what the app speaks: revision.ProtocolHTTP1 or ProtocolH2C.
+func protocol(spec revision.Spec) string {
+	if spec.Protocol == "" {
+		return revision.ProtocolHTTP1
+	}
+	return spec.Protocol
 }

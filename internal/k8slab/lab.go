@@ -108,3 +108,32 @@ func BuildQueueProxy(dir string) (string, error) {
 	}
 	return out, nil
 }
+
+// SelfImages returns a Lab.Prepare that builds cmd/queue-proxy as the
+// image queue and makes each image of apps run the test binary itself
+// with that image's environment added. Every process learns its pod IP
+// from bindEnv (the app should listen there) and the sidecar binds the
+// pod IP and reaches the app there (see Image.Overrides).
+func SelfImages(queue, bindEnv string, apps map[string][]string) func(*Options) error {
+	return func(o *Options) error {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "k8slab-images-")
+		if err != nil {
+			return err
+		}
+		qp, err := BuildQueueProxy(dir)
+		if err != nil {
+			return err
+		}
+		o.Images = map[string]Image{
+			queue: {Entrypoint: []string{qp}, Overrides: []string{"QUEUE_BIND_HOST=$(POD_IP)", "USER_HOST=$(POD_IP)"}},
+		}
+		for name, env := range apps {
+			o.Images[name] = Image{Entrypoint: []string{exe}, Env: env, Overrides: []string{bindEnv + "=$(POD_IP)"}}
+		}
+		return nil
+	}
+}

@@ -261,8 +261,10 @@ type podWorker struct {
 	ip          string
 	started     metav1.Time
 	terminating bool
-	killAt      <-chan time.Time
-	conds       map[corev1.PodConditionType]corev1.PodCondition
+	// readyWritten: a status with Ready=True was written (EventReady).
+	readyWritten bool
+	killAt       <-chan time.Time
+	conds        map[corev1.PodConditionType]corev1.PodCondition
 
 	mu         sync.Mutex // guards containers' proc for Kill
 	containers map[string]*container
@@ -847,7 +849,7 @@ func (w *podWorker) writeStatus() bool {
 		statuses = append(statuses, cs)
 	}
 	w.setCond(corev1.ContainersReady, ready)
-	becameReady := w.setCond(corev1.PodReady, ready) && ready
+	w.setCond(corev1.PodReady, ready)
 	phase := corev1.PodPending
 	for _, n := range w.order {
 		if w.containers[n].running || w.containers[n].last != nil {
@@ -877,7 +879,8 @@ func (w *podWorker) writeStatus() bool {
 		}
 		return false
 	}
-	if becameReady {
+	if ready && !w.readyWritten {
+		w.readyWritten = true
 		w.event(EventReady, "")
 	}
 	return true
