@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,8 +108,8 @@ func coldStart(b *testing.B, be backend.Backend, rev revision.Revision) (time.Du
 
 // BenchmarkIdleInstances measures what idle instances cost the host:
 // with 10 revisions of one ready, idle instance each, the test
-// process's (the host's) resident memory and CPU time over 10 s,
-// per revision, and the engine's side: the container's memory (its
+// process's (the host's) live Go heap, goroutines and CPU time over
+// 10 s, per revision, and the engine's side: the container's memory (its
 // cgroup) and the docker-proxy process that publishes its port. Run it
 // with
 //
@@ -117,12 +118,14 @@ func BenchmarkIdleInstances(b *testing.B) {
 	const n, idle = 10, 10 * time.Second
 	needEngine(b)
 	db := newBackend(b, docker.Options{Proxy: docker.QueueProxy(testQueueProxy)})
+	var heap, goroutines, cpu, containerMem, proxyRSS float64
+	iters := 0
 	for b.Loop() {
-		rss0, _ := hostUsage(b)
+		heap0, g0 := liveHeap()
 		var published []string
 		var names []string
 		for i := range n {
-			name := fmt.Sprintf("idle%d-00001", i)
+			name := fmt.Sprintf("idle%d-%d-00001", iters, i)
 			coldStart(b, db, newRevision(b, name, appSpec()))
 			names = append(names, name)
 			st, err := db.Status(b.Context(), name)
@@ -131,21 +134,35 @@ func BenchmarkIdleInstances(b *testing.B) {
 		}
 		_, cpu1 := hostUsage(b)
 		time.Sleep(idle) // the measured idle period itself
-		rss2, cpu2 := hostUsage(b)
-		var containerMem, proxyRSS int64
+		_, cpu2 := hostUsage(b)
+		heap2, g2 := liveHeap()
+		heap += float64(heap2-heap0) / n
+		goroutines += float64(g2-g0) / n
+		cpu += float64((cpu2-cpu1).Microseconds()) / 1000 / n / idle.Seconds()
 		for i, name := range names {
-			containerMem += containerMemory(b, benchContainer(b, db, name))
-			proxyRSS += dockerProxyRSS(b, published[i])
+			containerMem += float64(containerMemory(b, benchContainer(b, db, name))) / n
+			proxyRSS += float64(dockerProxyRSS(b, published[i])) / n
 		}
-		b.ReportMetric(float64(rss2-rss0)/n/1024, "host-rss-KiB/rev")
-		b.ReportMetric(float64((cpu2-cpu1).Microseconds())/1000/n/idle.Seconds(), "host-cpu-ms/s/rev")
-		b.ReportMetric(float64(containerMem)/n/1024, "container-mem-KiB/rev")
-		b.ReportMetric(float64(proxyRSS)/n/1024, "docker-proxy-rss-KiB/rev")
 		for _, name := range names {
 			require.NoError(b, db.Remove(b.Context(), name))
 		}
+		iters++
 	}
+	k := float64(iters)
+	b.ReportMetric(heap/k/1024, "host-heap-KiB/rev")
+	b.ReportMetric(goroutines/k, "host-goroutines/rev")
+	b.ReportMetric(cpu/k, "host-cpu-ms/s/rev")
+	b.ReportMetric(containerMem/k/1024, "container-mem-KiB/rev")
+	b.ReportMetric(proxyRSS/k/1024, "docker-proxy-rss-KiB/rev")
 	b.ReportMetric(0, "ns/op")
+}
+
+// liveHeap is the live Go heap after a collection, and the goroutines.
+func liveHeap() (uint64, int) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc, runtime.NumGoroutine()
 }
 
 // hostUsage is this process's resident set (bytes) and CPU time.
