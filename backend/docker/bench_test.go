@@ -138,7 +138,7 @@ func BenchmarkIdleInstances(b *testing.B) {
 		heap2, g2 := liveHeap()
 		heap += float64(heap2-heap0) / n
 		goroutines += float64(g2-g0) / n
-		cpu += float64((cpu2-cpu1).Microseconds()) / 1000 / n / idle.Seconds()
+		cpu += float64((cpu2 - cpu1).Microseconds()) / 1000 / n / idle.Seconds()
 		for i, name := range names {
 			containerMem += float64(containerMemory(b, benchContainer(b, db, name))) / n
 			proxyRSS += float64(dockerProxyRSS(b, published[i])) / n
