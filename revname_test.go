@@ -159,3 +159,48 @@ func TestForwardingHeadersTrustedOnlyFromTrustedProxies(t *testing.T) {
 	_, err := zeroscale.New(zeroscale.Options{TrustedProxies: []netip.Prefix{{}}})
 	assert.ErrorContains(t, err, "Options.TrustedProxies[0]")
 }
+
+// Status says requests are waiting only while some are: once the held
+// request left, the message no longer claims it. Before, it said so as
+// long as the decision that woke the revision stood.
+func TestStatusWaitingOnlyWhileHeld(t *testing.T) {
+	cfg := revision.DefaultConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
+	srv, err := zeroscale.New(zeroscale.Options{Config: cfg, NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+		return fake.New(fake.Options{Drain: drain, StartDelay: time.Hour}) // never ready in this test
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Shutdown(ctx))
+	})
+	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "slow", Template: revision.Spec{Image: "x"}})
+	require.NoError(t, err)
+	active := func() string {
+		for _, st := range srv.Status() {
+			for _, rs := range st.Revisions {
+				for _, c := range rs.Conditions {
+					if c.Type == zeroscale.ConditionActive {
+						return c.Message
+					}
+				}
+			}
+		}
+		return ""
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req := httptest.NewRequest("GET", "http://slow.default.localhost/", nil).WithContext(ctx)
+		srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(active(), "1 request is waiting") },
+		10*time.Second, 5*time.Millisecond, "while held: %q", active())
+	cancel()
+	<-done
+	require.Eventually(t, func() bool { return active() != "" && !strings.Contains(active(), "waiting") },
+		10*time.Second, 5*time.Millisecond, "after the request left: %q", active())
+}

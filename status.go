@@ -251,8 +251,13 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 			}
 			c.Status, c.Reason = ConditionUnknown, ReasonActivating
 			c.Message = fmt.Sprintf("%d of %d instances ready", rs.ActualScale, d.Scale)
-			if d.Reason == autoscaler.ReasonQueued {
-				c.Message += "; requests are waiting"
+			// The activator's live count, not the decision's reason: the
+			// requests that woke the revision may have left since.
+			switch {
+			case rs.Held == 1:
+				c.Message += "; 1 request is waiting"
+			case rs.Held > 1:
+				c.Message += fmt.Sprintf("; %d requests are waiting", rs.Held)
 			}
 		case autoscaler.StateInactive:
 			c.Status, c.Reason = ConditionFalse, d.Reason

@@ -559,8 +559,10 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 	adm2, err := t.acquire(ctx, acquireReq{bytes: bytes, exclude: failed.id, front: true})
 	if err != nil {
 		if !answerEnded(w, ctx) {
-			http.Error(w, fmt.Sprintf("activator: revision %q: instance %s (%s): %v; no other instance: %v",
-				t.name, failed.id, failed.addr, a.retryErr, err), http.StatusBadGateway)
+			// The instance and its address stay in the log: internal.
+			h.log.Warn("activator: no other instance to retry on", "revision", t.name, "instance", failed.id, "error", err)
+			http.Error(w, fmt.Sprintf("activator: revision %q: upstream unavailable, and no other instance: %v",
+				t.name, err), http.StatusBadGateway)
 		}
 		return
 	}

@@ -152,9 +152,10 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		a.retryErr = err
 		return
 	}
+	// The instance, its address and the error (which names it) are for
+	// the log: no response body shows an internal address.
 	h.log.Warn("activator: proxy error", "revision", a.rev.name, "instance", a.slot.id, "address", a.slot.addr, "error", err)
-	http.Error(w, fmt.Sprintf("activator: revision %q: instance %s (%s): %v", a.rev.name, a.slot.id, a.slot.addr, err),
-		http.StatusBadGateway)
+	http.Error(w, fmt.Sprintf("activator: revision %q: upstream unavailable", a.rev.name), http.StatusBadGateway)
 }
 
 // traceHold records a held request's phases as a span: queued, then the
