@@ -52,6 +52,12 @@
 // Containers of any other identity are never touched, so several hosts
 // (and test runs) share one engine safely.
 //
+// Capabilities: Status (backend.StatusReporter) reports each slot's
+// state, restarts, last exit and log lines; MaxInstances
+// (backend.InstanceLimiter) is Options.MaxInstances; Close and
+// Shutdown(ctx) (io.Closer) stop and remove everything. ServerFactory
+// plugs the backend into zeroscale.Options.NewProxiedBackend.
+//
 // Errors: an unreachable engine is backend.ErrTransient naming where the
 // client looked (DOCKER_HOST or the default socket); an engine conflict
 // or timeout is ErrTransient; a request the engine refuses is
