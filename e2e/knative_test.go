@@ -345,6 +345,7 @@ func TestCLICreateFromFlags(t *testing.T) {
 	assert.Contains(t, out, "Service 'echo' created to latest revision 'echo-00001' is available at URL:\nhttp://echo.default.localhost:")
 	_, body := c.curl("echo.default.localhost", "/")
 	assert.Equal(t, "echo-00001", body)
+	assert.Regexp(t, `Ready to serve\.\nService 'echo' in namespace 'default' is ready\.\n$`, c.ok("service", "wait", "echo"))
 
 	var ks knative.Service
 	require.NoError(t, json.Unmarshal([]byte(c.ok("service", "describe", "echo", "-o", "json")), &ks))

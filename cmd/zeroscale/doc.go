@@ -7,6 +7,7 @@
 //	zeroscale service update hello --tag hello-00001=old --traffic old=50,@latest=50
 //	zeroscale revision list
 //	zeroscale route list
+//	zeroscale service wait hello          # exit 4 on --wait-timeout
 //	zeroscale service delete hello
 //
 // serve runs a zeroscale.Server with the manifests' Services (a container

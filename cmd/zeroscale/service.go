@@ -35,7 +35,7 @@ func newServiceCommand(g *globals) *cobra.Command {
 		Short:   "Manage services",
 	})
 	cmd.AddCommand(newServiceCreate(g), newServiceUpdate(g), newServiceApply(g), newServiceDelete(g),
-		newServiceList(g), newServiceDescribe(g))
+		newServiceList(g), newServiceDescribe(g), newServiceWait(g))
 	return cmd
 }
 
@@ -393,5 +393,32 @@ func newServiceDelete(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "delete all services in the namespace")
+	return cmd
+}
+
+func newServiceWait(g *globals) *cobra.Command {
+	var wf waitFlags
+	cmd := &cobra.Command{
+		Use:   "wait NAME",
+		Short: "Wait until a service is ready (exit 4 on --wait-timeout)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := nameArg(args, "wait", false)
+			if err != nil {
+				return err
+			}
+			c := g.client()
+			ks, err := c.getService(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if _, err := waitReady(cmd.Context(), c, name, ks.Generation, out, time.Duration(wf.timeout)*time.Second); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Service '%s' in namespace '%s' is ready.\n", name, g.namespace)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&wf.timeout, "wait-timeout", 600, "seconds to wait for the service to be ready")
 	return cmd
 }
