@@ -3,7 +3,6 @@ package zeroscale_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend"
@@ -66,19 +66,19 @@ func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 		f.events = append(f.events, e)
 		f.mu.Unlock()
 	}})
-	noErr(t, err)
+	require.NoError(t, err)
 	f.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	f.url = "http://" + ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		noErr(t, srv.Shutdown(ctx))
-		errIs(t, <-served, http.ErrServerClosed)
-		noErr(t, f.engine.Close())
+		require.NoError(t, srv.Shutdown(ctx))
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
+		require.NoError(t, f.engine.Close())
 	})
 	return f
 }
@@ -93,16 +93,16 @@ func zeroCfg() revision.Config {
 func (f *fixture) get(host, path string, kv ...string) (int, string) {
 	f.t.Helper()
 	req, err := http.NewRequest("GET", f.url+path, nil)
-	noErr(f.t, err)
+	require.NoError(f.t, err)
 	req.Host = host
 	for i := 0; i+1 < len(kv); i += 2 {
 		req.Header.Set(kv[i], kv[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
-	noErr(f.t, err)
+	require.NoError(f.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	noErr(f.t, err)
+	require.NoError(f.t, err)
 	return resp.StatusCode, string(b)
 }
 
@@ -123,7 +123,7 @@ func TestApplyRejectsInvalidSpecNamingTheField(t *testing.T) {
 		}
 	}
 	_, err = f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "Not_A_Label", Template: revision.Spec{Image: "x"}})
-	errContains(t, err, "Name")
+	require.ErrorContains(t, err, "Name")
 	if st := f.srv.Status(); len(st) != 0 {
 		t.Errorf("an invalid spec created %+v", st)
 	}
@@ -132,18 +132,18 @@ func TestApplyRejectsInvalidSpecNamingTheField(t *testing.T) {
 func TestBareHostByHeaderAndPath(t *testing.T) {
 	f := newFixture(t, fake.Options{}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	code, body := f.get("hello.default.localhost", "/")
-	eq(t, http.StatusOK, code)
-	eq(t, "hello-00001\n", body)
+	require.Equal(t, code, http.StatusOK)
+	require.Equal(t, body, "hello-00001\n")
 	code, body = f.get("localhost:8080", "/", zeroscale.ServiceHeader, "hello")
-	eq(t, http.StatusOK, code, body)
+	require.Equal(t, code, http.StatusOK, body)
 	code, body = f.get("127.0.0.1", "/hello/some/path")
-	eq(t, http.StatusOK, code, body)
+	require.Equal(t, code, http.StatusOK, body)
 	code, _ = f.get("localhost", "/nope/")
-	eq(t, http.StatusNotFound, code)
+	require.Equal(t, code, http.StatusNotFound)
 	code, _ = f.get("other.default.localhost", "/")
-	eq(t, http.StatusNotFound, code)
+	require.Equal(t, code, http.StatusNotFound)
 }
 
 // The path prefix is stripped before the app sees the request.
@@ -152,9 +152,9 @@ func TestPathPrefixStripped(t *testing.T) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
 	}}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	_, body := f.get("localhost", "/hello/a/b")
-	eq(t, "/a/b", body)
+	require.Equal(t, body, "/a/b")
 }
 
 // A new template gets traffic only once its first instance is ready;
@@ -164,35 +164,35 @@ func TestUpdateMovesTrafficWhenReady(t *testing.T) {
 	f.crash = "hello-00002"                               // never ready
 	ctx := context.Background()
 	_, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v1"}})
-	noErr(t, err)
-	eventually(t, func() bool {
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
 		st, _ := f.srv.ServiceStatus("hello")
 		return st.LatestReadyRevision == "hello-00001" && len(st.Traffic) == 1
 	}, 10*time.Second, time.Millisecond)
 
 	st, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v2"}})
-	noErr(t, err)
-	eq(t, "hello-00002", st.LatestCreatedRevision)
-	eq(t, "hello-00001", st.LatestReadyRevision)
+	require.NoError(t, err)
+	require.Equal(t, st.LatestCreatedRevision, "hello-00002")
+	require.Equal(t, st.LatestReadyRevision, "hello-00001")
 	for range 20 {
 		_, body := f.get("hello.default.localhost", "/")
-		eq(t, "hello-00001\n", body)
+		require.Equal(t, body, "hello-00001\n")
 	}
 	cond, ok := st.Condition(zeroscale.ConditionReady)
-	eq(t, ok, true)
-	eq(t, zeroscale.ConditionTrue, cond.Status, "the previous split still serves: %+v", cond)
+	require.Equal(t, true, ok)
+	require.Equal(t, cond.Status, zeroscale.ConditionTrue, "the previous split still serves: %+v", cond)
 
 	_, err = f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v3"}})
-	noErr(t, err)
-	eventually(t, func() bool {
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
 		_, body := f.get("hello.default.localhost", "/")
 		return body == "hello-00003\n"
 	}, 10*time.Second, time.Millisecond)
 	st, err = f.srv.ServiceStatus("hello")
-	noErr(t, err)
-	eq(t, []zeroscale.TrafficTarget{{Revision: "hello-00003", Percent: 100}}, st.Traffic)
-	eq(t, len(st.Revisions), 3)
-	eq(t, "hello-00003", st.Revisions[0].Name, "newest first")
+	require.NoError(t, err)
+	require.Equal(t, st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00003", Percent: 100}})
+	require.Equal(t, 3, len(st.Revisions))
+	require.Equal(t, st.Revisions[0].Name, "hello-00003", "newest first")
 }
 
 func TestDeleteAndShutdownStopEverything(t *testing.T) {
@@ -200,26 +200,25 @@ func TestDeleteAndShutdownStopEverything(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"a", "b"} {
 		_, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: name, Template: revision.Spec{Image: name}})
-		noErr(t, err)
+		require.NoError(t, err)
 		code, _ := f.get(name+".default.localhost", "/")
-		eq(t, http.StatusOK, code)
+		require.Equal(t, code, http.StatusOK)
 	}
-	noErr(t, f.srv.Delete(ctx, "a"))
+	require.NoError(t, f.srv.Delete(ctx, "a"))
 	code, _ := f.get("a.default.localhost", "/")
-	eq(t, http.StatusNotFound, code)
+	require.Equal(t, code, http.StatusNotFound)
 	_, err := f.engine.Instances("a-00001")
 	if err == nil {
 		t.Error("a's revision is still in the backend")
 	}
-	errIs(t, f.srv.Delete(ctx, "a"), zeroscale.ErrNotFound)
-
-	noErr(t, f.srv.Shutdown(ctx))
+	require.ErrorIs(t, f.srv.Delete(ctx, "a"), zeroscale.ErrNotFound)
+	require.NoError(t, f.srv.Shutdown(ctx))
 	_, err = f.engine.Instances("b-00001")
 	if err == nil {
 		t.Error("Shutdown left b's revision in the backend")
 	}
 	_, err = f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "c", Template: revision.Spec{Image: "c"}})
-	errIs(t, err, zeroscale.ErrServerClosed)
+	require.ErrorIs(t, err, zeroscale.ErrServerClosed)
 }
 
 func TestAdminJSON(t *testing.T) {
@@ -229,31 +228,32 @@ func TestAdminJSON(t *testing.T) {
 		Template: revision.Spec{Image: "x"},
 		Traffic:  []traffic.Target{{LatestRevision: true, Percent: 100, Tag: "current"}},
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	admin := httptest.NewServer(f.srv.AdminHandler())
 	defer admin.Close()
 
 	resp, err := http.Get(admin.URL + "/services/hello")
-	noErr(t, err)
+	require.NoError(t, err)
 	defer resp.Body.Close()
-	eq(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, resp.StatusCode, http.StatusOK)
 	var st zeroscale.ServiceStatus
-	noErr(t, json.NewDecoder(resp.Body).Decode(&st))
-	eq(t, "hello", st.Name)
-	eq(t, strings.HasPrefix(st.URL, "http://hello.default.localhost:"), true, st.URL)
-	eq(t, "hello-00001", st.LatestReadyRevision)
-	eq(t, len(st.Revisions), 1)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	require.Equal(t, st.Name, "hello")
+	require.Equal(t, true, strings.HasPrefix(st.URL, "http://hello.default.localhost:"), st.URL)
+	require.Equal(t, st.LatestReadyRevision, "hello-00001")
+	require.Equal(t, 1, len(st.Revisions))
 	active, ok := st.Revisions[0].Condition(zeroscale.ConditionActive)
-	eq(t, ok, true)
-	eq(t, zeroscale.ConditionFalse, active.Status)
-	eq(t, zeroscale.ReasonNoTraffic, active.Reason)
-	eq(t, slices.Contains(st.Traffic, zeroscale.TrafficTarget{Revision: "hello-00001", Percent: 100, Tag: "current",
-		URL: strings.Replace(st.URL, "hello.", "current-hello.", 1)}), true, st.Traffic)
+	require.Equal(t, true, ok)
+	require.Equal(t, active.Status, zeroscale.ConditionFalse)
+	require.Equal(t, active.Reason, zeroscale.ReasonNoTraffic)
+	require.Equal(t,
+		true, slices.Contains(st.Traffic, zeroscale.TrafficTarget{Revision: "hello-00001", Percent: 100, Tag: "current",
+			URL: strings.Replace(st.URL, "hello.", "current-hello.", 1)}), st.Traffic)
 
 	resp2, err := http.Get(admin.URL + "/services/nope")
-	noErr(t, err)
+	require.NoError(t, err)
 	resp2.Body.Close()
-	eq(t, http.StatusNotFound, resp2.StatusCode)
+	require.Equal(t, resp2.StatusCode, http.StatusNotFound)
 }
 
 func TestEventString(t *testing.T) {
@@ -267,18 +267,18 @@ func TestEventString(t *testing.T) {
 		{zeroscale.Event{Kind: zeroscale.EventTrafficChanged, Service: "hello", Message: "hello-00001 100 %"}, "hello: traffic hello-00001 100 %"},
 		{zeroscale.Event{Kind: zeroscale.EventRevisionFailed, Service: "hello", Revision: "hello-00002", Reason: "TimedOut"}, "hello: revision hello-00002 RevisionFailed (TimedOut)"},
 	} {
-		eq(t, tc.want, tc.e.String())
+		require.Equal(t, tc.e.String(), tc.want)
 	}
 }
 
 func TestScaleFromZeroEvent(t *testing.T) {
 	f := newFixture(t, fake.Options{StartDelay: 50 * time.Millisecond}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	code, _ := f.get("hello.default.localhost", "/")
-	eq(t, http.StatusOK, code)
+	require.Equal(t, code, http.StatusOK)
 	var scaled []zeroscale.Event
-	eventually(t, func() bool { // events are delivered asynchronously
+	require.Eventually(t, func() bool { // events are delivered asynchronously
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		scaled = scaled[:0]
@@ -289,8 +289,8 @@ func TestScaleFromZeroEvent(t *testing.T) {
 		}
 		return len(scaled) > 0
 	}, 10*time.Second, time.Millisecond)
-	eq(t, 0, scaled[0].From)
-	eq(t, 1, scaled[0].To)
+	require.Equal(t, scaled[0].From, 0)
+	require.Equal(t, scaled[0].To, 1)
 	if scaled[0].ColdStart < 50*time.Millisecond {
 		t.Errorf("cold start %v, shorter than the 50 ms start delay", scaled[0].ColdStart)
 	}
@@ -298,53 +298,11 @@ func TestScaleFromZeroEvent(t *testing.T) {
 
 func TestOptionsValidated(t *testing.T) {
 	_, err := zeroscale.New(zeroscale.Options{WaitTimeout: -time.Second})
-	errContains(t, err, "WaitTimeout")
+	require.ErrorContains(t, err, "WaitTimeout")
 	cfg := revision.DefaultConfig()
 	cfg.MaxScaleUpRate = 0.5
 	_, err = zeroscale.New(zeroscale.Options{Config: cfg})
-	errContains(t, err, "MaxScaleUpRate")
-	eq(t, errors.Is(err, zeroscale.ErrNotFound), false)
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func errIs(t testing.TB, err, target error) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error %v, want %v", err, target)
-	}
-}
-
-func errContains(t testing.TB, err error, s string) {
-	t.Helper()
-	if err == nil || !strings.Contains(err.Error(), s) {
-		t.Fatalf("error %v, want one naming %q", err, s)
-	}
-}
-
-func eq(t testing.TB, got, want any, msg ...any) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, want %v %v", got, want, msg)
-	}
-}
-
-// eventually polls cond (real sockets and goroutines) until it holds or
-// timeout passes.
-func eventually(t testing.TB, cond func() bool, timeout, every time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(every)
-	}
+	require.ErrorContains(t, err, "MaxScaleUpRate")
 }
 
 func TestMetricsOnAdmin(t *testing.T) {
@@ -352,17 +310,17 @@ func TestMetricsOnAdmin(t *testing.T) {
 	srv, err := zeroscale.New(zeroscale.Options{NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 		return fake.New(fake.Options{Drain: drain})
 	}, Config: zeroCfg(), Registerer: reg})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer srv.Shutdown(context.Background())
 	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://hello.default.localhost/", nil))
-	eq(t, rec.Code, http.StatusOK)
+	require.Equal(t, http.StatusOK, rec.Code)
 
 	rec = httptest.NewRecorder()
 	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	eq(t, rec.Code, http.StatusOK)
+	require.Equal(t, http.StatusOK, rec.Code)
 	for _, want := range []string{"zeroscale_activator_", "zeroscale_autoscaler_"} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics has no %s metric", want)
@@ -375,20 +333,20 @@ func TestMetricsOnAdmin(t *testing.T) {
 func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
 	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, revision.Config{}) // initial scale 1
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	code, body := f.get("hello.default.localhost", "/")
-	eq(t, code, http.StatusOK, body)
-	eq(t, body, "hello-00001\n")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "hello-00001\n", body)
 }
 
 // A transient Scale failure is retried: the held request is served.
 func TestTransientScaleFailureRetried(t *testing.T) {
 	f := newFixture(t, fake.Options{}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	f.engine.FailScale(2, backend.ErrTransient)
 	code, body := f.get("hello.default.localhost", "/")
-	eq(t, code, http.StatusOK, body)
+	require.Equal(t, http.StatusOK, code, body)
 }
 
 // With RolloutDuration, a new revision takes traffic gradually (the
@@ -400,15 +358,15 @@ func TestGradualRollout(t *testing.T) {
 		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}
 	}
 	_, err := f.srv.Apply(ctx, spec("v1"))
-	noErr(t, err)
-	eventually(t, func() bool {
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
 		st, _ := f.srv.ServiceStatus("hello")
 		return len(st.Traffic) == 1 && st.Traffic[0].Revision == "hello-00001"
 	}, 10*time.Second, time.Millisecond)
 	_, err = f.srv.Apply(ctx, spec("v2"))
-	noErr(t, err)
+	require.NoError(t, err)
 	var split []zeroscale.TrafficTarget
-	eventually(t, func() bool { // v2 ready: the rollout starts with a small share
+	require.Eventually(t, func() bool { // v2 ready: the rollout starts with a small share
 		st, _ := f.srv.ServiceStatus("hello")
 		split = st.Traffic
 		return len(split) == 2
@@ -418,7 +376,7 @@ func TestGradualRollout(t *testing.T) {
 			t.Errorf("the rollout started at %d %%, want a small first step", tt.Percent)
 		}
 	}
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		st, _ := f.srv.ServiceStatus("hello")
 		return reflect.DeepEqual(st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}})
 	}, 20*time.Second, 10*time.Millisecond)

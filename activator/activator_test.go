@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -18,26 +19,27 @@ import (
 func TestHeldAtZeroThenServed(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false)}))
 
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	// The first request to an idle revision is reported at once.
-	equal(t, 1.0, e.nextReport(t).AverageConcurrency)
+	assert.
+		// The first request to an idle revision is reported at once.
+		Equal(t, 1.0, e.nextReport(t).AverageConcurrency)
 
 	e.clk.Step(2500 * time.Millisecond)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	r := wait(t, res)
-	equal(t, http.StatusOK, r.code)
-	equal(t, "ok a ", r.body)
-	equal(t, "2.5s", r.header.Get(ColdStartHeader))
-	equal(t, 1.0, e.counter("coldStarts", rev))
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, "ok a ", r.body)
+	assert.Equal(t, "2.5s", r.header.Get(ColdStartHeader))
+	assert.Equal(t, 1.0, e.counter("coldStarts", rev))
 
 	// A warm request is not held and carries no cold-start header.
 	r = wait(t, e.get(t))
-	equal(t, http.StatusOK, r.code)
-	empty(t, r.header.Get(ColdStartHeader))
-	eventually(t, func() bool { return e.counter("requests", rev, "200") == 2 })
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Empty(t, r.header.Get(ColdStartHeader))
+	require.Eventually(t, func() bool { return e.counter("requests", rev, "200") == 2 }, 10*time.Second, time.Millisecond)
 }
 
 // The scale-from-zero stampede: 1,000 requests at zero, CC 10, three
@@ -54,7 +56,7 @@ func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
 		}
 		return insts
 	}
-	noErr(t, e.h.UpdateInstances(rev, snapshot(0)))
+	require.NoError(t, e.h.UpdateInstances(rev, snapshot(0)))
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -73,11 +75,11 @@ func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
 	}
 	e.waitHeld(t, n)
 	for ready := 1; ready <= len(ups); ready++ {
-		noErr(t, e.h.UpdateInstances(rev, snapshot(ready)))
+		require.NoError(t, e.h.UpdateInstances(rev, snapshot(ready)))
 		u := ups[ready-1]
-		eventually(t, func() bool { return u.inFlight.Load() == cc })
-		equal(t, n-ready*cc, e.load(t).Held)
-		equal(t, 0, e.load(t).FreeSlots)
+		require.Eventually(t, func() bool { return u.inFlight.Load() == cc }, 10*time.Second, time.Millisecond)
+		assert.Equal(t, n-ready*cc, e.load(t).Held)
+		assert.Equal(t, 0, e.load(t).FreeSlots)
 	}
 	for _, u := range ups {
 		u.release()
@@ -85,16 +87,16 @@ func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
 	wg.Wait()
 	close(codes)
 	for c := range codes {
-		mustEqual(t, http.StatusOK, c)
+		require.Equal(t, http.StatusOK, c)
 	}
 	var served int64
 	for _, u := range ups {
-		lessOrEqual(t, u.max.Load(), int64(cc), "instance ", u.id)
+		assert.LessOrEqual(t, u.max.Load(), int64(cc), "instance ", u.id)
 		served += u.served.Load()
 	}
-	equal(t, int64(n), served)
+	assert.Equal(t, int64(n), served)
 	want := Load{Ready: 3, FreeSlots: 3 * cc, WaitTimeout: MinWait}
-	eventually(t, func() bool { return e.load(t) == want })
+	require.Eventually(t, func() bool { return e.load(t) == want }, 10*time.Second, time.Millisecond)
 }
 
 func TestQueueFullIsImmediate503(t *testing.T) {
@@ -103,19 +105,19 @@ func TestQueueFullIsImmediate503(t *testing.T) {
 	e.waitHeld(t, 1)
 
 	r := wait(t, e.get(t))
-	equal(t, http.StatusServiceUnavailable, r.code)
-	contains(t, r.body, "hold queue full")
-	equal(t, "1", r.header.Get("Retry-After"))
-	equal(t, 1.0, e.counter("rejected", rev, "queue_full"))
+	assert.Equal(t, http.StatusServiceUnavailable, r.code)
+	assert.Contains(t, r.body, "hold queue full")
+	assert.Equal(t, "1", r.header.Get("Retry-After"))
+	assert.Equal(t, 1.0, e.counter("rejected", rev, "queue_full"))
 
 	// Nothing held is dropped silently: removing the revision answers it.
 	e.h.RemoveRevision(rev)
 	r = wait(t, first)
-	equal(t, http.StatusServiceUnavailable, r.code)
-	contains(t, r.body, "revision removed")
+	assert.Equal(t, http.StatusServiceUnavailable, r.code)
+	assert.Contains(t, r.body, "revision removed")
 	// New requests for it are 404.
 	r = wait(t, e.get(t))
-	equal(t, http.StatusNotFound, r.code)
+	assert.Equal(t, http.StatusNotFound, r.code)
 }
 
 func TestHeldBytesBound(t *testing.T) {
@@ -125,31 +127,31 @@ func TestHeldBytesBound(t *testing.T) {
 	first := e.do(t.Context(), http.MethodPut, "/", strings.NewReader(big), nil)
 	e.waitHeld(t, 1)
 	r := wait(t, e.do(t.Context(), http.MethodPut, "/", strings.NewReader("y"), nil))
-	equal(t, http.StatusServiceUnavailable, r.code)
-	contains(t, r.body, "bytes held")
+	assert.Equal(t, http.StatusServiceUnavailable, r.code)
+	assert.Contains(t, r.body, "bytes held")
 
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	r = wait(t, first)
-	equal(t, http.StatusOK, r.code)
-	equal(t, "ok a "+big, r.body)
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, "ok a "+big, r.body)
 }
 
 func TestWaitDeadline(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	equal(t, MinWait, e.load(t).WaitTimeout)
+	assert.Equal(t, MinWait, e.load(t).WaitTimeout)
 
 	e.clk.Step(MinWait - time.Nanosecond)
-	equal(t, 1, e.load(t).Held) // the timer has not fired
+	assert.Equal(t, 1, e.load(t).Held) // the timer has not fired
 	e.clk.Step(time.Nanosecond)
 	r := wait(t, res)
-	equal(t, http.StatusServiceUnavailable, r.code)
-	contains(t, r.body, "wait deadline passed: no instance became ready within 10s")
-	equal(t, "1", r.header.Get("Retry-After"))
-	equal(t, 0, e.load(t).Held)
-	equal(t, 1.0, e.counter("rejected", rev, "wait_timeout"))
+	assert.Equal(t, http.StatusServiceUnavailable, r.code)
+	assert.Contains(t, r.body, "wait deadline passed: no instance became ready within 10s")
+	assert.Equal(t, "1", r.header.Get("Retry-After"))
+	assert.Equal(t, 0, e.load(t).Held)
+	assert.Equal(t, 1.0, e.counter("rejected", rev, "wait_timeout"))
 }
 
 func TestWaitTimeoutRule(t *testing.T) {
@@ -157,24 +159,26 @@ func TestWaitTimeoutRule(t *testing.T) {
 	u := newUpstream(t, "a", false)
 	inst := u.instance(false)
 	inst.Started = e.clk.Now()
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
 	e.clk.Step(8 * time.Second)
 	inst.Ready = true
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
-	// 3.5 × the observed 8 s start-up.
-	equal(t, 28*time.Second, e.load(t).WaitTimeout)
-	equal(t, 8*time.Second, e.h.lookup(rev).retryAfter())
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	assert.
+		// 3.5 × the observed 8 s start-up.
+		Equal(t, 28*time.Second, e.load(t).WaitTimeout)
+	assert.Equal(t, 8*time.Second, e.h.lookup(rev).retryAfter())
+	require.
 
-	// Capped by the revision's request timeout.
-	noErr(t, e.h.SetRevision(newRevision(t, rev, 1, 5*time.Second)))
-	equal(t, 5*time.Second, e.load(t).WaitTimeout)
+		// Capped by the revision's request timeout.
+		NoError(t, e.h.SetRevision(newRevision(t, rev, 1, 5*time.Second)))
+	assert.Equal(t, 5*time.Second, e.load(t).WaitTimeout)
 
 	// An instance already ready in the first snapshot is no sample.
 	e2 := newEnv(t, 1, nil)
 	old := u.instance(true)
 	old.Started = e2.clk.Now().Add(-time.Hour)
-	noErr(t, e2.h.UpdateInstances(rev, []backend.Instance{old}))
-	equal(t, MinWait, e2.load(t).WaitTimeout)
+	require.NoError(t, e2.h.UpdateInstances(rev, []backend.Instance{old}))
+	assert.Equal(t, MinWait, e2.load(t).WaitTimeout)
 
 	// A start-up sample is capped at the longest request timeout, so an
 	// instance started long ago neither overflows the average nor asks
@@ -182,15 +186,15 @@ func TestWaitTimeoutRule(t *testing.T) {
 	e4 := newEnv(t, 1, nil)
 	ancient := u.instance(false)
 	ancient.Started = time.Unix(0, 0)
-	noErr(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
+	require.NoError(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
 	ancient.Ready = true
-	noErr(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
-	equal(t, revision.MaxRequestTimeout, e4.h.lookup(rev).retryAfter())
-	equal(t, revision.DefaultRequestTimeout, e4.load(t).WaitTimeout)
+	require.NoError(t, e4.h.UpdateInstances(rev, []backend.Instance{ancient}))
+	assert.Equal(t, revision.MaxRequestTimeout, e4.h.lookup(rev).retryAfter())
+	assert.Equal(t, revision.DefaultRequestTimeout, e4.load(t).WaitTimeout)
 
 	// A configured wait replaces the rule, still capped.
 	e3 := newEnv(t, 1, func(o *Options) { o.WaitTimeout = 2 * time.Minute })
-	equal(t, 2*time.Minute, e3.load(t).WaitTimeout)
+	assert.Equal(t, 2*time.Minute, e3.load(t).WaitTimeout)
 }
 
 // TestRestartKeepsStartupTime is the regression test of a 200 ms
@@ -205,10 +209,10 @@ func TestRestartKeepsStartupTime(t *testing.T) {
 		u := newUpstream(t, "a", false)
 		old := u.instance(false)
 		old.Started = e.clk.Now()
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
 		e.clk.Step(time.Second)
 		old.Ready = true
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{old}))
 		require.Equal(t, MinWait, e.load(t).WaitTimeout, "a 1 s start")
 		e.clk.Step(2 * time.Hour)
 
@@ -218,10 +222,10 @@ func TestRestartKeepsStartupTime(t *testing.T) {
 		if newID {
 			restarted.ID, restarted.Started = old.ID+"-r1", e.clk.Now()
 		}
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
 		e.clk.Step(200 * time.Millisecond)
 		restarted.Ready = true
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{restarted}))
 
 		require.Equal(t, MinWait, e.load(t).WaitTimeout, "new ID %v: the hold deadline", newID)
 		require.Equal(t, time.Second, e.h.lookup(rev).retryAfter(), "new ID %v: Retry-After", newID)
@@ -233,18 +237,18 @@ func TestClientCancelFreesPlace(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	first := e.do(ctx, http.MethodGet, "/", nil, nil)
 	e.waitHeld(t, 1)
-	equal(t, http.StatusServiceUnavailable, wait(t, e.get(t)).code)
+	assert.Equal(t, http.StatusServiceUnavailable, wait(t, e.get(t)).code)
 
 	cancel()
 	<-first
 	e.waitHeld(t, 0)
-	eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 })
+	require.Eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 }, 10*time.Second, time.Millisecond)
 
 	third := e.get(t)
 	e.waitHeld(t, 1)
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
-	equal(t, http.StatusOK, wait(t, third).code)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	assert.Equal(t, http.StatusOK, wait(t, third).code)
 }
 
 func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
@@ -252,7 +256,7 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 		e := newEnv(t, 0, func(o *Options) { o.Secret = secret })
 		a := newUpstream(t, "a", false)
 		a.headers = make(chan http.Request, 1)
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 		r := wait(t, e.do(t.Context(), http.MethodGet, "/x?y=1", nil, http.Header{
 			"Host":                 {"app.example"},
 			hop.ActivatorHeader:    {"forged"},
@@ -261,24 +265,25 @@ func TestTrustedHeadersCannotBeSpoofed(t *testing.T) {
 			hop.ProbeHeader:        {hop.ProbeValue},
 			"Traceparent":          {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		}))
-		mustEqual(t, http.StatusOK, r.code)
+		require.Equal(t, http.StatusOK, r.code)
 		got := <-a.headers
-		equal(t, "app.example", got.Host, "the client's Host is kept")
-		equal(t, "/x?y=1", got.RequestURI)
-		equal(t, []string{rev}, got.Header.Values(hop.RevisionHeader))
-		empty(t, got.Header.Values(hop.OriginalHostHeader))
-		empty(t, got.Header.Values(hop.ProbeHeader))
+		assert.Equal(t, "app.example", got.Host, "the client's Host is kept")
+		assert.Equal(t, "/x?y=1", got.RequestURI)
+		assert.Equal(t, []string{rev}, got.Header.Values(hop.RevisionHeader))
+		assert.Empty(t, got.Header.Values(hop.OriginalHostHeader))
+		assert.Empty(t, got.Header.Values(hop.ProbeHeader))
 		if secret == "" {
-			empty(t, got.Header.Values(hop.ActivatorHeader))
+			assert.Empty(t, got.Header.Values(hop.ActivatorHeader))
 		} else {
-			equal(t, []string{secret}, got.Header.Values(hop.ActivatorHeader))
+			assert.Equal(t, []string{secret}, got.Header.Values(hop.ActivatorHeader))
 		}
-		equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
-		equal(t, "app.example", got.Header.Get("X-Forwarded-Host"))
-		equal(t, "http", got.Header.Get("X-Forwarded-Proto"))
-		empty(t, got.Header.Values("Forwarded")) // built by the queue-proxy
-		// Without a TracerProvider the trace context passes through as is.
-		equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", got.Header.Get("Traceparent"))
+		assert.Equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
+		assert.Equal(t, "app.example", got.Header.Get("X-Forwarded-Host"))
+		assert.Equal(t, "http", got.Header.Get("X-Forwarded-Proto"))
+		assert.Empty(t, got.Header.Values("Forwarded"))
+		assert. // built by the queue-proxy
+			Equal( // Without a TracerProvider the trace context passes through as is.
+				t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", got.Header.Get("Traceparent"))
 	}
 }
 
@@ -287,12 +292,12 @@ func TestDrainingAndNotReadyGetNothing(t *testing.T) {
 	a, b, c := newUpstream(t, "a", false), newUpstream(t, "b", false), newUpstream(t, "c", false)
 	draining := b.instance(true)
 	draining.Draining = true
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true), draining, c.instance(false)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true), draining, c.instance(false)}))
 	for range 20 {
-		equal(t, http.StatusOK, wait(t, e.get(t)).code)
+		assert.Equal(t, http.StatusOK, wait(t, e.get(t)).code)
 	}
-	equal(t, int64(20), a.served.Load())
-	empty(t, b.served.Load()+c.served.Load())
+	assert.Equal(t, int64(20), a.served.Load())
+	assert.Empty(t, b.served.Load()+c.served.Load())
 }
 
 // preferPolicy always picks the instance with the given ID when it is
@@ -313,47 +318,49 @@ func TestConnectionErrorRetriedOnceWhenIdempotent(t *testing.T) {
 	live := newUpstream(t, "live", false)
 	dead := newUpstream(t, "dead", false)
 	deadInst := dead.instance(true)
-	dead.Close() // connection refused from now on
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{deadInst, live.instance(true)}))
+	dead.Close()
+	require. // connection refused from now on
+			NoError(t, e.h.UpdateInstances(rev, []backend.Instance{deadInst, live.instance(true)}))
 
 	r := wait(t, e.get(t))
-	equal(t, http.StatusOK, r.code)
-	equal(t, "ok live ", r.body)
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, "ok live ", r.body)
 
 	// A PUT's body was not read by the failed attempt: sent again whole.
 	r = wait(t, e.do(t.Context(), http.MethodPut, "/", strings.NewReader("payload"), nil))
-	equal(t, http.StatusOK, r.code)
-	equal(t, "ok live payload", r.body)
-	equal(t, 2.0, e.counter("retries", rev))
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, "ok live payload", r.body)
+	assert.Equal(t, 2.0, e.counter("retries", rev))
 
 	// A POST is not idempotent: 502, naming the revision but neither
 	// the instance nor its internal address.
 	r = wait(t, e.do(t.Context(), http.MethodPost, "/", strings.NewReader("payload"), nil))
-	equal(t, http.StatusBadGateway, r.code)
-	contains(t, r.body, "upstream unavailable")
+	assert.Equal(t, http.StatusBadGateway, r.code)
+	assert.Contains(t, r.body, "upstream unavailable")
 	if strings.Contains(r.body, "dead") || strings.Contains(r.body, "127.0.0.1") {
 		t.Errorf("502 body %q names the instance or its address", r.body)
 	}
-	equal(t, 2.0, e.counter("retries", rev))
-	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+	assert.Equal(t, 2.0, e.counter("retries", rev))
+	require.Eventually(t, func() bool { return e.load(t).InFlight == 0 }, 10*time.Second, time.Millisecond)
 }
 
 func TestRouting404(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	r := wait(t, e.do(t.Context(), http.MethodGet, "/", nil, http.Header{"Host": {"unknown.example"}}))
-	equal(t, http.StatusNotFound, r.code)
-	contains(t, r.body, errNoRoute.Error())
+	assert.Equal(t, http.StatusNotFound, r.code)
+	assert.Contains(t, r.body, errNoRoute.Error())
 
 	e2 := newEnv(t, 0, func(o *Options) { o.Picker = picker("other-00001") })
 	r = wait(t, e2.get(t))
-	equal(t, http.StatusNotFound, r.code)
-	contains(t, r.body, `"other-00001": unknown revision`)
-	errorIs(t, e2.h.UpdateInstances("other-00001", nil), ErrUnknownRevision)
+	assert.Equal(t, http.StatusNotFound, r.code)
+	assert.Contains(t, r.body, `"other-00001": unknown revision`)
+	assert.ErrorIs(t, e2.h.UpdateInstances("other-00001", nil), ErrUnknownRevision)
+	require.
 
-	// Names the activator does not know get no series of their own, so a
-	// Picker returning arbitrary names cannot grow the metrics.
-	eventually(t, func() bool { return e2.counter("requests", "", "404") == 1 })
-	mustTrue(t, !e2.hasSeries(t, "other-00001"), "a series for an unknown revision")
+		// Names the activator does not know get no series of their own, so a
+		// Picker returning arbitrary names cannot grow the metrics.
+		Eventually(t, func() bool { return e2.counter("requests", "", "404") == 1 }, 10*time.Second, time.Millisecond)
+	require.True(t, !e2.hasSeries(t, "other-00001"), "a series for an unknown revision")
 }
 
 // A held request refused because its revision was removed is counted
@@ -363,10 +370,10 @@ func TestRemovedRevisionSeriesStayGone(t *testing.T) {
 	res := e.get(t)
 	e.waitHeld(t, 1)
 	e.h.RemoveRevision(rev)
-	equal(t, http.StatusServiceUnavailable, wait(t, res).code)
-	eventually(t, func() bool { return e.counter("requests", "", "503") == 1 })
-	equal(t, 1.0, e.counter("rejected", "", "revision_removed"))
-	mustTrue(t, !e.hasSeries(t, rev), "a series for the removed revision")
+	assert.Equal(t, http.StatusServiceUnavailable, wait(t, res).code)
+	require.Eventually(t, func() bool { return e.counter("requests", "", "503") == 1 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, 1.0, e.counter("rejected", "", "revision_removed"))
+	require.True(t, !e.hasSeries(t, rev), "a series for the removed revision")
 }
 
 func TestRejectReplacesThe503(t *testing.T) {
@@ -381,19 +388,19 @@ func TestRejectReplacesThe503(t *testing.T) {
 	e.get(t)
 	e.waitHeld(t, 1)
 	r := wait(t, e.get(t))
-	equal(t, http.StatusOK, r.code)
-	equal(t, "<p>starting up…</p>", r.body)
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, "<p>starting up…</p>", r.body)
 }
 
 func TestOptionsValidation(t *testing.T) {
 	_, err := New(Options{MaxHeldRequests: -1, MaxHeldBytes: -2, WaitTimeout: 2 * time.Hour})
-	mustErr(t, err)
+	require.Error(t, err)
 	for _, want := range []string{"Options.Picker", "Options.MaxHeldRequests -1", "Options.MaxHeldBytes -2", "Options.WaitTimeout 2h0m0s"} {
-		contains(t, err.Error(), want)
+		assert.Contains(t, err.Error(), want)
 	}
 	h, err := New(Options{Picker: picker(rev)})
-	noErr(t, err)
-	errorContains(t, h.SetRevision(revision.Revision{}), "no name")
+	require.NoError(t, err)
+	assert.ErrorContains(t, h.SetRevision(revision.Revision{}), "no name")
 }
 
 func TestMetrics(t *testing.T) {
@@ -401,17 +408,17 @@ func TestMetrics(t *testing.T) {
 	a := newUpstream(t, "a", false)
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
-	equal(t, http.StatusOK, wait(t, res).code)
-	eventually(t, func() bool { return e.counter("requests", rev, "200") == 1 })
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	assert.Equal(t, http.StatusOK, wait(t, res).code)
+	require.Eventually(t, func() bool { return e.counter("requests", rev, "200") == 1 }, 10*time.Second, time.Millisecond)
 
 	mfs, err := e.reg.Gather()
-	noErr(t, err)
+	require.NoError(t, err)
 	var names []string
 	for _, mf := range mfs {
 		names = append(names, mf.GetName())
 	}
-	equal(t, []string{
+	assert.Equal(t, []string{
 		"zeroscale_activator_cold_start_wait_seconds",
 		"zeroscale_activator_cold_starts_total",
 		"zeroscale_activator_held_requests",
@@ -423,14 +430,14 @@ func TestMetrics(t *testing.T) {
 	// A second activator on the same registry is refused, and leaves
 	// nothing registered behind.
 	_, err = New(Options{Picker: picker(rev), Registerer: e.reg})
-	errorContains(t, err, "registering metrics")
+	assert.ErrorContains(t, err, "registering metrics")
 	mfs2, err := e.reg.Gather()
-	noErr(t, err)
-	equal(t, len(mfs), len(mfs2))
+	require.NoError(t, err)
+	assert.Equal(t, len(mfs), len(mfs2))
 
 	// Removing the revision drops its series.
 	e.h.RemoveRevision(rev)
 	mfs, err = e.reg.Gather()
-	noErr(t, err)
-	equal(t, 0, len(mfs))
+	require.NoError(t, err)
+	assert.Equal(t, 0, len(mfs))
 }

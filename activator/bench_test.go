@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/hop"
 )
@@ -30,9 +32,9 @@ func BenchmarkHop(b *testing.B) {
 			}))
 			defer app.Close()
 			h, err := New(Options{Picker: picker(rev)})
-			noErr(b, err)
-			noErr(b, h.SetRevision(newRevision(b, rev, 0, 0)))
-			noErr(b, h.UpdateInstances(rev, []backend.Instance{{ID: "a", Address: app.Listener.Addr().String(), Ready: true}}))
+			require.NoError(b, err)
+			require.NoError(b, h.SetRevision(newRevision(b, rev, 0, 0)))
+			require.NoError(b, h.UpdateInstances(rev, []backend.Instance{{ID: "a", Address: app.Listener.Addr().String(), Ready: true}}))
 			front := httptest.NewServer(h)
 			defer front.Close()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
@@ -100,9 +102,9 @@ func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // routing, throttling, accounting, headers and tracing hooks.
 func BenchmarkServeHTTP(b *testing.B) {
 	h, err := New(Options{Picker: picker(rev), Transport: cannedTransport{}, Secret: "s"})
-	noErr(b, err)
-	noErr(b, h.SetRevision(newRevision(b, rev, 10, 0)))
-	noErr(b, h.UpdateInstances(rev, []backend.Instance{{ID: "a", Address: "127.0.0.1:1", Ready: true}}))
+	require.NoError(b, err)
+	require.NoError(b, h.SetRevision(newRevision(b, rev, 10, 0)))
+	require.NoError(b, h.UpdateInstances(rev, []backend.Instance{{ID: "a", Address: "127.0.0.1:1", Ready: true}}))
 	bare := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "127.0.0.1:1" },
 		Transport:  cannedTransport{},

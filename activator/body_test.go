@@ -9,6 +9,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
 )
@@ -24,23 +28,22 @@ func TestClientLeavingHeldPostFreesPlace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, 1, func(o *Options) { o.MaxHeldRequests = 1 })
 			c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-			noErr(t, err)
+			require.NoError(t, err)
 			_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\n"+tc.head+"\r\n\r\n"+tc.body)
-			noErr(t, err)
+			require.NoError(t, err)
 			e.waitHeld(t, 1)
-
-			noErr(t, c.Close())
+			require.NoError(t, c.Close())
 			e.waitHeld(t, 0)
-			eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 })
+			require.Eventually(t, func() bool { return e.counter("requests", rev, "499") == 1 }, 10*time.Second, time.Millisecond)
 
 			// The place is free: the next request is held, then served.
 			next := e.do(t.Context(), http.MethodPost, "/", strings.NewReader("again"), nil)
 			e.waitHeld(t, 1)
 			a := newUpstream(t, "a", false)
-			noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+			require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 			r := wait(t, next)
-			equal(t, http.StatusOK, r.code)
-			equal(t, "ok a again", r.body)
+			assert.Equal(t, http.StatusOK, r.code)
+			assert.Equal(t, "ok a again", r.body)
 		})
 	}
 }
@@ -60,18 +63,18 @@ func TestHeldBodiesForwardedWhole(t *testing.T) {
 	e.waitHeld(t, 2)
 
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	for i, want := range []string{small, "chunked"} {
 		r := wait(t, res[i])
-		equal(t, http.StatusOK, r.code)
-		mustTrue(t, r.body == "ok a "+want, "request ", i, ": body of ", len(r.body), " bytes")
+		assert.Equal(t, http.StatusOK, r.code)
+		require.Equal(t, "ok a "+want, r.body, "request %d", i)
 	}
 }
 
 func TestPrefetchable(t *testing.T) {
 	req := func(proto int, body io.Reader, n int64, expect string) *http.Request {
 		r, err := http.NewRequest(http.MethodPost, "http://x/", body)
-		noErr(t, err)
+		require.NoError(t, err)
 		r.ProtoMajor, r.ContentLength = proto, n
 		if expect != "" {
 			r.Header.Set("Expect", expect)
@@ -79,19 +82,19 @@ func TestPrefetchable(t *testing.T) {
 		return r
 	}
 	body := strings.NewReader("hello")
-	equal(t, true, prefetchable(req(1, body, 5, ""), 5))
-	equal(t, false, prefetchable(req(1, body, 6, ""), 5), "over the limit")
-	equal(t, false, prefetchable(req(1, body, -1, ""), 5), "unknown length")
-	equal(t, false, prefetchable(req(2, body, 5, ""), 5), "HTTP/2 notices a client leaving by itself")
-	equal(t, false, prefetchable(req(1, body, 5, "100-continue"), 5), "client waits to be told to send")
-	equal(t, false, prefetchable(req(1, nil, 0, ""), 5), "no body")
+	assert.Equal(t, true, prefetchable(req(1, body, 5, ""), 5))
+	assert.Equal(t, false, prefetchable(req(1, body, 6, ""), 5), "over the limit")
+	assert.Equal(t, false, prefetchable(req(1, body, -1, ""), 5), "unknown length")
+	assert.Equal(t, false, prefetchable(req(2, body, 5, ""), 5), "HTTP/2 notices a client leaving by itself")
+	assert.Equal(t, false, prefetchable(req(1, body, 5, "100-continue"), 5), "client waits to be told to send")
+	assert.Equal(t, false, prefetchable(req(1, nil, 0, ""), 5), "no body")
 }
 
 func TestPrefetchBodyReadAndClose(t *testing.T) {
 	b := newPrefetchBody(io.NopCloser(strings.NewReader("hello")), 5)
 	got, err := io.ReadAll(b)
-	noErr(t, err)
-	equal(t, "hello", string(got))
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(got))
 
 	pr, pw := io.Pipe()
 	b = newPrefetchBody(pr, 5)
@@ -100,11 +103,12 @@ func TestPrefetchBodyReadAndClose(t *testing.T) {
 		_, err := b.Read(make([]byte, 5))
 		done <- err
 	}()
-	noErr(t, b.Close()) // wakes the waiting Read
-	equal(t, http.ErrBodyReadAfterClose, <-done)
+	require.NoError(t, b.Close())
+	assert. // wakes the waiting Read
+		Equal(t, http.ErrBodyReadAfterClose, <-done)
 	// A ResponseWriter without deadlines: finish does not wait for fill.
 	b.finish(httptest.NewRecorder())
-	noErr(t, pw.Close()) // ends fill
+	require.NoError(t, pw.Close()) // ends fill
 	<-b.done
 	b.finish(httptest.NewRecorder()) // fill over: returns at once
 }
@@ -114,25 +118,25 @@ func TestPrefetchBodyReadAndClose(t *testing.T) {
 func TestHugeContentLengthIsChargedInFull(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.ContentLength = math.MaxInt64
-	equal(t, int64(math.MaxInt64), heldBytes(r))
+	assert.Equal(t, int64(math.MaxInt64), heldBytes(r))
 
 	e := newEnv(t, 1, nil)
 	first := e.get(t)
 	e.waitHeld(t, 1)
 	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-	noErr(t, err)
+	require.NoError(t, err)
 	defer c.Close()
 	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775807\r\n\r\n")
-	noErr(t, err)
+	require.NoError(t, err)
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	noErr(t, err)
-	equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
 	body, _ := io.ReadAll(res.Body)
-	contains(t, string(body), "hold queue full")
-	equal(t, 1, e.load(t).Held)
+	assert.Contains(t, string(body), "hold queue full")
+	assert.Equal(t, 1, e.load(t).Held)
 
 	e.h.RemoveRevision(rev)
-	equal(t, http.StatusServiceUnavailable, wait(t, first).code)
+	assert.Equal(t, http.StatusServiceUnavailable, wait(t, first).code)
 }
 
 // A held POST whose client is still sending its body when the deadline
@@ -140,15 +144,15 @@ func TestHugeContentLengthIsChargedInFull(t *testing.T) {
 func TestRefusedWhileBodyArrives(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-	noErr(t, err)
+	require.NoError(t, err)
 	defer c.Close()
 	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-	noErr(t, err)
+	require.NoError(t, err)
 	e.waitHeld(t, 1)
 	e.clk.Step(MinWait)
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	noErr(t, err)
-	equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
 	body, _ := io.ReadAll(res.Body)
-	contains(t, string(body), "wait deadline passed")
+	assert.Contains(t, string(body), "wait deadline passed")
 }

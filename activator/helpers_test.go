@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -39,7 +40,7 @@ func newRevision(t testing.TB, name string, cc int, timeout time.Duration) revis
 	t.Helper()
 	spec := revision.Spec{Command: []string{"app"}, ContainerConcurrency: cc, Timeouts: revision.Timeouts{Request: timeout}}
 	r, err := revision.New("hello", name, 1, spec, time.Time{})
-	noErr(t, err)
+	require.NoError(t, err)
 	return r
 }
 
@@ -142,8 +143,8 @@ func newEnv(t testing.TB, cc int, mutate func(*Options)) *env {
 		mutate(&o)
 	}
 	h, err := New(o)
-	noErr(t, err)
-	noErr(t, h.SetRevision(newRevision(t, rev, cc, 0)))
+	require.NoError(t, err)
+	require.NoError(t, h.SetRevision(newRevision(t, rev, cc, 0)))
 	e.h = h
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
@@ -153,7 +154,7 @@ func newEnv(t testing.TB, cc int, mutate func(*Options)) *env {
 
 func (e *env) load(t testing.TB) Load {
 	l, ok := e.h.Load(rev)
-	mustTrue(t, ok)
+	require.True(t, ok)
 	return l
 }
 
@@ -161,7 +162,7 @@ func (e *env) load(t testing.TB) Load {
 // sockets, so this is a poll with a timeout.
 func (e *env) waitHeld(t testing.TB, n int) {
 	t.Helper()
-	eventually(t, func() bool { return e.load(t).Held == n }, "held requests ≠ ", n)
+	require.Eventually(t, func() bool { return e.load(t).Held == n }, 10*time.Second, time.Millisecond, "held requests ≠ %d", n)
 }
 
 type result struct {
@@ -206,7 +207,7 @@ func wait(t testing.TB, ch <-chan result) result {
 	t.Helper()
 	select {
 	case r := <-ch:
-		noErr(t, r.err)
+		require.NoError(t, r.err)
 		return r
 	case <-time.After(10 * time.Second):
 		t.Fatal("no response within 10 s")
@@ -258,7 +259,7 @@ func (e *env) noReport(t testing.TB) {
 func (e *env) hasSeries(t testing.TB, rev string) bool {
 	t.Helper()
 	mfs, err := e.reg.Gather()
-	noErr(t, err)
+	require.NoError(t, err)
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/revision"
@@ -30,7 +32,7 @@ func (e *env) waitIdle(ctx context.Context, id string) <-chan error {
 func (e *env) mustBlock(t testing.TB, id string, done <-chan error) {
 	t.Helper()
 	th := e.h.lookup(rev)
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("WaitInstanceIdle(%s) returned %v while the activator was still busy with it", id, err)
@@ -39,7 +41,9 @@ func (e *env) mustBlock(t testing.TB, id string, done <-chan error) {
 		th.mu.Lock()
 		defer th.mu.Unlock()
 		return th.idle[id] != nil && th.idle[id].waiters > 0
-	}, "WaitInstanceIdle not waiting on ", id)
+	}, 10*time.Second, time.Millisecond,
+
+		"WaitInstanceIdle not waiting on ", id)
 }
 
 func mustReturn(t testing.TB, done <-chan error, want error) {
@@ -62,27 +66,28 @@ func draining(in backend.Instance) backend.Instance {
 func TestWaitInstanceIdleWaitsForRequestsInFlight(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	a, b := newUpstream(t, "a", true), newUpstream(t, "b", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	res := e.get(t)
-	eventually(t, func() bool { return a.inFlight.Load() == 1 })
+	require.Eventually(t, func() bool { return a.inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
 
 	done := e.waitIdle(t.Context(), "a")
-	e.mustBlock(t, "a", done) // still a candidate, and busy
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{draining(a.instance(true)), b.instance(true)}))
+	e.mustBlock(t, "a", done)
+	require. // still a candidate, and busy
+			NoError(t, e.h.UpdateInstances(rev, []backend.Instance{draining(a.instance(true)), b.instance(true)}))
 	e.mustBlock(t, "a", done) // no longer a candidate, still busy
 
 	// After the draining snapshot, new requests go elsewhere.
 	for range 5 {
-		equal(t, "ok b ", wait(t, e.get(t)).body)
+		assert.Equal(t, "ok b ", wait(t, e.get(t)).body)
 	}
 	a.release()
-	equal(t, "ok a ", wait(t, res).body)
+	assert.Equal(t, "ok a ", wait(t, res).body)
 	mustReturn(t, done, nil)
 	th := e.h.lookup(rev)
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	empty(t, len(th.idle))
-	empty(t, len(th.orphans))
+	assert.Empty(t, len(th.idle))
+	assert.Empty(t, len(th.orphans))
 }
 
 // A slot taken just before the draining snapshot is applied (the request
@@ -91,13 +96,12 @@ func TestWaitInstanceIdleWaitsForRequestsInFlight(t *testing.T) {
 func TestWaitInstanceIdleWaitsForSlotPickedBeforeSnapshot(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	th := e.h.lookup(rev)
 	adm, err := th.acquire(t.Context(), acquireReq{})
-	noErr(t, err)
-	equal(t, "a", adm.slot.id)
-
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{draining(a.instance(true))}))
+	require.NoError(t, err)
+	assert.Equal(t, "a", adm.slot.id)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{draining(a.instance(true))}))
 	done := e.waitIdle(t.Context(), "a")
 	e.mustBlock(t, "a", done)
 	th.release(adm.slot)
@@ -123,24 +127,23 @@ func TestWaitInstanceIdleWaitsForStreamedBody(t *testing.T) {
 		}
 	})
 	inst := backend.Instance{ID: "s", Address: up.Listener.Addr().String(), Ready: true}
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
 
 	res, err := e.srv.Client().Get(e.srv.URL)
-	noErr(t, err)
+	require.NoError(t, err)
 	defer res.Body.Close()
 	br := bufio.NewReader(res.Body)
 	line, err := br.ReadString('\n')
-	noErr(t, err)
-	equal(t, "data: one\n", line)
-
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{draining(inst)}))
+	require.NoError(t, err)
+	assert.Equal(t, "data: one\n", line)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{draining(inst)}))
 	done := e.waitIdle(t.Context(), "s")
 	e.mustBlock(t, "s", done)
 	close(gate)
 	opened = true
 	rest, err := io.ReadAll(br)
-	noErr(t, err)
-	equal(t, "data: two\n", string(rest))
+	require.NoError(t, err)
+	assert.Equal(t, "data: two\n", string(rest))
 	mustReturn(t, done, nil)
 }
 
@@ -148,48 +151,51 @@ func TestWaitInstanceIdleWaitsForWebSocketClose(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	up := newWebSocketUpstream(t)
 	inst := backend.Instance{ID: "ws", Address: up.Listener.Addr().String(), Ready: true}
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http"), nil)
-	noErr(t, err)
+	require.NoError(t, err)
 	defer c.CloseNow()
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{draining(inst)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{draining(inst)}))
 	done := e.waitIdle(t.Context(), "ws")
 	e.mustBlock(t, "ws", done)
-	// The connection still works while the instance drains.
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
+	require.
+		// The connection still works while the instance drains.
+		NoError(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
 	_, msg, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, "echo hi", string(msg))
+	require.NoError(t, err)
+	assert.Equal(t, "echo hi", string(msg))
 	e.mustBlock(t, "ws", done)
-	noErr(t, c.Close(websocket.StatusNormalClosure, ""))
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 	mustReturn(t, done, nil)
 }
 
 func TestWaitInstanceIdleContextEnds(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	ctx, cancel := context.WithCancel(t.Context())
 	done1, done2 := e.waitIdle(ctx, "a"), e.waitIdle(t.Context(), "a")
 	e.mustBlock(t, "a", done1)
-	eventually(t, func() bool {
+	require.Eventually(t, func() bool {
 		th := e.h.lookup(rev)
 		th.mu.Lock()
 		defer th.mu.Unlock()
 		return th.idle["a"].waiters == 2
-	})
+	}, 10*time.Second, time.Millisecond,
+	)
 	cancel()
 	mustReturn(t, done1, context.Canceled)
 	// The other waiter still waits, and is woken by the snapshot.
 	e.mustBlock(t, "a", done2)
-	noErr(t, e.h.UpdateInstances(rev, nil))
+	require.NoError(t, e.h.UpdateInstances(rev, nil))
 	mustReturn(t, done2, nil)
+	require.
 
-	// The last waiter to give up removes the entry: the map stays bounded.
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+		// The last waiter to give up removes the entry: the map stays bounded.
+		NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	ctx, cancel = context.WithCancel(t.Context())
 	done := e.waitIdle(ctx, "a")
 	e.mustBlock(t, "a", done)
@@ -198,13 +204,13 @@ func TestWaitInstanceIdleContextEnds(t *testing.T) {
 	th := e.h.lookup(rev)
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	empty(t, len(th.idle))
+	assert.Empty(t, len(th.idle))
 }
 
 func TestWaitInstanceIdleReturnsAtOnce(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false), newUpstream(t, "b", false).instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false), newUpstream(t, "b", false).instance(true)}))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // nothing to wait for: nil, not the context's error
 	for _, c := range []struct{ rev, id string }{
@@ -212,7 +218,7 @@ func TestWaitInstanceIdleReturnsAtOnce(t *testing.T) {
 		{rev, "never-seen"},    // unknown instance
 		{rev, "a"},             // not ready, no slot
 	} {
-		noErr(t, e.h.WaitInstanceIdle(ctx, c.rev, c.id))
+		require.NoError(t, e.h.WaitInstanceIdle(ctx, c.rev, c.id))
 	}
 
 	// Removing the revision ends new picks; requests in flight are still
@@ -221,9 +227,9 @@ func TestWaitInstanceIdleReturnsAtOnce(t *testing.T) {
 	e.mustBlock(t, "b", done)
 	th := e.h.lookup(rev)
 	adm, err := th.acquire(t.Context(), acquireReq{})
-	noErr(t, err)
+	require.NoError(t, err)
 	e.h.RemoveRevision(rev)
-	noErr(t, e.h.WaitInstanceIdle(ctx, rev, "b")) // now unknown
+	require.NoError(t, e.h.WaitInstanceIdle(ctx, rev, "b")) // now unknown
 	select {
 	case err := <-done:
 		t.Fatalf("WaitInstanceIdle returned %v with a slot still held", err)
@@ -266,21 +272,22 @@ func TestDefaultTransportSpeaksTheRevisionsProtocol(t *testing.T) {
 		e.h.RemoveRevision(rev)
 		spec := revision.Spec{Command: []string{"app"}, Protocol: p.protocol}
 		r, err := revision.New("hello", rev, 1, spec, time.Time{})
-		noErr(t, err)
-		noErr(t, e.h.SetRevision(r))
-		noErr(t, e.h.UpdateInstances(rev, []backend.Instance{{ID: "u", Address: up.Listener.Addr().String(), Ready: true}}))
+		require.NoError(t, err)
+		require.NoError(t, e.h.SetRevision(r))
+		require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{{ID: "u", Address: up.Listener.Addr().String(), Ready: true}}))
 		for _, client := range []http.RoundTripper{h2, front.Client().Transport} {
 			res, err := (&http.Client{Transport: client}).Get(front.URL)
-			noErr(t, err)
+			require.NoError(t, err)
 			body, err := io.ReadAll(res.Body)
-			noErr(t, err)
-			noErr(t, res.Body.Close())
-			equal(t, p.want, string(body))
+			require.NoError(t, err)
+			require.NoError(t, res.Body.Close())
+			assert.Equal(t, p.want, string(body))
 			if res.ProtoMajor == 2 || p.protocol != revision.ProtocolH2C {
-				// An h2c app's trailers do not reach an HTTP/1.1 client
-				// (they are not announced before the body); gRPC
-				// clients speak HTTP/2.
-				equal(t, "0", res.Trailer.Get("Grpc-Status"), p.protocol, " ", res.Proto)
+				assert.
+					// An h2c app's trailers do not reach an HTTP/1.1 client
+					// (they are not announced before the body); gRPC
+					// clients speak HTTP/2.
+					Equal(t, "0", res.Trailer.Get("Grpc-Status"), p.protocol, " ", res.Proto)
 			}
 		}
 	}

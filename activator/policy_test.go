@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 )
 
@@ -18,7 +21,7 @@ func cands(inFlight ...int) []Candidate {
 
 func TestDefaultPolicyByConcurrency(t *testing.T) {
 	for cc, want := range map[int]Policy{0: &PowerOfTwoChoices{}, 1: FirstAvailable{}, 3: FirstAvailable{}, 4: &RoundRobin{}, 1000: &RoundRobin{}} {
-		equal(t, want, DefaultPolicy(cc), "cc ", cc)
+		assert.Equal(t, want, DefaultPolicy(cc), "cc %d", cc)
 	}
 }
 
@@ -33,12 +36,12 @@ func TestFirstAvailablePacks(t *testing.T) {
 			c[i].InFlight++
 		}
 	}
-	equal(t, []int{0, 0, 1, 1, 2, 2, -1}, picks)
+	assert.Equal(t, []int{0, 0, 1, 1, 2, 2, -1}, picks)
 	c[1].InFlight--
-	equal(t, 1, p.Pick(c))
+	assert.Equal(t, 1, p.Pick(c))
 	c[1].excluded = true
-	equal(t, -1, p.Pick(c))
-	equal(t, -1, p.Pick(nil))
+	assert.Equal(t, -1, p.Pick(c))
+	assert.Equal(t, -1, p.Pick(nil))
 }
 
 func TestRoundRobinRotatesSkipsFullAndResets(t *testing.T) {
@@ -48,15 +51,15 @@ func TestRoundRobinRotatesSkipsFullAndResets(t *testing.T) {
 	for range 5 {
 		picks = append(picks, p.Pick(c))
 	}
-	equal(t, []int{0, 2, 3, 0, 2}, picks)
+	assert.Equal(t, []int{0, 2, 3, 0, 2}, picks)
 	// The list shrank below the position: start again at the first.
 	p.next = 3
-	equal(t, 0, p.Pick(c[:2]))
+	assert.Equal(t, 0, p.Pick(c[:2]))
 	for i := range c {
 		c[i].InFlight = 2
 	}
-	equal(t, -1, p.Pick(c))
-	equal(t, -1, p.Pick(nil))
+	assert.Equal(t, -1, p.Pick(c))
+	assert.Equal(t, -1, p.Pick(nil))
 }
 
 func TestPowerOfTwoChoicesPrefersLessLoaded(t *testing.T) {
@@ -71,11 +74,12 @@ func TestPowerOfTwoChoicesPrefersLessLoaded(t *testing.T) {
 	// With two candidates both are always compared: the idle one wins.
 	c := unlimited(5, 0)
 	for range 100 {
-		equal(t, 1, p.Pick(c))
+		assert.Equal(t, 1, p.Pick(c))
 	}
-	// One candidate is always picked, whatever its load.
-	equal(t, 0, p.Pick(unlimited(1000)))
-	equal(t, -1, p.Pick(nil))
+	assert.
+		// One candidate is always picked, whatever its load.
+		Equal(t, 0, p.Pick(unlimited(1000)))
+	assert.Equal(t, -1, p.Pick(nil))
 	// Among many, the most loaded is never picked (it loses every pair),
 	// and every other is.
 	c = unlimited(1, 1, 1, 9)
@@ -83,25 +87,25 @@ func TestPowerOfTwoChoicesPrefersLessLoaded(t *testing.T) {
 	for range 1000 {
 		seen[p.Pick(c)]++
 	}
-	equal(t, 0, seen[3])
-	equal(t, 3, len(seen))
+	assert.Equal(t, 0, seen[3])
+	assert.Equal(t, 3, len(seen))
 	// Capacity is respected: only the free candidate can be picked.
 	c = cands(2, 2, 1, 2)
 	for range 100 {
-		equal(t, 2, p.Pick(c))
+		assert.Equal(t, 2, p.Pick(c))
 	}
 	c[2].excluded = true
-	equal(t, -1, p.Pick(c))
+	assert.Equal(t, -1, p.Pick(c))
 }
 
 func TestPickRejectsBadPolicyAnswers(t *testing.T) {
 	e := newEnv(t, 1, func(o *Options) { o.Policy = func(int) Policy { return badPolicy(5) } })
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	th := e.h.lookup(rev)
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	equal(t, -1, th.pickLocked(""))
+	assert.Equal(t, -1, th.pickLocked(""))
 }
 
 // badPolicy returns a fixed index, valid or not.
@@ -112,6 +116,6 @@ func (p badPolicy) Pick([]Candidate) int { return int(p) }
 func TestNilPolicyMeansDefault(t *testing.T) {
 	e := newEnv(t, 1, func(o *Options) { o.Policy = func(int) Policy { return nil } })
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
-	equal(t, http.StatusOK, wait(t, e.get(t)).code)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	assert.Equal(t, http.StatusOK, wait(t, e.get(t)).code)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -23,49 +24,51 @@ func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
 	t0 := e.clk.Now()
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	// Knative's immediate report on the first request to an idle revision.
-	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
+	assert.
+		// Knative's immediate report on the first request to an idle revision.
+		Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
 	e.noReport(t)
 
 	// Held for the whole period: concurrency 1, less the 1 and the
 	// request already sent in the immediate report (Knative).
 	e.tick()
-	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 0, Timestamp: t0.Add(time.Second)}, e.nextReport(t))
+	assert.Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 0, Timestamp: t0.Add(time.Second)}, e.nextReport(t))
 
 	a := newUpstream(t, "a", false)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
-	equal(t, http.StatusOK, wait(t, res).code)
-	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	assert.Equal(t, http.StatusOK, wait(t, res).code)
+	require.Eventually(t, func() bool { return e.load(t).InFlight == 0 }, 10*time.Second, time.Millisecond)
 
 	// A period without demand is reported, then the entry is dropped.
 	e.tick()
-	equal(t, stats.Stat{Instance: DefaultName, Timestamp: t0.Add(2 * time.Second)}, e.nextReport(t))
+	assert.Equal(t, stats.Stat{Instance: DefaultName, Timestamp: t0.Add(2 * time.Second)}, e.nextReport(t))
 	e.tick()
 	e.noReport(t)
+	assert.
 
-	// So the next request is a first request again.
-	equal(t, http.StatusOK, wait(t, e.get(t)).code)
-	equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0.Add(3 * time.Second)}, e.nextReport(t))
+		// So the next request is a first request again.
+		Equal(t, http.StatusOK, wait(t, e.get(t)).code)
+	assert.Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0.Add(3 * time.Second)}, e.nextReport(t))
 }
 
 func TestReportsDemandAtOnceWhenHoldingBegins(t *testing.T) {
 	e := newEnv(t, 1, func(o *Options) { o.Name = "act-1" })
 	a := newUpstream(t, "a", true)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	first := e.get(t)
-	eventually(t, func() bool { return a.inFlight.Load() == 1 })
-	equal(t, 1.0, e.nextReport(t).RequestCount) // first request
+	require.Eventually(t, func() bool { return a.inFlight.Load() == 1 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, 1.0, e.nextReport(t).RequestCount) // first request
 
 	// Half a period later the instance is still busy; then the period ends.
 	e.clk.Step(500 * time.Millisecond)
 	e.h.report(e.clk.Now(), 500*time.Millisecond)
-	equal(t, 0.0, e.nextReport(t).AverageConcurrency) // 1, less the immediate report's 1
+	assert.Equal(t, 0.0, e.nextReport(t).AverageConcurrency) // 1, less the immediate report's 1
 
 	// The first held request of an episode reports the demand at once …
 	second := e.get(t)
 	e.waitHeld(t, 1)
 	s := e.nextReport(t)
-	equal(t, stats.Stat{Instance: "act-1", AverageConcurrency: 2, Timestamp: e.clk.Now()}, s)
+	assert.Equal(t, stats.Stat{Instance: "act-1", AverageConcurrency: 2, Timestamp: e.clk.Now()}, s)
 	// … the next one does not.
 	third := e.get(t)
 	e.waitHeld(t, 2)
@@ -74,14 +77,14 @@ func TestReportsDemandAtOnceWhenHoldingBegins(t *testing.T) {
 	// One busy and two held for a whole period; two arrivals.
 	e.tick()
 	s = e.nextReport(t)
-	equal(t, 3.0, s.AverageConcurrency)
-	equal(t, 2.0, s.RequestCount)
+	assert.Equal(t, 3.0, s.AverageConcurrency)
+	assert.Equal(t, 2.0, s.RequestCount)
 
 	a.release()
 	for _, r := range []<-chan result{first, second, third} {
-		equal(t, http.StatusOK, wait(t, r).code)
+		assert.Equal(t, http.StatusOK, wait(t, r).code)
 	}
-	lessOrEqual(t, a.max.Load(), 1)
+	assert.LessOrEqual(t, a.max.Load(), int64(1))
 }
 
 func TestRunReportsEverySecond(t *testing.T) {
@@ -92,25 +95,27 @@ func TestRunReportsEverySecond(t *testing.T) {
 		e.h.Run(ctx)
 		close(done)
 	}()
-	// Run's ticker registers on the fake clock from its own goroutine.
-	eventually(t, e.clk.HasWaiters)
+	require.
+		// Run's ticker registers on the fake clock from its own goroutine.
+		Eventually(t, e.clk.HasWaiters, 10*time.Second, time.Millisecond)
 	e.get(t)
 	e.waitHeld(t, 1)
-	equal(t, 1.0, e.nextReport(t).RequestCount)
+	assert.Equal(t, 1.0, e.nextReport(t).RequestCount)
 	e.clk.Step(ReportInterval)
 	s := e.nextReport(t)
-	equal(t, 0.0, s.AverageConcurrency) // less the immediate report's 1
-	equal(t, e.clk.Now(), s.Timestamp)
+	assert.Equal(t, 0.0, s.AverageConcurrency)
+	assert. // less the immediate report's 1
+		Equal(t, e.clk.Now(), s.Timestamp)
 	e.clk.Step(ReportInterval)
 	s = e.nextReport(t)
-	equal(t, 1.0, s.AverageConcurrency)
-	equal(t, e.clk.Now(), s.Timestamp)
+	assert.Equal(t, 1.0, s.AverageConcurrency)
+	assert.Equal(t, e.clk.Now(), s.Timestamp)
 	cancel()
 	<-done
 
 	// Without a Reporter, Run has nothing to do.
 	h, err := New(Options{Picker: picker(rev)})
-	noErr(t, err)
+	require.NoError(t, err)
 	h.Run(t.Context())
 }
 
@@ -133,7 +138,7 @@ func TestReportsHeldTimeOfDispatchedRequests(t *testing.T) {
 	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	require.Equal(t, http.StatusOK, wait(t, first).code)
 	require.Equal(t, http.StatusOK, wait(t, second).code)
-	eventually(t, func() bool { return e.load(t).InFlight == 0 })
+	require.Eventually(t, func() bool { return e.load(t).InFlight == 0 }, 10*time.Second, time.Millisecond)
 	e.clk.Step(500 * time.Millisecond)
 	e.h.report(e.clk.Now(), ReportInterval)
 	s := e.nextReport(t)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 )
 
@@ -13,36 +16,37 @@ func TestInFlightSurvivesInstanceFlapping(t *testing.T) {
 	e := newEnv(t, 2, nil)
 	th := e.h.lookup(rev)
 	a := backend.Instance{ID: "a", Revision: rev, Address: "127.0.0.1:1", Ready: true}
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
 	var slots []slot
 	for range 2 {
 		adm, err := th.acquire(context.Background(), acquireReq{arrival: true})
-		noErr(t, err)
-		equal(t, slot{id: "a", addr: a.Address}, adm.slot)
+		require.NoError(t, err)
+		assert.Equal(t, slot{id: "a", addr: a.Address}, adm.slot)
 		slots = append(slots, adm.slot)
 	}
-	equal(t, 0, e.load(t).FreeSlots)
+	assert.Equal(t, 0, e.load(t).FreeSlots)
 
 	a.Ready = false
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
-	equal(t, Load{InFlight: 2, WaitTimeout: MinWait}, e.load(t))
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
+	assert.Equal(t, Load{InFlight: 2, WaitTimeout: MinWait}, e.load(t))
 	a.Ready = true
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
-	equal(t, 0, e.load(t).FreeSlots)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a}))
+	assert.Equal(t, 0, e.load(t).FreeSlots)
 
 	th.release(slots[0])
-	equal(t, 1, e.load(t).FreeSlots)
-	// A slot on an instance that is gone for good is simply forgotten.
-	noErr(t, e.h.UpdateInstances(rev, nil))
+	assert.Equal(t, 1, e.load(t).FreeSlots)
+	require.
+		// A slot on an instance that is gone for good is simply forgotten.
+		NoError(t, e.h.UpdateInstances(rev, nil))
 	th.release(slots[1])
-	equal(t, Load{WaitTimeout: MinWait}, e.load(t))
-	equal(t, 0, len(th.orphans))
+	assert.Equal(t, Load{WaitTimeout: MinWait}, e.load(t))
+	assert.Equal(t, 0, len(th.orphans))
 }
 
 // Instances are ordered by address, and invalid ones are ignored.
 func TestUpdateSortsAndFilters(t *testing.T) {
 	e := newEnv(t, 1, nil)
-	noErr(t, e.h.UpdateInstances(rev, []backend.Instance{
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{
 		{ID: "b", Address: "127.0.0.1:2", Ready: true},
 		{ID: "a", Address: "127.0.0.1:1", Ready: true},
 		{ID: "a", Address: "127.0.0.1:9", Ready: true},             // duplicate ID
@@ -52,7 +56,7 @@ func TestUpdateSortsAndFilters(t *testing.T) {
 	th := e.h.lookup(rev)
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	equal(t, []Candidate{
+	assert.Equal(t, []Candidate{
 		{ID: "a", Address: "127.0.0.1:1", Capacity: 1},
 		{ID: "b", Address: "127.0.0.1:2", Capacity: 1},
 	}, th.cands)

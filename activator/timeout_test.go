@@ -37,7 +37,7 @@ func TestHeldThenSlowResponseStartIs504(t *testing.T) {
 	e.clk.Step(3 * time.Second)
 	u := newUpstream(t, "a", true)
 	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{u.instance(true)}))
-	eventually(t, func() bool { return u.inFlight.Load() == 1 }, "request not at the instance")
+	require.Eventually(t, func() bool { return u.inFlight.Load() == 1 }, 10*time.Second, time.Millisecond, "request not at the instance")
 	e.clk.Step(2 * time.Second)
 	r := wait(t, res)
 	require.Equal(t, http.StatusGatewayTimeout, r.code)

@@ -14,6 +14,8 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
@@ -37,7 +39,7 @@ func newTestCollector(t *testing.T, o CollectorOptions) (*Collector, *clocktesti
 func TestCollectorPushRecordsNetOfProxied(t *testing.T) {
 	var demand []string
 	c, clk := newTestCollector(t, CollectorOptions{OnDemand: func(rev string) { demand = append(demand, rev) }})
-	noErr(t, c.Add("r", testParams(), false))
+	require.NoError(t, c.Add("r", testParams(), false))
 
 	// An instance and an activator report in the same second: they add up,
 	// and what the activator proxied counts once.
@@ -47,30 +49,31 @@ func TestCollectorPushRecordsNetOfProxied(t *testing.T) {
 	c.Report("unknown", stats.Stat{AverageConcurrency: 1})
 
 	s, p, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
-	equal(t, [2]float64{s, p}, [2]float64{5, 5}, "stable, panic")
+	require.NoError(t, err)
+	require.Equal(t, [2]float64{5, 5}, [2]float64{s, p}, "stable, panic")
 	s, p, err = c.StableAndPanic("r", revision.MetricRPS, clk.Now())
-	noErr(t, err)
-	equal(t, [2]float64{s, p}, [2]float64{10, 10}, "stable, panic")
-	equal(t, demand, []string{"r", "r"}, "demand signals")
+	require.NoError(t, err)
+	require.Equal(t, [2]float64{10, 10}, [2]float64{s, p}, "stable, panic")
+	require.Equal(t, []string{"r", "r"}, demand, "demand signals")
 
 	// A week-old timestamp is outside the window and ignored.
 	c.Report("r", stats.Stat{AverageConcurrency: 1000, Timestamp: t0.Add(-7 * 24 * time.Hour)})
 	s, _, _ = c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	near(t, s, 5, "stable")
+	require.InDelta(t, 5, s, 1e-9, "stable")
 	// Non-finite stats are dropped, not recorded.
 	c.Report("r", stats.Stat{AverageConcurrency: math.Inf(1)})
 	s, _, _ = c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	near(t, s, 5, "stable")
+	require.InDelta(t, 5, s, 1e-9, "stable")
 }
 
 func TestCollectorNoData(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("pushed", testParams(), false))
-	noErr(t, c.Add("scraped", testParams(), true))
+	require.NoError(t, c.Add("pushed", testParams(), false))
+	require.NoError(t, c.Add("scraped", testParams(), true))
 	p := testParams()
-	p.TargetBurstCapacity = -1 // activator always in path: pushes only
-	noErr(t, c.Add("tbc-1", p, true))
+	p.TargetBurstCapacity = -1
+	require. // activator always in path: pushes only
+			NoError(t, c.Add("tbc-1", p, true))
 
 	for rev, wantErr := range map[string]error{"pushed": nil, "scraped": ErrNoData, "tbc-1": nil, "gone": ErrNotCollecting} {
 		_, _, err := c.StableAndPanic(rev, revision.MetricConcurrency, clk.Now())
@@ -80,13 +83,13 @@ func TestCollectorNoData(t *testing.T) {
 	}
 	c.Report("scraped", stats.Stat{AverageConcurrency: 1})
 	_, _, err := c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
+	require.NoError(t, err)
 	_, _, err = c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now().Add(61*time.Second))
-	errIs(t, err, ErrNoData)
+	require.ErrorIs(t, err, ErrNoData)
 
 	c.Remove("scraped")
 	_, _, err = c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now())
-	errIs(t, err, ErrNotCollecting)
+	require.ErrorIs(t, err, ErrNotCollecting)
 }
 
 func TestCollectorAddValidates(t *testing.T) {
@@ -94,10 +97,10 @@ func TestCollectorAddValidates(t *testing.T) {
 	p := testParams()
 	p.Algorithm = "median"
 	err := c.Add("r", p, false)
-	errContains(t, err, "Algorithm")
+	require.ErrorContains(t, err, "Algorithm")
 	p = testParams()
 	p.PanicWindow = 0
-	errContains(t, c.Add("r", p, false), "PanicWindow")
+	require.ErrorContains(t, c.Add("r", p, false), "PanicWindow")
 	if c.Add("", testParams(), false) == nil {
 		t.Fatal("empty revision name accepted")
 	}
@@ -105,14 +108,14 @@ func TestCollectorAddValidates(t *testing.T) {
 
 func TestCollectorUpdateResizesKeepingData(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("r", testParams(), false))
+	require.NoError(t, c.Add("r", testParams(), false))
 	c.Report("r", stats.Stat{AverageConcurrency: 4})
 	p := testParams()
 	p.StableWindow, p.PanicWindow = 30*time.Second, 3*time.Second
-	noErr(t, c.Add("r", p, false))
+	require.NoError(t, c.Add("r", p, false))
 	s, pv, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
-	equal(t, [2]float64{s, pv}, [2]float64{4, 4}, "stable, panic")
+	require.NoError(t, err)
+	require.Equal(t, [2]float64{4, 4}, [2]float64{s, pv}, "stable, panic")
 }
 
 // statServer serves a fixed stat (or a status) on stats.Path and counts hits.
@@ -153,7 +156,7 @@ func scrapeNow(c *Collector) {
 
 func TestCollectorScrapeExtrapolatesOldFirst(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("r", testParams(), true))
+	require.NoError(t, c.Add("r", testParams(), true))
 	old := t0.Add(-time.Hour)
 	var insts []backend.Instance
 	var olds []*statServer
@@ -170,19 +173,19 @@ func TestCollectorScrapeExtrapolatesOldFirst(t *testing.T) {
 
 	scrapeNow(c) // N = 5 → sample 4, all old: (4 × 2) / 4 × 5 = 10
 	s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
-	near(t, s, 10, "stable")
+	require.NoError(t, err)
+	require.InDelta(t, 10, s, 1e-9, "stable")
 	s, _, _ = c.StableAndPanic("r", revision.MetricRPS, clk.Now())
-	near(t, s, 25, "stable")
-	equal(t, young.hits.Load(), int32(0), "young instance scraped while enough old ones answered")
+	require.InDelta(t, 25, s, 1e-9, "stable")
+	require.Equal(t, int32(0), young.hits.Load(), "young instance scraped while enough old ones answered")
 	for _, o := range olds {
-		equal(t, o.hits.Load(), int32(1), "hits of an old instance")
+		require.Equal(t, int32(1), o.hits.Load(), "hits of an old instance")
 	}
 }
 
 func TestCollectorScrapeFallsBackToYoung(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("r", testParams(), true))
+	require.NoError(t, c.Add("r", testParams(), true))
 	old := t0.Add(-time.Hour)
 	insts := []backend.Instance{newStatServer(t, stats.Stat{}, http.StatusServiceUnavailable).instance(old)}
 	for range 3 {
@@ -192,14 +195,14 @@ func TestCollectorScrapeFallsBackToYoung(t *testing.T) {
 	c.SetTargets("r", insts)
 	scrapeNow(c)
 	s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
-	near(t, s, 5, "stable")
-	equal(t, c.get("r").scrapeErrs.Load(), uint64(0), "scrape errors")
+	require.NoError(t, err)
+	require.InDelta(t, 5, s, 1e-9, "stable")
+	require.Equal(t, uint64(0), c.get("r").scrapeErrs.Load(), "scrape errors")
 }
 
 func TestCollectorFailedScrapeRecordsNothing(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("r", testParams(), true))
+	require.NoError(t, c.Add("r", testParams(), true))
 	c.SetTargets("r", []backend.Instance{
 		newStatServer(t, stats.Stat{AverageConcurrency: 1}, http.StatusOK).instance(t0),
 		newStatServer(t, stats.Stat{AverageConcurrency: 1}, http.StatusOK).instance(t0),
@@ -207,46 +210,50 @@ func TestCollectorFailedScrapeRecordsNothing(t *testing.T) {
 	})
 	scrapeNow(c)
 	_, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	errIs(t, err, ErrNoData)
+	require.ErrorIs(t, err, ErrNoData)
 	col := c.get("r")
-	equal(t, col.scrapeErrs.Load(), uint64(1), "scrapeErrs")
-	equal(t, col.scrapes.Load(), uint64(1), "scrapes")
+	require.Equal(t, uint64(1), col.scrapeErrs.Load(), "scrapeErrs")
+	require.Equal(t, uint64(1), col.scrapes.Load(), "scrapes")
 
 	// No targets: nothing scraped, nothing recorded, no error.
 	c.SetTargets("r", nil)
 	scrapeNow(c)
-	equal(t, col.scrapes.Load(), uint64(1), "scrapes")
+	require.Equal(t, uint64(1), col.scrapes.Load(), "scrapes")
 }
 
 func TestCollectorRunScrapesOnTheClock(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
-	noErr(t, c.Add("r", testParams(), true))
+	require.NoError(t, c.Add("r", testParams(), true))
 	srv := newStatServer(t, stats.Stat{AverageConcurrency: 7}, http.StatusOK)
 	c.SetTargets("r", []backend.Instance{srv.instance(t0)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
-	eventually(t, clk.HasWaiters, "the scrape ticker")
+	require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond, "the scrape ticker")
 	clk.Step(ScrapeInterval)
-	// The scrape is a real HTTP round trip on loopback.
-	eventually(t, func() bool {
-		s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-		return err == nil && s == 7
-	}, "a scraped stat")
+	require.
+		// The scrape is a real HTTP round trip on loopback.
+		Eventually(t, func() bool {
+			s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
+			return err == nil && s == 7
+		}, 10*time.Second, time.Millisecond,
+
+			"a scraped stat")
 	cancel()
-	errIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, <-done, context.Canceled)
 }
 
 func TestCollectorWeightedExponential(t *testing.T) {
 	c, clk := newTestCollector(t, CollectorOptions{})
 	p := testParams()
 	p.Algorithm = revision.AlgorithmWeightedExponential
-	noErr(t, c.Add("r", p, false))
+	require.NoError(t, c.Add("r", p, false))
 	c.Report("r", stats.Stat{AverageConcurrency: 10})
 	s, pv, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	noErr(t, err)
-	// One second of 10: stable weighs it 0.2 (60 buckets), panic 0.7846 (6).
-	near(t, s, 2, "stable")
+	require.NoError(t, err)
+	require.
+		// One second of 10: stable weighs it 0.2 (60 buckets), panic 0.7846 (6).
+		InDelta(t, 2, s, 1e-9, "stable")
 	if math.Abs(pv-7.846) > 1e-3 {
 		t.Fatalf("panic = %v, want ≈ 7.846", pv)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -30,7 +31,7 @@ func newHarness(t *testing.T, o Options) *harness {
 	o.Clock = h.clk
 	o.Publisher = PublisherFunc(func(d Decision) { h.pub = append(h.pub, d) })
 	m, err := New(o)
-	noErr(t, err)
+	require.NoError(t, err)
 	h.m = m
 	return h
 }
@@ -42,13 +43,13 @@ func defaultParams(t *testing.T, edit func(*revision.Config, *revision.Spec)) re
 		edit(&cfg, &spec)
 	}
 	p, err := cfg.Resolve(spec)
-	noErr(t, err)
+	require.NoError(t, err)
 	return p
 }
 
 func (h *harness) set(rev string, p revision.ScalingParams, src Source) {
 	h.t.Helper()
-	noErr(h.t, h.m.Set(rev, p, src))
+	require.NoError(h.t, h.m.Set(rev, p, src))
 	h.pokes()
 }
 
@@ -68,7 +69,7 @@ func (h *harness) last(rev string) Decision {
 
 func (h *harness) ready(rev string, n int) {
 	h.t.Helper()
-	noErr(h.t, h.m.SetReady(rev, n))
+	require.NoError(h.t, h.m.SetReady(rev, n))
 }
 
 // load simulates a revision for secs seconds: every second each ready
@@ -239,8 +240,9 @@ func TestScaleBounds(t *testing.T) {
 	if d := h.last("r"); d.Scale != 2 || d.State != StateActive {
 		t.Fatalf("idle: %+v, want min-scale 2, Active", d)
 	}
-	// Unreachable: min-scale no longer applies, down to zero.
-	noErr(t, h.m.SetReachable("r", false))
+	require.
+		// Unreachable: min-scale no longer applies, down to zero.
+		NoError(t, h.m.SetReachable("r", false))
 	if h.load("r", 200, burst(0)) < 0 {
 		t.Fatalf("unreachable idle revision not scaled to zero: %+v", h.last("r"))
 	}
@@ -359,22 +361,22 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	h := newHarness(t, Options{})
 	p := defaultParams(t, nil)
 	p.MinScale, p.MaxScale = 3, 2
-	errContains(t, h.m.Set("r", p, Pushed), "min")
+	require.ErrorContains(t, h.m.Set("r", p, Pushed), "min")
 	p = defaultParams(t, nil)
 	p.Metric = "cpu"
-	errContains(t, h.m.Set("r", p, Pushed), "Metric")
+	require.ErrorContains(t, h.m.Set("r", p, Pushed), "Metric")
 	p = defaultParams(t, nil)
 	p.TargetValue = 0
-	errContains(t, h.m.Set("r", p, Pushed), "TargetValue")
-	errContains(t, h.m.Set("r", defaultParams(t, nil), Source(7)), "Source 7")
-	errIs(t, h.m.SetReady("nope", 1), ErrUnknownRevision)
-	errContains(t, h.m.SetReady("nope", -1), "ready count")
+	require.ErrorContains(t, h.m.Set("r", p, Pushed), "TargetValue")
+	require.ErrorContains(t, h.m.Set("r", defaultParams(t, nil), Source(7)), "Source 7")
+	require.ErrorIs(t, h.m.SetReady("nope", 1), ErrUnknownRevision)
+	require.ErrorContains(t, h.m.SetReady("nope", -1), "ready count")
 
 	h.set("r", defaultParams(t, nil), Pushed)
 	// Update keeps the decider's state.
 	p = defaultParams(t, nil)
 	p.TargetValue = 1
-	noErr(t, h.m.Set("r", p, Pushed))
+	require.NoError(t, h.m.Set("r", p, Pushed))
 	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.tick()
 	if d := h.last("r"); d.Desired != 5 {
@@ -388,7 +390,7 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	if len(h.pub) != n {
 		t.Fatal("published for a removed revision")
 	}
-	errIs(t, h.m.SetReachable("r", true), ErrUnknownRevision)
+	require.ErrorIs(t, h.m.SetReachable("r", true), ErrUnknownRevision)
 	if _, err := New(Options{}); err == nil {
 		t.Fatal("New without a Publisher accepted")
 	}
@@ -402,7 +404,7 @@ func TestMetrics(t *testing.T) {
 	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 200})
 	h.tick()
 	fams, err := reg.Gather()
-	noErr(t, err)
+	require.NoError(t, err)
 	got := map[string]float64{}
 	for _, f := range fams {
 		for _, m := range f.GetMetric() {
@@ -422,7 +424,7 @@ func TestMetrics(t *testing.T) {
 		"zeroscale_autoscaler_scrapes_total":         0,
 		"zeroscale_autoscaler_scrape_errors_total":   0,
 	}
-	equal(t, got, want, "gathered metrics")
+	require.Equal(t, want, got, "gathered metrics")
 	if err := New2(reg); err == nil {
 		t.Fatal("registering twice succeeded")
 	}
@@ -438,7 +440,7 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	got := make(chan Decision, 16)
 	m, err := New(Options{Clock: clk, Publisher: PublisherFunc(func(d Decision) { got <- d })})
-	noErr(t, err)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
@@ -452,27 +454,28 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 			return Decision{}
 		}
 	}
-	noErr(t, m.Set("r", defaultParams(t, nil), Pushed))
+	require.NoError(t, m.Set("r", defaultParams(t, nil), Pushed))
 	if d := recv("initial"); d.Scale != 1 {
 		t.Fatalf("initial = %+v", d)
 	}
-	noErr(t, m.SetReady("r", 1))
-	// Both tickers (decide and scrape) must be waiting before time moves.
-	eventually(t, func() bool { return clk.Waiters() >= 2 }, "the loop's tickers")
-	errContains(t, m.Run(ctx), "already running")
+	require.NoError(t, m.SetReady("r", 1))
+	require.
+		// Both tickers (decide and scrape) must be waiting before time moves.
+		Eventually(t, func() bool { return clk.Waiters() >= 2 }, 10*time.Second, time.Millisecond, "the loop's tickers")
+	require.ErrorContains(t, m.Run(ctx), "already running")
 	clk.Step(TickInterval)
 	if d := recv("tick"); d.State != StateActive {
 		t.Fatalf("after tick = %+v, want Active", d)
 	}
 	cancel()
-	errIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, <-done, context.Canceled)
 }
 
 func TestConcurrentUse(t *testing.T) {
 	clk := clocktesting.NewFakeClock(t0)
 	reg := prometheus.NewRegistry()
 	m, err := New(Options{Clock: clk, Registerer: reg, Publisher: PublisherFunc(func(Decision) {})})
-	noErr(t, err)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
@@ -484,9 +487,9 @@ func TestConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			rev := fmt.Sprintf("r%d", w)
 			for i := range 200 {
-				noErr(t, m.Set(rev, p, Pushed))
+				require.NoError(t, m.Set(rev, p, Pushed))
 				m.Collector().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
-				noErr(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
+				require.NoError(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
 				if _, err := m.Decision(rev); err != nil {
 					t.Error(err)
 				}
@@ -508,25 +511,25 @@ func TestConcurrentUse(t *testing.T) {
 	}()
 	wg.Wait()
 	cancel()
-	errIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, <-done, context.Canceled)
 }
 
 func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.set("r", defaultParams(t, nil), Pushed)
-	noErr(t, h.m.SetInstances("r", []backend.Instance{
+	require.NoError(t, h.m.SetInstances("r", []backend.Instance{
 		{ID: "a", Ready: true}, {ID: "b", Ready: true}, {ID: "c"}, {ID: "d", Ready: true, Draining: true},
 	}))
 	h.m.mu.Lock()
 	ready := h.m.revs["r"].ready
 	h.m.mu.Unlock()
-	equal(t, ready, 2, "ready")
-	errIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
+	require.Equal(t, 2, ready, "ready")
+	require.ErrorIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
 }
 
 func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 	h := newHarness(t, Options{})
-	noErr(t, h.m.Resume("r", defaultParams(t, nil), Pushed, 5))
+	require.NoError(t, h.m.Resume("r", defaultParams(t, nil), Pushed, 5))
 	h.pokes()
 	if d := h.last("r"); d.Scale != 5 || !d.Panicking {
 		t.Fatalf("resumed: %+v, want 5 held in panic", d)
@@ -545,10 +548,11 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 	if d := h.last("r"); d.Scale != 2 || d.Panicking {
 		t.Fatalf("after a stable window: %+v, want 5/2 = 2 out of panic", d)
 	}
-	errContains(t, h.m.Resume("x", defaultParams(t, nil), Pushed, -1), "ready count")
+	require.ErrorContains(t, h.m.Resume("x", defaultParams(t, nil), Pushed, -1), "ready count")
+	require.
 
-	// A scraped revision has no data yet after a restart: what runs stands.
-	noErr(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
+		// A scraped revision has no data yet after a restart: what runs stands.
+		NoError(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
 	h.pokes()
 	if d := h.last("s"); d.Scale != 4 || d.Desired != -1 || d.State != StateActive {
 		t.Fatalf("resumed without data: %+v, want 4 kept, desired unknown, Active", d)
@@ -558,7 +562,7 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 func TestRPSMetric(t *testing.T) {
 	h := newHarness(t, Options{})
 	p := defaultParams(t, func(_ *revision.Config, s *revision.Spec) { s.Scaling.Metric = revision.MetricRPS })
-	equal(t, p.TargetValue, 140.0, "rps target (200 × 70 %)")
+	require.Equal(t, 140.0, p.TargetValue, "rps target (200 × 70 %)")
 	h.set("r", p, Pushed)
 	h.ready("r", 1)
 	// 300 requests a second, 100 of them proxied by the activator (which
@@ -579,7 +583,7 @@ func TestNilDeciderIsAnError(t *testing.T) {
 	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.clk.Step(TickInterval)
 	h.tick()
-	noErr(t, h.m.with("r", func(s *scaler) {
+	require.NoError(t, h.m.with("r", func(s *scaler) {
 		if s.dec != nil || s.decisions != 0 {
 			t.Errorf("decider %v, %d decisions; want none", s.dec, s.decisions)
 		}

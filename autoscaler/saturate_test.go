@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Out-of-range inputs saturate rather than wrap: Go's conversion of a
@@ -31,7 +33,7 @@ func TestKPAHugeInputsSaturate(t *testing.T) {
 			p.MaxScaleUpRate = tc.upRate
 			p.ScaleDownDelay = 10 * time.Second
 			k, err := NewKPA(p, t0, tc.o.Ready)
-			noErr(t, err)
+			require.NoError(t, err)
 			r := k.Decide(t0.Add(TickInterval), tc.o)
 			if r.DesiredScale != tc.scale || r.ExcessBurstCapacity != tc.ebc || r.Panicking != tc.panicking {
 				t.Fatalf("Decide(%+v) = %+v, want scale %d, EBC %d, panicking %v", tc.o, r, tc.scale, tc.ebc, tc.panicking)

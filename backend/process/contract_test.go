@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/process"
 	"github.com/zeroscale/zeroscale/queueproxy"
@@ -22,7 +24,7 @@ func TestContractQueueProxy(t *testing.T) {
 
 func runContract(t *testing.T, opts process.Options) {
 	exe, err := os.Executable()
-	noErr(t, err)
+	require.NoError(t, err)
 	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
 		opts.Drain = cfg.Drain
 		opts.DrainTimeout = 2 * eventTimeout

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestHostDeathKillsInstances SIGKILLs a host process that runs a Backend
@@ -15,12 +17,12 @@ import (
 // instance outlives the host.
 func TestHostDeathKillsInstances(t *testing.T) {
 	exe, err := os.Executable()
-	noErr(t, err)
+	require.NoError(t, err)
 	host := exec.Command(exe)
 	host.Env = append(os.Environ(), appModeEnv+"="+modeHost, "GORACE=atexit_sleep_ms=0")
 	out, err := host.StdoutPipe()
-	noErr(t, err)
-	noErr(t, host.Start())
+	require.NoError(t, err)
+	require.NoError(t, host.Start())
 	t.Cleanup(func() {
 		_ = host.Process.Kill()
 		_ = host.Wait()
@@ -44,10 +46,9 @@ func TestHostDeathKillsInstances(t *testing.T) {
 		t.Fatalf("the host did not report a ready instance within %v", eventTimeout)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	check(t, !gone(pid), "instance %d runs while its host runs", pid)
-
-	noErr(t, host.Process.Kill())
+	require.True(t, !gone(pid), "instance %d runs while its host runs", pid)
+	require.NoError(t, host.Process.Kill())
 	_ = host.Wait()
-	eventually(t, func() bool { return gone(pid) }, eventTimeout, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return gone(pid) }, eventTimeout, 5*time.Millisecond,
 		"instance %d to die with its host", pid)
 }

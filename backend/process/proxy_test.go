@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
 	"github.com/zeroscale/zeroscale/queueproxy"
@@ -107,17 +109,17 @@ func TestProxyHealthCheckAndRun(t *testing.T) {
 	})
 	rev := deploy(t, b, "health-00001", modeServe)
 	ch, err := b.Watch(t.Context(), rev.Name())
-	noErr(t, err)
-	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 	inst := next(t, ch, "ready", readyCount(1))[0]
 	h := <-proxies
-	check(t, h.p.probes.Load() > 0, "readiness asked the proxy's health check")
-	equal(t, h.running.Load(), int64(1), "the proxy's Run runs")
-	equal(t, get(t, "http://"+inst.Address+"/"), "ok\n")
-	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	require.True(t, h.p.probes.Load() > 0, "readiness asked the proxy's health check")
+	require.EqualValues(t, int64(1), h.running.Load(), "the proxy's Run runs")
+	require.EqualValues(t, "ok\n", get(t, "http://"+inst.Address+"/"))
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 0))
 	<-h.p.drains
 	next(t, ch, "no instance", empty)
-	equal(t, h.running.Load(), int64(0), "Run returned once the instance stopped")
+	require.EqualValues(t, int64(0), h.running.Load(), "Run returned once the instance stopped")
 }
 
 func TestProxyFrontsInstances(t *testing.T) {
@@ -139,47 +141,47 @@ func TestProxyFrontsInstances(t *testing.T) {
 	})
 	rev := deploy(t, b, "fronted-00001", modeServe)
 	ch, err := b.Watch(t.Context(), rev.Name())
-	noErr(t, err)
-	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 	inst := next(t, ch, "ready", readyCount(1))[0]
 	p := <-proxies
 	st := status(t, b, rev.Name()).Instances[0]
-	check(t, inst.Address != st.AppAddress, "Address %s is the proxy's, not the app's %s", inst.Address, st.AppAddress)
-	equal(t, st.AppAddress, p.target)
-	check(t, p.probes.Load() > 0, "readiness came from the proxy's probe")
-	equal(t, get(t, "http://"+inst.Address+"/"), "ok\n")
+	require.True(t, inst.Address != st.AppAddress, "Address %s is the proxy's, not the app's %s", inst.Address, st.AppAddress)
+	require.EqualValues(t, p.target, st.AppAddress)
+	require.True(t, p.probes.Load() > 0, "readiness came from the proxy's probe")
+	require.EqualValues(t, "ok\n", get(t, "http://"+inst.Address+"/"))
 
 	// A request in flight through the proxy survives scale-down: the
 	// proxy drains (after the host's hook) before the app gets SIGTERM.
 	released := hold(t, inst.Address, "p")
-	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 0))
 	<-p.drains
-	check(t, hookDone.Load(), "the DrainFunc ran before the proxy drained")
-	equal(t, get(t, "http://"+st.AppAddress+"/release?key=p"), "ok\n")
+	require.True(t, hookDone.Load(), "the DrainFunc ran before the proxy drained")
+	require.EqualValues(t, "ok\n", get(t, "http://"+st.AppAddress+"/release?key=p"))
 	released()
 	next(t, ch, "no instance", empty)
 	_, err = net.Dial("tcp", inst.Address)
-	check(t, err != nil, "the proxy's listener is closed once the instance stopped")
+	require.True(t, err != nil, "the proxy's listener is closed once the instance stopped")
 }
 
 func TestQueueProxyFront(t *testing.T) {
 	b := newBackend(t, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
 	rev := deploy(t, b, "queued-00001", modeServe, func(s *revision.Spec) { s.ContainerConcurrency = 1 })
 	ch, err := b.Watch(t.Context(), rev.Name())
-	noErr(t, err)
-	noErr(t, b.Scale(t.Context(), rev.Name(), 1))
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 	inst := next(t, ch, "ready", readyCount(1))[0]
 	st := status(t, b, rev.Name()).Instances[0]
-	check(t, inst.Address != st.AppAddress, "the queue-proxy fronts the app")
-	equal(t, strings.TrimSpace(get(t, "http://"+inst.Address+queueproxy.HealthPath)), "ready")
+	require.True(t, inst.Address != st.AppAddress, "the queue-proxy fronts the app")
+	require.EqualValues(t, "ready", strings.TrimSpace(get(t, "http://"+inst.Address+queueproxy.HealthPath)))
 
 	// A request in flight through the queue-proxy survives scale-down:
 	// its Drain waits for it before the app gets SIGTERM.
 	released := hold(t, inst.Address, "q")
-	noErr(t, b.Scale(t.Context(), rev.Name(), 0))
+	require.NoError(t, b.Scale(t.Context(), rev.Name(), 0))
 	next(t, ch, "draining", func(s []backend.Instance) bool { return len(s) == 1 && s[0].Draining })
-	equal(t, status(t, b, rev.Name()).Instances[0].State, process.StateDraining, "held by the queue-proxy's drain")
-	equal(t, get(t, "http://"+st.AppAddress+"/release?key=q"), "ok\n")
+	require.EqualValues(t, process.StateDraining, status(t, b, rev.Name()).Instances[0].State, "held by the queue-proxy's drain")
+	require.EqualValues(t, "ok\n", get(t, "http://"+st.AppAddress+"/release?key=q"))
 	released()
 	next(t, ch, "no instance", empty)
 }
