@@ -91,7 +91,7 @@ func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
 	}
 	var served int64
 	for _, u := range ups {
-		assert.LessOrEqual(t, u.max.Load(), int64(cc), "instance ", u.id)
+		assert.LessOrEqual(t, u.max.Load(), int64(cc), "instance %s", u.id)
 		served += u.served.Load()
 	}
 	assert.Equal(t, int64(n), served)
