@@ -172,3 +172,45 @@ func TestCrashLoopStatus(t *testing.T) {
 		return err != nil
 	}, waitFor, 20*time.Millisecond)
 }
+
+// TestKubeconfigOptions: a kubeconfig path works, its context's
+// namespace (none: "default") is the default, and bad options name the
+// field.
+func TestKubeconfigOptions(t *testing.T) {
+	c := lab.Cluster(t)
+	b, err := kubernetes.New(kubernetes.Options{Kubeconfig: c.Kubeconfig, QueueProxyImage: queueImage, QPS: 5, Burst: 5, FieldManager: "test"})
+	require.NoError(t, err)
+	defer b.Close()
+	assert.Equal(t, "default", b.Namespace())
+	_, err = b.Watch(t.Context(), "absent-00001")
+	assert.ErrorIs(t, err, backend.ErrNotFound)
+	assert.ErrorIs(t, b.Scale(t.Context(), "absent-00001", 1), backend.ErrNotFound)
+	assert.ErrorIs(t, b.Remove(t.Context(), "absent-00001"), backend.ErrNotFound)
+
+	for _, o := range []kubernetes.Options{
+		{QPS: -1}, {Burst: -1}, {QuietPeriod: -time.Second}, {QuietPeriod: 2 * time.Hour}, {DrainTimeout: -1},
+	} {
+		o.Config, o.QueueProxyImage = c.Config, queueImage
+		_, err := kubernetes.New(o)
+		assert.ErrorContains(t, err, "Options.", "%+v", o)
+	}
+	_, err = kubernetes.New(kubernetes.Options{Kubeconfig: t.TempDir() + "/missing", QueueProxyImage: queueImage})
+	assert.ErrorContains(t, err, "client configuration")
+}
+
+// TestStatusMessage: a pod whose image the node cannot pull shows in
+// Status as the revision's message.
+func TestStatusMessage(t *testing.T) {
+	b := newBackend(t, kubernetes.Options{})
+	ctx := t.Context()
+	rev := newRevision(t, "pull", revision.Spec{Image: "zeroscale.test/missing:1"})
+	require.NoError(t, b.Deploy(ctx, rev))
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		st, err := b.Status(ctx, rev.Name())
+		require.NoError(c, err)
+		assert.Contains(c, st.Message, "ErrImagePull")
+		require.Len(c, st.Instances, 1)
+		assert.Equal(c, backend.InstanceStarting, st.Instances[0].State)
+	}, waitFor, 20*time.Millisecond)
+}

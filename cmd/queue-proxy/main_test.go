@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/stats"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -107,11 +108,11 @@ func TestBinary(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill() }()
 	logs := bufio.NewScanner(stderr)
-	var addr string
+	var addr, metricsAddr string
 	for addr == "" && logs.Scan() {
-		var line struct{ Msg, Addr string }
+		var line struct{ Msg, Addr, Metrics string }
 		if json.Unmarshal(logs.Bytes(), &line) == nil && line.Msg == "serving" {
-			addr = line.Addr
+			addr, metricsAddr = line.Addr, line.Metrics
 		}
 	}
 	if addr == "" {
@@ -135,9 +136,27 @@ func TestBinary(t *testing.T) {
 	if code, body := get("/"); code != 200 || body != "hello" {
 		t.Fatalf("GET / = %d %q", code, body)
 	}
+	// The stats are on the serving port too (scrapers know only it).
+	// (503 "no stats yet" until the first 1 s period ends.)
+	require.Eventually(t, func() bool {
+		code, body := get(stats.Path)
+		return code == 200 && strings.HasPrefix(body, "{")
+	}, 10*time.Second, 50*time.Millisecond, "GET %s on the serving port", stats.Path)
 	slow := make(chan string)
 	go func() { _, b := get("/slow"); slow <- b }()
 	<-arrived
+	// The app container's preStop: answers only once the drain is over.
+	drained := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + metricsAddr + "/zeroscale/wait-for-drain")
+		if err != nil {
+			drained <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		drained <- strings.TrimSpace(string(b))
+	}()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +173,17 @@ func TestBinary(t *testing.T) {
 	if code, body := get("/"); code != 200 || body != "hello" {
 		t.Fatalf("GET / while draining = %d %q", code, body)
 	}
+	select {
+	case b := <-drained:
+		t.Fatalf("wait-for-drain answered %q with a request in flight", b)
+	default:
+	}
 	close(release)
 	if b := <-slow; b != "hello" {
 		t.Fatalf("in-flight request during drain got %q", b)
+	}
+	if b := <-drained; b != "drained" {
+		t.Fatalf("wait-for-drain = %q, want drained", b)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after drain: %v", err)
