@@ -69,3 +69,22 @@ func TestActivatorInPathUntilDesiredKnownPositive(t *testing.T) {
 	h.tick()
 	require.True(t, h.last("r").ActivatorInPath, "negative excess burst capacity")
 }
+
+// The host's default progress deadline (revision.Config, which the root
+// Server takes as Options.Config) bounds activating when the revision
+// sets none.
+func TestActivationTimeoutFromHostConfig(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.set("r", defaultParams(t, func(c *revision.Config, _ *revision.Spec) { c.ProgressDeadline = 50 * time.Second }), Pushed)
+	var zeroAt time.Duration
+	for i := 0; i < 100 && zeroAt == 0; i++ {
+		h.clk.Step(TickInterval)
+		h.tick()
+		if h.last("r").Scale == 0 {
+			zeroAt = h.clk.Now().Sub(t0)
+		}
+	}
+	require.Greater(t, zeroAt, 80*time.Second)
+	require.LessOrEqual(t, zeroAt, 82*time.Second)
+	require.Equal(t, ReasonTimedOut, h.last("r").Reason)
+}

@@ -1,6 +1,7 @@
 package autoscaler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,11 +22,9 @@ import (
 // know (never Set, or Removed).
 var ErrUnknownRevision = errors.New("autoscaler: unknown revision")
 
-// DefaultProgressDeadline is how long a revision may stay Activating with
-// nothing to do before it is scaled to zero as failed (Knative's
-// progress deadline; 30 s are added to it, as Knative does).
-const DefaultProgressDeadline = 600 * time.Second
-
+// activationTimeoutBuffer is added to a revision's progress deadline
+// (revision.ScalingParams.ProgressDeadline) before one stuck Activating
+// with nothing to do is scaled to zero as failed, as Knative does.
 const activationTimeoutBuffer = 30 * time.Second
 
 // State is a revision's activity, Knative's PodAutoscaler Active condition.
@@ -136,9 +135,6 @@ type Options struct {
 	// CollectorOptions.
 	HTTPClient           *http.Client
 	MaxConcurrentScrapes int
-	// ProgressDeadline bounds Activating, see DefaultProgressDeadline
-	// (used when 0).
-	ProgressDeadline time.Duration
 	// NewDecider builds a revision's decider at its first decision, with
 	// the ready count known then; nil means NewKPA.
 	NewDecider func(p revision.ScalingParams, now time.Time, ready int) (Decider, error)
@@ -151,12 +147,11 @@ type Options struct {
 // ticker goroutine (plus the Collector's scrape goroutine); a revision
 // costs memory, not goroutines. All methods are safe for concurrent use.
 type Multiscaler struct {
-	pub              Publisher
-	clock            clock.WithTicker
-	log              *slog.Logger
-	coll             *Collector
-	progressDeadline time.Duration
-	newDecider       func(revision.ScalingParams, time.Time, int) (Decider, error)
+	pub        Publisher
+	clock      clock.WithTicker
+	log        *slog.Logger
+	coll       *Collector
+	newDecider func(revision.ScalingParams, time.Time, int) (Decider, error)
 
 	mu   sync.Mutex
 	revs map[string]*scaler
@@ -203,27 +198,20 @@ func New(o Options) (*Multiscaler, error) {
 	if o.Publisher == nil {
 		return nil, errors.New("autoscaler: Options.Publisher is required")
 	}
-	if o.ProgressDeadline < 0 {
-		return nil, fmt.Errorf("autoscaler: Options.ProgressDeadline %v, want ≥ 0", o.ProgressDeadline)
-	}
 	m := &Multiscaler{
-		pub:              o.Publisher,
-		clock:            o.Clock,
-		log:              o.Logger,
-		progressDeadline: o.ProgressDeadline,
-		newDecider:       o.NewDecider,
-		revs:             make(map[string]*scaler),
-		poked:            make(map[string]struct{}),
-		wake:             make(chan struct{}, 1),
+		pub:        o.Publisher,
+		clock:      o.Clock,
+		log:        o.Logger,
+		newDecider: o.NewDecider,
+		revs:       make(map[string]*scaler),
+		poked:      make(map[string]struct{}),
+		wake:       make(chan struct{}, 1),
 	}
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
-	}
-	if m.progressDeadline == 0 {
-		m.progressDeadline = DefaultProgressDeadline
 	}
 	if m.newDecider == nil {
 		m.newDecider = func(p revision.ScalingParams, now time.Time, ready int) (Decider, error) {
@@ -599,7 +587,8 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 	switch s.state {
 	case StateActivating:
 		// Stuck activating past the progress deadline: give up, scale to 0.
-		if now.Sub(s.since) > m.progressDeadline+activationTimeoutBuffer {
+		deadline := cmp.Or(p.ProgressDeadline, revision.DefaultProgressDeadline)
+		if now.Sub(s.since) > deadline+activationTimeoutBuffer {
 			return 0, true
 		}
 		return -1, false

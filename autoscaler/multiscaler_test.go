@@ -319,8 +319,10 @@ func TestPodRetentionPeriod(t *testing.T) {
 }
 
 func TestActivationTimeout(t *testing.T) {
-	h := newHarness(t, Options{ProgressDeadline: 100 * time.Second})
-	h.set("r", defaultParams(t, nil), Pushed)
+	// A per-revision deadline (the serving.knative.dev/progress-deadline
+	// annotation) replaces the host's 600 s.
+	h := newHarness(t, Options{})
+	h.set("r", defaultParams(t, func(_ *revision.Config, s *revision.Spec) { s.ProgressDeadline = 100 * time.Second }), Pushed)
 	// No instance ever becomes ready and nobody asks for one.
 	var zeroAt time.Duration
 	for i := 0; i < 100 && zeroAt == 0; i++ {

@@ -95,6 +95,9 @@ func ToConfig(svc *Service) (Config, error) {
 		return Config{}, err
 	}
 	spec.Scaling = scaling
+	if spec.ProgressDeadline, err = revision.ParseProgressDeadline(s.Spec.Template.Annotations); err != nil {
+		return Config{}, err
+	}
 	if err := spec.Validate(); err != nil {
 		return Config{}, fmt.Errorf("knative: service %q: %w", s.Name, err)
 	}
@@ -118,10 +121,11 @@ func ToConfig(svc *Service) (Config, error) {
 }
 
 // withoutScaling returns a without the keys revision.ParseAnnotations
-// reads, nil if nothing is left.
+// and revision.ParseProgressDeadline read (the template carries them),
+// nil if nothing is left.
 func withoutScaling(a map[string]string) map[string]string {
 	out := maps.Clone(a)
-	maps.DeleteFunc(out, func(k, _ string) bool { return isScalingKey(k) })
+	maps.DeleteFunc(out, func(k, _ string) bool { return isScalingKey(k) || k == revision.ProgressDeadlineAnnotation })
 	if len(out) == 0 {
 		return nil
 	}
@@ -200,10 +204,18 @@ func FromTraffic(targets []traffic.Target) []TrafficTarget {
 }
 
 // RevisionTemplate renders a revision spec as a Service's template
-// (autoscaling settings as annotations), named name when not "".
+// (autoscaling settings and the progress deadline as annotations),
+// named name when not "".
 func RevisionTemplate(spec revision.Spec, name string) RevisionTemplateSpec {
 	t := RevisionTemplateSpec{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: RevisionSpecOf(spec)}
-	if a := spec.Scaling.Annotations(); len(a) > 0 {
+	a := spec.Scaling.Annotations()
+	if d := spec.ProgressDeadline; d > 0 {
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[revision.ProgressDeadlineAnnotation] = d.String()
+	}
+	if len(a) > 0 {
 		t.Annotations = a
 	}
 	return t

@@ -3,16 +3,19 @@ package knative_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
 	"github.com/zeroscale/zeroscale/knative"
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/invalid")
@@ -235,4 +238,24 @@ func TestNearestField(t *testing.T) {
 		require.Len(t, fes, 1, "%s: %v", tc.manifest, err)
 		assert.Equal(t, tc.want, fes[0].Details, tc.manifest)
 	}
+}
+
+// serving.knative.dev/progress-deadline on the template is the
+// revision's progress deadline, and back; a bad value names its path.
+func TestProgressDeadlineAnnotation(t *testing.T) {
+	const manifest = `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"slow"},
+		"spec":{"template":{"metadata":{"annotations":{"serving.knative.dev/progress-deadline":%q}},
+		"spec":{"containers":[{"image":"example.com/slow"}]}}}}`
+	cs, err := decodeConfig(fmt.Appendf(nil, manifest, "42s"))
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.Equal(t, 42*time.Second, cs[0].Template.ProgressDeadline)
+	assert.Empty(t, cs[0].TemplateAnnotations)
+	back := knative.FromConfig(cs[0])
+	assert.Equal(t, "42s", back.Spec.Template.Annotations[revision.ProgressDeadlineAnnotation])
+
+	_, err = decodeConfig(fmt.Appendf(nil, manifest, "soon"))
+	fes := knative.Errors(err)
+	require.NotEmpty(t, fes, "%v", err)
+	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]")
 }

@@ -192,10 +192,12 @@ func validateMeta(errs *fieldErrors, m metav1.ObjectMeta) {
 	}
 }
 
-// annotations checks the autoscaling.knative.dev/* annotations.
+// annotations checks the autoscaling.knative.dev/* annotations and
+// serving.knative.dev/progress-deadline.
 func annotations(errs *fieldErrors, a map[string]string, path string) {
 	_, err := revision.ParseAnnotations(a)
-	for _, e := range flatten(err) {
+	_, perr := revision.ParseProgressDeadline(a)
+	for _, e := range flatten(errors.Join(err, perr)) {
 		var fe *revision.FieldError
 		if errors.As(e, &fe) {
 			errs.invalid(fmt.Sprintf("%q", fe.Value), path+"["+fe.Field+"]", "must be "+fe.Allowed)

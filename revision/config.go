@@ -37,6 +37,7 @@ func DefaultConfig() Config {
 		MinScale:                          0,
 		MaxScale:                          0,
 		MaxScaleLimit:                     0,
+		ProgressDeadline:                  DefaultProgressDeadline,
 	}
 }
 
@@ -82,6 +83,9 @@ func (c Config) Validate() error {
 	num("MaxScaleDownRate", c.MaxScaleDownRate, c.MaxScaleDownRate > 1, "> 1")
 	if c.ScaleToZeroGracePeriod <= 0 || c.ScaleToZeroGracePeriod > WindowMax {
 		errs.add("Config.ScaleToZeroGracePeriod", c.ScaleToZeroGracePeriod.String(), "in (0s, 1h0m0s]")
+	}
+	if d := c.ProgressDeadline; d != 0 && !validProgressDeadline(d) {
+		errs.add("Config.ProgressDeadline", d.String(), progressDeadlineRange+" (0 = 10m0s)")
 	}
 	dur("ScaleToZeroPodRetentionPeriod", c.ScaleToZeroPodRetentionPeriod, 0, WindowMax, false)
 	dur("ScaleDownDelay", c.ScaleDownDelay, 0, WindowMax, true)
@@ -152,6 +156,7 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		EnableScaleToZero:             c.EnableScaleToZero,
 		ScaleToZeroGracePeriod:        c.ScaleToZeroGracePeriod,
 		ScaleToZeroPodRetentionPeriod: deref(s.ScaleToZeroPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod),
+		ProgressDeadline:              cmp.Or(spec.ProgressDeadline, c.ProgressDeadline, DefaultProgressDeadline),
 	}
 
 	cc := float64(spec.ContainerConcurrency)

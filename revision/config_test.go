@@ -13,7 +13,7 @@ func TestDefaultConfigIsKnatives(t *testing.T) {
 		TargetUtilizationPercentage: 70, ContainerConcurrencyTargetDefault: 100, RPSTargetDefault: 200,
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, EnableScaleToZero: true,
 		ScaleToZeroGracePeriod: 30 * time.Second, TargetBurstCapacity: 211, ActivatorCapacity: 100,
-		InitialScale: 1,
+		InitialScale: 1, ProgressDeadline: 600 * time.Second,
 	}
 	if c != want {
 		t.Fatalf("DefaultConfig() = %+v\nwant %+v", c, want)
@@ -146,6 +146,7 @@ func TestResolveDefaults(t *testing.T) {
 		TargetUtilization: 0.7, StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 2,
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, InitialScale: 1, TargetBurstCapacity: 211,
 		ActivatorCapacity: 100, EnableScaleToZero: true, ScaleToZeroGracePeriod: 30 * time.Second,
+		ProgressDeadline: 600 * time.Second,
 	}
 	if p != want {
 		t.Fatalf("got  %+v\nwant %+v", p, want)
@@ -156,7 +157,8 @@ func TestResolveOverrides(t *testing.T) {
 	c := DefaultConfig()
 	c.EnableScaleToZero = false
 	c.ScaleToZeroGracePeriod = 45 * time.Second
-	p, err := c.Resolve(Spec{ContainerConcurrency: 50, Scaling: fullScaling()})
+	c.ProgressDeadline = 0 // still Knative's 600 s, overridden by the spec
+	p, err := c.Resolve(Spec{ContainerConcurrency: 50, Scaling: fullScaling(), ProgressDeadline: 42 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestResolveOverrides(t *testing.T) {
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, MinScale: 1, MaxScale: 20, InitialScale: 3,
 		ActivationScale: 2, ScaleDownDelay: 15 * time.Minute, TargetBurstCapacity: -1,
 		ActivatorCapacity: 100, EnableScaleToZero: false, ScaleToZeroGracePeriod: 45 * time.Second,
-		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond,
+		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond, ProgressDeadline: 42 * time.Second,
 	}
 	if p != want {
 		t.Fatalf("got  %+v\nwant %+v", p, want)

@@ -89,6 +89,10 @@ type Config struct {
 	MinScale                          int           // min-scale: 0; ≥ 0, ≤ MaxScale when MaxScale > 0
 	MaxScale                          int           // max-scale: 0 = unlimited; ≤ MaxScaleLimit when that is > 0
 	MaxScaleLimit                     int           // max-scale-limit: 0 = none; ≥ 0
+	// ProgressDeadline is config-deployment's progress-deadline: 600s
+	// (0 also means 600s); whole seconds in [1s, 24h]. A revision's
+	// Spec.ProgressDeadline overrides it.
+	ProgressDeadline time.Duration
 }
 
 // ScalingParams are a revision's effective autoscaling parameters: its
@@ -116,4 +120,7 @@ type ScalingParams struct {
 	EnableScaleToZero             bool
 	ScaleToZeroGracePeriod        time.Duration
 	ScaleToZeroPodRetentionPeriod time.Duration
+	// ProgressDeadline bounds activating from zero (Spec's, else the
+	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
+	ProgressDeadline time.Duration
 }

@@ -49,6 +49,12 @@ type Spec struct {
 	// autoscaling.knative.dev/* annotations). Unset fields take the
 	// host's Config defaults.
 	Scaling Scaling
+	// ProgressDeadline is how long the revision may take to get its
+	// instances ready when scaling up from zero before it is given up
+	// as failed (Knative's serving.knative.dev/progress-deadline
+	// annotation, see ParseProgressDeadline). 0 means the host's
+	// Config.ProgressDeadline; else whole seconds in [1s, 24h].
+	ProgressDeadline time.Duration
 }
 
 // Values of Spec.Protocol: Knative's container port names.
@@ -102,6 +108,11 @@ const (
 	MaxContainerConcurrency = 1000
 	DefaultRequestTimeout   = 300 * time.Second
 	MaxRequestTimeout       = time.Hour
+	// DefaultProgressDeadline and MaxProgressDeadline are the default
+	// (Knative's config-deployment progress-deadline) and the bound of
+	// Spec.ProgressDeadline and Config.ProgressDeadline.
+	DefaultProgressDeadline = 600 * time.Second
+	MaxProgressDeadline     = 24 * time.Hour
 	DefaultProbeTimeout     = time.Second
 	AggressiveProbePeriod   = 50 * time.Millisecond
 )
@@ -186,6 +197,9 @@ func (s Spec) validate() error {
 	}
 	if t.Idle < 0 || t.Idle > MaxRequestTimeout {
 		errs.add("Spec.Timeouts.Idle", t.Idle.String(), "in [0s, 1h0m0s] (0 = none)")
+	}
+	if d := s.ProgressDeadline; d != 0 && !validProgressDeadline(d) {
+		errs.add("Spec.ProgressDeadline", d.String(), progressDeadlineRange+" (0 = Config.ProgressDeadline)")
 	}
 	seen := make(map[string]bool, len(s.Env))
 	for i, e := range s.Env {
@@ -308,6 +322,7 @@ func (s Spec) hash() string {
 	e.str("Readiness.HTTPPath", s.Readiness.HTTPPath)
 	e.int("Readiness.Period", int64(s.Readiness.Period))
 	e.int("Readiness.Timeout", int64(s.Readiness.Timeout))
+	e.int("ProgressDeadline", int64(s.ProgressDeadline))
 	// Scaling through its annotations: one canonical text per setting,
 	// and new Scaling fields are covered by the field table.
 	for i := range scalingFields {

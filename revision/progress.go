@@ -1,0 +1,35 @@
+package revision
+
+import (
+	"strings"
+	"time"
+)
+
+// ProgressDeadlineAnnotation is Knative's per-revision progress
+// deadline annotation: a Go duration of whole seconds, parsed into
+// Spec.ProgressDeadline by ParseProgressDeadline.
+const ProgressDeadlineAnnotation = "serving.knative.dev/progress-deadline"
+
+// progressDeadlineRange says in words what validProgressDeadline accepts.
+const progressDeadlineRange = "a duration of whole seconds in [1s, 24h0m0s]"
+
+func validProgressDeadline(d time.Duration) bool {
+	return inDurationRange(d, time.Second, MaxProgressDeadline, true)
+}
+
+// ParseProgressDeadline reads ProgressDeadlineAnnotation from
+// annotations: 0 when absent, else the duration, or a *FieldError
+// naming the annotation and the allowed range.
+func ParseProgressDeadline(annotations map[string]string) (time.Duration, error) {
+	v, ok := annotations[ProgressDeadlineAnnotation]
+	if !ok {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || !validProgressDeadline(d) {
+		var errs errList
+		errs.add(ProgressDeadlineAnnotation, v, progressDeadlineRange)
+		return 0, errs.err()
+	}
+	return d, nil
+}
