@@ -29,8 +29,8 @@ const KnativeAPIPrefix = "/apis/serving.knative.dev/v1/namespaces/"
 // AdminHandler serves the Server's status and its write API:
 //
 //	GET    /healthz           200 "ok" (no token needed)
-//	GET    /metrics           Prometheus metrics, when Options.Registerer
-//	                          is also a prometheus.Gatherer
+//	GET    /metrics           Prometheus metrics (the Server's own registry,
+//	                          or Options.Registerer when it is a Gatherer)
 //	GET    /services          every ServiceStatus, by name
 //	GET    /services/{name}   one ServiceStatus (404 if unknown)
 //

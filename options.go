@@ -160,9 +160,12 @@ type Options struct {
 
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Registerer receives the activator's and autoscaler's metrics;
-	// nil means none are registered. When it is also a
-	// prometheus.Gatherer, the admin handler serves it at /metrics.
+	// Registerer receives the activator's and autoscaler's metrics. nil
+	// means a fresh registry of the Server's own (never the global
+	// default one), with the Go runtime and process collectors, served
+	// by the admin handler at /metrics: metrics are on by default. A
+	// Registerer that is also a prometheus.Gatherer is served there too;
+	// one that is not (it feeds the host's own registry) is not.
 	Registerer prometheus.Registerer
 	// TracerProvider traces requests through the activator and the
 	// queue-proxies; nil means no tracing.

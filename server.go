@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
@@ -74,6 +77,10 @@ func New(o Options) (*Server, error) {
 		table:    &traffic.Table{Clock: o.Clock, Logger: o.Logger},
 		evWake:   make(chan struct{}, 1),
 	}
+	if s.o.Registerer == nil {
+		s.o.Registerer = newRegistry()
+	}
+	o = s.o
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	co := control.Options{
 		NewBackend:        o.NewBackend,
@@ -109,6 +116,14 @@ func New(o Options) (*Server, error) {
 	s.goRun(s.reconcileLoop)
 	s.goRun(s.dispatchEvents)
 	return s, nil
+}
+
+// newRegistry is the Server's own registry when Options.Registerer is
+// nil: what a Prometheus user expects of a Go service's /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // processBackend is the default Options.NewProxiedBackend: local

@@ -399,11 +399,26 @@ func (h *Handler) WaitInstanceIdle(ctx context.Context, revision, instanceID str
 func (h *Handler) count(c *prometheus.CounterVec, t *throttler, label string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	rev := ""
+	c.WithLabelValues(h.revLabel(t), label).Inc()
+}
+
+// observe counts a finished request and its latency, labelled as count
+// does.
+func (h *Handler) observe(t *throttler, code string, d time.Duration) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	rev := h.revLabel(t)
+	h.metrics.requests.WithLabelValues(rev, code).Inc()
+	h.metrics.latency.WithLabelValues(rev, code).Observe(d.Seconds())
+}
+
+// revLabel is t's revision label: "" unless t is still the Handler's
+// throttler for it. h.mu must be held.
+func (h *Handler) revLabel(t *throttler) string {
 	if t != nil && h.revs[t.name] == t {
-		rev = t.name
+		return t.name
 	}
-	c.WithLabelValues(rev, label).Inc()
+	return ""
 }
 
 func (h *Handler) lookup(name string) *throttler {
@@ -460,11 +475,12 @@ func (h *Handler) send(revision string, s *stats.Stat) {
 // ServeHTTP routes, holds if needed, and proxies r.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	start := h.clock.Now()
 	var span trace.Span
 	if h.tracer != nil {
 		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		ctx, span = h.tracer.Start(ctx, "zeroscale.activator.request",
-			trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(h.clock.Now()))
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
 	}
 	rec := &responseRecorder{ResponseWriter: w}
 	name := ""
@@ -474,10 +490,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code == 0 {
 			code = 499 // the client left before anything was written
 		}
-		h.count(h.metrics.requests, t, strconv.Itoa(code))
+		end := h.clock.Now()
+		h.observe(t, strconv.Itoa(code), end.Sub(start))
 		if span != nil {
 			span.SetAttributes(attribute.String("zeroscale.revision", name), attribute.Int("http.response.status_code", code))
-			span.End(trace.WithTimestamp(h.clock.Now()))
+			span.End(trace.WithTimestamp(end))
 		}
 	}()
 

@@ -423,6 +423,7 @@ func TestMetrics(t *testing.T) {
 		"zeroscale_activator_cold_starts_total",
 		"zeroscale_activator_held_requests",
 		"zeroscale_activator_queue_wait_seconds",
+		"zeroscale_activator_request_duration_seconds",
 		"zeroscale_activator_requests_total",
 		"zeroscale_activator_retries_total",
 	}, names)

@@ -10,6 +10,7 @@ import (
 // zeroscale_activator_ and labelled by revision.
 type metrics struct {
 	requests      *prometheus.CounterVec   // revision, code
+	latency       *prometheus.HistogramVec // revision, code
 	rejected      *prometheus.CounterVec   // revision, reason
 	held          *prometheus.GaugeVec     // revision
 	queueWait     *prometheus.HistogramVec // revision
@@ -21,12 +22,21 @@ type metrics struct {
 // waitBuckets span 5 ms to about 82 s: warm hand-offs to slow cold starts.
 var waitBuckets = prometheus.ExponentialBuckets(0.005, 2, 15)
 
+// latencyBuckets span 0.5 ms to about 65 s: a warm loopback hop to a
+// long request.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 18)
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "zeroscale", "activator"
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "requests_total",
 			Help: "Requests handled, by revision and HTTP status code (499: the client left first; revision \"\": no known revision served it).",
+		}, []string{"revision", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its response (held time included), by revision and HTTP status code.",
+			Buckets: latencyBuckets,
 		}, []string{"revision", "code"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_requests_total",
@@ -69,13 +79,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.rejected, m.held, m.queueWait, m.coldStarts, m.coldStartWait, m.retries}
+	return []prometheus.Collector{m.requests, m.latency, m.rejected, m.held, m.queueWait, m.coldStarts, m.coldStartWait, m.retries}
 }
 
 // forget drops every series of a removed revision.
 func (m *metrics) forget(revision string) {
 	l := prometheus.Labels{"revision": revision}
 	m.requests.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
 	m.rejected.DeletePartialMatch(l)
 	m.held.DeletePartialMatch(l)
 	m.queueWait.DeletePartialMatch(l)

@@ -10,7 +10,7 @@ import (
 type metrics struct {
 	m *Multiscaler
 
-	desired, scale, ready, stable, panicV, target, panicMode, ebc, decisions, scrapes, scrapeErrs *prometheus.Desc
+	desired, scale, ready, stable, panicV, target, threshold, panicMode, ebc, decisions, scrapes, scrapeErrs *prometheus.Desc
 }
 
 func newMetrics(m *Multiscaler) *metrics {
@@ -25,6 +25,7 @@ func newMetrics(m *Multiscaler) *metrics {
 		stable:     prometheus.NewDesc(ns+"stable_value", "The scaling metric averaged over the stable window.", revMetric, nil),
 		panicV:     prometheus.NewDesc(ns+"panic_value", "The scaling metric averaged over the panic window.", revMetric, nil),
 		target:     prometheus.NewDesc(ns+"target_value", "The per-instance target of the scaling metric.", revMetric, nil),
+		threshold:  prometheus.NewDesc(ns+"panic_threshold", "Panic mode starts when the panic-window value reaches this many times target × ready instances (Knative's panic-threshold-percentage / 100).", rev, nil),
 		panicMode:  prometheus.NewDesc(ns+"panic_mode", "1 while the decider is in panic mode.", rev, nil),
 		ebc:        prometheus.NewDesc(ns+"excess_burst_capacity", "Excess burst capacity; negative keeps the activator in the path.", rev, nil),
 		decisions:  prometheus.NewDesc(ns+"decisions_total", "Decisions made (ticks and pokes with data).", rev, nil),
@@ -34,7 +35,7 @@ func newMetrics(m *Multiscaler) *metrics {
 }
 
 func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{x.desired, x.scale, x.ready, x.stable, x.panicV, x.target, x.panicMode, x.ebc, x.decisions, x.scrapes, x.scrapeErrs} {
+	for _, d := range []*prometheus.Desc{x.desired, x.scale, x.ready, x.stable, x.panicV, x.target, x.threshold, x.panicMode, x.ebc, x.decisions, x.scrapes, x.scrapeErrs} {
 		ch <- d
 	}
 }
@@ -56,6 +57,7 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.stable, s.stable, name, metric)
 		gauge(x.panicV, s.panic, name, metric)
 		gauge(x.target, s.params.TargetValue, name, metric)
+		gauge(x.threshold, s.params.PanicThreshold, name)
 		panicking := 0.0
 		if s.rec.Panicking {
 			panicking = 1

@@ -421,6 +421,7 @@ func TestMetrics(t *testing.T) {
 		"zeroscale_autoscaler_panic_value":           200,
 		"zeroscale_autoscaler_target_value":          70,
 		"zeroscale_autoscaler_panic_mode":            0,
+		"zeroscale_autoscaler_panic_threshold":       2,
 		"zeroscale_autoscaler_excess_burst_capacity": -211,
 		"zeroscale_autoscaler_decisions_total":       2,
 		"zeroscale_autoscaler_scrapes_total":         0,
