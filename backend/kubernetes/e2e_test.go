@@ -328,3 +328,67 @@ func TestServerRollout(t *testing.T) {
 	t.Logf("E2E k8s rollout requests=%d errors=%d on roll-00002=%d", total.Load(), failed.Load(), onNew.Load())
 	assert.Zero(t, failed.Load())
 }
+
+// TestServerAutoscaledScaleDownUnderLoad: the autoscaler takes a
+// revision from 3 pods to 1 while clients keep 5 s requests in flight on
+// every pod; the ReplicaSet controller picks the victims, their
+// sidecars drain, and no request fails.
+func TestServerAutoscaledScaleDownUnderLoad(t *testing.T) {
+	const rev = "shrink-00001"
+	s := newServer(t, zeroConfig(), 64)
+	spec := e2eSpec()
+	target, maxScale := 10.0, 3 // 7 requests in flight per pod
+	spec.Scaling.Target, spec.Scaling.MaxScale = &target, &maxScale
+	s.apply(zeroscale.ServiceSpec{Name: "shrink", Template: spec})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var failed, completed atomic.Int64
+	check := func(r result, suffix string) bool {
+		if !r.ok() || !strings.HasSuffix(r.body, suffix) {
+			if failed.Add(1) == 1 {
+				t.Errorf("first failure: %v", r)
+			}
+			return false
+		}
+		return true
+	}
+	loop := func(wg *sync.WaitGroup, stop <-chan struct{}, f func()) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f()
+			}
+		})
+	}
+	burst, long := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for range 40 {
+		loop(&wg, burst, func() { check(s.get(ctx, "shrink", "/sleep?d=200ms"), "slept 200ms\n") })
+	}
+	s.waitEvent(2*time.Minute, "3 ready pods", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 3
+	})
+	for range 6 {
+		loop(&wg, long, func() {
+			if check(s.get(ctx, "shrink", "/sleep?d=5s"), "slept 5s\n") {
+				completed.Add(1)
+			}
+		})
+	}
+	close(burst)
+	s.waitEvent(2*time.Minute, "scale down to 1", func(e zeroscale.Event) bool {
+		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.From > 1 && e.To == 1
+	})
+	at := completed.Load()
+	require.Eventually(t, func() bool { return completed.Load() >= at+6 || failed.Load() > 0 }, time.Minute, 10*time.Millisecond)
+	close(long)
+	wg.Wait()
+	t.Logf("E2E k8s autoscaled scale-down: 3 → 1 pods with 6 clients of 5 s requests; %d long requests completed (%d before), %d failed; pods created %d",
+		completed.Load(), at, failed.Load(), len(lab.Cluster(t).Runtime.Pods(s.ns)))
+	assert.Zero(t, failed.Load())
+}

@@ -113,7 +113,15 @@ func TestDeploymentTemplate(t *testing.T) {
 		assert.Equal(t, kubernetes.QueueServingPort, c.ReadinessProbe.HTTPGet.Port.IntValue(), c.Name)
 		assert.Equal(t, int32(2), c.ReadinessProbe.PeriodSeconds, c.Name)
 	}
+	for _, c := range []corev1.Container{user, qp} {
+		seen := map[string]bool{}
+		for _, e := range c.Env {
+			assert.False(t, seen[e.Name], "%s: env %s set twice", c.Name, e.Name)
+			seen[e.Name] = true
+		}
+	}
 	assert.Contains(t, qp.Env, corev1.EnvVar{Name: "USER_PORT", Value: "8081"})
+	assert.Contains(t, qp.Env, corev1.EnvVar{Name: "USER_PROTOCOL", Value: "http1"})
 	assert.Contains(t, qp.Env, corev1.EnvVar{Name: "PROBE_PATH", Value: "/healthz"})
 	assert.Contains(t, qp.Env, corev1.EnvVar{Name: "REVISION_TIMEOUT_SECONDS", Value: "60"})
 

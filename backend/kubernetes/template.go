@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"net"
@@ -186,7 +185,7 @@ func resources(r revision.Resources) corev1.ResourceRequirements {
 func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) corev1.Container {
 	env := []corev1.EnvVar{
 		{Name: "USER_PORT", Value: strconv.Itoa(spec.Port)},
-		{Name: "USER_PROTOCOL", Value: cmp.Or(spec.Protocol, revision.ProtocolHTTP1)},
+		{Name: "USER_PROTOCOL", Value: protocol(spec)},
 		{Name: "QUEUE_SERVING_PORT", Value: strconv.Itoa(QueueServingPort)},
 		{Name: "QUEUE_METRICS_PORT", Value: strconv.Itoa(QueueMetricsPort)},
 		{Name: "SERVING_REVISION", Value: rev.Name()},
@@ -198,7 +197,6 @@ func (b *Backend) queueContainer(rev revision.Revision, spec revision.Spec) core
 		{Name: "REVISION_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.Request)},
 		{Name: "REVISION_RESPONSE_START_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.ResponseStart)},
 		{Name: "REVISION_IDLE_TIMEOUT_SECONDS", Value: secondsString(spec.Timeouts.Idle)},
-		{Name: "USER_PROTOCOL", Value: protocol(spec)},
 		{Name: "PROBE_PATH", Value: spec.Readiness.HTTPPath},
 		{Name: "PROBE_PERIOD", Value: spec.Readiness.Period.String()},
 		{Name: "PROBE_TIMEOUT", Value: spec.Readiness.Timeout.String()},
