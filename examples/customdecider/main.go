@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +31,15 @@ func (perFour) Decide(_ time.Time, o autoscaler.Observed) autoscaler.Recommendat
 }
 
 func main() {
+	if err := run(os.Stdout, 4*time.Second); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run drives the load in two phases of the given length, then waits for
+// the revision to scale to zero.
+func run(w io.Writer, phase time.Duration) error {
+	out := &lockedWriter{w: w} // events arrive on their own goroutine
 	engine := func(drain backend.DrainFunc) (backend.Backend, error) {
 		return fake.New(fake.Options{
 			StartDelay: 150 * time.Millisecond, // a cold start
@@ -54,7 +65,7 @@ func main() {
 		},
 		OnEvent: func(e zeroscale.Event) {
 			if e.Kind == zeroscale.EventScaled {
-				fmt.Printf("%s  %s\n", e.Time.Format("15:04:05.000"), e)
+				fmt.Fprintf(out, "%s  %s\n", e.Time.Format("15:04:05.000"), e)
 				if e.To == 0 {
 					zero <- struct{}{}
 				}
@@ -62,24 +73,25 @@ func main() {
 		},
 	})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	ctx := context.Background()
 	defer srv.Shutdown(ctx)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	go srv.Serve(ln)
 	if _, err := srv.Apply(ctx, zeroscale.ServiceSpec{Name: "work", Template: revision.Spec{Image: "example.com/work"}}); err != nil {
-		log.Fatal(err)
+		return err
 	}
 
-	// 4 s of 16 clients (→ 4 instances), then 4 s of 4 (→ 1), then idle.
+	// A phase of 16 clients (→ 4 instances), then one of 4 (→ 1), then
+	// idle.
 	for _, clients := range []int{16, 4} {
-		fmt.Printf("--- %d clients for 4 s\n", clients)
+		fmt.Fprintf(out, "--- %d clients for %v\n", clients, phase)
 		var wg sync.WaitGroup
-		stop := time.Now().Add(4 * time.Second)
+		stop := time.Now().Add(phase)
 		for range clients {
 			wg.Go(func() {
 				for time.Now().Before(stop) {
@@ -93,6 +105,19 @@ func main() {
 		}
 		wg.Wait()
 	}
-	fmt.Println("--- idle: waiting for scale to zero")
+	fmt.Fprintln(out, "--- idle: waiting for scale to zero")
 	<-zero
+	return nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

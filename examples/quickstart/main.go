@@ -62,12 +62,14 @@ func main() {
 	if err != nil {
 		log.Fatalf("%v (pick another port with -admin)", err)
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// The bound addresses, so -addr 127.0.0.1:0 prints the port taken.
+	dataAddr, adminAddr := ln.Addr().String(), adminLn.Addr().String()
+	_, port, _ := net.SplitHostPort(dataAddr)
 	fmt.Printf("hello is at %s:%s (0 instances until the first request)\n\n", "http://hello.default.localhost", port)
 	fmt.Printf("  curl http://hello.default.localhost:%s/\n", port)
-	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", *addr)
-	fmt.Printf("  curl http://%s/hello/                                # the same, by path\n", *addr)
-	fmt.Printf("  curl http://%s/services/hello                        # status\n\n", *admin)
+	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", dataAddr)
+	fmt.Printf("  curl http://%s/hello/                                # the same, by path\n", dataAddr)
+	fmt.Printf("  curl http://%s/services/hello                        # status\n\n", adminAddr)
 	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{
 		Name: "hello",
 		Template: revision.Spec{

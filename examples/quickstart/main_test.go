@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,4 +51,65 @@ func TestQuickstartBindsBeforePrinting(t *testing.T) {
 	require.Error(t, err, "the quickstart fails on a taken port")
 	assert.NotContains(t, string(out), "hello is at", "no URL printed before the bind failed")
 	assert.True(t, strings.Contains(string(out), "address already in use"), "the reason is printed: %s", out)
+}
+
+// TestQuickstartServesFromZero runs the quickstart as a user would: it
+// prints where hello is, serves the first request from zero (a real
+// process started on demand), reports the cold start, and shuts down
+// cleanly on SIGTERM.
+func TestQuickstartServesFromZero(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^$", "--", "-addr", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var out []string
+	// next returns the first line (from now on) containing want.
+	next := func(want string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				require.True(t, ok, "the quickstart ended before printing %q; output:\n%s", want, strings.Join(out, "\n"))
+				out = append(out, l)
+				if strings.Contains(l, want) {
+					return l
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q within the test's deadline; output:\n%s", want, strings.Join(out, "\n"))
+			}
+		}
+	}
+	line := next("hello is at http://hello.default.localhost:")
+	port := strings.Fields(strings.TrimPrefix(line, "hello is at http://hello.default.localhost:"))[0]
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/", nil)
+	require.NoError(t, err)
+	req.Host = "hello.default.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "Hello from hello-00001")
+	assert.Contains(t, next("instances"), "hello: 0 → 1 instances (cold start")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	next("shutting down")
+	for range lines { // drain to EOF
+	}
+	require.NoError(t, cmd.Wait(), "a clean exit")
 }
