@@ -3,6 +3,7 @@ package knative
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -132,8 +133,9 @@ func setFields(v reflect.Value) []string {
 //
 //   - metadata.name: required, a DNS-1035 label; generateName is refused
 //     (a local service needs its name up front);
-//   - autoscaling.knative.dev/* annotations (on the template; the
-//     Service's own are checked too) and serving.knative.dev/rollout-duration;
+//   - autoscaling.knative.dev/* annotations on the template (on the
+//     Service's own metadata they are refused, as Knative refuses them)
+//     and serving.knative.dev/rollout-duration;
 //   - spec.template.metadata.name: a DNS-1035 label starting with
 //     "<service>-";
 //   - exactly one container with image or command (image: a container,
@@ -183,7 +185,12 @@ func validateMeta(errs *fieldErrors, m metav1.ObjectMeta) {
 			errs.invalid(fmt.Sprintf("%q", m.Namespace), "metadata.namespace", msgs...)
 		}
 	}
-	annotations(errs, m.Annotations, "metadata.annotations")
+	for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
+		if strings.HasPrefix(k, revision.AnnotationPrefix) {
+			// Knative's own check (serving#9358): users keep putting them here.
+			errs.add(fmt.Sprintf("invalid key name %q", k), `autoscaling annotations must be put under "spec.template.metadata.annotations" to work`, "metadata.annotations")
+		}
+	}
 	if _, err := traffic.ParseRolloutDuration(m.Annotations); err != nil {
 		var fe *traffic.FieldError
 		if errors.As(err, &fe) {

@@ -94,12 +94,23 @@ func (f *editFlags) apply(cmd *cobra.Command, svc *knative.Service) error {
 		}
 	}
 	if changed("annotation") {
-		for _, m := range []*map[string]string{&svc.Annotations, &tmpl.Annotations} {
-			pairs, err := editPairs(*m, sortedKeys(*m), f.annotations, "--annotation")
+		// As kn: on the service and its revisions, except autoscaling
+		// ones, which Knative accepts on the revision template only.
+		var service []string
+		for _, a := range f.annotations {
+			if !strings.HasPrefix(a, revision.AnnotationPrefix) {
+				service = append(service, a)
+			}
+		}
+		for _, e := range []struct {
+			m     *map[string]string
+			edits []string
+		}{{&svc.Annotations, service}, {&tmpl.Annotations, f.annotations}} {
+			pairs, err := editPairs(*e.m, sortedKeys(*e.m), e.edits, "--annotation")
 			if err != nil {
 				return err
 			}
-			*m = pairMap(pairs)
+			*e.m = pairMap(pairs)
 		}
 	}
 	setAnnotation := func(flag, key, value string) {
