@@ -36,6 +36,11 @@ type knMeta struct {
 // stamps a new revision (see Apply). Its metadata.namespace, when set,
 // must be the Server's Options.Namespace. It returns the service as
 // Knative renders it (KnativeService) right after the change.
+//
+// A container with only a command runs on the default process backend;
+// one with an image needs an engine that runs images, e.g.
+// Options.NewProxiedBackend = docker.ServerFactory(...), or a
+// backend/dispatch over both, as cmd/zeroscale serve does.
 func (s *Server) ApplyKnative(ctx context.Context, ks *knative.Service) (*knative.Service, error) {
 	if ks.Namespace != "" && ks.Namespace != s.o.Namespace {
 		return nil, &knative.FieldError{Message: fmt.Sprintf("invalid value: %q", ks.Namespace), Paths: []string{"metadata.namespace"},
