@@ -29,14 +29,16 @@ const (
 	// Unknown with ReasonActivating while requests wait for instances.
 	ConditionActive = "Active"
 	// ConditionContainerHealthy: False with ReasonCrashLoop while an
-	// instance keeps crashing (engines that are a
-	// backend.StatusReporter).
+	// instance keeps crashing, Unknown with ReasonStarting while
+	// instances start and none passed its readiness probe yet (engines
+	// that are a backend.StatusReporter).
 	ConditionContainerHealthy = "ContainerHealthy"
 
 	ReasonNoTraffic       = autoscaler.ReasonNoTraffic
 	ReasonActivating      = "Activating"
 	ReasonTimedOut        = autoscaler.ReasonTimedOut
 	ReasonCrashLoop       = "CrashLoop"
+	ReasonStarting        = "Starting"
 	ReasonDeploying       = "Deploying"
 	ReasonFailed          = "Failed"
 	ReasonRevisionMissing = "RevisionMissing"
@@ -266,14 +268,42 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 	}
 	if sr, ok := s.ctl.Backend().(backend.StatusReporter); ok {
 		if ps, err := sr.Status(s.ctx, name); err == nil {
-			if loop := ps.CrashLooping(); len(loop) > 0 {
-				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])})
-			} else {
-				rs.Conditions = append(rs.Conditions, Condition{Type: ConditionContainerHealthy, Status: ConditionTrue})
-			}
+			rs.Conditions = append(rs.Conditions, s.containerHealth(ps))
 		}
 	}
 	return rs
+}
+
+// containerHealth is ContainerHealthy from the engine's view: False
+// while an instance crash-loops; Unknown while instances start and none
+// has passed its readiness probe yet (an app that never listens is not
+// healthy until its start timeout says so); True otherwise.
+func (s *Server) containerHealth(ps backend.RevisionStatus) Condition {
+	if loop := ps.CrashLooping(); len(loop) > 0 {
+		return Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])}
+	}
+	var starting *backend.InstanceStatus
+	for i, in := range ps.Instances {
+		switch in.State {
+		case backend.InstanceRunning:
+			return Condition{Type: ConditionContainerHealthy, Status: ConditionTrue}
+		case backend.InstanceStarting:
+			if starting == nil {
+				starting = &ps.Instances[i]
+			}
+		}
+	}
+	if starting != nil {
+		msg := fmt.Sprintf("instance %s has not passed its readiness probe yet", starting.ID)
+		if !starting.Started.IsZero() {
+			msg += fmt.Sprintf(" (started %v ago)", s.o.Clock.Since(starting.Started).Round(time.Millisecond))
+		}
+		if starting.Restarts > 0 {
+			msg += fmt.Sprintf("; restarted %d times", starting.Restarts)
+		}
+		return Condition{Type: ConditionContainerHealthy, Status: ConditionUnknown, Reason: ReasonStarting, Message: msg}
+	}
+	return Condition{Type: ConditionContainerHealthy, Status: ConditionTrue}
 }
 
 // crashMessage says how an instance last crashed, with its last output.

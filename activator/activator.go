@@ -66,6 +66,10 @@ var (
 	ErrRequestTimeout = errors.New("request timeout")
 	// ErrRevisionRemoved: the revision was removed (RemoveRevision).
 	ErrRevisionRemoved = errors.New("revision removed")
+	// ErrRevisionFailing: the revision has no serving instance and its
+	// engine says it cannot start one (SetFailing): requests fail fast
+	// (503 with Retry-After) instead of waiting out the hold deadline.
+	ErrRevisionFailing = errors.New("revision failing")
 	// ErrUnknownRevision: the revision was never set (SetRevision) or
 	// was removed.
 	ErrUnknownRevision = errors.New("unknown revision")
@@ -353,6 +357,19 @@ func (h *Handler) UpdateInstances(revision string, insts []backend.Instance) err
 	}
 	t.update(insts)
 	return nil
+}
+
+// SetFailing records why the revision cannot start an instance (a crash
+// loop its engine reports), or clears it with nil. While it is set and no
+// instance of the revision serves, held requests are answered at once
+// with an error wrapping ErrRevisionFailing and reason, and new ones
+// likewise instead of being held; their demand still reaches the
+// autoscaler. An instance that serves takes requests as usual. Unknown
+// revisions are ignored.
+func (h *Handler) SetFailing(revision string, reason error) {
+	if t := h.lookup(revision); t != nil {
+		t.setFailing(reason)
+	}
 }
 
 // Load reports a revision's held and in-flight requests and free slots;
@@ -657,6 +674,8 @@ func (h *Handler) refuse(w *responseRecorder, r *http.Request, t *throttler, err
 		reason = "deadline"
 	case errors.Is(err, ErrRevisionRemoved):
 		reason = "revision_removed"
+	case errors.Is(err, ErrRevisionFailing):
+		reason = "revision_failing"
 	default: // the client left: there is no one to answer
 		h.log.Debug("activator: client left while held", "revision", t.name, "error", err)
 		return

@@ -82,6 +82,7 @@ type throttler struct {
 	startups       [startupSamples]time.Duration
 	nStartups      int
 	removed        bool
+	failing        error // SetFailing's reason; acts while cands is empty
 	acct           accounting
 	transport      http.RoundTripper
 	idle           map[string]*idleWait // instance ID -> WaitInstanceIdle callers
@@ -181,6 +182,12 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 			t.h.send(t.name, imm)
 			return admission{slot: s}, nil
 		}
+	}
+	if err := t.failingLocked(); err != nil {
+		t.touchLocked(now)
+		t.mu.Unlock()
+		t.h.send(t.name, imm)
+		return admission{}, err
 	}
 	if n := t.queue.Len(); n >= t.h.maxHeld || (n > 0 && req.bytes > t.h.maxHeldBytes-t.heldBytes) {
 		heldBytes := t.heldBytes
@@ -489,6 +496,36 @@ func (t *throttler) update(insts []backend.Instance) {
 	}
 	t.dispatchLocked(now)
 	t.signalIdleLocked()
+}
+
+// failingLocked is the error a request gets at once, if SetFailing's
+// reason applies: set, and no instance serving.
+func (t *throttler) failingLocked() error {
+	if t.failing == nil || len(t.cands) > 0 {
+		return nil
+	}
+	return fmt.Errorf("revision %q: %w: %w", t.name, ErrRevisionFailing, t.failing)
+}
+
+// setFailing records reason and answers the held requests if it applies.
+func (t *throttler) setFailing(reason error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failing = reason
+	err := t.failingLocked()
+	if err == nil {
+		return
+	}
+	t.touchLocked(t.h.clock.Now())
+	for e := t.queue.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*waiter)
+		w.err = err
+		w.done = true
+		close(w.ready)
+	}
+	t.queue.Init()
+	t.heldBytes = 0
+	t.m.held.Set(0)
 }
 
 // remove rejects every held request and refuses new ones.

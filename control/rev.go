@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ type rev struct {
 	serving   int                 // of instances
 	ready     bool                // has had a serving instance (or starts at zero)
 	scaleUpAt time.Time           // when a scale from zero was decided
+	failing   error               // the crash loop the activator was told of
 }
 
 func newRev(c *Controller, r revision.Revision) *rev {
@@ -159,9 +161,22 @@ func (r *rev) noteCap(capped bool, want int) {
 // it does not know it.
 func (r *rev) watchLoop(ch <-chan []backend.Instance) {
 	defer close(r.watched)
+	// A crash loop changes no listed instance (Watch does not list a
+	// slot in back-off), so it is looked for on a timer.
+	tick := r.c.clock.NewTicker(failingCheckPeriod)
+	defer tick.Stop()
 	for {
-		for snap := range ch {
-			r.apply(snap)
+		for open := true; open; {
+			select {
+			case snap, ok := <-ch:
+				if !ok {
+					open = false
+					break
+				}
+				r.apply(snap)
+			case <-tick.C():
+				r.checkFailing()
+			}
 		}
 		if r.removing.Load() || r.watchCtx.Err() != nil {
 			return
@@ -214,7 +229,66 @@ func (r *rev) apply(snap []backend.Instance) {
 	}
 	if n > 0 {
 		r.markReady("")
+		r.setFailing(nil)
 	}
+}
+
+// failingCheckPeriod is how often a revision that should have instances
+// but has none serving asks its engine whether it is crash-looping.
+const failingCheckPeriod = time.Second
+
+// checkFailing asks the engine (a backend.StatusReporter) about a
+// revision that has been scaled up but has no serving instance: when a
+// slot is in back-off after crashing again on restart, the activator
+// fails the revision's requests fast with what the engine said rather
+// than hold them for a start that is not coming. One crash is not a
+// loop: a restart may still succeed.
+func (r *rev) checkFailing() {
+	sr, ok := r.c.be.(backend.StatusReporter)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	wanted := r.applied > 0 && r.serving == 0
+	r.mu.Unlock()
+	var reason error
+	if wanted {
+		st, err := sr.Status(r.watchCtx, r.name)
+		if err != nil {
+			return // unknown: leave it as it was
+		}
+		for _, in := range st.CrashLooping() {
+			if in.Restarts >= 1 {
+				reason = errors.New(crashLoopMessage(in))
+				break
+			}
+		}
+	}
+	r.setFailing(reason)
+}
+
+// setFailing tells the activator, when it changed.
+func (r *rev) setFailing(reason error) {
+	r.mu.Lock()
+	same := (r.failing == nil) == (reason == nil) && (reason == nil || r.failing.Error() == reason.Error())
+	r.failing = reason
+	r.mu.Unlock()
+	if !same {
+		r.c.act.SetFailing(r.name, reason)
+	}
+}
+
+// crashLoopMessage says how a crash-looping slot last ended, with its
+// last output line.
+func crashLoopMessage(in backend.InstanceStatus) string {
+	msg := fmt.Sprintf("crash loop: instance %s restarted %d times", in.ID, in.Restarts)
+	if e := in.LastExit; e != nil {
+		msg += fmt.Sprintf(", last exit code %d (%s)", e.Code, e.Reason)
+		if n := len(e.Output); n > 0 {
+			msg += "; last output: " + e.Output[n-1]
+		}
+	}
+	return msg
 }
 
 // markReady makes the revision Ready once, with an EventReady.

@@ -317,6 +317,52 @@ func TestCrashLoopStatus(t *testing.T) {
 	t.Logf("E2E crash loop: %s", msg)
 }
 
+// TestCrashLoopFailsHeldRequestsFast: a request that wakes a revision
+// whose app exits at start is answered 503 as soon as the engine reports
+// the crash loop, with a body that says so, not after the hold deadline
+// with a generic "no instance became ready" (here 2 minutes, the
+// harness's WaitTimeout).
+func TestCrashLoopFailsHeldRequestsFast(t *testing.T) {
+	h := newHarness(t, zeroConfig(), 1)
+	h.apply(zeroscale.ServiceSpec{Name: "crashy", Template: appSpec(t, revision.EnvVar{Name: crashEnv, Value: "1"})})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	r := h.get(ctx, "crashy", "/")
+	took := time.Since(start)
+	if r.err != nil || r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "crash loop") ||
+		!strings.Contains(r.body, "exit code 3") || !strings.Contains(r.body, "fatal: boom") {
+		t.Fatalf("got %v after %v; want 503 saying crash loop, exit code 3 and the last output", r, took)
+	}
+	if r.hdr.Get("Retry-After") == "" {
+		t.Error("no Retry-After on the crash-loop 503")
+	}
+	// A request while it still crash-loops fails at once, too.
+	if r2 := h.get(ctx, "crashy", "/"); r2.code != http.StatusServiceUnavailable || !strings.Contains(r2.body, "crash loop") {
+		t.Errorf("second request: %v", r2)
+	}
+	t.Logf("E2E crash loop fail-fast: first request answered after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(r.body))
+}
+
+// TestNeverListeningAppIsNotHealthy: an app that never listens is not
+// ContainerHealthy while it starts (Unknown, Starting, with how long),
+// rather than True until its start timeout kills it.
+func TestNeverListeningAppIsNotHealthy(t *testing.T) {
+	cfg := zeroConfig()
+	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
+	h := newHarness(t, cfg, 1)
+	h.apply(zeroscale.ServiceSpec{Name: "mute", Template: revision.Spec{Command: []string{"sleep", "600"}}})
+	var c zeroscale.Condition
+	h.waitRevision(30*time.Second, "mute", "ContainerHealthy Unknown/Starting", func(r zeroscale.RevisionStatus) bool {
+		var ok bool
+		c, ok = r.Condition(zeroscale.ConditionContainerHealthy)
+		return ok && c.Status == zeroscale.ConditionUnknown && c.Reason == zeroscale.ReasonStarting
+	})
+	if !strings.Contains(c.Message, "has not passed its readiness probe yet") {
+		t.Errorf("message %q", c.Message)
+	}
+}
+
 // TestAutoscaledScaleDownUnderLoad: a burst scales a revision to 3
 // instances, then only 5 s requests remain, too few for 3 instances:
 // the autoscaler removes two while those requests are in flight on them
