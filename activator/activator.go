@@ -63,7 +63,7 @@ var (
 	// ErrRequestTimeout: the revision's request timeout passed while the
 	// request was held or before its response started (504, Knative's
 	// timeout handler).
-	ErrRequestTimeout = errors.New("request timeout")
+	ErrRequestTimeout = hop.ErrRequestTimeout
 	// ErrRevisionRemoved: the revision was removed (RemoveRevision).
 	ErrRevisionRemoved = errors.New("revision removed")
 	// ErrRevisionFailing: the revision has no serving instance and its
@@ -212,6 +212,9 @@ type Handler struct {
 	metrics      *metrics
 	tracer       trace.Tracer // nil: no tracing, trace headers pass through as they are
 	proxy        *httputil.ReverseProxy
+	// local marks the requests handed to in-process queue-proxies
+	// (backend.Instance.Handler): for clients trusted or not.
+	local, localTrusted *hop.Local
 
 	mu   sync.RWMutex
 	revs map[string]*throttler
@@ -277,6 +280,8 @@ func New(o Options) (*Handler, error) {
 		h.tracer = o.TracerProvider.Tracer("github.com/zeroscale/zeroscale/activator")
 	}
 	h.proxy = h.newProxy()
+	h.local = &hop.Local{Propagate: h.tracer != nil}
+	h.localTrusted = &hop.Local{TrustForwarded: true, Propagate: h.tracer != nil}
 	return h, nil
 }
 

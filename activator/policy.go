@@ -1,6 +1,9 @@
 package activator
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"net/http"
+)
 
 // Candidate is one ready, non-draining instance of a revision as a Policy
 // sees it. Candidates are sorted by Address, as Knative sorts pods by
@@ -18,6 +21,9 @@ type Candidate struct {
 	// excluded hides the instance from one pick (the retry of a request
 	// that failed to connect to it).
 	excluded bool
+	// local is the instance's in-process queue-proxy
+	// (backend.Instance.Handler), nil when it is reached over Address.
+	local http.Handler
 }
 
 // Available reports whether the instance can take one more request.

@@ -21,16 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// internalHeaders are only ever set by the activator; a client's copies
-// are removed so that it cannot spoof proxied accounting, routing or
-// probes at the queue-proxy.
-var internalHeaders = []string{
-	hop.ActivatorHeader,
-	hop.OriginalHostHeader,
-	hop.RevisionHeader,
-	hop.ProbeHeader,
-}
-
 // attempt is one try to send a request to one instance; the proxy hooks
 // find it in the request context.
 type attempt struct {
@@ -81,12 +71,33 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 				attribute.String("zeroscale.instance", a.slot.id), attribute.String("server.address", a.slot.addr)))
 		defer func() { a.span.End(trace.WithTimestamp(h.clock.Now())) }()
 	}
+	if a.slot.local != nil {
+		h.handOver(ctx, w, r, a)
+		return
+	}
 	ctx = context.WithValue(ctx, attemptKey{}, a)
 	if a.mayRetry {
 		a.ct.GotConn = func(httptrace.GotConnInfo) { a.gotConn.Store(true) }
 		ctx = httptrace.WithClientTrace(ctx, &a.ct)
 	}
 	h.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// handOver gives r to the instance's in-process queue-proxy: one hop to
+// the app instead of two. The queue-proxy does the edge's header work
+// (hop.Local) on its copy; what the activator's proxy hooks do at the
+// response start (disarm a held request's deadline, the cold-start
+// header) is done by the recorder. There is no retry: the queue-proxy
+// answers an unreachable app itself (502), as over the loopback hop.
+func (h *Handler) handOver(ctx context.Context, w http.ResponseWriter, r *http.Request, a *attempt) {
+	l := h.local
+	if h.trusts(r.RemoteAddr) {
+		l = h.localTrusted
+	}
+	if rec, ok := w.(*responseRecorder); ok && (a.cold || a.deadline != nil) {
+		rec.started = a
+	}
+	a.slot.local.ServeHTTP(w, r.WithContext(hop.WithLocal(ctx, l)))
 }
 
 // roundTripper sends through the attempt's revision transport.
@@ -108,9 +119,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// which Rewrite mode removed, is the queue-proxy's to build from
 	// them.
 	hop.SetXForwarded(pr.In, pr.Out.Header, h.trusts(pr.In.RemoteAddr))
-	for _, k := range internalHeaders {
-		pr.Out.Header.Del(k)
-	}
+	hop.DelInternal(pr.Out.Header)
 	// Shared one-element values (canonical keys) save two allocations per
 	// request; nothing downstream writes into a request's header values.
 	if h.secretValue != nil {
@@ -195,18 +204,32 @@ func (b *trackedBody) Close() error { return nil }
 type responseRecorder struct {
 	http.ResponseWriter
 	code int
+	// started, when set, is a held request handed over in process: its
+	// response start does what modifyResponse does over a hop.
+	started *attempt
+}
+
+// start runs once, as the response starts.
+func (w *responseRecorder) start(code int) {
+	w.code = code
+	if a := w.started; a != nil {
+		a.deadline.stop()
+		if a.cold {
+			w.Header().Set(ColdStartHeader, a.wait.Round(time.Millisecond).String())
+		}
+	}
 }
 
 func (w *responseRecorder) WriteHeader(code int) {
 	if w.code == 0 && code >= 200 {
-		w.code = code
+		w.start(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *responseRecorder) Write(p []byte) (int, error) {
 	if w.code == 0 {
-		w.code = http.StatusOK
+		w.start(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(p)
 }
@@ -216,13 +239,16 @@ func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWrite
 // Flush makes http.Flusher assertions work.
 func (w *responseRecorder) Flush() {
 	if w.code == 0 {
-		w.code = http.StatusOK
+		w.start(http.StatusOK)
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Hijack passes an upgrade's hijack through and records 101.
 func (w *responseRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 && w.started != nil {
+		w.started.deadline.stop() // an upgrade is not cut by our bound
+	}
 	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil && w.code == 0 {
 		w.code = http.StatusSwitchingProtocols

@@ -23,6 +23,7 @@ const startupSamples = 10
 // slot is one reserved request slot on an instance.
 type slot struct {
 	id, addr string
+	local    http.Handler // the instance's in-process queue-proxy, if any
 }
 
 // waiter is one held request. Its fields are guarded by the revision's
@@ -299,7 +300,7 @@ func (t *throttler) reserveLocked(i int, now time.Time) slot {
 	t.touchLocked(now)
 	t.cands[i].InFlight++
 	t.inFlight++
-	return slot{id: t.cands[i].ID, addr: t.cands[i].Address}
+	return slot{id: t.cands[i].ID, addr: t.cands[i].Address, local: t.cands[i].local}
 }
 
 // dispatchLocked hands free slots to held requests in FIFO order. It
@@ -464,7 +465,7 @@ func (t *throttler) update(insts []backend.Instance) {
 			}
 		}
 		if in.Serving() {
-			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc})
+			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc, local: in.Handler})
 		}
 	}
 	t.known = known

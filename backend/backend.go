@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/zeroscale/zeroscale/revision"
@@ -98,6 +99,14 @@ type Instance struct {
 	// Started is when the engine started this incarnation (not the
 	// first start of a slot that was restarted since).
 	Started time.Time
+	// Handler, when not nil, is the instance's queue-proxy in this
+	// process (a *queueproxy.Proxy): the activator then hands requests
+	// to it directly, and the queue-proxy's breaker, stats, timeouts,
+	// drain and header hygiene apply in the one hop it proxies to the
+	// app, instead of a second hop over Address. Engines whose proxy
+	// runs out of process (a sidecar) leave it nil; Address is set
+	// either way. It is set by the time the instance is Ready.
+	Handler http.Handler
 }
 
 // Serving reports whether in takes requests: it is Ready and not

@@ -3,6 +3,8 @@ package backend
 import (
 	"cmp"
 	"context"
+	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 )
@@ -116,5 +118,16 @@ func (b *Broadcaster) Close() {
 
 func sameInstance(a, b Instance) bool {
 	return a.ID == b.ID && a.Revision == b.Revision && a.Address == b.Address &&
-		a.Ready == b.Ready && a.Draining == b.Draining && a.Started.Equal(b.Started)
+		a.Ready == b.Ready && a.Draining == b.Draining && a.Started.Equal(b.Started) &&
+		sameHandler(a.Handler, b.Handler)
+}
+
+// sameHandler compares handlers without panicking on an uncomparable
+// one (an http.HandlerFunc), which counts as changed.
+func sameHandler(a, b http.Handler) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }

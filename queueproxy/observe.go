@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/zeroscale/zeroscale/internal/hop"
 )
 
 const metricsNamespace = "zeroscale_queueproxy"
@@ -100,7 +102,8 @@ var attrQueueWait = attribute.Key("zeroscale.queue.wait_seconds")
 // request headers for the app.
 func (p *Proxy) startSpan(ex *exchange, r *http.Request) {
 	ctx := ex.ctx
-	if p.prop != nil {
+	local := hop.LocalOf(ctx) != nil
+	if p.prop != nil && !local {
 		ctx = p.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	ctx, ex.span = p.tracer.Start(ctx, "queueproxy "+r.Method,
@@ -111,7 +114,9 @@ func (p *Proxy) startSpan(ex *exchange, r *http.Request) {
 			attribute.String("zeroscale.revision", p.opts.Revision),
 			attribute.Bool("zeroscale.proxied", ex.trusted),
 		))
-	if p.prop != nil {
+	if p.prop != nil && !local {
+		// In process the request is the client's (not ours to write);
+		// rewriteLocal injects into the outgoing copy instead.
 		p.prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	ex.ctx = ctx

@@ -50,6 +50,7 @@ type Proxy struct {
 	secret    []byte
 	breaker   *Breaker
 	rp        *httputil.ReverseProxy
+	localRP   *httputil.ReverseProxy // for hop.Local requests
 	stats     *statsRecorder
 	prober    *prober
 	metrics   *metrics     // nil: no metrics
@@ -124,6 +125,15 @@ func New(opts Options) (*Proxy, error) {
 		BufferPool:   hop.NewBufferPool(),
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
+	// Requests the activator hands over in process: the same pool and
+	// connections, the edge's rewrite.
+	p.localRP = &httputil.ReverseProxy{
+		Rewrite:      p.rewriteLocal,
+		Transport:    p.rp.Transport,
+		ErrorHandler: p.proxyError,
+		BufferPool:   p.rp.BufferPool,
+		ErrorLog:     p.rp.ErrorLog,
+	}
 	p.prober = newProber(opts.Upstream, opts.Readiness)
 	if opts.Registerer != nil {
 		if p.metrics, err = newMetrics(opts, p); err != nil {
@@ -145,7 +155,24 @@ func (p *Proxy) InFlight() int { return int(p.stats.inFlight()) }
 
 // ServeHTTP strips the internal headers (honouring them only from the
 // trusted activator), answers health checks, and proxies everything else.
+//
+// A request the activator hands over in process (backend.Instance.Handler,
+// one hop instead of two) is trusted as proxied without the secret, and
+// the client's request is left untouched: the edge's header work (the
+// internal headers removed, X-Forwarded-* and Forwarded set as the
+// activator's edge, trace context injected) is done on the copy sent to
+// the app.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if l := hop.LocalOf(r.Context()); l != nil {
+		// The activator already took the client's internal headers
+		// for what they are: not its own (rewriteLocal drops them).
+		if r.URL.Path == HealthPath {
+			p.serveHealth(w, r)
+			return
+		}
+		p.proxy(w, r, true, p.localRP)
+		return
+	}
 	trusted, probe, badProbe := p.hygiene(r)
 	if badProbe {
 		// Knative's probe handler: the probe header takes exactly its
@@ -157,7 +184,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveHealth(w, r)
 		return
 	}
-	p.proxy(w, r, trusted)
+	p.proxy(w, r, trusted, p.rp)
 }
 
 // hygiene decides whether r comes from the trusted activator, restores
@@ -185,7 +212,7 @@ func (p *Proxy) hygiene(r *http.Request) (trusted, probe, badProbe bool) {
 	return trusted, probe, badProbe
 }
 
-func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {
+func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool, rp *httputil.ReverseProxy) {
 	now := p.clock.Now()
 	p.stats.arrive(now, trusted)
 	if p.draining.Load() {
@@ -206,7 +233,7 @@ func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool) {
 			ex.span.SetAttributes(attrQueueWait.Float64(p.clock.Since(now).Seconds()))
 		}
 	}
-	p.rp.ServeHTTP(ex, r.WithContext(ex.ctx))
+	rp.ServeHTTP(ex, r.WithContext(ex.ctx))
 }
 
 // queueFailed answers a request that got no breaker slot, Knative's
@@ -221,6 +248,8 @@ func (p *Proxy) queueFailed(ex *exchange, err error) {
 		ex.writeError(http.StatusServiceUnavailable, "queue full")
 	case isTimeout(cause):
 		ex.writeError(http.StatusGatewayTimeout, cause.Error()+" while queued")
+	case errors.Is(cause, hop.ErrRequestTimeout):
+		ex.writeError(http.StatusGatewayTimeout, "activator: "+cause.Error())
 	case errors.Is(cause, context.DeadlineExceeded):
 		ex.writeError(http.StatusServiceUnavailable, "deadline exceeded while queued")
 	default:
@@ -280,6 +309,23 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	hop.SetForwarded(pr.In, pr.Out.Header)
 }
 
+// rewriteLocal is rewrite for a request the activator handed over in
+// process (hop.Local): the edge's work on the outgoing copy, in this
+// one hop.
+func (p *Proxy) rewriteLocal(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = p.opts.Upstream
+	l := hop.LocalOf(pr.In.Context())
+	hop.DelInternal(pr.Out.Header)
+	hop.SetEdgeForwarded(pr.In, pr.Out.Header, l != nil && l.TrustForwarded)
+	switch {
+	case p.prop != nil:
+		p.prop.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	case l != nil && l.Propagate:
+		propagation.TraceContext{}.Inject(pr.Out.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	}
+}
+
 // proxyError answers a request the app could not serve: 502 for a
 // refused or reset connection, nothing more for a timeout (finish
 // answers it) or an upgrade closed by Drain.
@@ -292,9 +338,15 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	cause := context.Cause(r.Context())
 	switch {
 	case isTimeout(cause) || errors.Is(cause, errUpgradeDrainLimit):
+	case errors.Is(cause, hop.ErrRequestTimeout):
+		// The activator's bound of a held request, handed over in
+		// process: its answer.
+		ex.writeError(http.StatusGatewayTimeout, "activator: "+cause.Error())
 	case errors.Is(cause, context.DeadlineExceeded):
 		// A deadline the host set, not the revision's timeouts.
 		ex.writeError(http.StatusGatewayTimeout, "deadline exceeded before the app answered")
+	case r.Context().Err() != nil && hop.LocalOf(r.Context()) != nil:
+		// The client left: the activator's hop answers no one (499).
 	case r.Context().Err() != nil:
 		p.log.Debug("request canceled", "path", r.URL.Path, "err", err)
 		ex.writeError(http.StatusBadGateway, "request canceled")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/front"
 	"github.com/zeroscale/zeroscale/internal/probe"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -51,6 +53,10 @@ type instance struct {
 	tail    *tail
 	front   *front.Front // the incarnation's proxy; owned by the run goroutine
 	ln      net.Listener // the proxy's, bound per incarnation; served by front
+	// handler is the incarnation's in-process queue-proxy, published as
+	// Instance.Handler (one hop from the activator); nil for other
+	// proxies.
+	handler http.Handler
 	// hold keeps the app's port from everyone else from allocate (or a
 	// restart) until the app is first seen listening; run goroutine only.
 	hold *portHold
@@ -118,6 +124,7 @@ func (in *instance) instanceLocked() backend.Instance {
 		Ready:    in.ready,
 		Draining: in.draining,
 		Started:  in.started,
+		Handler:  in.handler,
 	}
 }
 
@@ -234,6 +241,13 @@ func (in *instance) setup() error {
 	if err != nil {
 		return fmt.Errorf("start proxy: %w", err)
 	}
+	// Only a queue-proxy does the edge's work for requests handed over
+	// in process (hop.Local); any other proxy is reached over Address.
+	if qp, ok := in.front.Proxy().(*queueproxy.Proxy); ok {
+		b.mu.Lock()
+		in.handler = qp
+		b.mu.Unlock()
+	}
 	return nil
 }
 
@@ -248,6 +262,7 @@ func (in *instance) endIncarnation() {
 	}
 	in.b.mu.Lock()
 	in.ln = nil
+	in.handler = nil
 	if in.b.opts.Proxy != nil {
 		in.addr = ""
 	}

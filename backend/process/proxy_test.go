@@ -149,6 +149,7 @@ func TestProxyFrontsInstances(t *testing.T) {
 	require.True(t, inst.Address != st.AppAddress, "Address %s is the proxy's, not the app's %s", inst.Address, st.AppAddress)
 	require.EqualValues(t, p.target, st.AppAddress)
 	require.True(t, p.probes.Load() > 0, "readiness came from the proxy's probe")
+	require.Nil(t, inst.Handler, "only a queue-proxy is handed requests in process")
 	require.EqualValues(t, "ok\n", get(t, "http://"+inst.Address+"/"))
 
 	// A request in flight through the proxy survives scale-down: the
@@ -173,6 +174,7 @@ func TestQueueProxyFront(t *testing.T) {
 	inst := next(t, ch, "ready", readyCount(1))[0]
 	st := status(t, b, rev.Name()).Instances[0]
 	require.True(t, inst.Address != st.AppAddress, "the queue-proxy fronts the app")
+	require.IsType(t, &queueproxy.Proxy{}, inst.Handler, "a ready instance offers its in-process queue-proxy (one hop)")
 	require.EqualValues(t, "ready", strings.TrimSpace(get(t, "http://"+inst.Address+queueproxy.HealthPath)))
 
 	// A request in flight through the queue-proxy survives scale-down:

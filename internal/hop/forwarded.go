@@ -74,10 +74,30 @@ func setXForwarded(in *http.Request, ih, out http.Header, vals []string) (prior 
 // X-Forwarded-For the request arrived with), unless it is the client
 // itself: a request without X-Forwarded-For.
 func SetForwarded(in *http.Request, out http.Header) {
+	setForwarded(in, in.Header, out, true)
+}
+
+// SetEdgeForwarded sets the forwarding headers of out, a request an
+// in-process queue-proxy sends straight to the app for the activator
+// (see Local): X-Forwarded-* as SetXForwarded with trust does, and
+// Forwarded built from them (a client's own Forwarded is never passed
+// on, as the activator's proxy drops it), with no element for a
+// loopback hop that did not happen.
+func SetEdgeForwarded(in *http.Request, out http.Header, trust bool) {
+	ih := in.Header
+	if !trust {
+		ih = nil
+	}
+	setForwarded(in, ih, out, false)
+}
+
+// setForwarded sets X-Forwarded-* believing ih, and Forwarded: in's own
+// when passOn and it has one, else built.
+func setForwarded(in *http.Request, ih, out http.Header, passOn bool) {
 	// One backing array for the four single-value headers.
 	vals := make([]string, 4)
-	prior, clientIP, proto, host := setXForwarded(in, in.Header, out, vals[:3])
-	if v := in.Header["Forwarded"]; len(v) > 0 {
+	prior, clientIP, proto, host := setXForwarded(in, ih, out, vals[:3])
+	if v := in.Header["Forwarded"]; passOn && len(v) > 0 {
 		out["Forwarded"] = v
 		return
 	}
