@@ -32,7 +32,7 @@ func (f *editFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.args, "arg", nil, "argument of the command; repeat for several (replaces all)")
 	fl.StringVarP(&f.port, "port", "p", "", "the port the app listens on, passed as $PORT: [name:]port, name h2c or http1")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE; KEY- removes it; repeat for several")
-	fl.StringArrayVarP(&f.annotations, "annotation", "a", nil, "annotation KEY=VALUE of the service and its revisions; KEY- removes it")
+	fl.StringArrayVarP(&f.annotations, "annotation", "a", nil, "annotation KEY=VALUE of the service and its revisions (autoscaling.knative.dev/* of the revisions only); KEY- removes it")
 	fl.StringSliceVar(&f.requests, "request", nil, "resource requests, e.g. cpu=500m,memory=256Mi")
 	fl.StringSliceVar(&f.limits, "limit", nil, "resource limits, e.g. cpu=1,memory=512Mi")
 	fl.IntVar(&f.scaleMin, "scale-min", 0, "minimum number of instances (autoscaling.knative.dev/min-scale)")
