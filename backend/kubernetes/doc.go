@@ -55,7 +55,9 @@
 // instance once it has an IP and both its containers run: Address is
 // pod IP:QueueServingPort (dial pod IPs directly, never a ClusterIP: the
 // first SYN to a fresh ClusterIP can be blackholed), Ready is the pod's
-// Ready condition, Draining is its deletionTimestamp, Started is when
+// Ready condition (or, before kubelet first reports it, the backend's own
+// probe of the queue-proxy's health path; see Options.NoEarlyReadiness),
+// Draining is its deletionTimestamp, Started is when
 // the later of its two containers started. Its ID is the pod name plus
 // "-" and the sum of the two containers' restart counts, so a container
 // restart is a new instance and an ID is never reused. No Service is

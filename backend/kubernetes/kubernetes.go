@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -32,13 +35,14 @@ type Backend struct {
 	client kubernetes.Interface
 	log    *slog.Logger
 
-	factory informers.SharedInformerFactory
-	pods    cache.SharedIndexInformer
-	deps    cache.SharedIndexInformer
-	depList appslisters.DeploymentLister
-	ctx     context.Context // ends at Close; parent of every DrainFunc call
-	cancel  context.CancelFunc
-	drains  sync.WaitGroup
+	factory     informers.SharedInformerFactory
+	pods        cache.SharedIndexInformer
+	deps        cache.SharedIndexInformer
+	depList     appslisters.DeploymentLister
+	ctx         context.Context // ends at Close; parent of every DrainFunc call and probe
+	probeClient *http.Client
+	cancel      context.CancelFunc
+	drains      sync.WaitGroup
 
 	mu     sync.Mutex
 	revs   map[string]*revState // revisions watched or with pods
@@ -52,7 +56,16 @@ type revState struct {
 	// gone: the Deployment was deleted; once its pods are gone too and
 	// no DrainFunc is running, the watches close.
 	gone   bool
-	drains map[string]*drainCall // instance ID → its DrainFunc call
+	drains map[string]*drainCall  // instance ID → its DrainFunc call
+	probes map[string]*earlyProbe // instance ID → the backend's own readiness probe
+}
+
+// earlyProbe is the backend's own probe of a new instance's queue-proxy
+// (see Options.NoEarlyReadiness).
+type earlyProbe struct {
+	stop    chan struct{} // closed when no longer needed
+	passed  bool          // the probe succeeded
+	kubelet bool          // kubelet reported the pod Ready since: it decides from then on
 }
 
 // drainCall is one DrainFunc call for a terminating pod.
@@ -83,6 +96,7 @@ func New(opts Options) (*Backend, error) {
 func newBackend(opts Options, client kubernetes.Interface) (*Backend, error) {
 	b := &Backend{opts: opts, ns: opts.Namespace, client: client, log: opts.Logger, revs: make(map[string]*revState)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	b.factory = informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(b.ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + managedByValue }),
@@ -376,7 +390,7 @@ func (b *Backend) refresh(name string) {
 
 // track starts tracking revision name. b.mu is held.
 func (b *Backend) track(name string, gone bool) *revState {
-	rs := &revState{name: name, gone: gone, drains: make(map[string]*drainCall)}
+	rs := &revState{name: name, gone: gone, drains: make(map[string]*drainCall), probes: make(map[string]*earlyProbe)}
 	b.revs[name] = rs
 	return rs
 }
@@ -396,6 +410,7 @@ func (b *Backend) publishLocked(rs *revState) {
 			continue
 		}
 		live[in.ID] = true
+		in.Ready = b.earlyReady(rs, in)
 		if in.Draining {
 			dc := rs.drains[in.ID]
 			if dc == nil {
@@ -406,6 +421,12 @@ func (b *Backend) publishLocked(rs *revState) {
 			dc.inst = in
 		}
 		snap = append(snap, in)
+	}
+	for id, ep := range rs.probes {
+		if !live[id] {
+			ep.close()
+			delete(rs.probes, id)
+		}
 	}
 	for id, dc := range rs.drains {
 		switch {
@@ -519,4 +540,85 @@ func stripManagedFields(obj any) (any, error) {
 		m.GetObjectMeta().SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// earlyReady is in's readiness: the pod's Ready condition, or, until
+// kubelet has reported the pod Ready once, the backend's own probe of
+// the instance's queue-proxy health path, which starts (every
+// earlyProbeInterval) as soon as the instance appears. Kubelet probes at
+// most once a second and its first probe usually comes before the app
+// listens, so this saves about a second of every cold start; Knative's
+// activator probes new pods itself for the same reason. b.mu is held.
+func (b *Backend) earlyReady(rs *revState, in backend.Instance) bool {
+	if b.opts.NoEarlyReadiness || in.Draining {
+		return in.Ready
+	}
+	ep := rs.probes[in.ID]
+	if ep == nil {
+		ep = &earlyProbe{stop: make(chan struct{})}
+		rs.probes[in.ID] = ep
+		if !in.Ready {
+			b.drains.Go(func() { b.probe(rs.name, in, ep) })
+		}
+	}
+	if in.Ready {
+		ep.kubelet = true
+		ep.close()
+	}
+	return in.Ready || (ep.passed && !ep.kubelet)
+}
+
+func (ep *earlyProbe) close() {
+	select {
+	case <-ep.stop:
+	default:
+		close(ep.stop)
+	}
+}
+
+// Bounds of the backend's own readiness probe.
+const (
+	earlyProbeInterval   = 50 * time.Millisecond
+	earlyRecheckInterval = time.Second
+	earlyProbeTimeout    = time.Second
+)
+
+// probe polls in's health path, every earlyProbeInterval until it
+// answers 200 and then every earlyRecheckInterval (so a verdict that
+// turns bad is withdrawn), until ep is stopped (kubelet reported the pod
+// Ready, or the instance left) or the backend closes.
+func (b *Backend) probe(rev string, in backend.Instance, ep *earlyProbe) {
+	url := "http://" + in.Address + queueproxy.HealthPath
+	passed := false
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, earlyProbeTimeout)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		ok := false
+		if err == nil {
+			if resp, err := b.probeClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
+				resp.Body.Close()
+				ok = resp.StatusCode == http.StatusOK
+			}
+		}
+		cancel()
+		if ok != passed {
+			passed = ok
+			b.mu.Lock()
+			ep.passed = ok
+			b.mu.Unlock()
+			b.refresh(rev)
+		}
+		wait := earlyProbeInterval
+		if passed {
+			wait = earlyRecheckInterval
+		}
+		select {
+		case <-time.After(wait):
+		case <-ep.stop:
+			return
+		case <-b.ctx.Done():
+			return
+		}
+	}
 }

@@ -87,6 +87,16 @@ type Options struct {
 	// that kubelet has killed the pod anyway.
 	DrainTimeout time.Duration
 
+	// NoEarlyReadiness turns off the backend's own probe of new pods:
+	// an instance is then Ready only once kubelet reports its pod Ready,
+	// which takes up to a probe period (at least 1 s) after the app
+	// listens. With it on (the default) the backend polls a new
+	// instance's queue-proxy health path every 50 ms (as Knative's
+	// activator probes new pods) and reports it Ready on the first 200
+	// (re-checking every second) until kubelet reports the pod Ready;
+	// from then on kubelet decides.
+	NoEarlyReadiness bool
+
 	// Customize, when set, is called with every Deployment before it is
 	// created, to add what this package does not model (node selectors,
 	// tolerations, a service account, image pull secrets, sidecars). It
