@@ -52,11 +52,12 @@ func zeroConfig() revision.Config {
 
 func newServer(t testing.TB, cfg revision.Config, conns int) *server {
 	t.Helper()
-	return newServerWith(t, cfg, conns, nil)
+	return newServerWith(t, cfg, conns, false, nil)
 }
 
-// newServerWith is newServer with the backend passed through wrap.
-func newServerWith(t testing.TB, cfg revision.Config, conns int, wrap func(backend.Backend) backend.Backend) *server {
+// newServerWith is newServer with Options.NoEarlyReadiness set to
+// noEarly and the backend passed through wrap.
+func newServerWith(t testing.TB, cfg revision.Config, conns int, noEarly bool, wrap func(backend.Backend) backend.Backend) *server {
 	t.Helper()
 	c := lab.Cluster(t)
 	s := &server{t: t, ns: lab.Namespace(t), notify: make(chan struct{})}
@@ -68,10 +69,11 @@ func newServerWith(t testing.TB, cfg revision.Config, conns int, wrap func(backe
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 			b, err := kubernetes.New(kubernetes.Options{
 				Config: c.Config, Namespace: s.ns,
-				QueueProxyImage: queueImage,
-				QueueProxyEnv:   []corev1.EnvVar{{Name: "ACTIVATOR_SECRET", Value: secret}},
-				QuietPeriod:     2 * time.Second,
-				Drain:           drain,
+				QueueProxyImage:  queueImage,
+				QueueProxyEnv:    []corev1.EnvVar{{Name: "ACTIVATOR_SECRET", Value: secret}},
+				QuietPeriod:      2 * time.Second,
+				NoEarlyReadiness: noEarly,
+				Drain:            drain,
 			})
 			if err != nil || wrap == nil {
 				return b, err

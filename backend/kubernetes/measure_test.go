@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -73,8 +74,44 @@ func TestMeasureColdStart(t *testing.T) {
 	}
 	const n, parallel = 20, 25
 	c := lab.Cluster(t)
+	var b strings.Builder
+	for _, noEarly := range []bool{false, true} {
+		mode := "early readiness (default)"
+		if noEarly {
+			mode = "kubelet readiness only (NoEarlyReadiness)"
+		}
+		kubeColdStarts(t, c, &b, mode, noEarly, n, parallel)
+	}
+	// The process backend in the same run, same app binary.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	ps, err := zeroscale.New(zeroscale.Options{Config: zeroConfig()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ps.Shutdown(context.Background()) })
+	pserver := &server{t: t, srv: ps, notify: make(chan struct{}), client: &http.Client{Timeout: time.Minute}}
+	pserver.addr = serveOn(t, ps)
+	var proc []time.Duration
+	for i := range n {
+		name := fmt.Sprintf("pcold-%02d", i)
+		pserver.apply(zeroscale.ServiceSpec{Name: name, Template: revision.Spec{Command: []string{exe}, Env: []revision.EnvVar{
+			{Name: appEnv, Value: "e2e"}, {Name: bindEnv, Value: "127.0.0.1"}, {Name: "GORACE", Value: "atexit_sleep_ms=0"}}}})
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		r := pserver.get(ctx, name, "/")
+		cancel()
+		require.True(t, r.ok(), "process cold start %d: %v", i, r)
+		proc = append(proc, r.ttfb)
+		require.NoError(t, ps.Delete(t.Context(), name))
+	}
+	fmt.Fprintf(&b, "process backend, %d sequential cold starts, first byte: %s\n", n, p50p95(proc))
+
+	t.Log("\n" + b.String())
+}
+
+// kubeColdStarts measures n sequential cold starts and parallel
+// services from zero on a new Server and writes the results to b.
+func kubeColdStarts(t *testing.T, c *k8slab.Cluster, b *strings.Builder, mode string, noEarly bool, n, parallel int) {
 	rec := &scaleRecorder{first: map[string]time.Time{}}
-	s := newServerWith(t, zeroConfig(), parallel, func(b backend.Backend) backend.Backend {
+	s := newServerWith(t, zeroConfig(), parallel, noEarly, func(b backend.Backend) backend.Backend {
 		rec.Backend = b
 		return rec
 	})
@@ -113,33 +150,10 @@ func TestMeasureColdStart(t *testing.T) {
 		record(phases, name, t0, r.ttfb)
 		require.NoError(t, s.srv.Delete(t.Context(), name))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Kubernetes backend, %d sequential cold starts (phases are consecutive):\n", n)
+	fmt.Fprintf(b, "Kubernetes backend, %s, %d sequential cold starts (phases are consecutive):\n", mode, n)
 	for _, k := range order {
-		fmt.Fprintf(&b, "  %-28s %s\n", k, p50p95(phases[k]))
+		fmt.Fprintf(b, "  %-28s %s\n", k, p50p95(phases[k]))
 	}
-
-	// The process backend in the same run, same app binary.
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	ps, err := zeroscale.New(zeroscale.Options{Config: zeroConfig()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ps.Shutdown(context.Background()) })
-	pserver := &server{t: t, srv: ps, notify: make(chan struct{}), client: s.client}
-	pserver.addr = serveOn(t, ps)
-	var proc []time.Duration
-	for i := range n {
-		name := fmt.Sprintf("pcold-%02d", i)
-		pserver.apply(zeroscale.ServiceSpec{Name: name, Template: revision.Spec{Command: []string{exe}, Env: []revision.EnvVar{
-			{Name: appEnv, Value: "e2e"}, {Name: bindEnv, Value: "127.0.0.1"}, {Name: "GORACE", Value: "atexit_sleep_ms=0"}}}})
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		r := pserver.get(ctx, name, "/")
-		cancel()
-		require.True(t, r.ok(), "process cold start %d: %v", i, r)
-		proc = append(proc, r.ttfb)
-		require.NoError(t, ps.Delete(t.Context(), name))
-	}
-	fmt.Fprintf(&b, "process backend, %d sequential cold starts, first byte: %s\n", n, p50p95(proc))
 
 	// 25 services from zero at once.
 	for i := range parallel {
@@ -165,10 +179,9 @@ func TestMeasureColdStart(t *testing.T) {
 	for i := range parallel {
 		record(par, fmt.Sprintf("par-%02d", i), starts[i], ttfb[i])
 	}
-	fmt.Fprintf(&b, "Kubernetes backend, %d services from zero in parallel (phases are consecutive):\n", parallel)
+	fmt.Fprintf(b, "Kubernetes backend, %s, %d services from zero in parallel (phases are consecutive):\n", mode, parallel)
 	for _, k := range order {
-		fmt.Fprintf(&b, "  %-28s %s\n", k, p50p95(par[k]))
+		fmt.Fprintf(b, "  %-28s %s\n", k, p50p95(par[k]))
 	}
-	fmt.Fprintf(&b, "  max first byte %.0f ms\n", ms(slices.Max(ttfb)))
-	t.Log("\n" + b.String())
+	fmt.Fprintf(b, "  max first byte %.0f ms\n", ms(slices.Max(ttfb)))
 }
