@@ -243,7 +243,7 @@ func TestCrashReplaced(t *testing.T) {
 // TestStartTimeout: an app that never listens is removed after
 // StartTimeout and counted as a crash.
 func TestStartTimeout(t *testing.T) {
-	b := newBackend(t, docker.Options{StartTimeout: 2 * time.Second, MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
+	b := newBackend(t, docker.Options{StartTimeout: 5 * time.Second, MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
 	rev := newRevision(t, "hang-00001", appSpec(withEnv("TESTAPP_MODE", "hang")))
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))
@@ -255,7 +255,7 @@ func TestStartTimeout(t *testing.T) {
 		return err == nil && len(st.CrashLooping()) == 1
 	}, eventTimeout, 10*time.Millisecond)
 	sl := st.CrashLooping()[0]
-	assert.Contains(t, sl.LastExit.Reason, "not ready within 2s")
+	assert.Contains(t, sl.LastExit.Reason, "not ready within 5s")
 	assert.Contains(t, sl.LastExit.Output, "app starting")
 	assert.Len(t, st.Instances, 1, "the replacement waits for the backoff")
 	assert.Empty(t, ownContainers(t, b.Identity()), "the hung container was removed")
