@@ -94,7 +94,7 @@ type Options struct {
 	Config revision.Config
 	// NewDecider builds each revision's scaling policy; nil means the
 	// KPA (autoscaler.NewKPA).
-	NewDecider func(p revision.ScalingParams, now time.Time, ready int) (autoscaler.Decider, error)
+	NewDecider autoscaler.DeciderFactory
 
 	// Namespace of every service; "" means traffic.DefaultNamespace
 	// ("default").

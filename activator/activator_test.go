@@ -23,9 +23,8 @@ func TestHeldAtZeroThenServed(t *testing.T) {
 
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	assert.
-		// The first request to an idle revision is reported at once.
-		Equal(t, 1.0, e.nextReport(t).AverageConcurrency)
+	// The first request to an idle revision is reported at once.
+	assert.Equal(t, 1.0, e.nextReport(t).AverageConcurrency)
 
 	e.clk.Step(2500 * time.Millisecond)
 	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
@@ -95,7 +94,7 @@ func TestThousandHeldRequestsReleasedByConcurrency(t *testing.T) {
 		served += u.served.Load()
 	}
 	assert.Equal(t, int64(n), served)
-	want := Load{Ready: 3, FreeSlots: 3 * cc, WaitTimeout: MinWait}
+	want := Load{Serving: 3, FreeSlots: 3 * cc, WaitTimeout: MinWait}
 	require.Eventually(t, func() bool { return e.load(t) == want }, 10*time.Second, time.Millisecond)
 }
 
@@ -163,14 +162,12 @@ func TestWaitTimeoutRule(t *testing.T) {
 	e.clk.Step(8 * time.Second)
 	inst.Ready = true
 	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
-	assert.
-		// 3.5 × the observed 8 s start-up.
-		Equal(t, 28*time.Second, e.load(t).WaitTimeout)
+	// 3.5 × the observed 8 s start-up.
+	assert.Equal(t, 28*time.Second, e.load(t).WaitTimeout)
 	assert.Equal(t, 8*time.Second, e.h.lookup(rev).retryAfter())
-	require.
 
-		// Capped by the revision's request timeout.
-		NoError(t, e.h.SetRevision(newRevision(t, rev, 1, 5*time.Second)))
+	// Capped by the revision's request timeout.
+	require.NoError(t, e.h.SetRevision(newRevision(t, rev, 1, 5*time.Second)))
 	assert.Equal(t, 5*time.Second, e.load(t).WaitTimeout)
 
 	// An instance already ready in the first snapshot is no sample.
@@ -355,11 +352,10 @@ func TestRouting404(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, r.code)
 	assert.Contains(t, r.body, `"other-00001": unknown revision`)
 	assert.ErrorIs(t, e2.h.UpdateInstances("other-00001", nil), ErrUnknownRevision)
-	require.
 
-		// Names the activator does not know get no series of their own, so a
-		// Picker returning arbitrary names cannot grow the metrics.
-		Eventually(t, func() bool { return e2.counter("requests", "", "404") == 1 }, 10*time.Second, time.Millisecond)
+	// Names the activator does not know get no series of their own, so a
+	// Picker returning arbitrary names cannot grow the metrics.
+	require.Eventually(t, func() bool { return e2.counter("requests", "", "404") == 1 }, 10*time.Second, time.Millisecond)
 	require.True(t, !e2.hasSeries(t, "other-00001"), "a series for an unknown revision")
 }
 

@@ -161,9 +161,8 @@ func TestWaitInstanceIdleWaitsForWebSocketClose(t *testing.T) {
 	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{draining(inst)}))
 	done := e.waitIdle(t.Context(), "ws")
 	e.mustBlock(t, "ws", done)
-	require.
-		// The connection still works while the instance drains.
-		NoError(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
+	// The connection still works while the instance drains.
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
 	_, msg, err := c.Read(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "echo hi", string(msg))
@@ -192,10 +191,9 @@ func TestWaitInstanceIdleContextEnds(t *testing.T) {
 	e.mustBlock(t, "a", done2)
 	require.NoError(t, e.h.UpdateInstances(rev, nil))
 	mustReturn(t, done2, nil)
-	require.
 
-		// The last waiter to give up removes the entry: the map stays bounded.
-		NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	// The last waiter to give up removes the entry: the map stays bounded.
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
 	ctx, cancel = context.WithCancel(t.Context())
 	done := e.waitIdle(ctx, "a")
 	e.mustBlock(t, "a", done)
@@ -283,11 +281,10 @@ func TestDefaultTransportSpeaksTheRevisionsProtocol(t *testing.T) {
 			require.NoError(t, res.Body.Close())
 			assert.Equal(t, p.want, string(body))
 			if res.ProtoMajor == 2 || p.protocol != revision.ProtocolH2C {
-				assert.
-					// An h2c app's trailers do not reach an HTTP/1.1 client
-					// (they are not announced before the body); gRPC
-					// clients speak HTTP/2.
-					Equal(t, "0", res.Trailer.Get("Grpc-Status"), p.protocol, " ", res.Proto)
+				// An h2c app's trailers do not reach an HTTP/1.1 client
+				// (they are not announced before the body); gRPC
+				// clients speak HTTP/2.
+				assert.Equal(t, "0", res.Trailer.Get("Grpc-Status"), p.protocol, " ", res.Proto)
 			}
 		}
 	}

@@ -76,9 +76,8 @@ func TestPowerOfTwoChoicesPrefersLessLoaded(t *testing.T) {
 	for range 100 {
 		assert.Equal(t, 1, p.Pick(c))
 	}
-	assert.
-		// One candidate is always picked, whatever its load.
-		Equal(t, 0, p.Pick(unlimited(1000)))
+	// One candidate is always picked, whatever its load.
+	assert.Equal(t, 0, p.Pick(unlimited(1000)))
 	assert.Equal(t, -1, p.Pick(nil))
 	// Among many, the most loaded is never picked (it loses every pair),
 	// and every other is.

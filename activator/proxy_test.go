@@ -93,9 +93,8 @@ func TestWebSocketPassesThrough(t *testing.T) {
 	_, msg, err := c.Read(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "echo hi", string(msg))
-	assert.
-		// The connection holds the instance's only slot for its whole life.
-		Equal(t, Load{InFlight: 1, Ready: 1, WaitTimeout: MinWait}, e.load(t))
+	// The connection holds the instance's only slot for its whole life.
+	assert.Equal(t, Load{InFlight: 1, Serving: 1, WaitTimeout: MinWait}, e.load(t))
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 	require.Eventually(t, func() bool { return e.load(t).InFlight == 0 && e.counter("requests", rev, "101") == 1 }, 10*time.Second, time.Millisecond)
 }

@@ -24,9 +24,8 @@ func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
 	t0 := e.clk.Now()
 	res := e.get(t)
 	e.waitHeld(t, 1)
-	assert.
-		// Knative's immediate report on the first request to an idle revision.
-		Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
+	// Knative's immediate report on the first request to an idle revision.
+	assert.Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0}, e.nextReport(t))
 	e.noReport(t)
 
 	// Held for the whole period: concurrency 1, less the 1 and the
@@ -44,10 +43,9 @@ func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
 	assert.Equal(t, stats.Stat{Instance: DefaultName, Timestamp: t0.Add(2 * time.Second)}, e.nextReport(t))
 	e.tick()
 	e.noReport(t)
-	assert.
 
-		// So the next request is a first request again.
-		Equal(t, http.StatusOK, wait(t, e.get(t)).code)
+	// So the next request is a first request again.
+	assert.Equal(t, http.StatusOK, wait(t, e.get(t)).code)
 	assert.Equal(t, stats.Stat{Instance: DefaultName, AverageConcurrency: 1, RequestCount: 1, Timestamp: t0.Add(3 * time.Second)}, e.nextReport(t))
 }
 
@@ -95,9 +93,8 @@ func TestRunReportsEverySecond(t *testing.T) {
 		e.h.Run(ctx)
 		close(done)
 	}()
-	require.
-		// Run's ticker registers on the fake clock from its own goroutine.
-		Eventually(t, e.clk.HasWaiters, 10*time.Second, time.Millisecond)
+	// Run's ticker registers on the fake clock from its own goroutine.
+	require.Eventually(t, e.clk.HasWaiters, 10*time.Second, time.Millisecond)
 	e.get(t)
 	e.waitHeld(t, 1)
 	assert.Equal(t, 1.0, e.nextReport(t).RequestCount)

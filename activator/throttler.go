@@ -596,8 +596,9 @@ type Load struct {
 	Held int
 	// InFlight is the number of requests being proxied.
 	InFlight int
-	// Ready is the number of ready, non-draining instances.
-	Ready int
+	// Serving is the number of instances that take requests (Ready and
+	// not Draining).
+	Serving int
 	// FreeSlots is the number of requests the ready instances can take
 	// now; -1 means unlimited (container concurrency 0 and at least one
 	// ready instance).
@@ -609,7 +610,7 @@ type Load struct {
 func (t *throttler) load() Load {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l := Load{Held: t.queue.Len(), InFlight: t.inFlight, Ready: len(t.cands), WaitTimeout: t.waitTimeoutLocked()}
+	l := Load{Held: t.queue.Len(), InFlight: t.inFlight, Serving: len(t.cands), WaitTimeout: t.waitTimeoutLocked()}
 	for _, c := range t.cands {
 		switch {
 		case c.Capacity == 0:

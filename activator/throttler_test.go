@@ -35,9 +35,8 @@ func TestInFlightSurvivesInstanceFlapping(t *testing.T) {
 
 	th.release(slots[0])
 	assert.Equal(t, 1, e.load(t).FreeSlots)
-	require.
-		// A slot on an instance that is gone for good is simply forgotten.
-		NoError(t, e.h.UpdateInstances(rev, nil))
+	// A slot on an instance that is gone for good is simply forgotten.
+	require.NoError(t, e.h.UpdateInstances(rev, nil))
 	th.release(slots[1])
 	assert.Equal(t, Load{WaitTimeout: MinWait}, e.load(t))
 	assert.Equal(t, 0, len(th.orphans))

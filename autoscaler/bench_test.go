@@ -38,7 +38,7 @@ func BenchmarkMultiscaler10kRevisions(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	coll := m.Collector()
+	coll := m.Reporter()
 	push := func() {
 		for i, n := range names {
 			coll.Report(n, stats.Stat{AverageConcurrency: float64(i % 300), RequestCount: float64(i % 500)})
@@ -48,7 +48,7 @@ func BenchmarkMultiscaler10kRevisions(b *testing.B) {
 		if err := m.Set(n, p, Pushed); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.SetReady(n, 2); err != nil {
+		if err := m.setReady(n, 2); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -95,7 +95,7 @@ func BenchmarkCollectorReport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := NewCollector(CollectorOptions{OnDemand: func(string) {}})
+	c := newCollector(collectorOptions{OnDemand: func(string) {}})
 	if err := c.Add("r", p, false); err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/zeroscale/zeroscale/stats"
 )
 
-// Collector constants, Knative's.
+// collector constants, Knative's.
 const (
 	// ScrapeInterval is how often every scraped revision is scraped.
 	ScrapeInterval = time.Second
@@ -32,17 +32,17 @@ const (
 )
 
 var (
-	// ErrNoData means a scraped revision has had no stat within its stable
+	// errNoData means a scraped revision has had no stat within its stable
 	// window: the decider must not decide (the previous decision stands).
-	ErrNoData = errors.New("autoscaler: no data")
+	errNoData = errors.New("autoscaler: no data")
 	// ErrNotCollecting means the revision was never added or was removed.
 	ErrNotCollecting = errors.New("autoscaler: revision not being collected")
 	// errTooFewScraped means fewer instances than the sample size answered.
 	errTooFewScraped = errors.New("too few instances answered for a meaningful extrapolation")
 )
 
-// CollectorOptions configure a Collector. The zero value works.
-type CollectorOptions struct {
+// collectorOptions configure a collector. The zero value works.
+type collectorOptions struct {
 	// Clock times pushed stats without a timestamp, scraped stats and the
 	// scrape ticker. nil means the real clock.
 	Clock clock.WithTicker
@@ -61,7 +61,7 @@ type CollectorOptions struct {
 	OnDemand func(revision string)
 }
 
-// Collector turns stats into per-revision metric windows, Knative's
+// collector turns stats into per-revision metric windows, Knative's
 // MetricCollector. Stats arrive two ways into the same windows:
 //
 //   - pushed through Report (stats.Reporter) by in-process queue-proxies
@@ -86,7 +86,7 @@ type CollectorOptions struct {
 // the stable window plus 16 per second of the panic window, and the
 // scrape targets the host supplied. All methods are safe for concurrent
 // use; Report never blocks on I/O.
-type Collector struct {
+type collector struct {
 	clock    clock.WithTicker
 	log      *slog.Logger
 	client   *http.Client
@@ -124,9 +124,9 @@ type scrapeTarget struct {
 	started time.Time
 }
 
-// NewCollector returns an empty Collector. Call Run to scrape.
-func NewCollector(o CollectorOptions) *Collector {
-	c := &Collector{
+// newCollector returns an empty collector. Call Run to scrape.
+func newCollector(o collectorOptions) *collector {
+	c := &collector{
 		clock:    o.Clock,
 		log:      o.Logger,
 		client:   o.HTTPClient,
@@ -168,7 +168,7 @@ func newAverager(alg revision.Algorithm, w time.Duration) (averager, error) {
 // says the revision's instances serve stats to be scraped; it has no
 // effect when p.TargetBurstCapacity is −1, since the activator is then
 // always in the path and its pushes are the only source, as in Knative.
-func (c *Collector) Add(rev string, p revision.ScalingParams, scrape bool) error {
+func (c *collector) Add(rev string, p revision.ScalingParams, scrape bool) error {
 	if rev == "" {
 		return errors.New("autoscaler: empty revision name")
 	}
@@ -212,13 +212,13 @@ func (c *Collector) Add(rev string, p revision.ScalingParams, scrape bool) error
 
 // Remove stops collecting for rev and frees its windows. An in-flight
 // scrape of rev finishes but records nothing.
-func (c *Collector) Remove(rev string) {
+func (c *collector) Remove(rev string) {
 	c.mu.Lock()
 	delete(c.revs, rev)
 	c.mu.Unlock()
 }
 
-func (c *Collector) get(rev string) *collection {
+func (c *collector) get(rev string) *collection {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.revs[rev]
@@ -226,7 +226,7 @@ func (c *Collector) get(rev string) *collection {
 
 // SetTargets replaces rev's scrape targets with its ready, non-draining
 // instances that have an address. Unknown revisions are ignored.
-func (c *Collector) SetTargets(rev string, instances []backend.Instance) {
+func (c *collector) SetTargets(rev string, instances []backend.Instance) {
 	col := c.get(rev)
 	if col == nil {
 		return
@@ -246,7 +246,7 @@ func (c *Collector) SetTargets(rev string, instances []backend.Instance) {
 // (unless a Multiscaler already scales rev above zero). Stats for
 // revisions not added are dropped (a reporter may run ahead of the
 // host's Add). It implements stats.Reporter.
-func (c *Collector) Report(rev string, s stats.Stat) {
+func (c *collector) Report(rev string, s stats.Stat) {
 	col := c.get(rev)
 	if col == nil {
 		return
@@ -261,11 +261,11 @@ func (c *Collector) Report(rev string, s stats.Stat) {
 	}
 }
 
-var _ stats.Reporter = (*Collector)(nil)
+var _ stats.Reporter = (*collector)(nil)
 
 // Record records s for rev at at and reports whether rev is collected.
 // Unlike Report it never calls OnDemand (for replaying traces).
-func (c *Collector) Record(rev string, at time.Time, s stats.Stat) bool {
+func (c *collector) Record(rev string, at time.Time, s stats.Stat) bool {
 	col := c.get(rev)
 	if col == nil {
 		return false
@@ -292,8 +292,8 @@ func (col *collection) record(at time.Time, s stats.Stat) {
 
 // StableAndPanic returns rev's metric m averaged over the stable and the
 // panic window as of now. A scraped revision without any stat within
-// its stable window returns ErrNoData; a push-only one reads 0.
-func (c *Collector) StableAndPanic(rev string, m revision.Metric, now time.Time) (stable, panic float64, err error) {
+// its stable window returns errNoData; a push-only one reads 0.
+func (c *collector) StableAndPanic(rev string, m revision.Metric, now time.Time) (stable, panic float64, err error) {
 	col := c.get(rev)
 	if col == nil {
 		return 0, 0, fmt.Errorf("%w: %s", ErrNotCollecting, rev)
@@ -309,14 +309,14 @@ func (col *collection) stableAndPanic(m revision.Metric, now time.Time) (stable,
 		s, p = col.rpsStable, col.rpsPanic
 	}
 	if col.scrape && s.IsEmpty(now) {
-		return 0, 0, ErrNoData
+		return 0, 0, errNoData
 	}
 	return s.Average(now), p.Average(now), nil
 }
 
 // Run scrapes every scraped revision every ScrapeInterval until ctx is
 // done, then waits for in-flight scrapes and returns ctx's error.
-func (c *Collector) Run(ctx context.Context) error {
+func (c *collector) Run(ctx context.Context) error {
 	t := c.clock.NewTicker(ScrapeInterval)
 	defer t.Stop()
 	var wg sync.WaitGroup
@@ -333,7 +333,7 @@ func (c *Collector) Run(ctx context.Context) error {
 
 // scrapeAll starts one scrape per scraped revision with targets that is
 // not still being scraped, at most MaxConcurrentScrapes at a time.
-func (c *Collector) scrapeAll(ctx context.Context, wg *sync.WaitGroup) {
+func (c *collector) scrapeAll(ctx context.Context, wg *sync.WaitGroup) {
 	type job struct {
 		rev string
 		col *collection
@@ -370,7 +370,7 @@ func (c *Collector) scrapeAll(ctx context.Context, wg *sync.WaitGroup) {
 
 // scrapeRevision scrapes a sample of rev's targets and records the
 // extrapolated stat, or counts an error and records nothing.
-func (c *Collector) scrapeRevision(ctx context.Context, rev string, col *collection) {
+func (c *collector) scrapeRevision(ctx context.Context, rev string, col *collection) {
 	now := c.clock.Now()
 	col.mu.Lock()
 	old, young := splitByAge(col.targets, now, col.stableWindow)
@@ -379,7 +379,7 @@ func (c *Collector) scrapeRevision(ctx context.Context, rev string, col *collect
 	if total == 0 {
 		return
 	}
-	n := SampleSize(total)
+	n := sampleSize(total)
 	// All old instances are used when there are not enough of them, so
 	// only the young backups need shuffling; otherwise pick old at random.
 	if len(old) < n {
@@ -420,7 +420,7 @@ func splitByAge(ts []scrapeTarget, now time.Time, window time.Duration) (old, yo
 // scrapeSample runs n workers over order (each moving on to the next
 // target when one fails) and sums the n stats, or fails when the
 // targets run out first.
-func (c *Collector) scrapeSample(ctx context.Context, order []scrapeTarget, n int) (stats.Stat, error) {
+func (c *collector) scrapeSample(ctx context.Context, order []scrapeTarget, n int) (stats.Stat, error) {
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -463,7 +463,7 @@ func (c *Collector) scrapeSample(ctx context.Context, order []scrapeTarget, n in
 	return sum, nil
 }
 
-func (c *Collector) fetch(ctx context.Context, address string) (stats.Stat, error) {
+func (c *collector) fetch(ctx context.Context, address string) (stats.Stat, error) {
 	ctx, cancel := context.WithTimeout(ctx, ScrapeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+address+stats.Path, nil)
@@ -486,10 +486,10 @@ func (c *Collector) fetch(ctx context.Context, address string) (stats.Stat, erro
 	return s, nil
 }
 
-// SampleSize is how many of n instances are scraped: n itself up to 3,
+// sampleSize is how many of n instances are scraped: n itself up to 3,
 // else ceil(n·X / (n + X − 1)) with X = 1.96² · 100 / 5² = 15.3664 (a
 // 95 % confidence, 5 % error population-mean sample, Knative's).
-func SampleSize(n int) int {
+func sampleSize(n int) int {
 	if n <= 3 {
 		return max(n, 0)
 	}

@@ -23,22 +23,22 @@ import (
 
 func TestSampleSize(t *testing.T) {
 	for n, want := range map[int]int{-1: 0, 0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 10: 7, 20: 9, 50: 12, 100: 14, 1000: 16} {
-		if got := SampleSize(n); got != want {
-			t.Errorf("SampleSize(%d) = %d, want %d", n, got, want)
+		if got := sampleSize(n); got != want {
+			t.Errorf("sampleSize(%d) = %d, want %d", n, got, want)
 		}
 	}
 }
 
-func newTestCollector(t *testing.T, o CollectorOptions) (*Collector, *clocktesting.FakeClock) {
+func newTestCollector(t *testing.T, o collectorOptions) (*collector, *clocktesting.FakeClock) {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(t0)
 	o.Clock = clk
-	return NewCollector(o), clk
+	return newCollector(o), clk
 }
 
 func TestCollectorPushRecordsNetOfProxied(t *testing.T) {
 	var demand []string
-	c, clk := newTestCollector(t, CollectorOptions{OnDemand: func(rev string) { demand = append(demand, rev) }})
+	c, clk := newTestCollector(t, collectorOptions{OnDemand: func(rev string) { demand = append(demand, rev) }})
 	require.NoError(t, c.Add("r", testParams(), false))
 
 	// An instance and an activator report in the same second: they add up,
@@ -67,7 +67,7 @@ func TestCollectorPushRecordsNetOfProxied(t *testing.T) {
 }
 
 func TestCollectorNoData(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("pushed", testParams(), false))
 	require.NoError(t, c.Add("scraped", testParams(), true))
 	p := testParams()
@@ -75,7 +75,7 @@ func TestCollectorNoData(t *testing.T) {
 	require. // activator always in path: pushes only
 			NoError(t, c.Add("tbc-1", p, true))
 
-	for rev, wantErr := range map[string]error{"pushed": nil, "scraped": ErrNoData, "tbc-1": nil, "gone": ErrNotCollecting} {
+	for rev, wantErr := range map[string]error{"pushed": nil, "scraped": errNoData, "tbc-1": nil, "gone": ErrNotCollecting} {
 		_, _, err := c.StableAndPanic(rev, revision.MetricConcurrency, clk.Now())
 		if !errors.Is(err, wantErr) {
 			t.Errorf("%s: err = %v, want %v", rev, err, wantErr)
@@ -85,7 +85,7 @@ func TestCollectorNoData(t *testing.T) {
 	_, _, err := c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now())
 	require.NoError(t, err)
 	_, _, err = c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now().Add(61*time.Second))
-	require.ErrorIs(t, err, ErrNoData)
+	require.ErrorIs(t, err, errNoData)
 
 	c.Remove("scraped")
 	_, _, err = c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now())
@@ -93,7 +93,7 @@ func TestCollectorNoData(t *testing.T) {
 }
 
 func TestCollectorAddValidates(t *testing.T) {
-	c, _ := newTestCollector(t, CollectorOptions{})
+	c, _ := newTestCollector(t, collectorOptions{})
 	p := testParams()
 	p.Algorithm = "median"
 	err := c.Add("r", p, false)
@@ -107,7 +107,7 @@ func TestCollectorAddValidates(t *testing.T) {
 }
 
 func TestCollectorUpdateResizesKeepingData(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("r", testParams(), false))
 	c.Report("r", stats.Stat{AverageConcurrency: 4})
 	p := testParams()
@@ -148,14 +148,14 @@ func (s *statServer) instance(started time.Time) backend.Instance {
 	return backend.Instance{ID: s.URL, Revision: "r", Address: strings.TrimPrefix(s.URL, "http://"), Ready: true, Started: started}
 }
 
-func scrapeNow(c *Collector) {
+func scrapeNow(c *collector) {
 	var wg sync.WaitGroup
 	c.scrapeAll(context.Background(), &wg)
 	wg.Wait()
 }
 
 func TestCollectorScrapeExtrapolatesOldFirst(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("r", testParams(), true))
 	old := t0.Add(-time.Hour)
 	var insts []backend.Instance
@@ -184,7 +184,7 @@ func TestCollectorScrapeExtrapolatesOldFirst(t *testing.T) {
 }
 
 func TestCollectorScrapeFallsBackToYoung(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("r", testParams(), true))
 	old := t0.Add(-time.Hour)
 	insts := []backend.Instance{newStatServer(t, stats.Stat{}, http.StatusServiceUnavailable).instance(old)}
@@ -201,7 +201,7 @@ func TestCollectorScrapeFallsBackToYoung(t *testing.T) {
 }
 
 func TestCollectorFailedScrapeRecordsNothing(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("r", testParams(), true))
 	c.SetTargets("r", []backend.Instance{
 		newStatServer(t, stats.Stat{AverageConcurrency: 1}, http.StatusOK).instance(t0),
@@ -210,7 +210,7 @@ func TestCollectorFailedScrapeRecordsNothing(t *testing.T) {
 	})
 	scrapeNow(c)
 	_, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-	require.ErrorIs(t, err, ErrNoData)
+	require.ErrorIs(t, err, errNoData)
 	col := c.get("r")
 	require.Equal(t, uint64(1), col.scrapeErrs.Load(), "scrapeErrs")
 	require.Equal(t, uint64(1), col.scrapes.Load(), "scrapes")
@@ -222,7 +222,7 @@ func TestCollectorFailedScrapeRecordsNothing(t *testing.T) {
 }
 
 func TestCollectorRunScrapesOnTheClock(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	require.NoError(t, c.Add("r", testParams(), true))
 	srv := newStatServer(t, stats.Stat{AverageConcurrency: 7}, http.StatusOK)
 	c.SetTargets("r", []backend.Instance{srv.instance(t0)})
@@ -231,29 +231,27 @@ func TestCollectorRunScrapesOnTheClock(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond, "the scrape ticker")
 	clk.Step(ScrapeInterval)
-	require.
-		// The scrape is a real HTTP round trip on loopback.
-		Eventually(t, func() bool {
-			s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
-			return err == nil && s == 7
-		}, 10*time.Second, time.Millisecond,
+	// The scrape is a real HTTP round trip on loopback.
+	require.Eventually(t, func() bool {
+		s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
+		return err == nil && s == 7
+	}, 10*time.Second, time.Millisecond,
 
-			"a scraped stat")
+		"a scraped stat")
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 }
 
 func TestCollectorWeightedExponential(t *testing.T) {
-	c, clk := newTestCollector(t, CollectorOptions{})
+	c, clk := newTestCollector(t, collectorOptions{})
 	p := testParams()
 	p.Algorithm = revision.AlgorithmWeightedExponential
 	require.NoError(t, c.Add("r", p, false))
 	c.Report("r", stats.Stat{AverageConcurrency: 10})
 	s, pv, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
 	require.NoError(t, err)
-	require.
-		// One second of 10: stable weighs it 0.2 (60 buckets), panic 0.7846 (6).
-		InDelta(t, 2, s, 1e-9, "stable")
+	// One second of 10: stable weighs it 0.2 (60 buckets), panic 0.7846 (6).
+	require.InDelta(t, 2, s, 1e-9, "stable")
 	if math.Abs(pv-7.846) > 1e-3 {
 		t.Fatalf("panic = %v, want ≈ 7.846", pv)
 	}

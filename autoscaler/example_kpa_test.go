@@ -22,27 +22,27 @@ func ExampleKPA() {
 		panic(err)
 	}
 	steps := []autoscaler.Observed{
-		{Stable: 0, Panic: 0, Ready: 0},   // idle at zero
-		{Stable: 5, Panic: 5, Ready: 1},   // one instance is enough
-		{Stable: 20, Panic: 40, Ready: 2}, // a burst: ceil(40/7)/2 = 3 ≥ 200 % → panic
-		{Stable: 15, Panic: 5, Ready: 6},  // load falls, but no scale-down in panic
-		{Stable: 14.3, Panic: 0, Ready: 6},
+		{Stable: 0, Panic: 0, Serving: 0},   // idle at zero
+		{Stable: 5, Panic: 5, Serving: 1},   // one instance is enough
+		{Stable: 20, Panic: 40, Serving: 2}, // a burst: ceil(40/7)/2 = 3 ≥ 200 % → panic
+		{Stable: 15, Panic: 5, Serving: 6},  // load falls, but no scale-down in panic
+		{Stable: 14.3, Panic: 0, Serving: 6},
 	}
 	for _, o := range steps {
 		r := kpa.Decide(now, o)
-		fmt.Printf("stable %4.1f panic %4.1f ready %d → desired %d, panic %v, EBC %d\n",
-			o.Stable, o.Panic, o.Ready, r.DesiredScale, r.Panicking, r.ExcessBurstCapacity)
+		fmt.Printf("stable %4.1f panic %4.1f serving %d → desired %d, panic %v, EBC %d\n",
+			o.Stable, o.Panic, o.Serving, r.DesiredScale, r.Panicking, r.ExcessBurstCapacity)
 		now = now.Add(autoscaler.TickInterval)
 	}
 	// A stable window (60 s) after the last burst tick the panic ends.
 	now = now.Add(time.Minute)
-	r := kpa.Decide(now, autoscaler.Observed{Stable: 14.3, Panic: 14, Ready: 6})
+	r := kpa.Decide(now, autoscaler.Observed{Stable: 14.3, Panic: 14, Serving: 6})
 	fmt.Printf("a minute later → desired %d, panic %v\n", r.DesiredScale, r.Panicking)
 	// Output:
-	// stable  0.0 panic  0.0 ready 0 → desired 0, panic false, EBC -211
-	// stable  5.0 panic  5.0 ready 1 → desired 1, panic false, EBC -206
-	// stable 20.0 panic 40.0 ready 2 → desired 6, panic true, EBC -231
-	// stable 15.0 panic  5.0 ready 6 → desired 6, panic true, EBC -156
-	// stable 14.3 panic  0.0 ready 6 → desired 6, panic true, EBC -151
+	// stable  0.0 panic  0.0 serving 0 → desired 0, panic false, EBC -211
+	// stable  5.0 panic  5.0 serving 1 → desired 1, panic false, EBC -206
+	// stable 20.0 panic 40.0 serving 2 → desired 6, panic true, EBC -231
+	// stable 15.0 panic  5.0 serving 6 → desired 6, panic true, EBC -156
+	// stable 14.3 panic  0.0 serving 6 → desired 6, panic true, EBC -151
 	// a minute later → desired 3, panic false
 }

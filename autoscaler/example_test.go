@@ -41,9 +41,9 @@ func ExampleMultiscaler() {
 	d := <-decisions
 	fmt.Println(d.Revision, d.Scale, d.State, d.Reason, d.ActivatorInPath)
 
-	// The activator buffers a request and reports it (the Collector is
+	// The activator buffers a request and reports it (the collector is
 	// its stats.Reporter): an immediate decision follows.
-	var reporter stats.Reporter = m.Collector()
+	var reporter stats.Reporter = m.Reporter()
 	reporter.Report("hello-00001", stats.Stat{Instance: "activator", AverageConcurrency: 1, RequestCount: 1})
 	d = <-decisions
 	fmt.Println(d.Revision, d.Scale, d.State, d.Reason, d.ActivatorInPath)

@@ -20,8 +20,9 @@ type Observed struct {
 	// Stable and Panic are the metric (concurrency or requests per
 	// second, revision totals) averaged over the stable and panic windows.
 	Stable, Panic float64
-	// Ready is the number of ready instances (may be 0).
-	Ready int
+	// Serving is the number of instances that take requests (Ready and
+	// not Draining; may be 0).
+	Serving int
 	// Unreachable says no route sends traffic to the revision: scale-down
 	// is then not rate-limited and the scale-down delay is skipped. The
 	// zero value (reachable or unknown) is Knative's default.
@@ -142,6 +143,8 @@ func (k *KPA) Params() revision.ScalingParams { return k.params }
 // State is the KPA's current state.
 func (k *KPA) State() KPAState { return k.state }
 
+var _ DeciderUpdater = (*KPA)(nil)
+
 // Update replaces the parameters, keeping the state. As in Knative, the
 // scale-down delay window keeps the size it was created with.
 func (k *KPA) Update(p revision.ScalingParams) error {
@@ -159,7 +162,7 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 
 	// Zero ready instances count as one for the rate limits and the panic
 	// ratio, so a revision at zero can scale up at all.
-	ready := math.Max(1, float64(o.Ready))
+	ready := math.Max(1, float64(o.Serving))
 	// ceil and floor guarantee a step of at least one instance either way.
 	maxUp := math.Ceil(p.MaxScaleUpRate * ready)
 	maxDown := 0.0
@@ -211,7 +214,7 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 
 	return Recommendation{
 		DesiredScale:        desired,
-		ExcessBurstCapacity: excessBurstCapacity(p, max(o.Ready, 0), panicV),
+		ExcessBurstCapacity: excessBurstCapacity(p, max(o.Serving, 0), panicV),
 		Panicking:           k.state.Panicking,
 	}
 }

@@ -52,33 +52,33 @@ func TestKPAScaleMath(t *testing.T) {
 		wantExcess int
 	}{
 		{"idle at zero", nil, Observed{}, 0, false, -211},
-		{"ceil of stable/target", nil, Observed{Stable: 25, Panic: 25, Ready: 3}, 3, false, -206},
-		{"down limited to ready/2 when reachable", nil, Observed{Ready: 10}, 5, false, -111},
-		{"down unlimited when unreachable", nil, Observed{Ready: 10, Unreachable: true}, 0, false, -111},
-		{"two instances cannot reach zero in one step", nil, Observed{Ready: 2}, 1, false, -191},
+		{"ceil of stable/target", nil, Observed{Stable: 25, Panic: 25, Serving: 3}, 3, false, -206},
+		{"down limited to ready/2 when reachable", nil, Observed{Serving: 10}, 5, false, -111},
+		{"down unlimited when unreachable", nil, Observed{Serving: 10, Unreachable: true}, 0, false, -111},
+		{"two instances cannot reach zero in one step", nil, Observed{Serving: 2}, 1, false, -191},
 		{"up limited to ceil(rate × ready)", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 1.1 },
-			Observed{Stable: 30, Panic: 30, Ready: 2}, 3, false, -221},
+			Observed{Stable: 30, Panic: 30, Serving: 2}, 3, false, -221},
 		{"up limit still allows +1 at one instance", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 1.01 },
-			Observed{Stable: 50, Panic: 5, Ready: 1}, 2, false, -206},
+			Observed{Stable: 50, Panic: 5, Serving: 1}, 2, false, -206},
 		{"down limit still allows -1", func(p *revision.ScalingParams) { p.MaxScaleDownRate = 1.01 },
-			Observed{Ready: 3}, 2, false, -181},
+			Observed{Serving: 3}, 2, false, -181},
 		{"zero ready count as one for the up limit", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 3 },
-			Observed{Stable: 1000, Panic: 0, Ready: 0}, 3, false, -211},
+			Observed{Stable: 1000, Panic: 0, Serving: 0}, 3, false, -211},
 		{"activation scale lifts any demand", func(p *revision.ScalingParams) { p.ActivationScale = 3 },
-			Observed{Stable: 0.1, Panic: 0.1, Ready: 0}, 3, false, -212},
+			Observed{Stable: 0.1, Panic: 0.1, Serving: 0}, 3, false, -212},
 		{"activation scale leaves zero demand at zero", func(p *revision.ScalingParams) { p.ActivationScale = 3 },
 			Observed{}, 0, false, -211},
 		{"activation scale 1 is off", func(p *revision.ScalingParams) { p.ActivationScale = 1 },
 			Observed{Stable: 0.1, Panic: 0.1}, 1, false, -212},
-		{"panic by the ceiling rule", nil, Observed{Stable: 0, Panic: 70.5, Ready: 4}, 8, true, -242},
-		{"just under the panic threshold", nil, Observed{Stable: 0, Panic: 60, Ready: 4}, 2, false, -231},
+		{"panic by the ceiling rule", nil, Observed{Stable: 0, Panic: 70.5, Serving: 4}, 8, true, -242},
+		{"just under the panic threshold", nil, Observed{Stable: 0, Panic: 60, Serving: 4}, 2, false, -231},
 		{"EBC with target burst capacity 0", func(p *revision.ScalingParams) { p.TargetBurstCapacity = 0 },
-			Observed{Stable: 5, Panic: 5, Ready: 1}, 1, false, 0},
+			Observed{Stable: 5, Panic: 5, Serving: 1}, 1, false, 0},
 		{"EBC with target burst capacity -1", func(p *revision.ScalingParams) { p.TargetBurstCapacity = -1 },
-			Observed{Stable: 5, Panic: 5, Ready: 1}, 1, false, -1},
+			Observed{Stable: 5, Panic: 5, Serving: 1}, 1, false, -1},
 		{"EBC floors", func(p *revision.ScalingParams) { p.TotalValue = 100; p.TargetBurstCapacity = 200 },
-			Observed{Stable: 20, Panic: 20.5, Ready: 3}, 2, false, 79},
-		{"NaN observations count as zero", nil, Observed{Stable: nanf(), Panic: nanf(), Ready: 1}, 0, false, -201},
+			Observed{Stable: 20, Panic: 20.5, Serving: 3}, 2, false, 79},
+		{"NaN observations count as zero", nil, Observed{Stable: nanf(), Panic: nanf(), Serving: 1}, 0, false, -201},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestKPAScaleMath(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(&p)
 			}
-			k := newTestKPA(t, p, min(tc.o.Ready, 1))
+			k := newTestKPA(t, p, min(tc.o.Serving, 1))
 			got := k.Decide(t0, tc.o)
 			want := Recommendation{DesiredScale: tc.want, ExcessBurstCapacity: tc.wantExcess, Panicking: tc.wantPanic}
 			if got != want {
@@ -109,16 +109,16 @@ func TestKPAPanicExtensionAndExit(t *testing.T) {
 		want      int
 		wantPanic bool
 	}{
-		{0, Observed{Stable: 10, Panic: 70.5, Ready: 4}, 8, true},
+		{0, Observed{Stable: 10, Panic: 70.5, Serving: 4}, 8, true},
 		// Load drops: no scale-down while panicking.
-		{2 * time.Second, Observed{Stable: 20, Panic: 20, Ready: 8}, 8, true},
+		{2 * time.Second, Observed{Stable: 20, Panic: 20, Serving: 8}, 8, true},
 		// Over again at 30 s: the panic is extended and grows.
-		{30 * time.Second, Observed{Stable: 20, Panic: 200, Ready: 8}, 20, true},
-		{32 * time.Second, Observed{Stable: 20, Panic: 20, Ready: 20}, 20, true},
+		{30 * time.Second, Observed{Stable: 20, Panic: 200, Serving: 8}, 20, true},
+		{32 * time.Second, Observed{Stable: 20, Panic: 20, Serving: 20}, 20, true},
 		// Exactly a stable window after the last over-threshold tick: still panicking.
-		{90 * time.Second, Observed{Stable: 20, Panic: 20, Ready: 20}, 20, true},
+		{90 * time.Second, Observed{Stable: 20, Panic: 20, Serving: 20}, 20, true},
 		// Strictly after: out of panic, stable rules (rate-limited to 20/2).
-		{90*time.Second + time.Nanosecond, Observed{Stable: 20, Panic: 20, Ready: 20}, 10, false},
+		{90*time.Second + time.Nanosecond, Observed{Stable: 20, Panic: 20, Serving: 20}, 10, false},
 	}
 	for _, s := range steps {
 		got := k.Decide(at(s.at), s.o)
@@ -133,8 +133,8 @@ func TestKPAPanicExtensionAndExit(t *testing.T) {
 
 func TestKPAStableAbovePanicWhilePanicking(t *testing.T) {
 	k := newTestKPA(t, testParams(), 1)
-	k.Decide(t0, Observed{Panic: 30, Ready: 1}) // 3/1 ≥ 2: panic, 3
-	got := k.Decide(at(2*time.Second), Observed{Stable: 50, Panic: 10, Ready: 3})
+	k.Decide(t0, Observed{Panic: 30, Serving: 1}) // 3/1 ≥ 2: panic, 3
+	got := k.Decide(at(2*time.Second), Observed{Stable: 50, Panic: 10, Serving: 3})
 	if got.DesiredScale != 5 || !got.Panicking {
 		t.Fatalf("Decide = %+v, want the stable count 5 in panic", got)
 	}
@@ -145,7 +145,7 @@ func TestKPARestartInPanic(t *testing.T) {
 	if st := k.State(); !st.Panicking || st.MaxPanicPods != 5 || !st.PanicTime.Equal(t0) {
 		t.Fatalf("state of a KPA created with 5 ready = %+v, want panicking holding 5", st)
 	}
-	idle := Observed{Ready: 5}
+	idle := Observed{Serving: 5}
 	for d := time.Duration(0); d <= 60*time.Second; d += TickInterval {
 		if got := k.Decide(at(d), idle); got.DesiredScale != 5 || !got.Panicking {
 			t.Fatalf("at %v: Decide = %+v, want 5 in panic", d, got)
@@ -163,19 +163,19 @@ func TestKPAScaleDownDelay(t *testing.T) {
 	p := testParams()
 	p.ScaleDownDelay = 10 * time.Second
 	k := newTestKPA(t, p, 1)
-	if got := k.Decide(t0, Observed{Stable: 100, Panic: 10, Ready: 1}); got.DesiredScale != 10 {
+	if got := k.Decide(t0, Observed{Stable: 100, Panic: 10, Serving: 1}); got.DesiredScale != 10 {
 		t.Fatalf("scale-up = %d, want 10 at once", got.DesiredScale)
 	}
 	for d := 2 * time.Second; d < 10*time.Second; d += TickInterval {
-		if got := k.Decide(at(d), Observed{Ready: 10}); got.DesiredScale != 10 {
+		if got := k.Decide(at(d), Observed{Serving: 10}); got.DesiredScale != 10 {
 			t.Fatalf("at %v: %d, want 10 held by the delay", d, got.DesiredScale)
 		}
 	}
-	if got := k.Decide(at(10*time.Second), Observed{Ready: 10}); got.DesiredScale != 5 {
+	if got := k.Decide(at(10*time.Second), Observed{Serving: 10}); got.DesiredScale != 5 {
 		t.Fatalf("at 10s: %d, want 5 once the 10 is a delay old", got.DesiredScale)
 	}
 	// Unreachable revisions skip the delay.
-	if got := k.Decide(at(12*time.Second), Observed{Ready: 5, Unreachable: true}); got.DesiredScale != 0 {
+	if got := k.Decide(at(12*time.Second), Observed{Serving: 5, Unreachable: true}); got.DesiredScale != 0 {
 		t.Fatalf("unreachable: %d, want 0", got.DesiredScale)
 	}
 }
@@ -228,7 +228,7 @@ func TestKPAWithResolvedDefaults(t *testing.T) {
 	}
 	k := newTestKPA(t, p, 0)
 	// Defaults: total 100, target 70, TBC 211; ceil(71/70)/1 = 2 panics.
-	got := k.Decide(t0, Observed{Stable: 71, Panic: 71, Ready: 1})
+	got := k.Decide(t0, Observed{Stable: 71, Panic: 71, Serving: 1})
 	if want := (Recommendation{DesiredScale: 2, ExcessBurstCapacity: -182, Panicking: true}); got != want {
 		t.Fatalf("Decide = %+v, want %+v", got, want)
 	}
@@ -244,6 +244,6 @@ func BenchmarkKPADecide(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		now = now.Add(TickInterval)
 		v := float64(i % 97)
-		k.Decide(now, Observed{Stable: v, Panic: v * 1.5, Ready: 1 + i%9})
+		k.Decide(now, Observed{Stable: v, Panic: v * 1.5, Serving: 1 + i%9})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/stats"
 )
 
 // ErrUnknownRevision is returned for a revision the Multiscaler does not
@@ -132,25 +133,38 @@ type Options struct {
 	// means none are registered.
 	Registerer prometheus.Registerer
 	// HTTPClient and MaxConcurrentScrapes configure scraping, see
-	// CollectorOptions.
+	// collectorOptions.
 	HTTPClient           *http.Client
 	MaxConcurrentScrapes int
 	// NewDecider builds a revision's decider at its first decision, with
 	// the ready count known then; nil means NewKPA.
-	NewDecider func(p revision.ScalingParams, now time.Time, ready int) (Decider, error)
+	NewDecider DeciderFactory
+}
+
+// DeciderFactory builds the Decider of one revision from its scaling
+// parameters, at its first decision (now, with ready instances serving).
+// It is the extension point for scaling policies (NewKPA is the
+// default).
+type DeciderFactory func(p revision.ScalingParams, now time.Time, ready int) (Decider, error)
+
+// DeciderUpdater is implemented by a Decider that can take new scaling
+// parameters in place, keeping its state (the KPA does); a Decider that
+// is not one is rebuilt by its DeciderFactory when the parameters change.
+type DeciderUpdater interface {
+	Update(p revision.ScalingParams) error
 }
 
 // Multiscaler runs the per-revision scaler loop: every TickInterval it
-// reads each revision's windows from its Collector, asks the revision's
+// reads each revision's windows from its collector, asks the revision's
 // Decider, applies min, max and initial scale and the scale-to-zero state
 // machine, and publishes changed Decisions. All revisions share one
-// ticker goroutine (plus the Collector's scrape goroutine); a revision
+// ticker goroutine (plus the collector's scrape goroutine); a revision
 // costs memory, not goroutines. All methods are safe for concurrent use.
 type Multiscaler struct {
 	pub        Publisher
 	clock      clock.WithTicker
 	log        *slog.Logger
-	coll       *Collector
+	coll       *collector
 	newDecider func(revision.ScalingParams, time.Time, int) (Decider, error)
 
 	mu   sync.Mutex
@@ -190,7 +204,7 @@ type scaler struct {
 }
 
 // published reports whether a decision was published: every decision
-// carries the revision name, never empty (Collector.Add refuses it).
+// carries the revision name, never empty (collector.Add refuses it).
 func (s *scaler) published() bool { return s.last.Revision != "" }
 
 // New returns a Multiscaler. Call Run to start its loops.
@@ -218,7 +232,7 @@ func New(o Options) (*Multiscaler, error) {
 			return NewKPA(p, now, ready)
 		}
 	}
-	m.coll = NewCollector(CollectorOptions{
+	m.coll = newCollector(collectorOptions{
 		Clock:                m.clock,
 		Logger:               m.log,
 		HTTPClient:           o.HTTPClient,
@@ -233,9 +247,10 @@ func New(o Options) (*Multiscaler, error) {
 	return m, nil
 }
 
-// Collector is the Multiscaler's stats collector: give it to in-process
-// queue-proxies and activators as their stats.Reporter.
-func (m *Multiscaler) Collector() *Collector { return m.coll }
+// Reporter is where the revisions' stats go: give it to in-process
+// queue-proxies and activators. A pushed stat that shows demand for a
+// revision at zero pokes it (see Poke).
+func (m *Multiscaler) Reporter() stats.Reporter { return m.coll }
 
 // Set starts scaling rev with p, or updates its parameters. A new
 // revision's first Decision (Scale = its initial scale) is published at
@@ -285,9 +300,7 @@ func (m *Multiscaler) Resume(rev string, p revision.ScalingParams, src Source, r
 	s, ok := m.revs[rev]
 	if ok {
 		s.params, s.col = p, col
-		if u, ok := s.dec.(interface {
-			Update(revision.ScalingParams) error
-		}); ok {
+		if u, ok := s.dec.(DeciderUpdater); ok {
 			if err := u.Update(p); err != nil {
 				m.mu.Unlock()
 				return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
@@ -345,9 +358,9 @@ func (m *Multiscaler) with(rev string, f func(s *scaler)) error {
 	return nil
 }
 
-// SetReady sets rev's number of ready instances (for hosts that do not
-// use SetInstances).
-func (m *Multiscaler) SetReady(rev string, n int) error {
+// setReady sets rev's number of serving instances (tests; hosts use
+// SetInstances).
+func (m *Multiscaler) setReady(rev string, n int) error {
 	if n < 0 {
 		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, n)
 	}
@@ -387,7 +400,7 @@ func (m *Multiscaler) Decision(rev string) (Decision, error) {
 }
 
 // Poke asks for an immediate decision for rev if its desired scale is 0
-// or unknown: the scale-from-zero fast path. The Collector pokes when a
+// or unknown: the scale-from-zero fast path. The collector pokes when a
 // pushed stat shows concurrency; activators may also call it directly.
 // It never blocks. Pokes wait (one entry per name) for the running loop,
 // which drops those of revisions it does not know.
@@ -493,9 +506,9 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 	switch {
 	case err == nil:
 		s.stable, s.panic = stable, panicV
-		s.rec = s.dec.Decide(now, Observed{Stable: stable, Panic: panicV, Ready: s.ready, Unreachable: s.unreachable})
+		s.rec = s.dec.Decide(now, Observed{Stable: stable, Panic: panicV, Serving: s.ready, Unreachable: s.unreachable})
 		s.decisions++
-	case errors.Is(err, ErrNoData):
+	case errors.Is(err, errNoData):
 		// No decision: the previous one stands.
 	default:
 		m.log.Error("autoscaler: cannot read metrics", "revision", s.name, "err", err)

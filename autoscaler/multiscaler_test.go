@@ -69,7 +69,7 @@ func (h *harness) last(rev string) Decision {
 
 func (h *harness) ready(rev string, n int) {
 	h.t.Helper()
-	require.NoError(h.t, h.m.SetReady(rev, n))
+	require.NoError(h.t, h.m.setReady(rev, n))
 }
 
 // load simulates a revision for secs seconds: every second each ready
@@ -85,7 +85,7 @@ func (h *harness) load(rev string, secs int, conc func(sec int) float64) (zeroAt
 		sec := start + i
 		d := h.last(rev)
 		if d.Scale > 0 {
-			h.m.Collector().Report(rev, stats.Stat{AverageConcurrency: conc(sec), RequestCount: conc(sec)})
+			h.m.Reporter().Report(rev, stats.Stat{AverageConcurrency: conc(sec), RequestCount: conc(sec)})
 		}
 		if sec%2 == 0 {
 			h.tick()
@@ -176,7 +176,7 @@ func TestPokeScalesFromZeroAtOnce(t *testing.T) {
 	// An activator buffering one request reports it: decided at once,
 	// without waiting for the tick.
 	h.clk.Step(300 * time.Millisecond)
-	h.m.Collector().Report("r", stats.Stat{Instance: "activator", AverageConcurrency: 1, RequestCount: 1})
+	h.m.Reporter().Report("r", stats.Stat{Instance: "activator", AverageConcurrency: 1, RequestCount: 1})
 	h.pokes()
 	if len(h.pub) == n {
 		t.Fatal("nothing published after the poke")
@@ -188,7 +188,7 @@ func TestPokeScalesFromZeroAtOnce(t *testing.T) {
 	// A poke while desired > 0 decides nothing until the tick.
 	n = len(h.pub)
 	h.ready("r", 1)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.pokes()
 	if len(h.pub) != n {
 		t.Fatalf("poke with desired > 0 published %+v", h.pub[n:])
@@ -213,7 +213,7 @@ func TestNoDataNoDecision(t *testing.T) {
 		t.Fatalf("decision without data = %+v, want desired unknown, scale 1 (the initial), Active", d)
 	}
 	// Data arrives (an activator push): decisions resume.
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 150})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 150})
 	h.clk.Step(TickInterval)
 	h.tick()
 	if d := h.last("r"); d.Desired != 3 || d.Scale != 3 {
@@ -230,7 +230,7 @@ func TestScaleBounds(t *testing.T) {
 		t.Fatalf("initial = %+v, want min-scale 2", d)
 	}
 	h.ready("r", 1)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 10_000})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 10_000})
 	h.tick()
 	if d := h.last("r"); d.Scale != 3 || d.Desired != 3 {
 		t.Fatalf("huge demand: %+v, want max-scale 3", d)
@@ -240,9 +240,8 @@ func TestScaleBounds(t *testing.T) {
 	if d := h.last("r"); d.Scale != 2 || d.State != StateActive {
 		t.Fatalf("idle: %+v, want min-scale 2, Active", d)
 	}
-	require.
-		// Unreachable: min-scale no longer applies, down to zero.
-		NoError(t, h.m.SetReachable("r", false))
+	// Unreachable: min-scale no longer applies, down to zero.
+	require.NoError(t, h.m.SetReachable("r", false))
 	if h.load("r", 200, burst(0)) < 0 {
 		t.Fatalf("unreachable idle revision not scaled to zero: %+v", h.last("r"))
 	}
@@ -280,7 +279,7 @@ func TestZeroInitialScale(t *testing.T) {
 	if d := h.last("r"); d.Scale != 0 || d.State != StateInactive || d.Reason != ReasonNoTraffic || !d.ActivatorInPath {
 		t.Fatalf("zero initial scale: %+v, want 0, Inactive/NoTraffic, activator in path", d)
 	}
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 1})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 1})
 	h.pokes()
 	if d := h.last("r"); d.Scale != 1 {
 		t.Fatalf("first request: %+v, want 1", d)
@@ -346,12 +345,12 @@ func TestPublishOnlyChanges(t *testing.T) {
 	h.ready("r", 1)
 	h.tick() // Active
 	h.clk.Step(TickInterval)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 10})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 10})
 	h.tick() // desired 1
 	n := len(h.pub)
 	for range 10 {
 		h.clk.Step(TickInterval)
-		h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 10})
+		h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 10})
 		h.tick()
 	}
 	if len(h.pub) != n {
@@ -371,22 +370,22 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	p.TargetValue = 0
 	require.ErrorContains(t, h.m.Set("r", p, Pushed), "TargetValue")
 	require.ErrorContains(t, h.m.Set("r", defaultParams(t, nil), Source(7)), "Source 7")
-	require.ErrorIs(t, h.m.SetReady("nope", 1), ErrUnknownRevision)
-	require.ErrorContains(t, h.m.SetReady("nope", -1), "ready count")
+	require.ErrorIs(t, h.m.setReady("nope", 1), ErrUnknownRevision)
+	require.ErrorContains(t, h.m.setReady("nope", -1), "ready count")
 
 	h.set("r", defaultParams(t, nil), Pushed)
 	// Update keeps the decider's state.
 	p = defaultParams(t, nil)
 	p.TargetValue = 1
 	require.NoError(t, h.m.Set("r", p, Pushed))
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.tick()
 	if d := h.last("r"); d.Desired != 5 {
 		t.Fatalf("after update: %+v, want 5 with target 1", d)
 	}
 	h.m.Remove("r")
 	n := len(h.pub)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.pokes()
 	h.tick()
 	if len(h.pub) != n {
@@ -403,7 +402,7 @@ func TestMetrics(t *testing.T) {
 	h := newHarness(t, Options{Registerer: reg})
 	h.set("r", defaultParams(t, nil), Pushed)
 	h.ready("r", 2)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 200})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 200})
 	h.tick()
 	fams, err := reg.Gather()
 	require.NoError(t, err)
@@ -461,10 +460,9 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 	if d := recv("initial"); d.Scale != 1 {
 		t.Fatalf("initial = %+v", d)
 	}
-	require.NoError(t, m.SetReady("r", 1))
-	require.
-		// Both tickers (decide and scrape) must be waiting before time moves.
-		Eventually(t, func() bool { return clk.Waiters() >= 2 }, 10*time.Second, time.Millisecond, "the loop's tickers")
+	require.NoError(t, m.setReady("r", 1))
+	// Both tickers (decide and scrape) must be waiting before time moves.
+	require.Eventually(t, func() bool { return clk.Waiters() >= 2 }, 10*time.Second, time.Millisecond, "the loop's tickers")
 	require.ErrorContains(t, m.Run(ctx), "already running")
 	clk.Step(TickInterval)
 	if d := recv("tick"); d.State != StateActive {
@@ -491,7 +489,7 @@ func TestConcurrentUse(t *testing.T) {
 			rev := fmt.Sprintf("r%d", w)
 			for i := range 200 {
 				require.NoError(t, m.Set(rev, p, Pushed))
-				m.Collector().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
+				m.Reporter().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
 				require.NoError(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
 				if _, err := m.Decision(rev); err != nil {
 					t.Error(err)
@@ -539,23 +537,22 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 	}
 	for range 30 { // a stable window of zero demand
 		h.clk.Step(TickInterval)
-		h.m.Collector().Report("r", stats.Stat{})
+		h.m.Reporter().Report("r", stats.Stat{})
 		h.tick()
 		if d := h.last("r"); d.Scale != 5 || !d.Panicking {
 			t.Fatalf("at %v: %+v, want 5 held in panic", h.clk.Now().Sub(t0), d)
 		}
 	}
 	h.clk.Step(TickInterval)
-	h.m.Collector().Report("r", stats.Stat{})
+	h.m.Reporter().Report("r", stats.Stat{})
 	h.tick()
 	if d := h.last("r"); d.Scale != 2 || d.Panicking {
 		t.Fatalf("after a stable window: %+v, want 5/2 = 2 out of panic", d)
 	}
 	require.ErrorContains(t, h.m.Resume("x", defaultParams(t, nil), Pushed, -1), "ready count")
-	require.
 
-		// A scraped revision has no data yet after a restart: what runs stands.
-		NoError(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
+	// A scraped revision has no data yet after a restart: what runs stands.
+	require.NoError(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
 	h.pokes()
 	if d := h.last("s"); d.Scale != 4 || d.Desired != -1 || d.State != StateActive {
 		t.Fatalf("resumed without data: %+v, want 4 kept, desired unknown, Active", d)
@@ -570,8 +567,8 @@ func TestRPSMetric(t *testing.T) {
 	h.ready("r", 1)
 	// 300 requests a second, 100 of them proxied by the activator (which
 	// reports those itself): 200 + 100 = 300 rps, whatever the concurrency.
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 1, RequestCount: 300, ProxiedRequestCount: 100})
-	h.m.Collector().Report("r", stats.Stat{Instance: "activator", RequestCount: 100})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 1, RequestCount: 300, ProxiedRequestCount: 100})
+	h.m.Reporter().Report("r", stats.Stat{Instance: "activator", RequestCount: 100})
 	h.tick()
 	if d := h.last("r"); d.Desired != 3 {
 		t.Fatalf("%+v, want ceil(300/140) = 3", d)
@@ -583,7 +580,7 @@ func TestRPSMetric(t *testing.T) {
 func TestNilDeciderIsAnError(t *testing.T) {
 	h := newHarness(t, Options{NewDecider: func(revision.ScalingParams, time.Time, int) (Decider, error) { return nil, nil }})
 	h.set("r", defaultParams(t, nil), Pushed)
-	h.m.Collector().Report("r", stats.Stat{AverageConcurrency: 5})
+	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.clk.Step(TickInterval)
 	h.tick()
 	require.NoError(t, h.m.with("r", func(s *scaler) {

@@ -21,18 +21,18 @@ func TestKPAHugeInputsSaturate(t *testing.T) {
 		ebc       int
 		panicking bool
 	}{
-		{"huge demand, huge up rate", 1e300, Observed{Stable: 1e300, Panic: 1e300, Ready: 1}, math.MaxInt, math.MinInt, true},
-		{"huge demand, rate-limited", 1000, Observed{Stable: 1e300, Panic: 1e300, Ready: 1}, 1000, math.MinInt, true},
-		{"huge ready count", 1000, Observed{Stable: 5, Panic: 5, Ready: math.MaxInt}, math.MaxInt, math.MaxInt, true},
-		{"negative ready count", 1000, Observed{Stable: 5, Panic: 5, Ready: -5}, 1, -205, false},
-		{"not finite", 1000, Observed{Stable: math.NaN(), Panic: math.Inf(1), Ready: 3}, 3, -170, true},
+		{"huge demand, huge up rate", 1e300, Observed{Stable: 1e300, Panic: 1e300, Serving: 1}, math.MaxInt, math.MinInt, true},
+		{"huge demand, rate-limited", 1000, Observed{Stable: 1e300, Panic: 1e300, Serving: 1}, 1000, math.MinInt, true},
+		{"huge ready count", 1000, Observed{Stable: 5, Panic: 5, Serving: math.MaxInt}, math.MaxInt, math.MaxInt, true},
+		{"negative ready count", 1000, Observed{Stable: 5, Panic: 5, Serving: -5}, 1, -205, false},
+		{"not finite", 1000, Observed{Stable: math.NaN(), Panic: math.Inf(1), Serving: 3}, 3, -170, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testParams()
 			p.TargetBurstCapacity = 200
 			p.MaxScaleUpRate = tc.upRate
 			p.ScaleDownDelay = 10 * time.Second
-			k, err := NewKPA(p, t0, tc.o.Ready)
+			k, err := NewKPA(p, t0, tc.o.Serving)
 			require.NoError(t, err)
 			r := k.Decide(t0.Add(TickInterval), tc.o)
 			if r.DesiredScale != tc.scale || r.ExcessBurstCapacity != tc.ebc || r.Panicking != tc.panicking {

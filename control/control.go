@@ -172,7 +172,7 @@ func New(o Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	ac := o.Activator
-	ac.Reporter = c.ms.Collector()
+	ac.Reporter = c.ms.Reporter()
 	if ac.Secret == "" {
 		var key [16]byte
 		if _, err := rand.Read(key[:]); err != nil {
@@ -192,7 +192,7 @@ func New(o Options) (*Controller, error) {
 	newBackend := o.NewBackend
 	if newBackend == nil {
 		qp := queueproxy.Options{
-			Reporter:        c.ms.Collector(),
+			Reporter:        c.ms.Reporter(),
 			ActivatorSecret: ac.Secret,
 			Clock:           o.Clock,
 			Logger:          o.Logger.With("component", "queueproxy"),
@@ -233,7 +233,7 @@ func (c *Controller) Autoscaler() *autoscaler.Multiscaler { return c.ms }
 
 // Reporter is where in-process queue-proxies push their stats (the
 // autoscaler's collector).
-func (c *Controller) Reporter() stats.Reporter { return c.ms.Collector() }
+func (c *Controller) Reporter() stats.Reporter { return c.ms.Reporter() }
 
 // Backend is the engine NewBackend built, for its optional capabilities
 // (backend.StatusReporter). Use Add, Remove and Shutdown rather than
