@@ -298,7 +298,7 @@ func (s *Server) knativeRevisions(service string) []knative.Revision {
 
 // knativeRevision renders one revision with its status.
 func (s *Server) knativeRevision(svc *service, r revision.Revision, rs RevisionStatus) knative.Revision {
-	spec := r.Spec()
+	tmpl := knative.RevisionTemplate(r.Spec(), r.Name())
 	kr := knative.Revision{
 		TypeMeta: metav1.TypeMeta{APIVersion: knative.APIVersion, Kind: knative.KindRevision},
 		ObjectMeta: metav1.ObjectMeta{
@@ -311,9 +311,9 @@ func (s *Server) knativeRevision(svc *service, r revision.Revision, rs RevisionS
 				knative.ConfigurationLabel:           svc.name,
 				knative.ConfigurationGenerationLabel: fmt.Sprint(r.Generation()),
 			},
-			Annotations: spec.Scaling.Annotations(),
+			Annotations: tmpl.Annotations,
 		},
-		Spec: knative.RevisionSpecOf(spec),
+		Spec: tmpl.Spec,
 	}
 	if len(kr.Annotations) == 0 {
 		kr.Annotations = nil
