@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -170,4 +171,43 @@ func TestDockerCrashLoopStatus(t *testing.T) {
 		t.Errorf("a crash-looping revision is Ready: %+v", c)
 	}
 	t.Logf("E2E docker crash loop: %s", msg)
+}
+
+// TestDockerColdStart measures 20 cold starts through the whole Server
+// (activator, autoscaler decision, engine, queue-proxy) on Docker and,
+// in the same run, on the process backend running the same static
+// binary: each a service at zero woken by one request, timed to its
+// first response byte at the client.
+func TestDockerColdStart(t *testing.T) {
+	n := 20
+	if testing.Short() {
+		n = 5
+	}
+	dh, dspec := newDockerHarness(t, zeroConfig(), 4)
+	ph := newHarness(t, zeroConfig(), 4)
+	pspec := revision.Spec{Command: []string{dockerEnv.Binary}, Env: []revision.EnvVar{{Name: "TESTAPP_HOST", Value: "127.0.0.1"}}}
+	var dockerTTFB, processTTFB []time.Duration
+	for i := range n {
+		for _, c := range []struct {
+			h    *harness
+			spec revision.Spec
+			out  *[]time.Duration
+		}{{dh, dspec, &dockerTTFB}, {ph, pspec, &processTTFB}} {
+			name := fmt.Sprintf("dcold-%02d", i)
+			c.h.apply(zeroscale.ServiceSpec{Name: name, Template: c.spec})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			r := c.h.get(ctx, name, "/rev")
+			if !r.ok() || r.body != name+"-00001\n" {
+				cancel()
+				t.Fatalf("cold start %d: %v", i, r)
+			}
+			*c.out = append(*c.out, r.ttfb)
+			if err := c.h.srv.Delete(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+		}
+	}
+	t.Logf("E2E docker coldstart n=%d first byte through the Server: docker p50=%s p95=%s | process (same binary, same run) p50=%s p95=%s",
+		n, ms(percentile(dockerTTFB, 50)), ms(percentile(dockerTTFB, 95)), ms(percentile(processTTFB, 50)), ms(percentile(processTTFB, 95)))
 }
