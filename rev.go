@@ -57,6 +57,7 @@ func (s *Server) onControlEvent(e control.Event) {
 	case control.EventTimedOut, control.EventFailed:
 		if st, _, err := svc.conf.State(e.Revision); err == nil && st != revision.StateFailed {
 			_ = svc.conf.MarkFailed(e.Revision, e.Message)
+			s.setPending(svc)
 			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
 		}
 	case control.EventScaleFailed:

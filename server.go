@@ -20,7 +20,6 @@ import (
 	"github.com/zeroscale/zeroscale/internal/edge"
 	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
-	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
 
@@ -49,8 +48,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	revs  sync.Map // revision name → *rev (owner, last request); read on every request
-	hosts sync.Map // a service's own host → *service
+	revs sync.Map // revision name → *rev (owner, last request); read on every request
 
 	mu       sync.Mutex
 	services map[string]*service
@@ -288,41 +286,10 @@ type picker struct{ s *Server }
 func (p picker) PickRevision(r *http.Request) (string, error) {
 	name, err := p.s.table.PickRevision(r)
 	if err != nil {
-		if name = p.s.firstRevision(r.Host); name == "" {
-			return "", err
-		}
+		return "", err
 	}
 	if v, ok := p.s.revs.Load(name); ok {
 		v.(*rev).lastRequest.Store(p.s.o.Clock.Now().UnixNano())
 	}
 	return name, nil
-}
-
-// firstRevision returns, for a request to the own host of a service whose
-// route has no traffic yet, its latest ready revision or else its latest
-// revision unless that failed: the request then waits for it like a
-// request at zero, where Knative would answer 404 until the route is
-// ready.
-func (s *Server) firstRevision(host string) string {
-	v, ok := s.hosts.Load(hostname(host))
-	if !ok {
-		return ""
-	}
-	svc := v.(*service)
-	if len(svc.route.Traffic().Default) > 0 {
-		return "" // the route answered for itself
-	}
-	r, ok := svc.conf.LatestReady()
-	if !ok {
-		if r, ok = svc.conf.LatestCreated(); !ok {
-			return ""
-		}
-		if st, _, err := svc.conf.State(r.Name()); err != nil || st == revision.StateFailed {
-			return ""
-		}
-	}
-	if v, ok := s.revs.Load(r.Name()); !ok || v.(*rev).svc != svc {
-		return ""
-	}
-	return r.Name()
 }

@@ -123,6 +123,7 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 		s.emit(Event{Kind: EventRevisionCreated, Service: svc.name, Revision: rev.Name()})
 		if err := s.startRevision(ctx, svc, rev); err != nil {
 			_ = svc.conf.MarkFailed(rev.Name(), err.Error())
+			s.setPending(svc)
 			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: rev.Name(), Reason: "DeployFailed", Message: err.Error()})
 			svc.mu.Unlock()
 			return s.serviceStatus(svc), fmt.Errorf("zeroscale: service %q: revision %s: %w", spec.Name, rev.Name(), err)
@@ -165,7 +166,6 @@ func (s *Server) service(name string) (svc *service, created bool, err error) {
 	}
 	svc = &service{name: name, conf: conf, route: route}
 	s.services[name] = svc
-	s.hosts.Store(route.Host(), svc)
 	return svc, true, nil
 }
 
@@ -192,7 +192,6 @@ func (s *Server) forget(svc *service) {
 		delete(s.services, svc.name)
 	}
 	s.mu.Unlock()
-	s.hosts.CompareAndDelete(svc.route.Host(), svc)
 	s.table.Remove(svc.route)
 }
 
@@ -243,7 +242,6 @@ func (s *Server) deleteService(ctx context.Context, name string) error {
 	}
 	svc.mu.Lock()
 	svc.deleted = true
-	s.hosts.CompareAndDelete(svc.route.Host(), svc)
 	s.table.Remove(svc.route)
 	revs := svc.conf.Revisions()
 	svc.mu.Unlock()
@@ -278,9 +276,33 @@ func (s *Server) removeRevision(ctx context.Context, svc *service, name string) 
 	return nil
 }
 
+// setPending tells svc's route which revision a request gets while the
+// route has no traffic yet (traffic.Route.SetPending): the latest ready
+// revision, else the latest created one unless it failed, so a request
+// to a new service waits for its first revision.
+func (s *Server) setPending(svc *service) {
+	r, ok := svc.conf.LatestReady()
+	if !ok {
+		if r, ok = svc.conf.LatestCreated(); ok {
+			st, _, err := svc.conf.State(r.Name())
+			ok = err == nil && st != revision.StateFailed
+		}
+	}
+	if ok {
+		v, found := s.revs.Load(r.Name())
+		ok = found && v.(*rev).svc == svc
+	}
+	if !ok {
+		svc.route.SetPending("")
+		return
+	}
+	svc.route.SetPending(r.Name())
+}
+
 // updateRoute re-resolves svc's traffic against every service's
 // revisions and updates which revisions are reachable. svc.mu is held.
 func (s *Server) updateRoute(svc *service) {
+	s.setPending(svc)
 	if svc.deleted || svc.spec.Traffic == nil {
 		return
 	}

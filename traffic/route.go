@@ -136,6 +136,7 @@ type Route struct {
 	next     time.Time // when a rollout step is due; zero if none
 
 	current atomic.Pointer[snapshot]
+	pending atomic.Pointer[string] // see SetPending
 
 	tablesMu sync.Mutex // guards tables only; never held while taking another lock
 	tables   []*Table
@@ -441,15 +442,35 @@ func (r *Route) PickRevision(req *http.Request) (string, error) {
 	return r.pick(req, hostKey(buf[:0], req), false)
 }
 
+// SetPending names the revision that requests to the route's own host
+// (through a Table; any host, for a Route used alone) get while the route has no default traffic yet (before its first
+// successful Update, or while none of its targets is ready): the
+// revision being started, which such a request then waits for like a
+// request at zero (where Knative answers 404 until the route is ready).
+// "" clears it. Tag hosts are not affected. Safe for concurrent use
+// with PickRevision.
+func (r *Route) SetPending(revision string) {
+	if revision == "" {
+		r.pending.Store(nil)
+		return
+	}
+	r.pending.Store(&revision)
+}
+
 // pick picks for req, whose normalized host is host. strict (the
 // Table's dispatch) refuses a host that is no longer one of the route's.
 func (r *Route) pick(req *http.Request, host []byte, strict bool) (string, error) {
-	s := r.current.Load()
-	if s == nil {
-		return "", fmt.Errorf("%w: route %s/%s has no ready traffic yet", ErrNoRoute, r.namespace, r.name)
-	}
 	if r.visibility == VisibilityClusterLocal && !IsClusterLocal(req.Context()) {
 		return "", fmt.Errorf("%w: route %s/%s is cluster-local", ErrNoRoute, r.namespace, r.name)
+	}
+	s := r.current.Load()
+	if s == nil || len(s.traffic.Default) == 0 {
+		if p := r.pending.Load(); p != nil && (!strict || string(host) == r.host) {
+			return *p, nil
+		}
+	}
+	if s == nil {
+		return "", fmt.Errorf("%w: route %s/%s has no ready traffic yet", ErrNoRoute, r.namespace, r.name)
 	}
 	if p, ok := s.tagHosts[string(host)]; ok {
 		if req.Header != nil { // nil only for a request built by hand

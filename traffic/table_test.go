@@ -188,3 +188,33 @@ func TestTableRunDrivesRollouts(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
+
+// TestPendingRevision: a route without default traffic sends requests
+// for its own host to the pending revision, and stops once it has
+// traffic; tag hosts and other hosts are not affected.
+func TestPendingRevision(t *testing.T) {
+	shop := newRoute(t, RouteConfig{Name: "shop"})
+	var tbl Table
+	if err := tbl.Add(shop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.PickRevision(request("shop.prod.example.com")); !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("no traffic, nothing pending: %v, want ErrNoRoute", err)
+	}
+	shop.SetPending("shop-1")
+	if got := pick(t, &tbl, request("shop.prod.example.com")); got != "shop-1" {
+		t.Errorf("picked %s, want the pending shop-1", got)
+	}
+	if _, err := tbl.PickRevision(request("cart.prod.example.com")); !errors.Is(err, ErrNoRoute) {
+		t.Errorf("another host got the pending revision: %v", err)
+	}
+	st := state{latest: map[string]string{"shop": "shop-2"}, ready: map[string]bool{"shop-2": true}}
+	update(t, shop, Spec{Traffic: []Target{{LatestRevision: true, Percent: 100}}}, st)
+	if got := pick(t, &tbl, request("shop.prod.example.com")); got != "shop-2" {
+		t.Errorf("picked %s, want the routed shop-2 once there is traffic", got)
+	}
+	shop.SetPending("")
+	if got := pick(t, &tbl, request("shop.prod.example.com")); got != "shop-2" {
+		t.Errorf("picked %s after clearing, want shop-2", got)
+	}
+}
