@@ -13,8 +13,11 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -180,4 +183,82 @@ func TestMetricsRegistryPerServer(t *testing.T) {
 	for _, o := range []*observed{a, b} {
 		assert.Contains(t, scrape(t, o.admin), "go_goroutines")
 	}
+}
+
+// coldStartTolerance bounds the client's time to first byte minus the
+// cold-start phases the activator measured: the loopback connection, the
+// front door's parse before the activator and the response's way back.
+// Typically under 2 ms; generous for a shared 2-core machine under -race.
+const coldStartTolerance = 50 * time.Millisecond
+
+// A cold start's trace, recorded with the SDK's in-memory exporter: the
+// client's trace continues through the front door to the app, and the
+// cold start is one span per phase, in order, back to back, adding up to
+// the time to first byte the client measured.
+func TestColdStartTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	const startDelay = 100 * time.Millisecond
+	appSaw := make(chan string, 1)
+	o := newObserved(t, zeroscale.Options{
+		TracerProvider: tp,
+		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+			return fake.New(fake.Options{Drain: drain, StartDelay: startDelay, Handler: func(revision.Revision) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					select {
+					case appSaw <- r.Header.Get("Traceparent"):
+					default:
+					}
+				})
+			}})
+		},
+	}, 0)
+	_, err := o.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
+	require.NoError(t, err)
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	res, _, ttfb := o.request(t, http.Header{"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-01"}})
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, <-appSaw, "00-"+traceID+"-", "the app continues the client's trace")
+
+	byName := map[string]tracetest.SpanStub{}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, s := range exp.GetSpans() {
+			byName[s.Name] = s
+		}
+		assert.Contains(c, byName, "zeroscale.activator.request")
+	}, 10*time.Second, time.Millisecond)
+	for name, s := range byName {
+		assert.Equal(t, traceID, s.SpanContext.TraceID().String(), name)
+	}
+	for _, name := range []string{"zeroscale.activator.queued", "zeroscale.activator.upstream"} {
+		assert.Contains(t, byName, name)
+	}
+	cs, ok := byName["zeroscale.cold_start"]
+	require.True(t, ok, "a cold_start span")
+	at, sum := cs.StartTime, time.Duration(0)
+	phases := []string{activator.PhaseScaleDecision, activator.PhaseEngineStart, activator.PhaseAppListening, activator.PhaseProbePassed, activator.PhaseFirstByte}
+	for _, p := range phases {
+		s, ok := byName["zeroscale.cold_start."+p]
+		require.True(t, ok, p)
+		assert.Equal(t, cs.SpanContext.SpanID(), s.Parent.SpanID(), p)
+		assert.Equal(t, at, s.StartTime, "%s starts where the phase before it ended", p)
+		d := s.EndTime.Sub(s.StartTime)
+		t.Logf("%-15s %v", p, d)
+		sum += d
+		at = s.EndTime
+	}
+	assert.Equal(t, cs.EndTime, at)
+	assert.GreaterOrEqual(t, byName["zeroscale.cold_start."+activator.PhaseAppListening].EndTime.Sub(
+		byName["zeroscale.cold_start."+activator.PhaseAppListening].StartTime), startDelay, "the app took StartDelay to listen")
+	t.Logf("phases %v, client's time to first byte %v", sum, ttfb)
+	assert.LessOrEqual(t, sum, ttfb)
+	assert.Less(t, ttfb-sum, coldStartTolerance)
+
+	// The same phases, as a Prometheus histogram.
+	mfs := scrape(t, o.admin)
+	for _, p := range phases {
+		assert.Equal(t, 1.0, value(t, mfs, "zeroscale_activator_cold_start_phase_seconds", map[string]string{"revision": "hello-00001", "phase": p}), p)
+	}
+	assert.Equal(t, 1.0, value(t, mfs, "zeroscale_activator_cold_start_seconds", map[string]string{"revision": "hello-00001"}))
 }

@@ -552,11 +552,19 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		r.Body = pf.body
 	}
 	var waited time.Duration // only a held request waited; the rest skip the clock read
+	var cold *coldStart
 	if adm.held {
 		assigned := h.clock.Now()
 		waited = assigned.Sub(adm.since)
 		if h.tracer != nil {
 			h.traceHold(ctx, adm, assigned, err)
+		}
+		if adm.cold && err == nil {
+			spanCtx := ctx
+			if h.tracer == nil {
+				spanCtx = nil
+			}
+			cold = t.newColdStart(spanCtx, adm, assigned)
 		}
 	}
 	if err != nil {
@@ -577,7 +585,7 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		ctx, deadline = h.boundHeld(ctx, t, waited)
 		defer deadline.stop()
 	}
-	a := &attempt{rev: t, slot: adm.slot, cold: adm.cold, wait: waited, mayRetry: idempotent(r.Method), deadline: deadline}
+	a := &attempt{rev: t, slot: adm.slot, cold: adm.cold, coldStart: cold, wait: waited, mayRetry: idempotent(r.Method), deadline: deadline}
 	var body *trackedBody
 	if a.mayRetry && r.Body != nil && r.Body != http.NoBody {
 		// Transports close the body on error; keep it open and watch it
@@ -605,7 +613,7 @@ func (h *Handler) serve(ctx context.Context, w *responseRecorder, r *http.Reques
 		}
 		return
 	}
-	a2 := &attempt{rev: t, slot: adm2.slot, cold: a.cold, wait: a.wait, body: body, deadline: deadline}
+	a2 := &attempt{rev: t, slot: adm2.slot, cold: a.cold, coldStart: a.coldStart, wait: a.wait, body: body, deadline: deadline}
 	h.forward(ctx, w, r, a2)
 }
 

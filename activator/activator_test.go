@@ -415,6 +415,8 @@ func TestMetrics(t *testing.T) {
 		names = append(names, mf.GetName())
 	}
 	assert.Equal(t, []string{
+		"zeroscale_activator_cold_start_phase_seconds",
+		"zeroscale_activator_cold_start_seconds",
 		"zeroscale_activator_cold_start_wait_seconds",
 		"zeroscale_activator_cold_starts_total",
 		"zeroscale_activator_held_requests",

@@ -271,3 +271,31 @@ func (e *env) hasSeries(t testing.TB, rev string) bool {
 	}
 	return false
 }
+
+// histogramSum is the sum of the one histogram series of name with
+// labels want, as a scrape would show it.
+func (e *env) histogramSum(t testing.TB, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue next
+				}
+			}
+			return m.GetHistogram().GetSampleSum()
+		}
+	}
+	t.Fatalf("no %s series with labels %v", name, want)
+	return 0
+}

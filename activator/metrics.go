@@ -16,6 +16,8 @@ type metrics struct {
 	queueWait     *prometheus.HistogramVec // revision
 	coldStarts    *prometheus.CounterVec   // revision
 	coldStartWait *prometheus.HistogramVec // revision
+	coldStart     *prometheus.HistogramVec // revision
+	coldPhase     *prometheus.HistogramVec // revision, phase
 	retries       *prometheus.CounterVec   // revision
 }
 
@@ -58,6 +60,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "cold_start_wait_seconds",
 			Help: "Time requests held at zero waited for an instance to become ready.", Buckets: waitBuckets,
 		}, []string{"revision"}),
+		coldStart: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "cold_start_seconds",
+			Help: "Time from the arrival of a request held at zero to the first byte of its response.", Buckets: waitBuckets,
+		}, []string{"revision"}),
+		coldPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "cold_start_phase_seconds",
+			Help:    "Time requests held at zero spent in each phase of the cold start (scale_decision, engine_start, app_listening, probe_passed, first_byte); per request the phases add up to zeroscale_activator_cold_start_seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}, []string{"revision", "phase"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Idempotent requests retried on another instance after a connection error.",
@@ -79,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.latency, m.rejected, m.held, m.queueWait, m.coldStarts, m.coldStartWait, m.retries}
+	return []prometheus.Collector{m.requests, m.latency, m.rejected, m.held, m.queueWait, m.coldStarts, m.coldStartWait, m.coldStart, m.coldPhase, m.retries}
 }
 
 // forget drops every series of a removed revision.
@@ -92,24 +103,33 @@ func (m *metrics) forget(revision string) {
 	m.queueWait.DeletePartialMatch(l)
 	m.coldStarts.DeletePartialMatch(l)
 	m.coldStartWait.DeletePartialMatch(l)
+	m.coldStart.DeletePartialMatch(l)
+	m.coldPhase.DeletePartialMatch(l)
 	m.retries.DeletePartialMatch(l)
 }
 
 // revMetrics are the collectors of one revision, curried once.
 type revMetrics struct {
-	held          prometheus.Gauge
-	queueWait     prometheus.Observer
-	coldStarts    prometheus.Counter
-	coldStartWait prometheus.Observer
-	retries       prometheus.Counter
+	held           prometheus.Gauge
+	queueWait      prometheus.Observer
+	coldStarts     prometheus.Counter
+	coldStartWait  prometheus.Observer
+	coldStart      prometheus.Observer
+	coldStartPhase [len(phases)]prometheus.Observer
+	retries        prometheus.Counter
 }
 
 func (m *metrics) forRevision(revision string) revMetrics {
-	return revMetrics{
+	rm := revMetrics{
 		held:          m.held.WithLabelValues(revision),
 		queueWait:     m.queueWait.WithLabelValues(revision),
 		coldStarts:    m.coldStarts.WithLabelValues(revision),
 		coldStartWait: m.coldStartWait.WithLabelValues(revision),
+		coldStart:     m.coldStart.WithLabelValues(revision),
 		retries:       m.retries.WithLabelValues(revision),
 	}
+	for i, p := range phases {
+		rm.coldStartPhase[i] = m.coldPhase.WithLabelValues(revision, p)
+	}
+	return rm
 }

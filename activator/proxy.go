@@ -24,17 +24,18 @@ import (
 // attempt is one try to send a request to one instance; the proxy hooks
 // find it in the request context.
 type attempt struct {
-	rev      *throttler
-	slot     slot
-	cold     bool
-	wait     time.Duration
-	mayRetry bool // idempotent and first try
-	body     *trackedBody
-	deadline *heldDeadline // nil unless the request was held
-	gotConn  atomic.Bool
-	ct       httptrace.ClientTrace // sets gotConn; in the attempt to save an allocation
-	span     trace.Span            // nil without tracing
-	retryErr error                 // set instead of answering when the request may be retried
+	rev       *throttler
+	slot      slot
+	cold      bool
+	coldStart *coldStart // its milestones until the first byte; nil unless held at zero
+	wait      time.Duration
+	mayRetry  bool // idempotent and first try
+	body      *trackedBody
+	deadline  *heldDeadline // nil unless the request was held
+	gotConn   atomic.Bool
+	ct        httptrace.ClientTrace // sets gotConn; in the attempt to save an allocation
+	span      trace.Span            // nil without tracing
+	retryErr  error                 // set instead of answering when the request may be retried
 }
 
 type attemptKey struct{}
@@ -142,6 +143,10 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	}
 	if a.cold {
 		res.Header.Set(ColdStartHeader, a.wait.Round(time.Millisecond).String())
+	}
+	if a.coldStart != nil {
+		h.recordColdStart(a.rev, a.coldStart, h.clock.Now())
+		a.coldStart = nil
 	}
 	return nil
 }

@@ -28,16 +28,23 @@ func TestTraceContextAndPhaseSpans(t *testing.T) {
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	parent := "00-" + traceID + "-00f067aa0ba902b7-01"
+	held := e.clk.Now()
 	res := e.do(t.Context(), http.MethodGet, "/", nil, http.Header{"Traceparent": {parent}})
 	e.waitHeld(t, 1)
+	// The cold start's milestones: decided 100 ms after the arrival, the
+	// engine started the app at 200 ms, saw it listening at 600 ms; the
+	// activator saw it ready at 1 s, and the response started then.
+	e.h.ScaleFromZero(rev, held.Add(100*time.Millisecond))
 	e.clk.Step(time.Second)
-	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	ready := a.instance(true)
+	ready.Started, ready.Listening = held.Add(200*time.Millisecond), held.Add(600*time.Millisecond)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{ready}))
 	assert.Equal(t, http.StatusOK, wait(t, res).code)
 
 	// The instance continues the client's trace under the activator's span.
 	tp2 := (<-a.headers).Header.Get("Traceparent")
 	require.True(t, strings.HasPrefix(tp2, "00-"+traceID+"-") && tp2 != parent, "traceparent %s", tp2)
-	require.Eventually(t, func() bool { return len(sr.Ended()) == 3 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(sr.Ended()) == 3+1+len(phases) }, 10*time.Second, time.Millisecond)
 	spans := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range sr.Ended() {
 		spans[s.Name()] = s
@@ -54,6 +61,53 @@ func TestTraceContextAndPhaseSpans(t *testing.T) {
 	assert.Equal(t, "first_byte", up.Events()[0].Name)
 	assert.Equal(t, spans["zeroscale.activator.request"].SpanContext().SpanID(), up.Parent().SpanID())
 	assert.Equal(t, "00-"+traceID+"-"+up.SpanContext().SpanID().String()+"-01", tp2)
+
+	// One span per phase under zeroscale.cold_start, back to back from
+	// the arrival to the first byte.
+	cs := spans["zeroscale.cold_start"]
+	assert.Equal(t, spans["zeroscale.activator.request"].SpanContext().SpanID(), cs.Parent().SpanID())
+	assert.Equal(t, held, cs.StartTime())
+	assert.Equal(t, held.Add(time.Second), cs.EndTime())
+	want := map[string]time.Duration{PhaseScaleDecision: 100 * time.Millisecond, PhaseEngineStart: 100 * time.Millisecond,
+		PhaseAppListening: 400 * time.Millisecond, PhaseProbePassed: 400 * time.Millisecond, PhaseFirstByte: 0}
+	at := held
+	for _, p := range phases {
+		s := spans["zeroscale.cold_start."+p]
+		require.NotNil(t, s, p)
+		assert.Equal(t, cs.SpanContext().SpanID(), s.Parent().SpanID(), p)
+		assert.Equal(t, at, s.StartTime(), p)
+		assert.Equal(t, want[p], s.EndTime().Sub(s.StartTime()), p)
+		at = s.EndTime()
+	}
+	assert.Equal(t, 1.0, e.histogramSum(t, "zeroscale_activator_cold_start_seconds", map[string]string{"revision": rev}))
+	for p, d := range want {
+		assert.InDelta(t, d.Seconds(), e.histogramSum(t, "zeroscale_activator_cold_start_phase_seconds", map[string]string{"revision": rev, "phase": p}), 1e-9, p)
+	}
+}
+
+// A request held after the decision, or whose instance's engine says
+// nothing of its start, has those phases empty: the phases still start
+// at its arrival and add up to its time to first byte.
+func TestColdStartPhasesClamped(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	a := newUpstream(t, "a", false)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(false)}))
+	e.h.ScaleFromZero(rev, e.clk.Now().Add(-time.Hour)) // a stale decision
+	res := e.do(t.Context(), http.MethodGet, "/", nil, nil)
+	e.waitHeld(t, 1)
+	e.clk.Step(300 * time.Millisecond)
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{a.instance(true)}))
+	assert.Equal(t, http.StatusOK, wait(t, res).code)
+	l := map[string]string{"revision": rev}
+	assert.InDelta(t, 0.3, e.histogramSum(t, "zeroscale_activator_cold_start_seconds", l), 1e-9)
+	for _, p := range phases {
+		l["phase"] = p
+		want := 0.0
+		if p == PhaseProbePassed {
+			want = 0.3
+		}
+		assert.InDelta(t, want, e.histogramSum(t, "zeroscale_activator_cold_start_phase_seconds", l), 1e-9, p)
+	}
 }
 
 func TestStreamingResponsesAreFlushed(t *testing.T) {

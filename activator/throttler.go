@@ -48,6 +48,21 @@ type admission struct {
 	triggered bool      // its arrival or hold sent an immediate demand report
 }
 
+// instanceStart is what the engine said of an instance's start: the
+// middle milestones of a cold start.
+type instanceStart struct {
+	started, listening time.Time
+}
+
+// coldMilestones returns, for a cold admission to the instance of id,
+// when the scale from zero was decided and the engine's start
+// milestones (zero when unknown).
+func (t *throttler) coldMilestones(id string) (decided time.Time, st instanceStart) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.decided, t.starts[id]
+}
+
 // acquireReq describes one attempt to get a slot.
 type acquireReq struct {
 	bytes   int64  // held-bytes charge (headers + declared body)
@@ -77,9 +92,11 @@ type throttler struct {
 	queue          list.List      // of *waiter, FIFO
 	heldBytes      int64
 	inFlight       int
-	coldEpisode    bool            // a cold start is being waited for
-	known          map[string]bool // instance ID (in the last snapshot) -> was ever ready
-	snapshots      int             // instance snapshots received
+	coldEpisode    bool                     // a cold start is being waited for
+	known          map[string]bool          // instance ID (in the last snapshot) -> was ever ready
+	starts         map[string]instanceStart // instance ID (in the last snapshot) -> its start, if watched
+	decided        time.Time                // the last scale from zero decided (Handler.ScaleFromZero)
+	snapshots      int                      // instance snapshots received
 	startups       [startupSamples]time.Duration
 	nStartups      int
 	removed        bool
@@ -438,6 +455,7 @@ func (t *throttler) update(insts []backend.Instance) {
 	defer t.mu.Unlock()
 	t.snapshots++
 	known := make(map[string]bool, len(insts))
+	starts := make(map[string]instanceStart, len(t.starts))
 	cands := make([]Candidate, 0, len(insts))
 	for _, in := range insts {
 		if _, dup := known[in.ID]; dup {
@@ -456,7 +474,11 @@ func (t *throttler) update(insts []backend.Instance) {
 		// instance (see backend.Backend), so Ready coming back for the
 		// same ID is a readiness probe that failed and passed again, and
 		// Started is long past.
+		if st, ok := t.starts[in.ID]; ok {
+			starts[in.ID] = st
+		}
 		if in.Ready && !wasReady && (seen || t.snapshots > 1) && !in.Started.IsZero() {
+			starts[in.ID] = instanceStart{started: in.Started, listening: in.Listening}
 			if d := now.Sub(in.Started); d >= 0 {
 				// Capped: a wait never exceeds the request timeout, and
 				// the sum of the samples must not overflow.
@@ -468,7 +490,7 @@ func (t *throttler) update(insts []backend.Instance) {
 			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc, local: in.Handler})
 		}
 	}
-	t.known = known
+	t.known, t.starts = known, starts
 	slices.SortFunc(cands, func(a, b Candidate) int {
 		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.ID, b.ID))
 	})

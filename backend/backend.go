@@ -107,6 +107,12 @@ type Instance struct {
 	// runs out of process (a sidecar) leave it nil; Address is set
 	// either way. It is set by the time the instance is Ready.
 	Handler http.Handler
+	// Listening is when the engine first found this incarnation's app
+	// accepting connections (with a TCP readiness probe, when that probe
+	// passed); zero until then, or when the engine does not know. With
+	// Started and the moment it turned Ready it splits a cold start into
+	// its phases (the activator's cold-start spans and metrics).
+	Listening time.Time
 }
 
 // Serving reports whether in takes requests: it is Ready and not

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/activator"
@@ -197,6 +198,9 @@ func New(o Options) (*Controller, error) {
 			Clock:           o.Clock,
 			Logger:          o.Logger.With("component", "queueproxy"),
 			TracerProvider:  ac.TracerProvider,
+			// W3C trace context, as the activator speaks it: the hop's
+			// span continues the activator's trace and the app gets it.
+			Propagator: propagation.TraceContext{},
 			// The DrainFunc waits until the activator picks the
 			// instance no more: no quiet period needed.
 			DrainQuietPeriod: -1,

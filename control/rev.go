@@ -72,10 +72,14 @@ func (r *rev) decide(d autoscaler.Decision) {
 	r.mu.Lock()
 	prev := r.decision
 	r.decision = d
-	if prev.Scale == 0 && d.Scale > 0 && r.serving == 0 {
+	fromZero := prev.Scale == 0 && d.Scale > 0 && r.serving == 0
+	if fromZero {
 		r.scaleUpAt = d.Time
 	}
 	r.mu.Unlock()
+	if fromZero {
+		r.c.act.ScaleFromZero(r.name, d.Time) // ends the held requests' scale-decision phase
+	}
 	select {
 	case <-r.want:
 	default:

@@ -116,12 +116,13 @@ func newInstance(b *Backend, rs *revState, sl *slot, id string, now time.Time) *
 
 func (in *instance) instanceLocked() backend.Instance {
 	return backend.Instance{
-		ID:       in.id,
-		Revision: in.rs.rev.Name(),
-		Address:  in.addr,
-		Ready:    in.ready,
-		Draining: in.draining,
-		Started:  in.created,
+		ID:        in.id,
+		Revision:  in.rs.rev.Name(),
+		Address:   in.addr,
+		Ready:     in.ready,
+		Draining:  in.draining,
+		Started:   in.created,
+		Listening: in.timings.Listening,
 	}
 }
 

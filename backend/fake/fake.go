@@ -457,6 +457,7 @@ func (b *Backend) start(r *rev) error {
 		b.handOff(func() { b.started(in) })()
 	default:
 		in.Ready, in.everReady = true, true
+		in.Listening = in.Started
 	}
 	b.log.Debug("fake: instance started", "id", in.ID, "address", in.Address, "readyIn", delay, "crash", in.crash)
 	return nil
@@ -496,6 +497,7 @@ func (b *Backend) started(in *instance) {
 		b.kill(in)
 	} else {
 		in.Ready, in.everReady = true, true
+		in.Listening = b.clock.Now()
 		b.log.Debug("fake: instance ready", "id", in.ID)
 	}
 	_ = b.settle(in.rev) // a failed restart is retried by the next change

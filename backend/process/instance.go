@@ -63,6 +63,7 @@ type instance struct {
 
 	id          string    // the current (or last) incarnation's
 	started     time.Time // when the current incarnation started
+	listening   time.Time // when its first readiness probe passed
 	live        bool      // an incarnation exists: listed in snapshots
 	appAddr     string
 	addr        string
@@ -125,6 +126,9 @@ func (in *instance) instanceLocked() backend.Instance {
 		Draining: in.draining,
 		Started:  in.started,
 		Handler:  in.handler,
+		// The probe that first passes is a TCP connect to the app (or
+		// through its proxy): the moment it was seen listening.
+		Listening: in.listening,
 	}
 }
 
@@ -211,6 +215,7 @@ func (in *instance) run() {
 			in.restarts++
 			in.id = fmt.Sprintf("%s-r%d", in.name, in.restarts)
 			in.started = opts.Clock.Now()
+			in.listening = time.Time{}
 			in.live = true
 			in.nextRestart = time.Time{}
 			if !in.draining {
@@ -394,8 +399,10 @@ func (in *instance) waitReady(p *proc, pr probeFunc) string {
 			// process took the port meanwhile.
 			in.hold.release()
 			in.hold = nil
+			now := clk.Now()
 			in.update(func() {
 				in.ready = true
+				in.listening = now
 				if !in.draining {
 					in.state = StateRunning
 				}
