@@ -95,7 +95,7 @@ func (h *Handler) handOver(ctx context.Context, w http.ResponseWriter, r *http.R
 	if h.trusts(r.RemoteAddr) {
 		l = h.localTrusted
 	}
-	if rec, ok := w.(*responseRecorder); ok && (a.cold || a.deadline != nil) {
+	if rec, ok := w.(*responseRecorder); ok && (a.cold || a.deadline != nil || a.coldStart != nil) {
 		rec.started = a
 	}
 	a.slot.local.ServeHTTP(w, r.WithContext(hop.WithLocal(ctx, l)))
@@ -221,6 +221,10 @@ func (w *responseRecorder) start(code int) {
 		a.deadline.stop()
 		if a.cold {
 			w.Header().Set(ColdStartHeader, a.wait.Round(time.Millisecond).String())
+		}
+		if a.coldStart != nil {
+			a.rev.h.recordColdStart(a.rev, a.coldStart, a.rev.h.clock.Now())
+			a.coldStart = nil
 		}
 	}
 }
