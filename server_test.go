@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
@@ -380,4 +381,19 @@ func TestGradualRollout(t *testing.T) {
 		st, _ := f.srv.ServiceStatus("hello")
 		return reflect.DeepEqual(st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}})
 	}, 20*time.Second, 10*time.Millisecond)
+}
+
+// TestNewServiceWaitsForItsFirstRevision: a request to a service whose
+// first revision is still starting (initial scale 1, so not Ready yet)
+// waits for it instead of getting 404 (the route's pending revision).
+func TestNewServiceWaitsForItsFirstRevision(t *testing.T) {
+	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, revision.Config{})
+	st, err := f.srv.Apply(t.Context(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
+	require.NoError(t, err)
+	require.Empty(t, st.LatestReadyRevision, "not ready yet")
+	code, body := f.get("hello.default.localhost", "/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "hello-00001\n", body)
+	code, _ = f.get("other.default.localhost", "/")
+	assert.Equal(t, http.StatusNotFound, code, "other hosts are not affected")
 }
