@@ -119,6 +119,7 @@ func removeLeftovers(log *slog.Logger) []int {
 	}
 	var killed []int
 	alive := map[string]bool{}
+	uid := uint32(os.Getuid())
 	for range maxLeftoverPasses {
 		n := len(killed)
 		ents, err := os.ReadDir("/proc")
@@ -129,6 +130,14 @@ func removeLeftovers(log *slog.Logger) []int {
 		for _, e := range ents {
 			pid, err := strconv.Atoi(e.Name())
 			if err != nil || spare[pid] {
+				continue
+			}
+			// Only this user's processes, even when root can read others'.
+			fi, err := os.Stat("/proc/" + e.Name())
+			if err != nil {
+				continue
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
 				continue
 			}
 			environ, err := os.ReadFile("/proc/" + e.Name() + "/environ")
