@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend"
@@ -61,7 +62,7 @@ func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 		f.engine = engine
 		return crashing{engine, f}, err
 	}
-	srv, err := zeroscale.New(zeroscale.Options{NewBackend: newBackend, Config: cfg, OnEvent: func(e zeroscale.Event) {
+	srv, err := zeroscale.New(zeroscale.Options{NewBackend: newBackend, Config: cfg, Clock: fo.Clock, OnEvent: func(e zeroscale.Event) {
 		f.srv.Status() // the hook may call the Server
 		f.mu.Lock()
 		f.events = append(f.events, e)
@@ -338,62 +339,90 @@ func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
 	code, body := f.get("hello.default.localhost", "/")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Equal(t, "hello-00001\n", body)
+	code, _ = f.get("other.default.localhost", "/")
+	assert.Equal(t, http.StatusNotFound, code, "other hosts are not affected")
 }
 
-// A transient Scale failure is retried: the held request is served.
+// A transient Scale failure is retried after a back-off on the
+// Server's clock: the held request is served.
 func TestTransientScaleFailureRetried(t *testing.T) {
-	f := newFixture(t, fake.Options{}, zeroCfg())
+	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	f := newFixture(t, fake.Options{Clock: clk}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { // the initial scale 0 was applied
+		st, _ := f.srv.ServiceStatus("hello")
+		return len(st.Revisions) == 1 && st.Revisions[0].AppliedScale == 0
+	}, 10*time.Second, time.Millisecond)
 	f.engine.FailScale(2, backend.ErrTransient)
-	code, body := f.get("hello.default.localhost", "/")
-	require.Equal(t, http.StatusOK, code, body)
+	done := make(chan int, 1)
+	go func() {
+		code, _ := f.get("hello.default.localhost", "/")
+		done <- code
+	}()
+	// The retries wait 100 ms, then 200 ms; step in small steps, far
+	// from the activator's 10 s hold.
+	var stepped time.Duration
+	var code int
+	require.Eventually(t, func() bool {
+		select {
+		case code = <-done:
+			return true
+		default:
+		}
+		if stepped < 5*time.Second {
+			clk.Step(10 * time.Millisecond)
+			stepped += 10 * time.Millisecond
+		}
+		return false
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, http.StatusOK, code)
+	assert.GreaterOrEqual(t, stepped, 300*time.Millisecond, "served only after both back-offs")
 }
 
 // With RolloutDuration, a new revision takes traffic gradually (the
-// route's rollout runs on the Server's table) and ends at 100 %.
+// route's rollout runs on the Server's table, on its clock) and ends at
+// 100 %.
 func TestGradualRollout(t *testing.T) {
-	f := newFixture(t, fake.Options{}, revision.Config{})
+	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	f := newFixture(t, fake.Options{Clock: clk}, revision.Config{})
 	ctx := context.Background()
 	spec := func(image string) zeroscale.ServiceSpec {
 		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}
 	}
+	traffic := func() []zeroscale.TrafficTarget {
+		st, _ := f.srv.ServiceStatus("hello")
+		return st.Traffic
+	}
 	_, err := f.srv.Apply(ctx, spec("v1"))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		st, _ := f.srv.ServiceStatus("hello")
-		return len(st.Traffic) == 1 && st.Traffic[0].Revision == "hello-00001"
+		tr := traffic()
+		return len(tr) == 1 && tr[0].Revision == "hello-00001"
 	}, 10*time.Second, time.Millisecond)
 	_, err = f.srv.Apply(ctx, spec("v2"))
 	require.NoError(t, err)
 	var split []zeroscale.TrafficTarget
 	require.Eventually(t, func() bool { // v2 ready: the rollout starts with a small share
-		st, _ := f.srv.ServiceStatus("hello")
-		split = st.Traffic
+		split = traffic()
 		return len(split) == 2
 	}, 10*time.Second, time.Millisecond)
 	for _, tt := range split {
-		if tt.Revision == "hello-00002" && tt.Percent > 50 {
-			t.Errorf("the rollout started at %d %%, want a small first step", tt.Percent)
+		if tt.Revision == "hello-00002" {
+			assert.LessOrEqual(t, tt.Percent, 50, "a small first step")
 		}
 	}
+	// The rollout's steps wait on the clock: 2 s of it end at 100 %.
+	var stepped time.Duration
 	require.Eventually(t, func() bool {
-		st, _ := f.srv.ServiceStatus("hello")
-		return reflect.DeepEqual(st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}})
-	}, 20*time.Second, 10*time.Millisecond)
-}
-
-// TestNewServiceWaitsForItsFirstRevision: a request to a service whose
-// first revision is still starting (initial scale 1, so not Ready yet)
-// waits for it instead of getting 404 (the route's pending revision).
-func TestNewServiceWaitsForItsFirstRevision(t *testing.T) {
-	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, revision.Config{})
-	st, err := f.srv.Apply(t.Context(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
-	require.NoError(t, err)
-	require.Empty(t, st.LatestReadyRevision, "not ready yet")
-	code, body := f.get("hello.default.localhost", "/")
-	assert.Equal(t, http.StatusOK, code)
-	assert.Equal(t, "hello-00001\n", body)
-	code, _ = f.get("other.default.localhost", "/")
-	assert.Equal(t, http.StatusNotFound, code, "other hosts are not affected")
+		if reflect.DeepEqual(traffic(), []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}}) {
+			return true
+		}
+		if stepped < 10*time.Second {
+			clk.Step(100 * time.Millisecond)
+			stepped += 100 * time.Millisecond
+		}
+		return false
+	}, 10*time.Second, time.Millisecond)
+	assert.GreaterOrEqual(t, stepped, time.Second, "the rollout took clock time")
 }
