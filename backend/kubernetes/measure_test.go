@@ -27,7 +27,8 @@ const measureEnv = "ZEROSCALE_K8S_MEASURE"
 type scaleRecorder struct {
 	backend.Backend
 	mu    sync.Mutex
-	first map[string]time.Time
+	first map[string]time.Time // revision → first Scale above zero
+	ready map[string]time.Time // revision → first snapshot with a serving instance
 }
 
 func (r *scaleRecorder) Scale(ctx context.Context, rev string, n int) error {
@@ -41,12 +42,41 @@ func (r *scaleRecorder) Scale(ctx context.Context, rev string, n int) error {
 	return r.Backend.Scale(ctx, rev, n)
 }
 
+// Watch passes the snapshots on (newest replacing an unread one, as the
+// contract says) and records when a revision first had a Ready
+// instance.
+func (r *scaleRecorder) Watch(ctx context.Context, rev string) (<-chan []backend.Instance, error) {
+	in, err := r.Backend.Watch(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan []backend.Instance, 1)
+	go func() {
+		defer close(out)
+		for snap := range in {
+			if slices.ContainsFunc(snap, backend.Instance.Serving) {
+				r.mu.Lock()
+				if _, ok := r.ready[rev]; !ok {
+					r.ready[rev] = time.Now()
+				}
+				r.mu.Unlock()
+			}
+			select {
+			case <-out:
+			default:
+			}
+			out <- snap
+		}
+	}()
+	return out, nil
+}
+
 func (r *scaleRecorder) Close() error { return r.Backend.(interface{ Close() error }).Close() }
 
-func (r *scaleRecorder) scaledAt(rev string) time.Time {
+func (r *scaleRecorder) times(rev string) (scaled, ready time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.first[rev]
+	return r.first[rev], r.ready[rev]
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -110,13 +140,13 @@ func TestMeasureColdStart(t *testing.T) {
 // kubeColdStarts measures n sequential cold starts and parallel
 // services from zero on a new Server and writes the results to b.
 func kubeColdStarts(t *testing.T, c *k8slab.Cluster, b *strings.Builder, mode string, noEarly bool, n, parallel int) {
-	rec := &scaleRecorder{first: map[string]time.Time{}}
+	rec := &scaleRecorder{first: map[string]time.Time{}, ready: map[string]time.Time{}}
 	s := newServerWith(t, zeroConfig(), parallel, noEarly, func(b backend.Backend) backend.Backend {
 		rec.Backend = b
 		return rec
 	})
 	phases := map[string][]time.Duration{}
-	order := []string{"request → scale patch", "scale patch → pod bound", "pod bound → pod IP", "pod IP → app listening", "app listening → pod Ready", "pod Ready → first byte", "total (first byte)"}
+	order := []string{"request → scale patch", "scale patch → pod bound", "pod bound → pod IP", "pod IP → app listening", "app listening → Ready", "Ready → first byte", "total (first byte)"}
 
 	record := func(phases map[string][]time.Duration, name string, t0 time.Time, ttfb time.Duration) {
 		fb := t0.Add(ttfb)
@@ -132,8 +162,8 @@ func kubeColdStarts(t *testing.T, c *k8slab.Cluster, b *strings.Builder, mode st
 			}
 		}
 		require.NotNil(t, ev, "no pod of %s", name)
-		sc := rec.scaledAt(name + "-00001")
-		steps := []time.Time{t0, sc, ev[k8slab.EventBound], ev[k8slab.EventIP], ev[k8slab.EventListening], ev[k8slab.EventReady], fb}
+		sc, ready := rec.times(name + "-00001")
+		steps := []time.Time{t0, sc, ev[k8slab.EventBound], ev[k8slab.EventIP], ev[k8slab.EventListening], ready, fb}
 		for j := range len(order) - 1 {
 			phases[order[j]] = append(phases[order[j]], steps[j+1].Sub(steps[j]))
 		}
