@@ -17,34 +17,53 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// TestColdStart measures 50 cold starts: 50 services at zero, one after
-// the other, each woken by one request. Before each, the same app is
-// started directly (exec, then connect every 0.2 ms until it listens) as
-// the baseline: its own time-to-listen, exec and runtime start included.
-// The overhead is the first-byte time through zeroscale minus that:
-// what zeroscale adds (decision, spawn, readiness, proxying).
+// TestColdStart measures cold starts, interleaved, 20 of each kind: the
+// ideal launcher (idealLaunch: exec the app, send the request the moment
+// it listens), and a service at zero woken by one request, without and
+// with socket activation (Spec.SocketActivation). The overhead is the
+// first-byte time minus the app's own time-to-listen measured by the
+// ideal launcher just before: what zeroscale adds (decision, spawn,
+// readiness, proxying); the ideal launcher's own overhead is one request
+// on a fresh connection.
 func TestColdStart(t *testing.T) {
-	const n = 50
+	const n = 20
 	h := newHarness(t, zeroConfig(), 4)
-	var ttfb, listen, overhead []time.Duration
+	var listen, ideal, plain, socket, ttfb, ttfbSocket []time.Duration
 	for i := range n {
-		base := directTimeToListen(t)
-		name := fmt.Sprintf("cold-%02d", i)
-		h.apply(zeroscale.ServiceSpec{Name: name, Template: appSpec(t)})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		r := h.get(ctx, name, "/")
-		if !r.ok() || r.body != name+"-00001\n" {
+		base, first := idealLaunch(t)
+		listen, ideal = append(listen, base), append(ideal, first-base)
+		for _, activated := range []bool{false, true} {
+			name := fmt.Sprintf("cold-%02d", i)
+			if activated {
+				name = fmt.Sprintf("cold-sa-%02d", i)
+			}
+			spec := appSpec(t)
+			spec.SocketActivation = activated
+			h.apply(zeroscale.ServiceSpec{Name: name, Template: spec})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r := h.get(ctx, name, "/")
+			if !r.ok() || r.body != name+"-00001\n" {
+				cancel()
+				t.Fatalf("cold start %s: %v", name, r)
+			}
+			if activated {
+				socket, ttfbSocket = append(socket, r.ttfb-base), append(ttfbSocket, r.ttfb)
+			} else {
+				plain, ttfb = append(plain, r.ttfb-base), append(ttfb, r.ttfb)
+			}
+			if err := h.srv.Delete(ctx, name); err != nil {
+				t.Fatal(err)
+			}
 			cancel()
-			t.Fatalf("cold start %d: %v", i, r)
 		}
-		ttfb, listen, overhead = append(ttfb, r.ttfb), append(listen, base), append(overhead, r.ttfb-base)
-		if err := h.srv.Delete(ctx, name); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
 	}
-	t.Logf("E2E coldstart n=%d overhead (first byte - app time-to-listen) p50=%s p99=%s | first byte p50=%s p99=%s | app time-to-listen (exec to listening) p50=%s p99=%s",
-		n, ms(percentile(overhead, 50)), ms(percentile(overhead, 99)), ms(percentile(ttfb, 50)), ms(percentile(ttfb, 99)), ms(percentile(listen, 50)), ms(percentile(listen, 99)))
+	p := func(ds []time.Duration) string {
+		return fmt.Sprintf("p50=%s p95=%s", ms(percentile(ds, 50)), ms(percentile(ds, 95)))
+	}
+	t.Logf("E2E coldstart n=%d overhead (first byte - app time-to-listen): ideal launcher %s | zeroscale %s | zeroscale socket-activated %s",
+		n, p(ideal), p(plain), p(socket))
+	t.Logf("E2E coldstart first byte: zeroscale %s | socket-activated %s | app time-to-listen (exec to listening) %s",
+		p(ttfb), p(ttfbSocket), p(listen))
 }
 
 // TestSiege: from zero, 500 clients for 20 s (5 s with -short) against

@@ -98,6 +98,9 @@ func ToConfig(svc *Service) (Config, error) {
 	if spec.ProgressDeadline, err = revision.ParseProgressDeadline(s.Spec.Template.Annotations); err != nil {
 		return Config{}, err
 	}
+	if spec.SocketActivation, err = revision.ParseSocketActivation(s.Spec.Template.Annotations); err != nil {
+		return Config{}, err
+	}
 	if err := spec.Validate(); err != nil {
 		return Config{}, fmt.Errorf("knative: service %q: %w", s.Name, err)
 	}
@@ -120,12 +123,14 @@ func ToConfig(svc *Service) (Config, error) {
 	}, nil
 }
 
-// withoutScaling returns a without the keys revision.ParseAnnotations
-// and revision.ParseProgressDeadline read (the template carries them),
+// withoutScaling returns a without the keys revision.ParseAnnotations,
+// ParseProgressDeadline and ParseSocketActivation read (the template carries them),
 // nil if nothing is left.
 func withoutScaling(a map[string]string) map[string]string {
 	out := maps.Clone(a)
-	maps.DeleteFunc(out, func(k, _ string) bool { return isScalingKey(k) || k == revision.ProgressDeadlineAnnotation })
+	maps.DeleteFunc(out, func(k, _ string) bool {
+		return isScalingKey(k) || k == revision.ProgressDeadlineAnnotation || k == revision.SocketActivationAnnotation
+	})
 	if len(out) == 0 {
 		return nil
 	}
@@ -214,6 +219,12 @@ func RevisionTemplate(spec revision.Spec, name string) RevisionTemplateSpec {
 			a = map[string]string{}
 		}
 		a[revision.ProgressDeadlineAnnotation] = d.String()
+	}
+	if spec.SocketActivation {
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[revision.SocketActivationAnnotation] = "true"
 	}
 	if len(a) > 0 {
 		t.Annotations = a

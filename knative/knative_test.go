@@ -259,3 +259,23 @@ func TestProgressDeadlineAnnotation(t *testing.T) {
 	require.NotEmpty(t, fes, "%v", err)
 	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]")
 }
+
+// zeroscale.dev/socket-activation on the template is the revision's
+// Spec.SocketActivation, and back; a bad value names its path.
+func TestSocketActivationAnnotation(t *testing.T) {
+	const manifest = `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"fast"},
+		"spec":{"template":{"metadata":{"annotations":{"zeroscale.dev/socket-activation":%q}},
+		"spec":{"containers":[{"image":"example.com/fast"}]}}}}`
+	cs, err := decodeConfig(fmt.Appendf(nil, manifest, "true"))
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.True(t, cs[0].Template.SocketActivation)
+	assert.Empty(t, cs[0].TemplateAnnotations)
+	back := knative.FromConfig(cs[0])
+	assert.Equal(t, "true", back.Spec.Template.Annotations[revision.SocketActivationAnnotation])
+
+	_, err = decodeConfig(fmt.Appendf(nil, manifest, "on"))
+	fes := knative.Errors(err)
+	require.NotEmpty(t, fes, "%v", err)
+	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/socket-activation]")
+}

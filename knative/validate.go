@@ -199,12 +199,13 @@ func validateMeta(errs *fieldErrors, m metav1.ObjectMeta) {
 	}
 }
 
-// annotations checks the autoscaling.knative.dev/* annotations and
-// serving.knative.dev/progress-deadline.
+// annotations checks the autoscaling.knative.dev/* annotations,
+// serving.knative.dev/progress-deadline and zeroscale.dev/socket-activation.
 func annotations(errs *fieldErrors, a map[string]string, path string) {
 	_, err := revision.ParseAnnotations(a)
 	_, perr := revision.ParseProgressDeadline(a)
-	for _, e := range flatten(errors.Join(err, perr)) {
+	_, serr := revision.ParseSocketActivation(a)
+	for _, e := range flatten(errors.Join(err, perr, serr)) {
 		var fe *revision.FieldError
 		if errors.As(e, &fe) {
 			errs.invalid(fmt.Sprintf("%q", fe.Value), path+"["+fe.Field+"]", "must be "+fe.Allowed)

@@ -55,6 +55,16 @@ type Spec struct {
 	// annotation, see ParseProgressDeadline). 0 means the host's
 	// Config.ProgressDeadline; else whole seconds in [1s, 24h].
 	ProgressDeadline time.Duration
+	// SocketActivation hands the app its listening socket, systemd's
+	// way (LISTEN_FDS=1, LISTEN_PID, the socket as file descriptor 3,
+	// bound to 127.0.0.1:PORT), instead of letting it bind PORT: the
+	// first request then waits in the kernel's accept queue while the
+	// app starts, not on a readiness probe loop. Only for apps that
+	// accept an inherited listener (e.g. process.Listen in Go); engines
+	// that cannot pass one (containers) ignore it. Knative has no such
+	// setting: SocketActivationAnnotation ("zeroscale.dev/socket-activation")
+	// carries it in manifests.
+	SocketActivation bool
 }
 
 // Values of Spec.Protocol: Knative's container port names.
@@ -323,6 +333,9 @@ func (s Spec) hash() string {
 	e.int("Readiness.Period", int64(s.Readiness.Period))
 	e.int("Readiness.Timeout", int64(s.Readiness.Timeout))
 	e.int("ProgressDeadline", int64(s.ProgressDeadline))
+	if s.SocketActivation { // only when set: hashes of existing specs stay
+		e.int("SocketActivation", 1)
+	}
 	// Scaling through its annotations: one canonical text per setting,
 	// and new Scaling fields are covered by the field table.
 	for i := range scalingFields {

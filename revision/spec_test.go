@@ -197,6 +197,8 @@ func setNonDefault(t *testing.T, path string, v reflect.Value) {
 		v.Set(p)
 	case reflect.Float64:
 		v.SetFloat(7)
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
 	default:
 		t.Fatalf("%s: unhandled kind %s", path, v.Kind())
 	}

@@ -3,10 +3,10 @@ package process_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -15,6 +15,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/backend/process/activation"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -56,7 +57,9 @@ func runApp(mode string) int {
 		// After NotifyContext: Notify would undo an earlier Ignore.
 		signal.Ignore(syscall.SIGTERM)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	// The inherited socket under Spec.SocketActivation, else its own.
+	activated := os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid())
+	ln, err := activation.Listen("127.0.0.1:" + os.Getenv("PORT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -70,6 +73,7 @@ func runApp(mode string) int {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 		}
 	})
+	mux.HandleFunc("GET /activated", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, activated) })
 	mux.HandleFunc("GET /unready", func(http.ResponseWriter, *http.Request) { ready.Store(false) })
 	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
 		fmt.Println("crashing on request")

@@ -572,8 +572,19 @@ func (in *instance) start() (*proc, error) {
 		Stderr:      wr,
 		SysProcAttr: sysProcAttr(),
 	}
+	var sock *os.File
+	if spec.SocketActivation {
+		if sock, err = in.socketActivation(cmd); err != nil {
+			_ = rd.Close()
+			_ = wr.Close()
+			return nil, err
+		}
+	}
 	err = in.b.spawn.start(cmd)
 	_ = wr.Close() // the child has its copy
+	if sock != nil {
+		_ = sock.Close() // likewise
+	}
 	if err != nil {
 		_ = rd.Close()
 		return nil, err
@@ -598,6 +609,35 @@ func (in *instance) start() (*proc, error) {
 	}()
 	in.b.opts.Logger.Info("instance started", append(in.log(), "pid", cmd.Process.Pid, "port", port)...)
 	return p, nil
+}
+
+// activationShim sets LISTEN_PID to the app's pid, which only the
+// child knows: sh's $$ is its own pid, which exec keeps (systemd sets it
+// between fork and exec, which os/exec cannot). It costs one sh start,
+// about a millisecond.
+const activationShim = `LISTEN_PID=$$ exec "$0" "$@"`
+
+// activationShell runs activationShim.
+const activationShell = "/bin/sh"
+
+// socketActivation makes cmd start the app systemd's way
+// (Spec.SocketActivation): the held port listens now, and the app gets
+// it as descriptor 3 with LISTEN_FDS=1 and LISTEN_PID, through
+// activationShim. It returns the parent's copy of the descriptor, to
+// close once the app started.
+func (in *instance) socketActivation(cmd *exec.Cmd) (*os.File, error) {
+	if in.hold == nil {
+		return nil, errors.New("socket activation: the app's port is not held")
+	}
+	f, err := in.hold.listenFile()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(cmd.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES=http")
+	cmd.Args = append([]string{"sh", "-c", activationShim, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = activationShell
+	return f, nil
 }
 
 // holdAppPort makes sure the app's port is held before a (re)start: a

@@ -3,7 +3,9 @@
 package process
 
 import (
+	"errors"
 	"net"
+	"os"
 	"strconv"
 )
 
@@ -22,3 +24,7 @@ func holdPort(port int) (*portHold, error) {
 }
 
 func (h *portHold) release() {}
+
+func (h *portHold) listenFile() (*os.File, error) {
+	return nil, errors.New("socket activation needs Unix sockets")
+}

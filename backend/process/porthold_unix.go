@@ -4,6 +4,7 @@ package process
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -65,4 +66,24 @@ func (h *portHold) release() {
 		return
 	}
 	h.once.Do(func() { _ = syscall.Close(h.fd) })
+}
+
+// listenFile makes the held socket listen (socket activation: the
+// kernel queues connections to the app's port from now on) and returns
+// a duplicate of it for the app's descriptor 3. The hold keeps its own
+// copy until it is released; the app's copy keeps the queue after that.
+func (h *portHold) listenFile() (*os.File, error) {
+	if err := syscall.Listen(h.fd, syscall.SOMAXCONN); err != nil {
+		return nil, fmt.Errorf("listen on 127.0.0.1:%d: %w", h.port, err)
+	}
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Dup(h.fd)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("dup: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "listener"), nil
 }

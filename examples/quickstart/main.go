@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend/process/activation"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -75,6 +76,9 @@ func main() {
 		Template: revision.Spec{
 			Command: []string{exe},
 			Env:     []revision.EnvVar{{Name: appEnv, Value: "1"}},
+			// The app is handed its listening socket: the first request
+			// waits in the kernel's accept queue while it starts.
+			SocketActivation: true,
 		},
 	})
 	if err != nil {
@@ -105,6 +109,12 @@ func runApp() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "Hello from %s (pid %d)!\n", rev, os.Getpid())
 	})
-	log.Printf("%s listening on 127.0.0.1:%s", rev, os.Getenv("PORT"))
-	log.Fatal(http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil))
+	// The socket the process backend passes (Spec.SocketActivation),
+	// or its own on $PORT when run without it.
+	ln, err := activation.Listen("127.0.0.1:" + os.Getenv("PORT"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%s listening on %s", rev, ln.Addr())
+	log.Fatal(http.Serve(ln, nil))
 }

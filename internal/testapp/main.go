@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend/backendtest"
+	"github.com/zeroscale/zeroscale/backend/process/activation"
 )
 
 func main() { os.Exit(run()) }
@@ -52,7 +52,9 @@ func run() int {
 	defer stop()
 	// TESTAPP_HOST narrows the listener (to 127.0.0.1 when it runs as a
 	// local process); in a container it listens on all its interfaces.
-	ln, err := net.Listen("tcp", os.Getenv("TESTAPP_HOST")+":"+os.Getenv("PORT"))
+	// The inherited socket under socket activation (process backend,
+	// Spec.SocketActivation), else its own.
+	ln, err := activation.Listen(os.Getenv("TESTAPP_HOST") + ":" + os.Getenv("PORT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
