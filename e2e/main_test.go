@@ -41,6 +41,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(appEnv) == "1" {
 		os.Exit(runApp())
 	}
+	if spec := os.Getenv(floodEnv); spec != "" {
+		os.Exit(runFloodAttacker(spec))
+	}
 	code := m.Run()
 	dockerCleanup()
 	removeCLI()
