@@ -66,7 +66,8 @@ type Backend struct {
 	hardCancel context.CancelFunc
 	events     eventLoop
 
-	wg sync.WaitGroup // every instance goroutine
+	wg    sync.WaitGroup // every instance and output goroutine
+	outMu sync.Mutex     // serialises writes to Options.Output
 
 	mu          sync.Mutex
 	revs        map[string]*revState

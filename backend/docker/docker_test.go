@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/docker"
+	"github.com/zeroscale/zeroscale/internal/dockertest"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -41,6 +44,18 @@ func TestContractDirect(t *testing.T) {
 		b := newBackend(t, docker.Options{Drain: cfg.Drain})
 		return backendtest.Harness{Backend: b, Spec: appSpec(), Timeout: eventTimeout}
 	})
+}
+
+// up deploys rev on b, scales it to n and returns its watch and its n
+// ready instances.
+func up(t *testing.T, b backend.Backend, rev revision.Revision, n int) (<-chan []backend.Instance, []backend.Instance) {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	require.NoError(t, b.Scale(ctx, rev.Name(), n))
+	return ch, waitReady(t, ch, n)
 }
 
 // waitReady waits until rev has n ready instances and returns them.
@@ -83,11 +98,8 @@ func TestContainerSpec(t *testing.T) {
 	spec.Resources = revision.Resources{CPULimitMillis: 500, CPURequestMillis: 250, MemoryLimitBytes: 64 << 20, MemoryRequestBytes: 32 << 20}
 	rev := newRevision(t, "spec-00001", spec)
 	ctx := t.Context()
-	require.NoError(t, b.Deploy(ctx, rev))
-	ch, err := b.Watch(ctx, rev.Name())
-	require.NoError(t, err)
-	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	inst := waitReady(t, ch, 1)[0]
+	_, ready := up(t, b, rev, 1)
+	inst := ready[0]
 
 	for name, want := range map[string]string{"GREETING": "hi", "PORT": "9000", "K_REVISION": "spec-00001", "K_SERVICE": "spec", "K_CONFIGURATION": "spec"} {
 		code, body := get(t, inst.Address, "/env?name="+name)
@@ -218,11 +230,8 @@ func TestCrashReplaced(t *testing.T) {
 	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(testQueueProxy)})
 	rev := newRevision(t, "crash-00001", appSpec())
 	ctx := t.Context()
-	require.NoError(t, b.Deploy(ctx, rev))
-	ch, err := b.Watch(ctx, rev.Name())
-	require.NoError(t, err)
-	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	first := waitReady(t, ch, 1)[0]
+	ch, ready := up(t, b, rev, 1)
+	first := ready[0]
 	_, _ = http.Get("http://" + first.Address + "/crash")
 	second := waitReady(t, ch, 1)[0]
 	assert.NotEqual(t, first.ID, second.ID, "a restart is a new instance")
@@ -365,16 +374,13 @@ func TestOOMKilled(t *testing.T) {
 	spec.Resources.MemoryLimitBytes = 32 << 20
 	rev := newRevision(t, "oom-00001", spec)
 	ctx := t.Context()
-	require.NoError(t, b.Deploy(ctx, rev))
-	ch, err := b.Watch(ctx, rev.Name())
-	require.NoError(t, err)
-	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	inst := waitReady(t, ch, 1)[0]
-	if resp, err := http.Get("http://" + inst.Address + "/alloc?mb=128"); err == nil {
+	_, ready := up(t, b, rev, 1)
+	if resp, err := http.Get("http://" + ready[0].Address + "/alloc?mb=128"); err == nil {
 		resp.Body.Close()
 	}
 	var st backend.RevisionStatus
 	require.Eventually(t, func() bool {
+		var err error
 		st, err = b.Status(ctx, rev.Name())
 		return err == nil && len(st.CrashLooping()) == 1
 	}, eventTimeout, 10*time.Millisecond)
@@ -419,4 +425,29 @@ func TestNameConflict(t *testing.T) {
 		return err == nil && len(st.CrashLooping()) == 1
 	}, eventTimeout, 10*time.Millisecond)
 	assert.Contains(t, st.CrashLooping()[0].LastExit.Reason, "does not own")
+}
+
+// TestOutput: with Options.Output and OutputFunc, every line a container
+// writes reaches the host, named by revision and instance.
+func TestOutput(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	var out dockertest.Buffer
+	b := newBackend(t, docker.Options{Output: &out, OutputFunc: func(rev, id, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, rev+" "+id+" "+line)
+	}})
+	rev := newRevision(t, "out-00001", appSpec())
+	ctx := t.Context()
+	_, ready := up(t, b, rev, 1)
+	inst := ready[0]
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(lines, "out-00001 "+inst.ID+" app starting")
+	}, eventTimeout, 10*time.Millisecond)
+	require.NoError(t, b.Remove(ctx, rev.Name()))
+	assert.Contains(t, out.String(), "out-00001/"+inst.ID+": app starting\n")
+	assert.Contains(t, out.String(), "out-00001/"+inst.ID+": got SIGTERM\n", "output is followed until the container stops")
 }

@@ -106,11 +106,8 @@ func TestEventStreamReconnect(t *testing.T) {
 	b := newBackend(t, docker.Options{Client: c, Proxy: docker.QueueProxy(testQueueProxy)})
 	rev := newRevision(t, "blip-00001", appSpec())
 	ctx := t.Context()
-	require.NoError(t, b.Deploy(ctx, rev))
-	ch, err := b.Watch(ctx, rev.Name())
-	require.NoError(t, err)
-	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	first := waitReady(t, ch, 1)[0]
+	ch, ready := up(t, b, rev, 1)
+	first := ready[0]
 	cid := containerOf(t, first.ID)
 
 	p.cut(true)

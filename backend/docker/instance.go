@@ -82,6 +82,10 @@ type instance struct {
 	dieOnce sync.Once
 	ln      net.Listener // the proxy's, bound at creation
 	front   *front.Front // owned by the run goroutine
+	// stopFollow ends the following of the container's output, which
+	// closes followed; run goroutine only, nil when not following.
+	stopFollow context.CancelFunc
+	followed   chan struct{}
 
 	container string // ID, once created
 	addr      string // the proxy's, or the published port's
@@ -289,6 +293,7 @@ func (in *instance) start() error {
 		// Exited already (its die event may be on its way): a crash,
 		// with its exit code and output collected as any other.
 		in.mu(func() { in.timings.Started = now })
+		in.startFollowing(cid)
 		in.markDied()
 		return nil
 	}
@@ -307,7 +312,40 @@ func (in *instance) start() error {
 		}
 	})
 	b.opts.Logger.Info("container started", append(in.log(), "container", shortID(cid), "published", target)...)
+	in.startFollowing(cid)
 	return nil
+}
+
+// startFollowing follows the container's output, when Options ask for
+// it, until finish.
+func (in *instance) startFollowing(cid string) {
+	if !in.b.following() {
+		return
+	}
+	ctx, cancel := context.WithCancel(in.b.hard)
+	in.stopFollow, in.followed = cancel, make(chan struct{})
+	in.b.wg.Add(1)
+	go in.follow(ctx, cid, in.followed)
+}
+
+// outputFlushTimeout bounds the wait, once the container is gone, for
+// its log stream to deliver the last lines and end.
+const outputFlushTimeout = time.Second
+
+// endFollowing lets the output stream end by itself (it does once the
+// container stopped), bounded by outputFlushTimeout, then cancels it.
+func (in *instance) endFollowing() {
+	if in.stopFollow == nil {
+		return
+	}
+	t := in.b.opts.Clock.NewTimer(outputFlushTimeout)
+	select {
+	case <-in.followed:
+	case <-t.C():
+	}
+	t.Stop()
+	in.stopFollow()
+	<-in.followed
 }
 
 // waitReady probes until the instance is ready (""), its container died
@@ -546,6 +584,7 @@ func (in *instance) captureLogs(e *backend.Exit) {
 // finish removes the gone instance from its revision, records its crash
 // (if any) and lets the revision replace it.
 func (in *instance) finish(crash *backend.Exit, up time.Duration) {
+	in.endFollowing()
 	if in.front != nil {
 		in.front.Close() // closes in.ln too
 	} else if in.ln != nil {

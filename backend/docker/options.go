@@ -2,6 +2,7 @@ package docker
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -103,6 +104,18 @@ type Options struct {
 	// after Drain and before ContainerStop. nil = instances are reached
 	// at their published port directly.
 	Proxy ProxyFunc
+
+	// Output, when set, receives every line a container writes to
+	// stdout or stderr, followed through the engine's log stream, as
+	// "<revision>/<instance-id>: <line>\n", one Write per line (lines
+	// longer than 4 KiB are split). Writes are serialised and
+	// synchronous: a blocking Output stalls the following (not the
+	// container, whose output the engine keeps). nil (and no OutputFunc)
+	// = not followed; `docker logs` still has it.
+	Output io.Writer
+	// OutputFunc, when set, is also called with every line (without its
+	// newline). Calls for one instance are sequential.
+	OutputFunc func(revision, instance, line string)
 
 	// Logger receives lifecycle events (create, ready, crash, stop).
 	// nil = discard.

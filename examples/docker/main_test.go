@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +34,7 @@ func TestRun(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out syncBuffer
+	var out dockertest.Buffer
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, c, &out, func(a string) { addrs <- a }) }()
@@ -66,22 +64,4 @@ func TestRun(t *testing.T) {
 	assert.Empty(t, left, "no container outlives the example")
 	assert.Contains(t, out.String(), "imported "+bin)
 	t.Log(out.String())
-}
-
-// syncBuffer is a bytes.Buffer safe for the example's event goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
