@@ -308,3 +308,32 @@ func TestContentLengthWithTransferEncodingClosesTheConnection(t *testing.T) {
 	assert.Equal(t, "read 5\n", body, "the body is the chunked one")
 	assert.True(t, closed, "the connection is closed after the response")
 }
+
+// HTTP/2 (h2c) streams are under the same body rule: a stream whose body
+// trickles is answered 408.
+func TestSlowBodyOverHTTP2Is408(t *testing.T) {
+	ln := listen(t)
+	srv := edgeServer(t, zeroscale.Options{BodyTimeout: 300 * time.Millisecond, MinBodyRate: 1000}, ln)
+	serviceWith(t, srv, "up", revision.Spec{Image: "x"})
+	host := "up.default.localhost"
+	waitServing(t, ln.Addr().String(), host)
+
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("x")) }() // then nothing more
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+ln.Addr().String()+"/", pr)
+	require.NoError(t, err)
+	req.Host = host
+	req.ContentLength = 100000
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "HTTP/2.0", resp.Proto)
+	assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode, string(body))
+}
