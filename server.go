@@ -107,7 +107,15 @@ func New(o Options) (*Server, error) {
 	if s.ctl, err = control.New(co); err != nil {
 		return nil, fmt.Errorf("zeroscale: %w", err)
 	}
-	s.handler = &frontDoor{s: s}
+	// The front door: bare-host requests name their service by
+	// ServiceHeader or path, then the activator routes by host.
+	s.handler = &traffic.BareHost{
+		Next:      s.ctl.Activator(),
+		Table:     s.table,
+		Namespace: o.Namespace,
+		Domain:    o.Domain,
+		Header:    ServiceHeader,
+	}
 
 	s.goRun(func(ctx context.Context) { _ = s.ctl.Run(ctx) })
 	s.goRun(func(ctx context.Context) { _ = s.table.Run(ctx) })
