@@ -222,3 +222,31 @@ func TestStatusMessage(t *testing.T) {
 		assert.Equal(c, backend.InstanceStarting, st.Instances[0].State)
 	}, waitFor, 20*time.Millisecond)
 }
+
+// TestEarlyReadiness: with kubelet probing only every minute (its first
+// probe comes before the app listens), the instance is Ready through the
+// backend's own probe while the pod is still not Ready.
+func TestEarlyReadiness(t *testing.T) {
+	b := newBackend(t, kubernetes.Options{})
+	ctx := t.Context()
+	rev := newRevision(t, "early", revision.Spec{Image: appImage, Readiness: revision.Probe{Period: time.Minute}})
+	require.NoError(t, b.Deploy(ctx, rev))
+	ch, err := b.Watch(ctx, rev.Name())
+	require.NoError(t, err)
+	cur := latest(t, ch)
+	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
+	require.Eventually(t, func() bool { return len(serving(cur())) == 1 }, waitFor, 20*time.Millisecond)
+	pods, err := lab.Cluster(t).Client.CoreV1().Pods(b.Namespace()).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, pods.Items, 1)
+	for _, c := range pods.Items[0].Status.Conditions {
+		if c.Type == corev1.PodReady {
+			assert.Equal(t, corev1.ConditionFalse, c.Status, "kubelet's verdict is a minute away")
+		}
+	}
+	inst := serving(cur())[0]
+	resp, err := http.Get("http://" + inst.Address + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
