@@ -426,12 +426,32 @@ func (h *Handler) count(c *prometheus.CounterVec, t *throttler, label string) {
 
 // observe counts a finished request and its latency, labelled as count
 // does.
-func (h *Handler) observe(t *throttler, code string, d time.Duration) {
+func (h *Handler) observe(t *throttler, code int, d time.Duration) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	rev := h.revLabel(t)
-	h.metrics.requests.WithLabelValues(rev, code).Inc()
-	h.metrics.latency.WithLabelValues(rev, code).Observe(d.Seconds())
+	if code == http.StatusOK && rev != "" {
+		// The common answer: its series are looked up once per
+		// revision (h.mu keeps RemoveRevision from deleting them
+		// meanwhile), not hashed by label on every request.
+		ok := t.ok.Load()
+		if ok == nil {
+			ok = &okSeries{h.metrics.requests.WithLabelValues(rev, "200"), h.metrics.latency.WithLabelValues(rev, "200")}
+			t.ok.Store(ok)
+		}
+		ok.requests.Inc()
+		ok.latency.Observe(d.Seconds())
+		return
+	}
+	c := strconv.Itoa(code)
+	h.metrics.requests.WithLabelValues(rev, c).Inc()
+	h.metrics.latency.WithLabelValues(rev, c).Observe(d.Seconds())
+}
+
+// okSeries are a revision's series of 200 answers.
+type okSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // revLabel is t's revision label: "" unless t is still the Handler's
@@ -513,7 +533,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = 499 // the client left before anything was written
 		}
 		end := h.clock.Now()
-		h.observe(t, strconv.Itoa(code), end.Sub(start))
+		h.observe(t, code, end.Sub(start))
 		if span != nil {
 			span.SetAttributes(attribute.String("zeroscale.revision", name), attribute.Int("http.response.status_code", code))
 			span.End(trace.WithTimestamp(end))

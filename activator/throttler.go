@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
@@ -81,6 +82,7 @@ type throttler struct {
 	revValue []string // {name}, the RevisionHeader value of its requests
 	h        *Handler
 	m        revMetrics
+	ok       atomic.Pointer[okSeries] // created by the first 200, see Handler.observe
 
 	mu             sync.Mutex
 	cc             int

@@ -69,8 +69,13 @@ func (b *BareHost) domain() string {
 // bare reports whether host (with or without port) is the domain
 // itself or a loopback address: a request that names no route yet.
 func (b *BareHost) bare(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Only a host with a colon may have a port: a portless Host (as
+	// most clients send it) would cost SplitHostPort an error
+	// allocation on every request.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	switch strings.TrimSuffix(strings.ToLower(host), ".") {
 	case b.domain(), "localhost", "127.0.0.1", "::1", "[::1]":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // PROXYHOP_PPROF only: the default mux is served only then
 	"os"
 	"time"
 
@@ -44,6 +45,11 @@ func runServer(ctx context.Context, ln net.Listener, cc int, delay time.Duration
 		},
 	}); err != nil {
 		return err
+	}
+	if addr := os.Getenv("PROXYHOP_PPROF"); addr != "" {
+		// For profiling the front door under load by hand:
+		// go tool pprof http://$PROXYHOP_PPROF/debug/pprof/profile?seconds=10
+		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 	announce(ln)
 	errc := make(chan error, 1)
