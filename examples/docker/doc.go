@@ -4,7 +4,7 @@
 // static and let the example import it as an image.
 //
 //	CGO_ENABLED=0 go build -o /tmp/hello ./examples/docker/hello
-//	go run ./examples/docker -import /tmp/hello -window 6s -grace 1s
+//	go run ./examples/docker -import /tmp/hello -window 6s -grace 1s -v
 //	curl -H 'Host: hello.default.localhost' http://127.0.0.1:8080/
 //
 // Any image already in the engine whose app listens on $PORT works too:

@@ -22,6 +22,7 @@ type config struct {
 	addr, image, importPath, identity string
 	port                              int
 	window, grace                     time.Duration
+	verbose                           bool
 }
 
 func main() {
@@ -33,6 +34,7 @@ func main() {
 	flag.IntVar(&c.port, "port", 8080, "the port the app listens on in the container ($PORT)")
 	flag.DurationVar(&c.window, "window", 60*time.Second, "stable window: idle this long before scaling to zero starts (6s–1h)")
 	flag.DurationVar(&c.grace, "grace", 30*time.Second, "scale-to-zero grace period after the window")
+	flag.BoolVar(&c.verbose, "v", false, "show the containers' output")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -55,9 +57,13 @@ func run(ctx context.Context, c config, out io.Writer, ready func(addr string)) 
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = c.window, c.grace
+	do := docker.Options{Identity: c.identity}
+	if c.verbose {
+		do.Output = out
+	}
 	srv, err := zeroscale.New(zeroscale.Options{
 		Config:            cfg,
-		NewProxiedBackend: docker.ServerFactory(docker.Options{Identity: c.identity}),
+		NewProxiedBackend: docker.ServerFactory(do),
 		OnEvent: func(e zeroscale.Event) {
 			if e.Kind != zeroscale.EventRevisionCreated {
 				fmt.Fprintf(out, "%s  %s\n", e.Time.Format("15:04:05.000"), e)

@@ -28,7 +28,7 @@ func TestRun(t *testing.T) {
 
 	identity := env.Identity()
 	c := config{addr: "127.0.0.1:0", image: "zeroscale-test/hello:" + env.RunID, importPath: bin,
-		identity: identity, port: 8080, window: 6 * time.Second, grace: time.Second}
+		identity: identity, port: 8080, window: 6 * time.Second, grace: time.Second, verbose: true}
 	t.Cleanup(func() {
 		_, _ = env.Client.ImageRemove(context.Background(), c.image, client.ImageRemoveOptions{Force: true})
 	})
@@ -63,5 +63,6 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, left, "no container outlives the example")
 	assert.Contains(t, out.String(), "imported "+bin)
+	assert.Contains(t, out.String(), "hello-00001 listening on :8080", "-v shows the container's output")
 	t.Log(out.String())
 }
