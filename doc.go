@@ -36,8 +36,9 @@
 //
 //   - the common case, a few apps on one machine: this package's Server
 //     with the process backend (backend/process);
-//   - a custom control plane: activator, autoscaler, traffic, revision
-//     and a backend of your choice;
+//   - a custom control plane: control (one revision's life on any
+//     backend), with activator, autoscaler, traffic, revision and a
+//     backend of your choice;
 //   - designing or testing a scaling policy: autoscaler with a fake clock
 //     and backend/fake;
 //   - a sidecar in front of an app in a container: cmd/queue-proxy;
