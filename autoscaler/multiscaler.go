@@ -558,12 +558,14 @@ func changed(a, b Decision) bool {
 		(a.ExcessBurstCapacity < 0) != (b.ExcessBurstCapacity < 0)
 }
 
-// minScale is the effective min-scale: ignored when unreachable.
-func (s *scaler) minScale() int {
+// minScale is the effective min-scale at now: the larger of min-scale
+// and the floor schedule's (pre-warm lead included), ignored when
+// unreachable.
+func (s *scaler) minScale(now time.Time) int {
 	if s.unreachable {
 		return 0
 	}
-	return s.params.MinScale
+	return max(s.params.MinScale, s.params.FloorSchedule.Floor(now, s.params.FloorLeadTime))
 }
 
 // bound applies min, max and initial scale and the scale-to-zero state
@@ -574,7 +576,7 @@ func (m *Multiscaler) bound(s *scaler, now time.Time) (int, bool) {
 	if desired < 0 && s.state != StateActivating {
 		return desired, false
 	}
-	lo, hi := s.minScale(), s.params.MaxScale
+	lo, hi := s.minScale(now), s.params.MaxScale
 	// Until the revision first reaches its initial scale, that is a floor.
 	if i := s.params.InitialScale; i > 1 && !s.initialized && !s.unreachable {
 		lo = max(lo, i)
@@ -635,9 +637,10 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 
 // markActivity is Knative's computeActiveCondition.
 func (s *scaler) markActivity(want int, now time.Time) {
-	minReady := max(s.minScale(), 1)
+	lo := s.minScale(now)
+	minReady := max(lo, 1)
 	if !s.initialized {
-		minReady = max(s.minScale(), s.params.InitialScale)
+		minReady = max(lo, s.params.InitialScale)
 	}
 	if s.ready >= minReady {
 		s.initialized = true

@@ -589,3 +589,44 @@ func TestNilDeciderIsAnError(t *testing.T) {
 		}
 	}))
 }
+
+// TestFloorSchedule: a floor window raises min-scale on the clock,
+// from zero, lead time early, and lets the revision go back to zero
+// after it closes.
+func TestFloorSchedule(t *testing.T) {
+	// t0 is Tuesday 2023-11-14 22:13:20 UTC: the window opens 6400 s
+	// later, pre-warmed from 5800 s.
+	h := newHarness(t, Options{})
+	p := defaultParams(t, func(_ *revision.Config, s *revision.Spec) {
+		sched, err := revision.ParseSchedule("Wed 00:00-01:00 UTC = 2")
+		require.NoError(t, err)
+		lead := 10 * time.Minute
+		s.Scaling.FloorSchedule, s.Scaling.FloorLeadTime = &sched, &lead
+	})
+	h.set("r", p, Pushed)
+	h.ready("r", 1)
+	require.Positive(t, h.load("r", 5798, burst(0)), "idle before the window: to zero")
+	require.Equal(t, 0, h.last("r").Scale)
+
+	h.load("r", 2, burst(0)) // second 5800: the lead time starts
+	d := h.last("r")
+	require.Equal(t, 2, d.Scale, "pre-warmed at the lead time: %+v", d)
+	h.load("r", 2, burst(0))
+	require.Equal(t, StateActive, h.last("r").State, "ready once the host followed Scale")
+
+	h.load("r", 4196, burst(0)) // up to 01:00
+	require.Equal(t, 2, h.last("r").Scale, "held through the window while idle")
+
+	zero := h.load("r", 300, burst(0))
+	require.Positive(t, zero, "after the window: back to zero")
+	require.LessOrEqual(t, zero, 10000+150)
+
+	// The larger of min-scale and the schedule wins.
+	h2 := newHarness(t, Options{})
+	p.MinScale = 3
+	h2.set("r", p, Pushed)
+	h2.clk.Step(6400 * time.Second)
+	h2.ready("r", 3)
+	h2.tick()
+	require.Equal(t, 3, h2.last("r").Scale)
+}

@@ -3,6 +3,7 @@ package knative
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -138,7 +139,7 @@ func withoutScaling(a map[string]string) map[string]string {
 }
 
 func isScalingKey(k string) bool {
-	return len(k) > len(revision.AnnotationPrefix) && k[:len(revision.AnnotationPrefix)] == revision.AnnotationPrefix
+	return strings.HasPrefix(k, revision.AnnotationPrefix) || k == revision.FloorScheduleAnnotation || k == revision.FloorLeadTimeAnnotation
 }
 
 func seconds(p *int64) time.Duration {

@@ -279,3 +279,25 @@ func TestSocketActivationAnnotation(t *testing.T) {
 	require.NotEmpty(t, fes, "%v", err)
 	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/socket-activation]")
 }
+
+func TestFloorScheduleAnnotation(t *testing.T) {
+	const manifest = `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"office"},
+		"spec":{"template":{"metadata":{"annotations":{"zeroscale.dev/scale-floor-schedule":%q,
+		"zeroscale.dev/scale-floor-lead-time":"5m"}},
+		"spec":{"containers":[{"image":"example.com/office"}]}}}}`
+	cs, err := decodeConfig(fmt.Appendf(nil, manifest, "Mon-Fri 08:00-18:00 Europe/Berlin = 2"))
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	require.NotNil(t, cs[0].Template.Scaling.FloorSchedule)
+	assert.Equal(t, "Mon-Fri 08:00-18:00 Europe/Berlin = 2", cs[0].Template.Scaling.FloorSchedule.String())
+	assert.Empty(t, cs[0].TemplateAnnotations)
+	back := knative.FromConfig(cs[0])
+	assert.Equal(t, "Mon-Fri 08:00-18:00 Europe/Berlin = 2", back.Spec.Template.Annotations[revision.FloorScheduleAnnotation])
+	assert.Equal(t, "5m0s", back.Spec.Template.Annotations[revision.FloorLeadTimeAnnotation])
+
+	_, err = decodeConfig(fmt.Appendf(nil, manifest, "Mon-Fri 08:00-18:00 Europe/Berlin"))
+	fes := knative.Errors(err)
+	require.NotEmpty(t, fes, "%v", err)
+	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/scale-floor-schedule]")
+	assert.Contains(t, err.Error(), `no "= N" floor`)
+}

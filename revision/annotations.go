@@ -44,6 +44,9 @@ type scalingField struct {
 	valid func(s *Scaling) bool
 	// unshare replaces a pointer field by a copy; nil for value fields.
 	unshare func(s *Scaling)
+	// detail, when set, says what is wrong with a malformed v (appended
+	// to allowed in the error), for values with a grammar.
+	detail func(v string) string
 }
 
 const maxInt32 = math.MaxInt32
@@ -162,14 +165,35 @@ var scalingFields = []scalingField{
 			return a == AlgorithmLinear || a == AlgorithmWeightedExponential
 		},
 	},
+	scheduleField(),
+	durationField(FloorLeadTimeAnnotation, "", 0, MaxFloorLeadTime, false,
+		func(s *Scaling) **time.Duration { return &s.FloorLeadTime }),
+}
+
+// scheduleField is FloorScheduleAnnotation: its error says which window
+// and which part of it is wrong.
+func scheduleField() scalingField {
+	f := ptrField(FloorScheduleAnnotation, "", scheduleSyntax, ParseSchedule, Schedule.String,
+		func(s Schedule) bool { return !s.IsZero() }, func(s *Scaling) **Schedule { return &s.FloorSchedule })
+	f.detail = func(v string) string {
+		if _, err := ParseSchedule(v); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	return f
 }
 
 func validTBC(f float64) bool { return f >= 0 || f == -1 }
 
-// ParseAnnotations builds a Scaling from Knative autoscaling annotations.
+// ParseAnnotations builds a Scaling from Knative autoscaling annotations
+// and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
+// FloorLeadTimeAnnotation).
 //
-// Keys outside AnnotationPrefix are ignored, so a template's whole
-// annotation map can be passed. Under the prefix, every key of this
+// Keys outside AnnotationPrefix are ignored (under ZeroscalePrefix, all
+// but those two, which other parsers such as ParseSocketActivation
+// read), so a template's whole annotation map can be passed. Under
+// AnnotationPrefix, every key of this
 // package (MinScaleAnnotation, …) is accepted, as is its legacy camelCase
 // spelling (autoscaling.knative.dev/minScale, maxScale, initialScale,
 // targetUtilizationPercentage, panicWindowPercentage,
@@ -178,7 +202,7 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 // metric, window and activation-scale never had one), and
 // ClassAnnotation with the value KPAClass. The algorithm value
 // "weightedExponential" is read as "weighted-exponential". Unlike Knative, which ignores
-// unknown keys, any other key under the prefix is an error: a typo such
+// unknown keys, any other key under AnnotationPrefix is an error: a typo such
 // as "min-scales" would otherwise silently do nothing. Giving both
 // spellings of one setting is an error too, even with equal values: which
 // one wins would otherwise be a guess.
@@ -195,7 +219,7 @@ func ParseAnnotations(annotations map[string]string) (Scaling, error) {
 	var errs errList
 	keys := make([]string, 0, len(annotations))
 	for k := range annotations {
-		if strings.HasPrefix(k, AnnotationPrefix) {
+		if _, ours := lookupField(k); strings.HasPrefix(k, AnnotationPrefix) || (ours && strings.HasPrefix(k, ZeroscalePrefix)) {
 			keys = append(keys, k)
 		}
 	}
@@ -220,7 +244,13 @@ func ParseAnnotations(annotations map[string]string) (Scaling, error) {
 		}
 		seen[f.key] = k
 		if !f.set(&s, v) || !f.valid(&s) {
-			errs.add(k, v, f.allowed)
+			allowed := f.allowed
+			if f.detail != nil {
+				if d := f.detail(v); d != "" {
+					allowed += "; here " + d
+				}
+			}
+			errs.add(k, v, allowed)
 		}
 	}
 	if len(errs) == 0 {
@@ -255,6 +285,10 @@ func (s *Scaling) crossCheck(errs *errList, keys map[string]string) {
 	if s.MinScale != nil && maxSet && *s.MinScale > *s.MaxScale {
 		errs.add(name(MaxScaleAnnotation), strconv.Itoa(*s.MaxScale),
 			fmt.Sprintf("≥ %s (%d), or 0 for unlimited", name(MinScaleAnnotation), *s.MinScale))
+	}
+	if f := s.FloorSchedule; f != nil && maxSet && f.Max() > *s.MaxScale {
+		errs.add(name(FloorScheduleAnnotation), f.String(),
+			fmt.Sprintf("floors ≤ %s (%d): the largest is %d", name(MaxScaleAnnotation), *s.MaxScale, f.Max()))
 	}
 	if a := s.ActivationScale; a != nil {
 		if s.MinScale != nil && *a < *s.MinScale {

@@ -260,7 +260,17 @@ func fullScaling() Scaling {
 		TargetBurstCapacity:           new(-1.0),
 		ScaleToZeroPodRetentionPeriod: new(1500 * time.Millisecond),
 		MetricAggregationAlgorithm:    AlgorithmWeightedExponential,
+		FloorSchedule:                 new(mustSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2")),
+		FloorLeadTime:                 new(10 * time.Minute),
 	}
+}
+
+func mustSchedule(expr string) Schedule {
+	s, err := ParseSchedule(expr)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 func TestScalingAnnotationsRoundTrip(t *testing.T) {
@@ -284,6 +294,8 @@ func TestScalingAnnotationsRoundTrip(t *testing.T) {
 		TargetBurstCapacityAnnotation:           "-1",
 		ScaleToZeroPodRetentionPeriodAnnotation: "1.5s",
 		MetricAggregationAlgorithmAnnotation:    "weighted-exponential",
+		FloorScheduleAnnotation:                 "Mon-Fri 08:00-18:00 Europe/Berlin = 2",
+		FloorLeadTimeAnnotation:                 "10m0s",
 	}
 	if !reflect.DeepEqual(anns, want) {
 		t.Fatalf("Annotations() = %v\nwant %v", anns, want)

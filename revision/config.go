@@ -156,7 +156,11 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		EnableScaleToZero:             c.EnableScaleToZero,
 		ScaleToZeroGracePeriod:        c.ScaleToZeroGracePeriod,
 		ScaleToZeroPodRetentionPeriod: deref(s.ScaleToZeroPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod),
+		FloorLeadTime:                 deref(s.FloorLeadTime, 0),
 		ProgressDeadline:              cmp.Or(spec.ProgressDeadline, c.ProgressDeadline, DefaultProgressDeadline),
+	}
+	if s.FloorSchedule != nil {
+		p.FloorSchedule = *s.FloorSchedule
 	}
 
 	cc := float64(spec.ContainerConcurrency)
@@ -189,6 +193,10 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 	}
 	if p.MaxScale > 0 && p.MinScale > p.MaxScale {
 		errs.add(MinScaleAnnotation, strconv.Itoa(p.MinScale), fmt.Sprintf("≤ the effective max-scale (%d)", p.MaxScale))
+	}
+	if f := p.FloorSchedule.Max(); p.MaxScale > 0 && f > p.MaxScale {
+		errs.add(FloorScheduleAnnotation, p.FloorSchedule.String(),
+			fmt.Sprintf("floors ≤ the effective max-scale (%d): the largest is %d", p.MaxScale, f))
 	}
 	if p.ActivationScale > 0 && (p.ActivationScale < p.MinScale || (p.MaxScale > 0 && p.ActivationScale > p.MaxScale)) {
 		errs.add(ActivationScaleAnnotation, strconv.Itoa(p.ActivationScale),

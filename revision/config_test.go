@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestDefaultConfigIsKnatives(t *testing.T) {
@@ -148,9 +150,7 @@ func TestResolveDefaults(t *testing.T) {
 		ActivatorCapacity: 100, EnableScaleToZero: true, ScaleToZeroGracePeriod: 30 * time.Second,
 		ProgressDeadline: 600 * time.Second,
 	}
-	if p != want {
-		t.Fatalf("got  %+v\nwant %+v", p, want)
-	}
+	require.Equal(t, want, p)
 }
 
 func TestResolveOverrides(t *testing.T) {
@@ -170,10 +170,9 @@ func TestResolveOverrides(t *testing.T) {
 		ActivationScale: 2, ScaleDownDelay: 15 * time.Minute, TargetBurstCapacity: -1,
 		ActivatorCapacity: 100, EnableScaleToZero: false, ScaleToZeroGracePeriod: 45 * time.Second,
 		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond, ProgressDeadline: 42 * time.Second,
+		FloorSchedule: *fullScaling().FloorSchedule, FloorLeadTime: 10 * time.Minute,
 	}
-	if p != want {
-		t.Fatalf("got  %+v\nwant %+v", p, want)
-	}
+	require.Equal(t, want, p)
 }
 
 func TestResolveScaleBounds(t *testing.T) {

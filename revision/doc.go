@@ -14,6 +14,12 @@
 // combines it with a Spec into ScalingParams, the complete, validated
 // numbers the autoscaler runs on.
 //
+// Beyond Knative, zeroscale.dev/scale-floor-schedule gives a revision a
+// min-scale that follows the calendar (Schedule, ParseSchedule):
+// "Mon-Fri 08:00-18:00 Europe/Berlin = 2" keeps two instances in office
+// hours, zeroscale.dev/scale-floor-lead-time starts each window early so
+// they are warm when it opens, and the larger of it and min-scale wins.
+//
 // Every invalid value is rejected with a *FieldError naming the field or
 // annotation key, the value, and what is allowed.
 package revision

@@ -83,3 +83,22 @@ func ExampleConfig_Resolve() {
 	// target per instance: 7
 	// windows: 30s 3s panic at 2 × target
 }
+
+func ExampleParseSchedule() {
+	s, err := revision.ParseSchedule("mon-fri 08:00-18:00 Europe/Berlin = 2; Sat 10:00-14:00 UTC = 1")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(s)
+	monday := time.Date(2026, time.December, 7, 7, 50, 0, 0, time.UTC) // 08:50 in Berlin
+	fmt.Println("Monday 07:50 UTC:", s.Floor(monday, 0))
+	fmt.Println("Monday 06:50 UTC, 15 min lead:", s.Floor(monday.Add(-time.Hour), 15*time.Minute))
+
+	_, err = revision.ParseSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2; Sun 25:00-26:00 UTC = 1")
+	fmt.Println(err)
+	// Output:
+	// Mon-Fri 08:00-18:00 Europe/Berlin = 2; Sat 10:00-14:00 UTC = 1
+	// Monday 07:50 UTC: 2
+	// Monday 06:50 UTC, 15 min lead: 2
+	// window 2 ("Sun 25:00-26:00 UTC = 1"): start "25:00": want HH:MM in 00:00–23:59
+}

@@ -40,6 +40,19 @@ const (
 	MetricAggregationAlgorithmAnnotation    = AnnotationPrefix + "metric-aggregation-algorithm"
 )
 
+// Annotation keys of zeroscale's own settings, which Knative does not
+// have. ParseAnnotations reads them beside the Knative ones.
+const (
+	ZeroscalePrefix = "zeroscale.dev/"
+	// FloorScheduleAnnotation is a min-scale that follows a schedule
+	// (see ParseSchedule): "Mon-Fri 08:00-18:00 Europe/Berlin = 2". The
+	// effective min-scale is the larger of it and min-scale.
+	FloorScheduleAnnotation = ZeroscalePrefix + "scale-floor-schedule"
+	// FloorLeadTimeAnnotation starts every window of the floor schedule
+	// this long before its start (pre-warming): a Go duration in [0, 24h].
+	FloorLeadTimeAnnotation = ZeroscalePrefix + "scale-floor-lead-time"
+)
+
 // Scaling holds a revision's own autoscaling settings, one field per
 // annotation (the field's doc names its key). A nil pointer (or empty
 // string) means "not set": the host's Config value applies.
@@ -61,6 +74,8 @@ type Scaling struct {
 	TargetBurstCapacity           *float64       // target-burst-capacity: ≥ 0, or -1 = unlimited
 	ScaleToZeroPodRetentionPeriod *time.Duration // scale-to-zero-pod-retention-period: [0, 1h]
 	MetricAggregationAlgorithm    Algorithm      // metric-aggregation-algorithm: linear or weighted-exponential
+	FloorSchedule                 *Schedule      // zeroscale.dev/scale-floor-schedule: see ParseSchedule
+	FloorLeadTime                 *time.Duration // zeroscale.dev/scale-floor-lead-time: [0, 24h]
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
@@ -120,6 +135,11 @@ type ScalingParams struct {
 	EnableScaleToZero             bool
 	ScaleToZeroGracePeriod        time.Duration
 	ScaleToZeroPodRetentionPeriod time.Duration
+	// FloorSchedule raises MinScale while one of its windows is open
+	// (FloorLeadTime before its start to its end); the zero Schedule
+	// never does. The autoscaler evaluates it on its clock.
+	FloorSchedule Schedule
+	FloorLeadTime time.Duration
 	// ProgressDeadline bounds activating from zero (Spec's, else the
 	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
 	ProgressDeadline time.Duration

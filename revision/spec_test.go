@@ -192,6 +192,10 @@ func setNonDefault(t *testing.T, path string, v reflect.Value) {
 		}
 		v.Set(reflect.Append(v, elem))
 	case reflect.Pointer:
+		if v.Type().Elem() == reflect.TypeFor[Schedule]() {
+			v.Set(reflect.ValueOf(new(mustSchedule("Sat 10:00-11:00 UTC = 1"))))
+			return
+		}
 		p := reflect.New(v.Type().Elem())
 		setNonDefault(t, path, p.Elem())
 		v.Set(p)
