@@ -244,6 +244,10 @@ func TestEarlyReadiness(t *testing.T) {
 			assert.Equal(t, corev1.ConditionFalse, c.Status, "kubelet's verdict is a minute away")
 		}
 	}
+	st, err := b.Status(ctx, rev.Name())
+	require.NoError(t, err)
+	require.Len(t, st.Instances, 1)
+	assert.Equal(t, backend.InstanceRunning, st.Instances[0].State, "Status agrees with Watch")
 	inst := serving(cur())[0]
 	resp, err := http.Get("http://" + inst.Address + "/")
 	require.NoError(t, err)

@@ -88,6 +88,15 @@ func (b *Backend) instanceStatus(ctx context.Context, p *corev1.Pod, rev string)
 		}
 	}
 	in, ok := instanceOf(p, rev)
+	if ok && !in.Ready {
+		b.mu.Lock()
+		if rs := b.revs[rev]; rs != nil {
+			if ep := rs.probes[in.ID]; ep != nil && ep.passed && !ep.kubelet && !in.Draining {
+				in.Ready = true // as Watch reports it: the early probe passed
+			}
+		}
+		b.mu.Unlock()
+	}
 	if !ok {
 		in = backend.Instance{ID: p.Name + "-" + strconv.Itoa(int(restarts)), Revision: rev, Started: p.CreationTimestamp.Time}
 		if p.Status.PodIP != "" {
