@@ -19,8 +19,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/zeroscale/zeroscale/internal/hop"
+	"github.com/zeroscale/zeroscale/internal/otelenv"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
@@ -188,6 +190,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
 	reg := prometheus.NewRegistry()
 	c.opts.Logger, c.opts.Registerer = log, reg
+	// Spans to the OTLP collector the standard variables name, if any,
+	// continuing the W3C trace of each request.
+	tp, err := otelenv.TracerProvider(ctx, "zeroscale-queue-proxy")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		c.opts.TracerProvider, c.opts.Propagator = tp, propagation.TraceContext{}
+		defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }() // sends the last spans
+	}
 	p, err := queueproxy.New(c.opts)
 	if err != nil {
 		return err

@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/internal/otelenv"
 	"github.com/zeroscale/zeroscale/knative"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -83,7 +86,17 @@ func serve(ctx context.Context, stdout, stderr io.Writer, g *globals, f serveFla
 	}
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale = f.allowZeroInit
+	// Traces go to the OTLP collector the standard variables name
+	// (OTEL_EXPORTER_OTLP_ENDPOINT, …); none when they are unset.
+	tp, err := otelenv.TracerProvider(ctx, "zeroscale")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }() // after the Server's: sends the last spans
+	}
 	srv, err := zeroscale.New(zeroscale.Options{
+		TracerProvider:    tracerProvider(tp),
 		NewProxiedBackend: engines(logger, f.dockerIdentity),
 		Config:            cfg,
 		Namespace:         g.namespace,
@@ -216,4 +229,13 @@ func (w *watcher) applyChanged(ctx context.Context, files []string) []error {
 		}
 	}
 	return errs
+}
+
+// tracerProvider is tp as an Options.TracerProvider: nil (no tracing)
+// when tp is, not a non-nil interface holding a nil pointer.
+func tracerProvider(tp *sdktrace.TracerProvider) trace.TracerProvider {
+	if tp == nil {
+		return nil
+	}
+	return tp
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend/process/activation"
+	"github.com/zeroscale/zeroscale/internal/otelenv"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -49,6 +50,16 @@ func main() {
 	if *verbose {
 		opts.Process.Output = os.Stdout
 	}
+	// Traces go to an OTLP collector when the standard variables name
+	// one (e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318);
+	// without them there is no tracing at all.
+	tp, err := otelenv.TracerProvider(context.Background(), "zeroscale-quickstart")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+	}
 	srv, err := zeroscale.New(opts)
 	if err != nil {
 		log.Fatal(err)
@@ -70,7 +81,12 @@ func main() {
 	fmt.Printf("  curl http://hello.default.localhost:%s/\n", port)
 	fmt.Printf("  curl -H 'Host: hello.default.localhost' http://%s/   # if your curl does not resolve *.localhost\n", dataAddr)
 	fmt.Printf("  curl http://%s/hello/                                # the same, by path\n", dataAddr)
-	fmt.Printf("  curl http://%s/services/hello                        # status\n\n", adminAddr)
+	fmt.Printf("  curl http://%s/services/hello                        # status\n", adminAddr)
+	fmt.Printf("  curl http://%s/metrics                               # Prometheus metrics\n", adminAddr)
+	if tp != nil {
+		fmt.Println("  traces: to the OTLP collector of OTEL_EXPORTER_OTLP_*")
+	}
+	fmt.Println()
 	_, err = srv.Apply(context.Background(), zeroscale.ServiceSpec{
 		Name: "hello",
 		Template: revision.Spec{
@@ -98,7 +114,11 @@ func main() {
 	fmt.Println("shutting down: draining requests and stopping instances")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	if tp != nil {
+		_ = tp.Shutdown(shutdownCtx) // sends the last spans
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/internal/otelenv/otlptest"
 )
 
 // mainEnv makes the test binary run main with the arguments after "--".
@@ -112,4 +114,90 @@ func TestQuickstartServesFromZero(t *testing.T) {
 	for range lines { // drain to EOF
 	}
 	require.NoError(t, cmd.Wait(), "a clean exit")
+}
+
+// Run as a new user would, with the standard OTLP variables naming a
+// collector: the admin port serves /metrics with no set-up, and the
+// trace of a cold start reaches the collector with one span per phase,
+// the queue-proxy's hop in the same trace.
+func TestQuickstartMetricsAndTraces(t *testing.T) {
+	rcv := otlptest.NewReceiver(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, "-test.run=^$", "--", "-addr", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), mainEnv+"=1", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL, "OTEL_TRACES_EXPORTER=", "OTEL_SDK_DISABLED=")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	// "curl -H 'Host: …' http://ADDR/" and "curl http://ADMIN/metrics".
+	var data, admin string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && (data == "" || admin == "") {
+		f := strings.Fields(sc.Text())
+		for i, w := range f {
+			switch {
+			case strings.HasPrefix(w, "http://127.0.0.1:") && strings.HasSuffix(w, "/") && i > 0 && strings.HasPrefix(f[i-1], "hello.default"):
+				data = strings.TrimSuffix(w, "/")
+			case strings.HasSuffix(w, "/metrics"):
+				admin = strings.TrimSuffix(w, "/metrics")
+			}
+		}
+	}
+	require.NotEmpty(t, data, "the data address is printed")
+	require.NotEmpty(t, admin, "the /metrics URL is printed")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	req, err := http.NewRequest("GET", data+"/", nil)
+	require.NoError(t, err)
+	req.Host = "hello.default.localhost"
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	req.Header.Set("Traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
+	assert.Contains(t, string(body), "Hello from hello-00001")
+
+	res, err = http.Get(admin + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes",
+		`zeroscale_activator_requests_total{code="200",revision="hello-00001"} 1`,
+		`zeroscale_activator_cold_start_phase_seconds_count{phase="app_listening",revision="hello-00001"} 1`} {
+		assert.Contains(t, string(metrics), want)
+	}
+
+	// SIGINT: the quickstart shuts down and flushes its spans.
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	select {
+	case err := <-exited:
+		exited <- err
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("the quickstart did not exit on SIGINT")
+	}
+	names := map[string]otlptest.Span{}
+	for _, s := range rcv.Spans() {
+		if s.TraceID == traceID {
+			names[s.Name] = s
+		}
+	}
+	for _, want := range []string{"zeroscale.activator.request", "zeroscale.activator.queued", "zeroscale.cold_start",
+		"zeroscale.cold_start.scale_decision", "zeroscale.cold_start.engine_start", "zeroscale.cold_start.app_listening",
+		"zeroscale.cold_start.probe_passed", "zeroscale.cold_start.first_byte", "queueproxy GET"} {
+		assert.Contains(t, names, want, "span %s of the client's trace at the collector", want)
+	}
+	if qp, ok := names["queueproxy GET"]; ok {
+		assert.Equal(t, "zeroscale-quickstart", qp.Service)
+		assert.Equal(t, names["zeroscale.activator.upstream"].SpanID, qp.ParentSpanID, "the queue-proxy's hop continues the activator's")
+	}
 }
