@@ -103,8 +103,17 @@ func TestSlowBodyIsAnswered408AndFreesItsSlot(t *testing.T) {
 	waitServing(t, ln.Addr().String(), host)
 
 	slow := slowPost(t, ln.Addr().String(), host, 100000)
-	// Give the slow request the slot, then queue a request behind it.
-	time.Sleep(50 * time.Millisecond) // no condition to wait on: the slot is internal
+	// The slow request has the slot; then queue a request behind it.
+	require.Eventually(t, func() bool {
+		for _, st := range srv.Status() {
+			for _, rs := range st.Revisions {
+				if rs.InFlight == 1 {
+					return true
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, "the slow request holds the slot")
 	behind := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/", strings.NewReader("hello"))
