@@ -39,7 +39,12 @@ func TestMain(m *testing.M) {
 		defer cancel()
 		env = dockertest.Setup(ctx)
 		testImage, cli = env.Image, env.Client
-		defer env.Cleanup(ctx)
+		defer func() {
+			// A context of its own: the run may outlast setup's.
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			env.Cleanup(cctx)
+		}()
 		return m.Run()
 	}()
 	os.Exit(code)
