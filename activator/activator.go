@@ -134,6 +134,17 @@ type Options struct {
 	// instead of max(3.5 × observed average start-up, 10 s). Either is
 	// capped by the revision's request timeout.
 	WaitTimeout time.Duration
+	// ProbePeriod is how often the activator probes an instance the
+	// backend does not report ready (a new one, or one that turned not
+	// ready), as Knative's activator does, so that requests flow the
+	// moment its queue-proxy answers ready rather than when the
+	// engine's readiness catches up; it stops once the backend reports
+	// the instance ready or draining. 0 means DefaultProbePeriod (200
+	// ms); negative turns probing off. At most one minute.
+	ProbePeriod time.Duration
+	// ProbeTimeout bounds each probe; 0 means DefaultProbeTimeout (300
+	// ms). At most one minute.
+	ProbeTimeout time.Duration
 	// Reject answers refused requests; nil means 503 with Retry-After
 	// (the average start-up time, at least 1 s) and a plain-text reason.
 	Reject RejectFunc
@@ -205,6 +216,8 @@ type Handler struct {
 	maxHeld      int
 	maxHeldBytes int64
 	waitTimeout  time.Duration
+	probePeriod  time.Duration // < 0: no probing
+	probeTimeout time.Duration
 	rejectFn     RejectFunc
 	transport    http.RoundTripper
 	clock        clock.WithTicker
@@ -241,6 +254,12 @@ func New(o Options) (*Handler, error) {
 		errs = append(errs, fmt.Errorf("Options.WaitTimeout %s: must be in [0, %s] (0 = max(%.1f × average start-up, %s))",
 			o.WaitTimeout, revision.MaxRequestTimeout, StartupWaitFactor, MinWait))
 	}
+	if o.ProbePeriod > time.Minute {
+		errs = append(errs, fmt.Errorf("Options.ProbePeriod %s: must be at most 1m (0 = %s, negative = off)", o.ProbePeriod, DefaultProbePeriod))
+	}
+	if o.ProbeTimeout < 0 || o.ProbeTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("Options.ProbeTimeout %s: must be in [0, 1m] (0 = %s)", o.ProbeTimeout, DefaultProbeTimeout))
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("activator: %w", errors.Join(errs...))
 	}
@@ -257,6 +276,8 @@ func New(o Options) (*Handler, error) {
 		maxHeld:      cmp.Or(o.MaxHeldRequests, DefaultMaxHeldRequests),
 		maxHeldBytes: cmp.Or(o.MaxHeldBytes, DefaultMaxHeldBytes),
 		waitTimeout:  o.WaitTimeout,
+		probePeriod:  cmp.Or(o.ProbePeriod, DefaultProbePeriod),
+		probeTimeout: cmp.Or(o.ProbeTimeout, DefaultProbeTimeout),
 		rejectFn:     o.Reject,
 		transport:    o.Transport,
 		clock:        o.Clock,

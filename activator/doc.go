@@ -17,8 +17,13 @@
 // and its zeroscale_activator_ metrics.
 //
 // The host tells it about revisions (SetRevision, RemoveRevision) and
-// their instances (UpdateInstances, fed from backend.Watch), and runs Run
-// for the periodic reports; before stopping an instance it calls
+// their instances (UpdateInstances, fed from backend.Watch). Like
+// Knative's activator it probes an instance the backend does not yet
+// report ready itself (its queue-proxy's health, every 200 ms with a
+// 300 ms timeout) and sends it requests as soon as it answers, takes it
+// out when it stops answering and probes on, until the backend reports
+// it ready or draining. The host runs Run for the periodic reports;
+// before stopping an instance it calls
 // WaitInstanceIdle, which returns once the activator sends the instance
 // nothing new and every request it sent there has finished. Requests
 // reach instances in the revision's protocol (Spec.Protocol), whatever

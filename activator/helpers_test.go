@@ -18,6 +18,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -63,6 +64,11 @@ func newUpstream(t testing.TB, id string, gated bool) *upstream {
 		u.gate = make(chan struct{})
 	}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == hop.HealthPath {
+			// Not a queue-proxy: the activator's own probe never passes.
+			http.NotFound(w, r)
+			return
+		}
 		n := u.inFlight.Add(1)
 		defer u.inFlight.Add(-1)
 		for m := u.max.Load(); n > m && !u.max.CompareAndSwap(m, n); m = u.max.Load() {

@@ -105,7 +105,10 @@ type throttler struct {
 	failing        error // SetFailing's reason; acts while cands is empty
 	acct           accounting
 	transport      http.RoundTripper
-	idle           map[string]*idleWait // instance ID -> WaitInstanceIdle callers
+	insts          []backend.Instance        // the last snapshot's valid instances
+	probes         map[string]*instanceProbe // instance ID -> the activator's own probe
+
+	idle map[string]*idleWait // instance ID -> WaitInstanceIdle callers
 }
 
 // idleWait is the instance-idle signal the WaitInstanceIdle callers for
@@ -458,7 +461,7 @@ func (t *throttler) update(insts []backend.Instance) {
 	t.snapshots++
 	known := make(map[string]bool, len(insts))
 	starts := make(map[string]instanceStart, len(t.starts))
-	cands := make([]Candidate, 0, len(insts))
+	valid := make([]backend.Instance, 0, len(insts))
 	for _, in := range insts {
 		if _, dup := known[in.ID]; dup {
 			continue
@@ -468,6 +471,7 @@ func (t *throttler) update(insts []backend.Instance) {
 				"instance", in.ID, "instanceRevision", in.Revision, "address", in.Address)
 			continue
 		}
+		valid = append(valid, in)
 		wasReady, seen := t.known[in.ID]
 		known[in.ID] = wasReady || in.Ready
 		// Only a start the activator watched is a start-up sample: an
@@ -488,11 +492,23 @@ func (t *throttler) update(insts []backend.Instance) {
 				t.nStartups++
 			}
 		}
-		if in.Serving() {
+	}
+	t.known, t.starts = known, starts
+	t.insts = valid
+	t.syncProbesLocked()
+	t.rebuildLocked(now)
+}
+
+// rebuildLocked makes the candidates from the last snapshot: the
+// instances it says are serving, and those not yet ready that passed the
+// activator's own probe.
+func (t *throttler) rebuildLocked(now time.Time) {
+	cands := make([]Candidate, 0, len(t.insts))
+	for _, in := range t.insts {
+		if in.Serving() || t.probePassedLocked(in) {
 			cands = append(cands, Candidate{ID: in.ID, Address: in.Address, Capacity: t.cc, local: in.Handler})
 		}
 	}
-	t.known, t.starts = known, starts
 	slices.SortFunc(cands, func(a, b Candidate) int {
 		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.ID, b.ID))
 	})
@@ -558,6 +574,7 @@ func (t *throttler) remove() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.removed = true
+	t.stopProbesLocked()
 	t.touchLocked(t.h.clock.Now())
 	for e := t.queue.Front(); e != nil; e = e.Next() {
 		w := e.Value.(*waiter)

@@ -8,13 +8,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/internal/probe"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
 // HealthPath is where a queue-proxy answers readiness: 200 "ready",
 // 503 "not ready" or 503 "draining".
-const HealthPath = "/zeroscale/health"
+const HealthPath = hop.HealthPath
 
 // prober records the app's readiness, checked by a probe.App; concurrent
 // checks share one in-flight attempt.
@@ -120,7 +121,7 @@ func (p *Proxy) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeText(w, http.StatusOK, "ready")
+	writeText(w, http.StatusOK, hop.HealthReady)
 }
 
 // errNotReady and errDraining are Probe's answers.

@@ -24,4 +24,12 @@ const (
 	// ProbeValue.
 	ProbeHeader = "Zeroscale-Probe"
 	ProbeValue  = "queue"
+	// ActivatorProbeValue in ProbeHeader asks the activator itself
+	// (Knative's K-Network-Probe: activator), answered 200 with the
+	// same body: proof that a revision's traffic reaches an activator.
+	ActivatorProbeValue = "activator"
+	// HealthPath is where a queue-proxy answers readiness (200 with
+	// body HealthReady).
+	HealthPath  = "/zeroscale/health"
+	HealthReady = "ready"
 )
