@@ -21,6 +21,7 @@ import (
 	"github.com/zeroscale/zeroscale/activator"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
+	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -213,6 +214,12 @@ func TestColdStartTrace(t *testing.T) {
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 			return fake.New(fake.Options{Drain: drain, StartDelay: startDelay, Handler: func(revision.Revision) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == queueproxy.HealthPath {
+						// The activator's probe of an instance not yet
+						// ready; this app is no queue-proxy (404).
+						http.NotFound(w, r)
+						return
+					}
 					select {
 					case appSaw <- r.Header.Get("Traceparent"):
 					default:

@@ -91,6 +91,12 @@ func (t *throttler) probeLoop(in backend.Instance, p *instanceProbe, tick interf
 	defer tick.Stop()
 	for {
 		err := t.probe(in)
+		if errors.Is(err, errNotQueueProxy) {
+			// The app itself answers at Address: only the backend's
+			// readiness can tell; one probe is all it gets.
+			t.h.log.Debug("activator: instance is no queue-proxy; not probing it", "revision", t.name, "instance", in.ID, "error", err)
+			return
+		}
 		t.mu.Lock()
 		if t.probes[in.ID] != p { // stopped meanwhile
 			t.mu.Unlock()
@@ -143,8 +149,15 @@ func (t *throttler) probe(in backend.Instance) error {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64))
-	if res.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != hop.HealthReady {
-		return fmt.Errorf("probe %s: status %d", in.Address, res.StatusCode)
+	switch body := strings.TrimSpace(string(b)); {
+	case res.StatusCode == http.StatusOK && body == hop.HealthReady:
+		return nil
+	case res.StatusCode == http.StatusServiceUnavailable && (body == hop.HealthNotReady || body == hop.HealthDraining):
+		return fmt.Errorf("probe %s: %s", in.Address, body)
+	default:
+		return fmt.Errorf("probe %s: status %d: %w", in.Address, res.StatusCode, errNotQueueProxy)
 	}
-	return nil
 }
+
+// errNotQueueProxy: what answered the probe is not a queue-proxy.
+var errNotQueueProxy = errors.New("not a queue-proxy's answer")

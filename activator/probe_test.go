@@ -32,7 +32,7 @@ func newFakeQueueProxy(t *testing.T) *fakeQueueProxy {
 			assert.Equal(t, hop.ProbeValue, r.Header.Get(hop.ProbeHeader))
 			assert.Equal(t, "s3cret", r.Header.Get(hop.ActivatorHeader))
 			if !q.ready.Load() {
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
+				http.Error(w, hop.HealthNotReady, http.StatusServiceUnavailable)
 				return
 			}
 			_, _ = io.WriteString(w, hop.HealthReady+"\n")
@@ -60,20 +60,20 @@ func TestActivatorProbesInstancesNotYetReady(t *testing.T) {
 		require.Eventually(t, func() bool { return q.probes.Load() >= n }, 10*time.Second, time.Millisecond)
 	}
 	probed(1) // at once, and it fails
-	assert.Equal(t, 0, e.load(t).Ready)
+	assert.Equal(t, 0, e.load(t).Serving)
 	assert.Equal(t, 1, e.load(t).Held)
 
 	q.ready.Store(true)
 	e.clk.Step(DefaultProbePeriod)
 	assert.Equal(t, http.StatusOK, wait(t, first).code, "served before the backend says ready")
-	assert.Equal(t, 1, e.load(t).Ready)
+	assert.Equal(t, 1, e.load(t).Serving)
 
 	// It stops answering: taken out, probed on.
 	q.ready.Store(false)
 	n := q.probes.Load()
 	e.clk.Step(DefaultProbePeriod)
 	probed(n + 1)
-	require.Eventually(t, func() bool { return e.load(t).Ready == 0 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return e.load(t).Serving == 0 }, 10*time.Second, time.Millisecond)
 	second := e.get(t)
 	e.waitHeld(t, 1)
 	q.ready.Store(true)
@@ -108,7 +108,7 @@ func TestActivatorProbeTimeout(t *testing.T) {
 	require.Equal(t, 2, e.clk.Waiters())
 	e.clk.Step(DefaultProbeTimeout)
 	require.Eventually(t, func() bool { return e.clk.Waiters() == 1 }, 10*time.Second, time.Millisecond)
-	assert.Equal(t, 0, e.load(t).Ready)
+	assert.Equal(t, 0, e.load(t).Serving)
 	e.clk.Step(DefaultProbePeriod - DefaultProbeTimeout + DefaultProbePeriod) // the ticker's next tick
 	<-arrived
 	require.Eventually(t, func() bool { return e.clk.Waiters() == 2 }, 10*time.Second, time.Millisecond)
@@ -120,4 +120,24 @@ func TestProbeOptionsValidated(t *testing.T) {
 	require.ErrorContains(t, err, "Options.ProbePeriod")
 	_, err = New(Options{Picker: picker(rev), ProbeTimeout: -time.Second})
 	require.ErrorContains(t, err, "Options.ProbeTimeout")
+}
+
+// An instance whose Address is the app itself (no queue-proxy) gets one
+// probe: its answer is no queue-proxy's, so only the backend can tell.
+func TestActivatorProbesAppOnce(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	var hits atomic.Int64
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "hello")
+	}))
+	t.Cleanup(app.Close)
+	inst := backend.Instance{ID: "a", Revision: rev, Address: app.Listener.Addr().String()}
+	require.NoError(t, e.h.UpdateInstances(rev, []backend.Instance{inst}))
+	require.Eventually(t, func() bool { return hits.Load() == 1 && e.clk.Waiters() == 0 }, 10*time.Second, time.Millisecond)
+	for range 5 {
+		e.clk.Step(DefaultProbePeriod)
+	}
+	assert.Equal(t, int64(1), hits.Load())
+	assert.Equal(t, 0, e.load(t).Serving)
 }

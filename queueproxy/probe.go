@@ -114,11 +114,11 @@ func (p *Proxy) probeLoop(ctx context.Context) {
 // otherwise the last periodic result is used.
 func (p *Proxy) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if p.draining.Load() {
-		writeText(w, http.StatusServiceUnavailable, "draining")
+		writeText(w, http.StatusServiceUnavailable, hop.HealthDraining)
 		return
 	}
 	if !p.healthy(r.Context()) {
-		writeText(w, http.StatusServiceUnavailable, "not ready")
+		writeText(w, http.StatusServiceUnavailable, hop.HealthNotReady)
 		return
 	}
 	writeText(w, http.StatusOK, hop.HealthReady)

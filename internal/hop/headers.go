@@ -28,8 +28,10 @@ const (
 	// (Knative's K-Network-Probe: activator), answered 200 with the
 	// same body: proof that a revision's traffic reaches an activator.
 	ActivatorProbeValue = "activator"
-	// HealthPath is where a queue-proxy answers readiness (200 with
-	// body HealthReady).
-	HealthPath  = "/zeroscale/health"
-	HealthReady = "ready"
+	// HealthPath is where a queue-proxy answers readiness: 200 with
+	// body HealthReady, or 503 with HealthNotReady or HealthDraining.
+	HealthPath     = "/zeroscale/health"
+	HealthReady    = "ready"
+	HealthNotReady = "not ready"
+	HealthDraining = "draining"
 )
