@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -535,8 +536,15 @@ func (h *Handler) send(revision string, s *stats.Stat) {
 	}
 }
 
-// ServeHTTP routes, holds if needed, and proxies r.
+// ServeHTTP routes, holds if needed, and proxies r. A request whose
+// hop.ProbeHeader is "activator" is answered 200 "activator" at once
+// (Knative's activator probe; see CheckInPath).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if v := r.Header[hop.ProbeHeader]; len(v) == 1 && v[0] == hop.ActivatorProbeValue {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, hop.ActivatorProbeValue)
+		return
+	}
 	ctx := r.Context()
 	start := h.clock.Now()
 	var span trace.Span

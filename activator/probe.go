@@ -161,3 +161,32 @@ func (t *throttler) probe(in backend.Instance) error {
 
 // errNotQueueProxy: what answered the probe is not a queue-proxy.
 var errNotQueueProxy = errors.New("not a queue-proxy's answer")
+
+// CheckInPath reports whether requests sent to url (the address clients
+// of a revision use, e.g. its Kubernetes Service) reach an activator: it
+// sends Knative's activator probe and wants the activator's answer, 200
+// "activator"; an instance's queue-proxy or app answers otherwise. Use it
+// as autoscaler.Options.ActivatorProbe so that a revision goes to zero
+// only once its traffic is routed to the activator. A nil client means
+// http.DefaultClient; ctx bounds the attempt.
+func CheckInPath(ctx context.Context, client *http.Client, url string) error {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", probeUserAgent)
+	req.Header.Set(hop.ProbeHeader, hop.ActivatorProbeValue)
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64))
+	if res.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != hop.ActivatorProbeValue {
+		return fmt.Errorf("activator probe %s: status %d: not answered by an activator", url, res.StatusCode)
+	}
+	return nil
+}

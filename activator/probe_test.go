@@ -141,3 +141,13 @@ func TestActivatorProbesAppOnce(t *testing.T) {
 	assert.Equal(t, int64(1), hits.Load())
 	assert.Equal(t, 0, e.load(t).Serving)
 }
+
+// The activator answers Knative's activator probe itself; CheckInPath
+// tells it from an instance answering.
+func TestCheckInPath(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	require.NoError(t, CheckInPath(t.Context(), nil, e.srv.URL+"/any"))
+	q := newFakeQueueProxy(t)
+	require.ErrorContains(t, CheckInPath(t.Context(), nil, q.URL), "not answered by an activator")
+	assert.Zero(t, e.load(t).InFlight)
+}

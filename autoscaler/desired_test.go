@@ -1,12 +1,16 @@
 package autoscaler
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/stats"
 )
 
 // scripted is a Decider that returns its recommendations in order, the
@@ -87,4 +91,67 @@ func TestActivationTimeoutFromHostConfig(t *testing.T) {
 	require.Greater(t, zeroAt, 80*time.Second)
 	require.LessOrEqual(t, zeroAt, 82*time.Second)
 	require.Equal(t, ReasonTimedOut, h.last("r").Reason)
+}
+
+// Knative's SKS probe: an inactive revision goes to zero only once its
+// requests are confirmed to reach the activator; a probe that never
+// passes holds the scale-down for at most ActivatorProbeTimeout.
+func TestScaleToZeroWaitsForActivatorInPath(t *testing.T) {
+	var calls atomic.Int64
+	// run is harness.load for up to 300 s with demand in the first 5 s.
+	run := func(tbc float64, probe func(context.Context, string) error, passes bool) (zeroAt int) {
+		h := newHarness(t, Options{ActivatorProbe: probe})
+		h.set("r", defaultParams(t, func(c *revision.Config, _ *revision.Spec) { c.TargetBurstCapacity = tbc }), Pushed)
+		h.ready("r", 1)
+		calls.Store(0)
+		zeroAt = -1
+		for sec := 1; sec <= 300 && zeroAt < 0; sec++ {
+			h.clk.Step(time.Second)
+			if h.last("r").Scale > 0 && sec <= 5 {
+				h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 1, RequestCount: 1})
+			}
+			if sec%2 == 0 {
+				h.tick()
+			}
+			if passes {
+				// A passing probe's goroutine confirms before the next
+				// decision (it runs on real sockets in a host).
+				require.Eventually(t, func() bool {
+					h.m.mu.Lock()
+					defer h.m.mu.Unlock()
+					s := h.m.revs["r"]
+					return s.inPath == nil || s.inPath.done
+				}, 10*time.Second, time.Millisecond)
+			}
+			h.ready("r", h.last("r").Scale)
+			if h.last("r").Scale == 0 {
+				zeroAt = sec
+			}
+		}
+		return zeroAt
+	}
+	baseline := run(211, nil, false)
+	require.Positive(t, baseline)
+
+	ok := func(context.Context, string) error { calls.Add(1); return nil }
+	got := run(211, ok, true)
+	require.Positive(t, got)
+	// One decision later: the probe starts when the revision may go.
+	require.Equal(t, baseline+int(TickInterval/time.Second), got)
+	require.Positive(t, calls.Load())
+
+	failing := func(context.Context, string) error {
+		calls.Add(1)
+		return errors.New("the ingress still routes to the instances")
+	}
+	got = run(211, failing, false)
+	// Without the probe the fast path goes to zero a few seconds after
+	// going inactive; with a failing one, only after the 45 s timeout.
+	require.GreaterOrEqual(t, got, baseline+40)
+	require.LessOrEqual(t, got, baseline+50)
+
+	// Target burst capacity −1 keeps the activator in the path: no probe.
+	got = run(-1, failing, false)
+	require.Zero(t, calls.Load())
+	require.Positive(t, got)
 }

@@ -23,6 +23,15 @@ import (
 // know (never Set, or Removed).
 var ErrUnknownRevision = errors.New("autoscaler: unknown revision")
 
+// Knative's SKS probe before scale to zero (kpa/scaler.go probePeriod
+// and probeTimeout): Options.ActivatorProbe is tried every
+// ActivatorProbePeriod; after ActivatorProbeTimeout without success the
+// scale-down goes ahead anyway (Knative retries without end).
+const (
+	ActivatorProbePeriod  = time.Second
+	ActivatorProbeTimeout = 45 * time.Second
+)
+
 // activationTimeoutBuffer is added to a revision's progress deadline
 // (revision.ScalingParams.ProgressDeadline) before one stuck Activating
 // with nothing to do is scaled to zero as failed, as Knative does.
@@ -136,6 +145,17 @@ type Options struct {
 	// collectorOptions.
 	HTTPClient           *http.Client
 	MaxConcurrentScrapes int
+	// ActivatorProbe, if set, confirms that requests for a revision
+	// reach an activator (e.g. activator.CheckInPath against the
+	// address clients use), as Knative's SKS probe does: an inactive
+	// revision is not scaled to zero until it returned nil once (tried
+	// every ActivatorProbePeriod, at most ActivatorProbeTimeout; not for
+	// a target burst capacity of −1, which keeps the activator in the
+	// path). Its ctx ends when the revision becomes active again or is
+	// removed; each call should be bounded (a probe). nil means requests
+	// always reach the activator (it is the only front door, as in the
+	// root Server).
+	ActivatorProbe func(ctx context.Context, revision string) error
 	// NewDecider builds a revision's decider at its first decision, with
 	// the ready count known then; nil means NewKPA.
 	NewDecider DeciderFactory
@@ -161,11 +181,12 @@ type DeciderUpdater interface {
 // ticker goroutine (plus the collector's scrape goroutine); a revision
 // costs memory, not goroutines. All methods are safe for concurrent use.
 type Multiscaler struct {
-	pub        Publisher
-	clock      clock.WithTicker
-	log        *slog.Logger
-	coll       *collector
-	newDecider func(revision.ScalingParams, time.Time, int) (Decider, error)
+	pub         Publisher
+	clock       clock.WithTicker
+	log         *slog.Logger
+	coll        *collector
+	newDecider  func(revision.ScalingParams, time.Time, int) (Decider, error)
+	probeInPath func(ctx context.Context, revision string) error
 
 	mu   sync.Mutex
 	revs map[string]*scaler
@@ -201,6 +222,23 @@ type scaler struct {
 	// last is the last published decision, the zero Decision (empty
 	// Revision) before the first; its ActivatorInPath is the current one.
 	last Decision
+	// inPath is the running or finished ActivatorProbe of this inactive
+	// period; nil while active.
+	inPath *inPathProbe
+}
+
+// inPathProbe is one inactive period's ActivatorProbe.
+type inPathProbe struct {
+	done     bool // confirmed, or given up on: scale to zero may proceed
+	deadline time.Time
+	cancel   context.CancelFunc
+}
+
+func (s *scaler) stopInPathProbe() {
+	if s.inPath != nil {
+		s.inPath.cancel()
+		s.inPath = nil
+	}
 }
 
 // published reports whether a decision was published: every decision
@@ -213,13 +251,14 @@ func New(o Options) (*Multiscaler, error) {
 		return nil, errors.New("autoscaler: Options.Publisher is required")
 	}
 	m := &Multiscaler{
-		pub:        o.Publisher,
-		clock:      o.Clock,
-		log:        o.Logger,
-		newDecider: o.NewDecider,
-		revs:       make(map[string]*scaler),
-		poked:      make(map[string]struct{}),
-		wake:       make(chan struct{}, 1),
+		pub:         o.Publisher,
+		clock:       o.Clock,
+		log:         o.Logger,
+		newDecider:  o.NewDecider,
+		probeInPath: o.ActivatorProbe,
+		revs:        make(map[string]*scaler),
+		poked:       make(map[string]struct{}),
+		wake:        make(chan struct{}, 1),
 	}
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
@@ -339,6 +378,9 @@ func initialEBC(p revision.ScalingParams) int {
 // is published for it.
 func (m *Multiscaler) Remove(rev string) {
 	m.mu.Lock()
+	if s := m.revs[rev]; s != nil {
+		s.stopInPathProbe()
+	}
 	delete(m.revs, rev)
 	m.mu.Unlock()
 	m.coll.Remove(rev)
@@ -615,6 +657,9 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 		}
 		return 1, true
 	default: // inactive
+		if !m.activatorInPath(s) {
+			return 0, false
+		}
 		retention := p.ScaleToZeroPodRetentionPeriod
 		if s.unreachable {
 			retention = 0
@@ -668,6 +713,61 @@ func (s *scaler) markActivity(want int, now time.Time) {
 func (s *scaler) set(st State, reason string, now time.Time) {
 	if s.state != st {
 		s.since = now
+		if st != StateInactive {
+			s.stopInPathProbe()
+		}
 	}
 	s.state, s.reason = st, reason
+}
+
+// activatorInPath reports whether requests for the inactive revision s
+// are known to reach an activator, starting the ActivatorProbe of this
+// inactive period when none runs. m.mu is held.
+func (m *Multiscaler) activatorInPath(s *scaler) bool {
+	if m.probeInPath == nil || s.params.TargetBurstCapacity == -1 {
+		return true
+	}
+	if p := s.inPath; p != nil {
+		if !p.done && !m.clock.Now().Before(p.deadline) {
+			// Bounded, as Knative's probe timeout; decided here, on the
+			// decision's clock, not by the probing goroutine.
+			m.log.Warn("autoscaler: requests not confirmed to reach the activator; scaling to zero anyway",
+				"revision", s.name, "after", ActivatorProbeTimeout)
+			p.done = true
+			p.cancel()
+		}
+		return p.done
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &inPathProbe{cancel: cancel, deadline: m.clock.Now().Add(ActivatorProbeTimeout)}
+	s.inPath = p
+	// Made here, under the lock, so a fake clock stepped after this
+	// decision fires it.
+	tick := m.clock.NewTicker(ActivatorProbePeriod)
+	name := s.name
+	go func() {
+		defer tick.Stop()
+		for {
+			err := m.probeInPath(ctx, name)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				m.mu.Lock()
+				if s.inPath == p {
+					p.done = true
+				}
+				m.mu.Unlock()
+				m.Poke(name)
+				return
+			}
+			m.log.Debug("autoscaler: activator not yet in path", "revision", name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C():
+			}
+		}
+	}()
+	return false
 }
