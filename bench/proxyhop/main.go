@@ -437,7 +437,9 @@ func printThroughput(sums []summary) {
 	fmt.Println("## Closed loop: throughput, latency, proxy CPU and RSS")
 	fmt.Println("(medians over the reps, req/s range in brackets; x direct and x rp are ratios to the direct and plain-ReverseProxy rows of the same app and connections; CPU is the proxy (host) process's utime+stime per request, the app's separately; RSS is VmRSS mid-run)")
 	fmt.Println()
-	tw := newTable("app\tconns\tkind\treq/s\t[min–max]\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tp99 x rp\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tRSS MiB\tRSS x rp\terr+non2xx\t")
+	fmt.Println("(core req/s = 1e6 / (proxy + app CPU µs per request): what one core running both could serve, CPU-bound; on a shared machine it is steadier than req/s)")
+	fmt.Println()
+	tw := newTable("app\tconns\tkind\treq/s\t[min–max]\tx direct\tx rp\tp50 ms\tp90 ms\tp99 ms\tp99 x rp\tproxy CPU µs/req\tCPU x rp\tapp CPU µs/req\tcore req/s\tcore x rp\tRSS MiB\tRSS x rp\terr+non2xx\t")
 	for _, c := range sums {
 		d, _ := find(c.app, "direct", c.conns)
 		rp, hasRP := find(c.app, "rp", c.conns)
@@ -451,18 +453,30 @@ func printThroughput(sums []summary) {
 				rssX = ratio(c.rssMiB, rp.rssMiB)
 			}
 		}
-		rpX := "—"
+		rpX, coreX := "—", "—"
+		core := capacity(c)
 		if hasRP {
 			rpX = ratio(c.rps, rp.rps)
 			p99X = ratio(float64(c.p99), float64(rp.p99))
+			coreX = ratio(core, capacity(rp))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%.1f\t%s\t%s\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t%s\t%d\t\n",
 			c.app, c.conns, c.kind, c.rps, c.rpsMin, c.rpsMax, ratio(c.rps, d.rps), rpX,
 			ms(c.p50), ms(c.p90), ms(c.p99), p99X,
-			cpu, cpuX, c.appCPU, rss, rssX, c.errs)
+			cpu, cpuX, c.appCPU, core, coreX, rss, rssX, c.errs)
 	}
 	_ = tw.Flush()
 	fmt.Println()
+}
+
+// capacity is the requests per second one core running the proxy and
+// the app (as -pin split does) could serve if CPU-bound: 1e6 / their CPU
+// µs per request.
+func capacity(s summary) float64 {
+	if us := s.proxyCPU + s.appCPU; us > 0 {
+		return 1e6 / us
+	}
+	return 0
 }
 
 // newTable returns a right-aligned table on stdout with its header row
