@@ -95,8 +95,8 @@ type RejectFunc func(w http.ResponseWriter, r *http.Request, err error)
 type Options struct {
 	// Picker resolves each request's revision. Required.
 	Picker RevisionPicker
-	// Secret is the shared secret sent in hop.ActivatorHeader so
-	// that queue-proxies trust the request as activator-proxied. Empty
+	// Secret is the shared secret sent in an internal header (the
+	// queue-proxy's Options.ActivatorSecret) so that queue-proxies trust the request as activator-proxied. Empty
 	// means requests are not marked. A client-supplied header is always
 	// removed.
 	Secret string
@@ -152,9 +152,9 @@ type Options struct {
 	// Transport sends requests to instances; nil means a transport per
 	// revision that speaks the revision's Spec.Protocol whatever the
 	// client speaks: h2c (HTTP/2 without TLS, prior knowledge, e.g.
-	// gRPC) for "h2c", else HTTP/1.1, upgrades included, with keep-alive, an idle pool sized to the container
-	// concurrency, hop.DialTimeout, and no transparent compression
-	// (hop.NewTransport).
+	// gRPC) for "h2c", else HTTP/1.1, upgrades included, with
+	// keep-alive, an idle pool sized to the container concurrency, a 5 s
+	// connect timeout, and no transparent compression.
 	Transport http.RoundTripper
 	// Clock times waits and reports; nil means the real clock.
 	Clock clock.WithTicker
@@ -205,7 +205,7 @@ type Options struct {
 // responses are flushed as they come and upgrades (WebSocket) pass
 // through, holding their slot for the connection's life. Request
 // timeouts after the hand-off are the queue-proxy's; the activator
-// bounds the wait, connecting (hop.DialTimeout) and, for a request it
+// bounds the wait, connecting (5 s) and, for a request it
 // held, the rest of the request timeout until the response starts.
 type Handler struct {
 	picker       RevisionPicker
