@@ -158,9 +158,12 @@ func TestScaleFromZeroReadyAndEvents(t *testing.T) {
 	code, body := e.get(r.Name()) // held, wakes the revision
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "hello-00001\n", body)
-	st = e.status(r.Name())
-	assert.Equal(t, 1, st.Serving)
-	assert.Equal(t, 1, st.Applied)
+	// The activator may serve before the Controller's own record of the
+	// snapshot and of the accepted Scale is updated.
+	require.Eventually(t, func() bool {
+		st = e.status(r.Name())
+		return st.Serving == 1 && st.Applied == 1
+	}, waitFor, time.Millisecond)
 	assert.Equal(t, 1, st.Decision.Scale)
 	require.Eventually(t, func() bool { return len(e.eventsOf(control.EventScaled)) == 1 }, waitFor, time.Millisecond)
 	assert.Equal(t, 0, e.eventsOf(control.EventScaled)[0].From)

@@ -24,6 +24,7 @@ func Example() {
 	route, _ := traffic.NewRoute(traffic.RouteConfig{Name: "hello"})
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
+	scaled := make(chan control.Event, 10)
 
 	ctl, err := control.New(control.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
@@ -32,8 +33,11 @@ func Example() {
 		Config:    cfg,
 		Activator: activator.Options{Picker: route},
 		OnEvent: func(e control.Event) {
-			if e.Kind == control.EventReady {
+			switch e.Kind {
+			case control.EventReady:
 				_ = conf.MarkReady(e.Revision) // routable from now on
+			case control.EventScaled:
+				scaled <- e
 			}
 		},
 	})
@@ -62,11 +66,11 @@ func Example() {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	st, _ = ctl.Status(rev.Name())
 	fmt.Print(resp.Status, " ", string(body))
-	fmt.Println("serving:", st.Serving, "applied scale:", st.Applied)
+	e := <-scaled
+	fmt.Println(e.Revision, e.Kind, e.From, "→", e.To)
 	// Output:
 	// hello-00001 ready: true serving: 0
 	// 200 OK hello-00001
-	// serving: 1 applied scale: 1
+	// hello-00001 Scaled 0 → 1
 }
