@@ -29,6 +29,12 @@ const KnativeAPIPrefix = "/apis/serving.knative.dev/v1/namespaces/"
 // AdminHandler serves the Server's status and its write API:
 //
 //	GET    /healthz           200 "ok" (no token needed)
+//	GET    /status, /         the live status page: services, revisions
+//	                          with their traffic and instances, and per
+//	                          revision the last 15 minutes of instances and
+//	                          requests/s as a chart, refreshed in place
+//	                          (plain HTML and SVG; ?fragment=1 is the part
+//	                          it refreshes)
 //	GET    /metrics           Prometheus metrics (the Server's own registry,
 //	                          or Options.Registerer when it is a Gatherer)
 //	GET    /services          every ServiceStatus, by name
@@ -76,6 +82,8 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("GET /status", s.statusPage)
+	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

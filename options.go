@@ -172,6 +172,8 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Clock drives every component; nil means the real clock.
 	Clock clock.WithTickerAndDelayedExecution
+
+	historyStep time.Duration // the status page's HistoryStep; tests shorten it
 }
 
 // withDefaults returns o with every zero field filled in, or an error

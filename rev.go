@@ -15,6 +15,7 @@ import (
 type rev struct {
 	svc         *service
 	lastRequest atomic.Int64 // unix nanos of the last request routed here
+	requests    atomic.Int64 // requests routed here, for the status page's rate
 	removing    atomic.Bool  // Delete or Shutdown is removing it
 }
 

@@ -1,6 +1,7 @@
 package zeroscale
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	hist *history // the status page's charts
+
 	revs sync.Map // revision name → *rev (owner, last request); read on every request
 
 	mu       sync.Mutex
@@ -78,6 +81,7 @@ func New(o Options) (*Server, error) {
 	if s.o.Registerer == nil {
 		s.o.Registerer = newRegistry()
 	}
+	s.hist = &history{step: cmp.Or(o.historyStep, HistoryStep), rings: map[string]*ring{}}
 	o = s.o
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	co := control.Options{
@@ -121,6 +125,7 @@ func New(o Options) (*Server, error) {
 	s.goRun(func(ctx context.Context) { _ = s.table.Run(ctx) })
 	s.goRun(s.reconcileLoop)
 	s.goRun(s.dispatchEvents)
+	s.goRun(s.sampleLoop)
 	return s, nil
 }
 
@@ -297,7 +302,9 @@ func (p picker) PickRevision(r *http.Request) (string, error) {
 		return "", err
 	}
 	if v, ok := p.s.revs.Load(name); ok {
-		v.(*rev).lastRequest.Store(p.s.o.Clock.Now().UnixNano())
+		rv := v.(*rev)
+		rv.lastRequest.Store(p.s.o.Clock.Now().UnixNano())
+		rv.requests.Add(1)
 	}
 	return name, nil
 }
