@@ -63,9 +63,10 @@ type revState struct {
 // earlyProbe is the backend's own probe of a new instance's queue-proxy
 // (see Options.NoEarlyReadiness).
 type earlyProbe struct {
-	stop    chan struct{} // closed when no longer needed
-	passed  bool          // the probe succeeded
-	kubelet bool          // kubelet reported the pod Ready since: it decides from then on
+	stop      chan struct{} // closed when no longer needed
+	passed    bool          // the probe succeeded
+	kubelet   bool          // kubelet reported the pod Ready since: it decides from then on
+	listening time.Time     // first sign the app accepts connections (probe passed, or pod Ready)
 }
 
 // drainCall is one DrainFunc call for a terminating pod.
@@ -410,7 +411,7 @@ func (b *Backend) publishLocked(rs *revState) {
 			continue
 		}
 		live[in.ID] = true
-		in.Ready = b.earlyReady(rs, in)
+		b.earlyReady(rs, &in)
 		if in.Draining {
 			dc := rs.drains[in.ID]
 			if dc == nil {
@@ -542,30 +543,38 @@ func stripManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-// earlyReady is in's readiness: the pod's Ready condition, or, until
+// earlyReady sets in's readiness: the pod's Ready condition, or, until
 // kubelet has reported the pod Ready once, the backend's own probe of
 // the instance's queue-proxy health path, which starts (every
 // earlyProbeInterval) as soon as the instance appears. Kubelet probes at
 // most once a second and its first probe usually comes before the app
 // listens, so this saves about a second of every cold start; Knative's
 // activator probes new pods itself for the same reason. b.mu is held.
-func (b *Backend) earlyReady(rs *revState, in backend.Instance) bool {
-	if b.opts.NoEarlyReadiness || in.Draining {
-		return in.Ready
+func (b *Backend) earlyReady(rs *revState, in *backend.Instance) {
+	if in.Draining {
+		if ep := rs.probes[in.ID]; ep != nil {
+			in.Listening = ep.listening
+		}
+		return
 	}
 	ep := rs.probes[in.ID]
 	if ep == nil {
 		ep = &earlyProbe{stop: make(chan struct{})}
 		rs.probes[in.ID] = ep
-		if !in.Ready {
-			b.drains.Go(func() { b.probe(rs.name, in, ep) })
+		if !in.Ready && !b.opts.NoEarlyReadiness {
+			inst := *in
+			b.drains.Go(func() { b.probe(rs.name, inst, ep) })
 		}
 	}
 	if in.Ready {
 		ep.kubelet = true
 		ep.close()
+		if ep.listening.IsZero() {
+			ep.listening = time.Now() // no earlier sign of the app listening
+		}
 	}
-	return in.Ready || (ep.passed && !ep.kubelet)
+	in.Ready = in.Ready || (ep.passed && !ep.kubelet)
+	in.Listening = ep.listening
 }
 
 func (ep *earlyProbe) close() {
@@ -606,6 +615,9 @@ func (b *Backend) probe(rev string, in backend.Instance, ep *earlyProbe) {
 			passed = ok
 			b.mu.Lock()
 			ep.passed = ok
+			if ok && ep.listening.IsZero() {
+				ep.listening = time.Now()
+			}
 			b.mu.Unlock()
 			b.refresh(rev)
 		}

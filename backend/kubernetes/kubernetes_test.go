@@ -249,6 +249,8 @@ func TestEarlyReadiness(t *testing.T) {
 	require.Len(t, st.Instances, 1)
 	assert.Equal(t, backend.InstanceRunning, st.Instances[0].State, "Status agrees with Watch")
 	inst := serving(cur())[0]
+	assert.False(t, inst.Listening.IsZero(), "Listening is when the early probe passed")
+	assert.False(t, inst.Listening.Before(inst.Started.Truncate(time.Second)))
 	resp, err := http.Get("http://" + inst.Address + "/")
 	require.NoError(t, err)
 	resp.Body.Close()
