@@ -22,11 +22,11 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultDomain needs no set-up: every name under "localhost"
-	// resolves to the loopback address (RFC 6761; curl, browsers and
-	// systemd-resolved honour it), so hello.default.localhost reaches a
-	// Server listening on 127.0.0.1.
-	DefaultDomain = "localhost"
+	// LocalDomain, the default Options.Domain, needs no set-up: every
+	// name under "localhost" resolves to the loopback address (RFC 6761;
+	// curl, browsers and systemd-resolved honour it), so
+	// hello.default.localhost reaches a Server listening on 127.0.0.1.
+	LocalDomain = "localhost"
 	// DefaultAddr and DefaultAdminAddr are ListenAndServe's listeners.
 	DefaultAddr      = "127.0.0.1:8080"
 	DefaultAdminAddr = "127.0.0.1:8081"
@@ -100,7 +100,8 @@ type Options struct {
 	// ("default").
 	Namespace string
 	// Domain the service hosts live under, {{.Name}}.{{.Namespace}}.{{.Domain}};
-	// "" means DefaultDomain.
+	// "" means LocalDomain (not traffic.DefaultDomain, Knative's
+	// "example.com", which needs DNS).
 	Domain string
 	// Addr and AdminAddr are where ListenAndServe listens for requests
 	// and for status; "" means DefaultAddr and DefaultAdminAddr.
@@ -192,7 +193,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Namespace = traffic.DefaultNamespace
 	}
 	if o.Domain == "" {
-		o.Domain = DefaultDomain
+		o.Domain = LocalDomain
 	}
 	// Every service's route is built from them: check them once here,
 	// with the route's own rules, rather than fail every Apply.

@@ -65,7 +65,7 @@ loopback only unless --token (or ZEROSCALE_TOKEN) sets a token.`,
 	fl.StringArrayVarP(&f.files, "filename", "f", nil, "a manifest file or a directory of them; repeat for several")
 	fl.StringVar(&f.addr, "addr", zeroscale.DefaultAddr, "where services are served")
 	fl.StringVar(&f.adminAddr, "admin-addr", zeroscale.DefaultAdminAddr, "where the admin API listens")
-	fl.StringVar(&f.domain, "domain", zeroscale.DefaultDomain, "the domain service hosts live under")
+	fl.StringVar(&f.domain, "domain", zeroscale.LocalDomain, "the domain service hosts live under")
 	fl.BoolVar(&f.allowZeroInit, "allow-zero-initial-scale", true, "let a revision start at zero (autoscaling.knative.dev/initial-scale: \"0\"; Knative's allow-zero-initial-scale)")
 	fl.DurationVar(&f.watchInterval, "watch-interval", time.Second, "how often the manifests are checked for changes (0 = never)")
 	fl.DurationVar(&f.shutdownTimout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish at exit")
