@@ -154,7 +154,9 @@ type Options struct {
 	// client speaks: h2c (HTTP/2 without TLS, prior knowledge, e.g.
 	// gRPC) for "h2c", else HTTP/1.1, upgrades included, with
 	// keep-alive, an idle pool sized to the container concurrency, a 5 s
-	// connect timeout, and no transparent compression.
+	// connect timeout, and no transparent compression. Instances with a
+	// backend.Instance.Handler (an in-process queue-proxy) are handed
+	// their requests directly and never use it.
 	Transport http.RoundTripper
 	// Clock times waits and reports; nil means the real clock.
 	Clock clock.WithTicker
