@@ -159,6 +159,17 @@ type Options struct {
 	// NewDecider builds a revision's decider at its first decision, with
 	// the ready count known then; nil means NewKPA.
 	NewDecider DeciderFactory
+	// IdleCheck, when set, is asked before a revision with no requests
+	// goes to zero, and may keep it for one more grace period (see
+	// IdleChecker).
+	IdleCheck IdleChecker
+	// IdleCheckTimeout bounds each IdleCheck call: 0 means
+	// DefaultIdleCheckTimeout (2 s); at most MaxIdleCheckTimeout.
+	IdleCheckTimeout time.Duration
+	// OnIdleCheck, when set, is told each idle check's outcome: idle is
+	// the verdict applied (true when err is not nil: an error counts as
+	// idle). It is called from the check's goroutine and must not block.
+	OnIdleCheck func(revision string, idle bool, err error)
 }
 
 // DeciderFactory builds the Decider of one revision from its scaling
@@ -187,6 +198,11 @@ type Multiscaler struct {
 	coll        *collector
 	newDecider  func(revision.ScalingParams, time.Time, int) (Decider, error)
 	probeInPath func(ctx context.Context, revision string) error
+
+	idle        IdleChecker // nil: no idle check
+	idleTimeout time.Duration
+	onIdle      func(string, bool, error)
+	ctx         atomic.Pointer[context.Context] // Run's
 
 	mu   sync.Mutex
 	revs map[string]*scaler
@@ -219,6 +235,13 @@ type scaler struct {
 	scale       int       // the published Scale
 	proxySince  time.Time // when last.ActivatorInPath last became true
 
+	// The idle check (Options.IdleCheck) of this inactive spell: idleGen
+	// changes with every state change, dropping a stale answer.
+	idleGen    uint64
+	idleAsking bool
+	idleAnswer idleAnswer
+	vetoUntil  time.Time // busy: no scale to zero before
+
 	// last is the last published decision, the zero Decision (empty
 	// Revision) before the first; its ActivatorInPath is the current one.
 	last Decision
@@ -250,12 +273,19 @@ func New(o Options) (*Multiscaler, error) {
 	if o.Publisher == nil {
 		return nil, errors.New("autoscaler: Options.Publisher is required")
 	}
+	if o.IdleCheckTimeout < 0 || o.IdleCheckTimeout > MaxIdleCheckTimeout {
+		return nil, fmt.Errorf("autoscaler: Options.IdleCheckTimeout %v, want in [0, %v] (0 = %v)",
+			o.IdleCheckTimeout, MaxIdleCheckTimeout, DefaultIdleCheckTimeout)
+	}
 	m := &Multiscaler{
 		pub:         o.Publisher,
 		clock:       o.Clock,
 		log:         o.Logger,
 		newDecider:  o.NewDecider,
 		probeInPath: o.ActivatorProbe,
+		idle:        o.IdleCheck,
+		idleTimeout: cmp.Or(o.IdleCheckTimeout, DefaultIdleCheckTimeout),
+		onIdle:      o.OnIdleCheck,
 		revs:        make(map[string]*scaler),
 		poked:       make(map[string]struct{}),
 		wake:        make(chan struct{}, 1),
@@ -463,6 +493,7 @@ func (m *Multiscaler) Run(ctx context.Context) error {
 		return errors.New("autoscaler: Multiscaler is already running")
 	}
 	defer m.running.Store(false)
+	m.ctx.Store(&ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -666,7 +697,7 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 		}
 		inactive := now.Sub(s.since)
 		if inactive >= max(p.ScaleToZeroGracePeriod, retention) {
-			return 0, true
+			return m.mayGoToZero(s, now)
 		}
 		if retention > 0 && inactive < retention {
 			return 0, false
@@ -674,7 +705,7 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 		// Fast path: the activator has fronted the revision for the
 		// whole grace period already.
 		if s.last.ActivatorInPath && now.Sub(s.proxySince) >= p.ScaleToZeroGracePeriod {
-			return 0, true
+			return m.mayGoToZero(s, now)
 		}
 		return 0, false
 	}
@@ -716,6 +747,8 @@ func (s *scaler) set(st State, reason string, now time.Time) {
 		if st != StateInactive {
 			s.stopInPathProbe()
 		}
+		s.idleGen++
+		s.idleAsking, s.idleAnswer, s.vetoUntil = false, idleNone, time.Time{}
 	}
 	s.state, s.reason = st, reason
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -63,7 +64,11 @@ type Options struct {
 	Config revision.Config
 	// Autoscaler configures the Multiscaler New builds. Its Publisher
 	// must be nil: the Controller is the publisher. Clock and Logger
-	// default to the Controller's.
+	// default to the Controller's. Its IdleCheck is the embedder's
+	// idle check, asked before every revision goes to zero; the
+	// Controller adds the HTTP check of revisions with
+	// zeroscale.dev/idle-check-path (see autoscaler.IdleChecker; its
+	// outcomes are also events: EventIdleBusy, EventIdleCheckFailed).
 	Autoscaler autoscaler.Options
 	// Activator configures the activator New builds; Picker is required.
 	// Its Reporter must be nil: the autoscaler's collector is the
@@ -118,6 +123,9 @@ type Controller struct {
 	act   *activator.Handler
 	ms    *autoscaler.Multiscaler
 
+	secret     string       // the activator's, for sidecar idle checks
+	idleClient *http.Client // sidecar idle checks, bounded by the check's timeout
+
 	ctx    context.Context // ends at Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every revision's goroutines
@@ -162,6 +170,8 @@ func New(o Options) (*Controller, error) {
 
 	ao := o.Autoscaler
 	ao.Publisher = autoscaler.PublisherFunc(c.publish)
+	ao.IdleCheck = autoscaler.IdleCheckerFunc(c.checkIdle)
+	ao.OnIdleCheck = c.idleChecked
 	if ao.Clock == nil {
 		ao.Clock = o.Clock
 	}
@@ -181,6 +191,8 @@ func New(o Options) (*Controller, error) {
 		}
 		ac.Secret = hex.EncodeToString(key[:])
 	}
+	c.secret = ac.Secret
+	c.idleClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	if ac.Clock == nil {
 		ac.Clock = o.Clock
 	}

@@ -51,11 +51,16 @@ func (pickHeader) PickRevision(r *http.Request) (string, error) {
 }
 
 func newEnv(t *testing.T, fo fake.Options, wrap func(*fake.Backend) backend.Backend) *env {
+	return newEnvWith(t, fo, wrap, nil)
+}
+
+// newEnvWith is newEnv with mod applied to the Controller's options.
+func newEnvWith(t *testing.T, fo fake.Options, wrap func(*fake.Backend) backend.Backend, mod func(*control.Options)) *env {
 	e := &env{t: t, clk: clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))}
 	fo.Clock = e.clk
 	cfg := revision.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
-	ctl, err := control.New(control.Options{
+	o := control.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 			fo.Drain = drain
 			b, err := fake.New(fo)
@@ -73,7 +78,11 @@ func newEnv(t *testing.T, fo fake.Options, wrap func(*fake.Backend) backend.Back
 			e.mu.Unlock()
 		},
 		Clock: e.clk,
-	})
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	ctl, err := control.New(o)
 	require.NoError(t, err)
 	e.ctl = ctl
 	ctx, cancel := context.WithCancel(context.Background())

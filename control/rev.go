@@ -17,9 +17,10 @@ import (
 // the engine and the engine's snapshots to the activator and the
 // autoscaler. It holds the revision's state once; Status copies it.
 type rev struct {
-	c    *Controller
-	rev  revision.Revision
-	name string
+	c        *Controller
+	rev      revision.Revision
+	name     string
+	idlePath string // zeroscale.dev/idle-check-path, "" = none
 
 	// scaleCtx ends when Remove begins (no more Scale calls); watchCtx
 	// when the revision is gone (no more snapshots).
@@ -48,7 +49,7 @@ type rev struct {
 
 func newRev(c *Controller, r revision.Revision) *rev {
 	rv := &rev{
-		c: c, rev: r, name: r.Name(),
+		c: c, rev: r, name: r.Name(), idlePath: r.Spec().Scaling.IdleCheckPath,
 		want:    make(chan int, 1),
 		watched: make(chan struct{}),
 		gone:    make(chan struct{}),

@@ -63,9 +63,15 @@ const (
 	EventTimedOut
 	// EventFailed: the engine lost the revision (Message says why).
 	EventFailed
+	// EventIdleBusy: the idle check before scale to zero said busy; the
+	// revision keeps its instance for one more grace period.
+	EventIdleBusy
+	// EventIdleCheckFailed: the idle check failed (Message says why)
+	// and counted as idle: the revision goes to zero.
+	EventIdleCheckFailed
 )
 
-var kindNames = [...]string{"Scaled", "Ready", "ScaleFailed", "ScaleCapped", "TimedOut", "Failed"}
+var kindNames = [...]string{"Scaled", "Ready", "ScaleFailed", "ScaleCapped", "TimedOut", "Failed", "IdleBusy", "IdleCheckFailed"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {

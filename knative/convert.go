@@ -139,7 +139,8 @@ func withoutScaling(a map[string]string) map[string]string {
 }
 
 func isScalingKey(k string) bool {
-	return strings.HasPrefix(k, revision.AnnotationPrefix) || k == revision.FloorScheduleAnnotation || k == revision.FloorLeadTimeAnnotation
+	return strings.HasPrefix(k, revision.AnnotationPrefix) || k == revision.FloorScheduleAnnotation || k == revision.FloorLeadTimeAnnotation ||
+		k == revision.IdleCheckPathAnnotation
 }
 
 func seconds(p *int64) time.Duration {

@@ -173,7 +173,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.proxy(w, r, true, p.localRP)
 		return
 	}
+	idlePath := r.Header.Get(hop.IdleCheckHeader)
 	trusted, probe, badProbe := p.hygiene(r)
+	if trusted && idlePath != "" {
+		p.serveIdleCheck(w, r, idlePath)
+		return
+	}
 	if badProbe {
 		// Knative's probe handler: the probe header takes exactly its
 		// value, from anyone; anything else is a caller's mistake.
@@ -209,6 +214,7 @@ func (p *Proxy) hygiene(r *http.Request) (trusted, probe, badProbe bool) {
 		delete(h, hop.ProbeHeader)
 	}
 	delete(h, hop.RevisionHeader)
+	delete(h, hop.IdleCheckHeader)
 	return trusted, probe, badProbe
 }
 

@@ -168,6 +168,24 @@ var scalingFields = []scalingField{
 	scheduleField(),
 	durationField(FloorLeadTimeAnnotation, "", 0, MaxFloorLeadTime, false,
 		func(s *Scaling) **time.Duration { return &s.FloorLeadTime }),
+	{
+		key: IdleCheckPathAnnotation, allowed: `a path starting with "/", printable ASCII without spaces, at most 1024 bytes`,
+		set:   func(s *Scaling, v string) bool { s.IdleCheckPath = v; return true },
+		get:   func(s *Scaling) (string, bool) { return s.IdleCheckPath, s.IdleCheckPath != "" },
+		valid: func(s *Scaling) bool { return validIdlePath(s.IdleCheckPath) },
+	},
+}
+
+func validIdlePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || len(p) > MaxIdleCheckPathLength {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // scheduleField is FloorScheduleAnnotation: its error says which window
@@ -188,10 +206,10 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 
 // ParseAnnotations builds a Scaling from Knative autoscaling annotations
 // and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
-// FloorLeadTimeAnnotation).
+// FloorLeadTimeAnnotation, IdleCheckPathAnnotation).
 //
 // Keys outside AnnotationPrefix are ignored (under ZeroscalePrefix, all
-// but those two, which other parsers such as ParseSocketActivation
+// but those three, which other parsers such as ParseSocketActivation
 // read), so a template's whole annotation map can be passed. Under
 // AnnotationPrefix, every key of this
 // package (MinScaleAnnotation, …) is accepted, as is its legacy camelCase

@@ -262,6 +262,7 @@ func fullScaling() Scaling {
 		MetricAggregationAlgorithm:    AlgorithmWeightedExponential,
 		FloorSchedule:                 new(mustSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2")),
 		FloorLeadTime:                 new(10 * time.Minute),
+		IdleCheckPath:                 "/idle",
 	}
 }
 
@@ -296,6 +297,7 @@ func TestScalingAnnotationsRoundTrip(t *testing.T) {
 		MetricAggregationAlgorithmAnnotation:    "weighted-exponential",
 		FloorScheduleAnnotation:                 "Mon-Fri 08:00-18:00 Europe/Berlin = 2",
 		FloorLeadTimeAnnotation:                 "10m0s",
+		IdleCheckPathAnnotation:                 "/idle",
 	}
 	if !reflect.DeepEqual(anns, want) {
 		t.Fatalf("Annotations() = %v\nwant %v", anns, want)

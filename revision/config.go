@@ -157,6 +157,7 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		ScaleToZeroGracePeriod:        c.ScaleToZeroGracePeriod,
 		ScaleToZeroPodRetentionPeriod: deref(s.ScaleToZeroPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod),
 		FloorLeadTime:                 deref(s.FloorLeadTime, 0),
+		IdleCheckPath:                 s.IdleCheckPath,
 		ProgressDeadline:              cmp.Or(spec.ProgressDeadline, c.ProgressDeadline, DefaultProgressDeadline),
 	}
 	if s.FloorSchedule != nil {

@@ -171,6 +171,7 @@ func TestResolveOverrides(t *testing.T) {
 		ActivatorCapacity: 100, EnableScaleToZero: false, ScaleToZeroGracePeriod: 45 * time.Second,
 		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond, ProgressDeadline: 42 * time.Second,
 		FloorSchedule: *fullScaling().FloorSchedule, FloorLeadTime: 10 * time.Minute,
+		IdleCheckPath: "/idle",
 	}
 	require.Equal(t, want, p)
 }

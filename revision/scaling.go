@@ -51,7 +51,14 @@ const (
 	// FloorLeadTimeAnnotation starts every window of the floor schedule
 	// this long before its start (pre-warming): a Go duration in [0, 24h].
 	FloorLeadTimeAnnotation = ZeroscalePrefix + "scale-floor-lead-time"
+	// IdleCheckPathAnnotation is a path on the app that is asked, before
+	// the revision goes to zero, whether it is idle: 200 idle, 409 busy
+	// (one more grace period); any other answer or none counts as idle.
+	IdleCheckPathAnnotation = ZeroscalePrefix + "idle-check-path"
 )
+
+// MaxIdleCheckPathLength bounds zeroscale.dev/idle-check-path.
+const MaxIdleCheckPathLength = 1024
 
 // Scaling holds a revision's own autoscaling settings, one field per
 // annotation (the field's doc names its key). A nil pointer (or empty
@@ -76,6 +83,7 @@ type Scaling struct {
 	MetricAggregationAlgorithm    Algorithm      // metric-aggregation-algorithm: linear or weighted-exponential
 	FloorSchedule                 *Schedule      // zeroscale.dev/scale-floor-schedule: see ParseSchedule
 	FloorLeadTime                 *time.Duration // zeroscale.dev/scale-floor-lead-time: [0, 24h]
+	IdleCheckPath                 string         // zeroscale.dev/idle-check-path: "/…", printable ASCII, ≤ 1024 bytes
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
@@ -140,6 +148,9 @@ type ScalingParams struct {
 	// never does. The autoscaler evaluates it on its clock.
 	FloorSchedule Schedule
 	FloorLeadTime time.Duration
+	// IdleCheckPath, when set, is asked on every serving instance before
+	// the revision goes to zero (control's idle check); "" = not asked.
+	IdleCheckPath string
 	// ProgressDeadline bounds activating from zero (Spec's, else the
 	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
 	ProgressDeadline time.Duration

@@ -124,6 +124,12 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, FloorLeadTimeAnnotation, fe.Field)
 
+	for _, bad := range []string{"idle", "/a b", "/\x00", "/" + strings.Repeat("x", 1024)} {
+		_, err = ParseAnnotations(map[string]string{IdleCheckPathAnnotation: bad})
+		require.ErrorAs(t, err, &fe, bad)
+		assert.Equal(t, IdleCheckPathAnnotation, fe.Field)
+	}
+
 	got, err := ParseAnnotations(map[string]string{SocketActivationAnnotation: "true"})
 	require.NoError(t, err, "other zeroscale.dev/ keys are other parsers'")
 	assert.Equal(t, Scaling{}, got)

@@ -34,4 +34,9 @@ const (
 	HealthReady    = "ready"
 	HealthNotReady = "not ready"
 	HealthDraining = "draining"
+	// IdleCheckHeader asks the queue-proxy to GET the path it carries on
+	// the app, outside stats and breaker, and answer with the app's
+	// verdict (queueproxy.Proxy.CheckIdle): the idle check before scale
+	// to zero, which must not itself count as a request.
+	IdleCheckHeader = "Zeroscale-Idle-Check"
 )

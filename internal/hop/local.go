@@ -47,7 +47,7 @@ var ErrRequestTimeout = errors.New("request timeout")
 // InternalHeaders are only ever set by the activator; a client's copies
 // are removed so that it cannot spoof proxied accounting, routing or
 // probes at the queue-proxy.
-var InternalHeaders = []string{ActivatorHeader, OriginalHostHeader, RevisionHeader, ProbeHeader}
+var InternalHeaders = []string{ActivatorHeader, OriginalHostHeader, RevisionHeader, ProbeHeader, IdleCheckHeader}
 
 // DelInternal removes the internal headers from h.
 func DelInternal(h http.Header) {
