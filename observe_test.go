@@ -28,9 +28,8 @@ import (
 // observed is a Server with no Registerer (metrics on by default) on the
 // fake backend, its data and admin listeners on loopback.
 type observed struct {
-	srv         *zeroscale.Server
-	url, admin  string
-	coldRequest time.Duration // the client's time to first byte of its first request
+	srv        *zeroscale.Server
+	url, admin string
 }
 
 func newObserved(t *testing.T, o zeroscale.Options, startDelay time.Duration) *observed {

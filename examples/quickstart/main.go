@@ -83,6 +83,7 @@ func main() {
 	fmt.Printf("  curl http://%s/hello/                                # the same, by path\n", dataAddr)
 	fmt.Printf("  curl http://%s/services/hello                        # status\n", adminAddr)
 	fmt.Printf("  curl http://%s/metrics                               # Prometheus metrics\n", adminAddr)
+	fmt.Printf("  open http://%s/                                      # live status page\n", adminAddr)
 	if tp != nil {
 		fmt.Println("  traces: to the OTLP collector of OTEL_EXPORTER_OTLP_*")
 	}
