@@ -36,7 +36,7 @@ func (s *Server) onControlEvent(e control.Event) {
 	case control.EventScaled:
 		out := Event{Kind: EventScaled, Service: svc.name, Revision: e.Revision, From: e.From, To: e.To,
 			ColdStart: e.ColdStart, Reason: e.Reason, Time: e.Time}
-		if e.To == 0 && e.Reason != "Removed" {
+		if e.To == 0 && e.Reason != control.ReasonRemoved {
 			if last := rv.lastRequest.Load(); last > 0 {
 				out.Idle = e.Time.Sub(time.Unix(0, last))
 			}

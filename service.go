@@ -124,7 +124,7 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 		if err := s.startRevision(ctx, svc, rev); err != nil {
 			_ = svc.conf.MarkFailed(rev.Name(), err.Error())
 			s.setPending(svc)
-			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: rev.Name(), Reason: "DeployFailed", Message: err.Error()})
+			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: rev.Name(), Reason: ReasonDeployFailed, Message: err.Error()})
 			svc.mu.Unlock()
 			return s.serviceStatus(svc), fmt.Errorf("zeroscale: service %q: revision %s: %w", spec.Name, rev.Name(), err)
 		}

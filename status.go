@@ -42,6 +42,11 @@ const (
 	ReasonDeploying       = "Deploying"
 	ReasonFailed          = "Failed"
 	ReasonRevisionMissing = "RevisionMissing"
+	// ReasonDeleted: the service's Ready is False while Delete removes it.
+	ReasonDeleted = "Deleted"
+	// ReasonDeployFailed: the backend refused to deploy the revision
+	// (EventRevisionFailed).
+	ReasonDeployFailed = "DeployFailed"
 )
 
 // Condition is one aspect of a service's or revision's health, as in
@@ -200,7 +205,7 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 	}
 	switch {
 	case deleted:
-		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: ConditionFalse, Reason: "Deleted"})
+		st.Conditions = append(st.Conditions, Condition{Type: ConditionReady, Status: ConditionFalse, Reason: ReasonDeleted})
 	case routeErr != nil:
 		status := ConditionUnknown
 		if len(t.Default) > 0 {

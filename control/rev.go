@@ -195,7 +195,7 @@ func (r *rev) watchLoop(ch <-chan []backend.Instance) {
 				if errors.Is(err, backend.ErrNotFound) {
 					r.apply(nil)
 				}
-				r.c.emit(Event{Kind: EventFailed, Revision: r.name, Reason: "WatchFailed", Message: err.Error()})
+				r.c.emit(Event{Kind: EventFailed, Revision: r.name, Reason: ReasonWatchFailed, Message: err.Error()})
 			}
 			return
 		}
@@ -224,7 +224,7 @@ func (r *rev) apply(snap []backend.Instance) {
 	}
 	switch {
 	case n == 0 && r.removing.Load():
-		e.Reason = "Removed"
+		e.Reason = ReasonRemoved
 	case n == 0:
 		e.Reason = r.decision.Reason
 	}

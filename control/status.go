@@ -40,6 +40,16 @@ type Status struct {
 // before it returns.
 const ReasonInitialScaleZero = "InitialScaleZero"
 
+// Reasons of other Events.
+const (
+	// ReasonRemoved: EventScaled to 0 because Remove stopped the
+	// revision.
+	ReasonRemoved = "Removed"
+	// ReasonWatchFailed: EventFailed because the engine's watch of the
+	// revision could not be opened again.
+	ReasonWatchFailed = "WatchFailed"
+)
+
 // EventKind says what an Event reports.
 type EventKind int
 
