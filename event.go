@@ -28,9 +28,15 @@ const (
 	// EventScaleCapped: the autoscaler wants From instances, more than
 	// the backend runs per revision; the revision runs To.
 	EventScaleCapped
+	// EventIdleBusy: the idle check (zeroscale.dev/idle-check-path)
+	// said busy: the revision keeps its instance one more grace period.
+	EventIdleBusy
+	// EventIdleCheckFailed: the idle check failed (Message says why);
+	// it counted as idle.
+	EventIdleCheckFailed
 )
 
-var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped"}
+var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped", "IdleBusy", "IdleCheckFailed"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {

@@ -67,5 +67,9 @@ func (s *Server) onControlEvent(e control.Event) {
 		}
 	case control.EventScaleCapped:
 		s.emit(Event{Kind: EventScaleCapped, Service: svc.name, Revision: e.Revision, From: e.From, To: e.To, Message: e.Message, Time: e.Time})
+	case control.EventIdleBusy:
+		s.emit(Event{Kind: EventIdleBusy, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
+	case control.EventIdleCheckFailed:
+		s.emit(Event{Kind: EventIdleCheckFailed, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
 	}
 }

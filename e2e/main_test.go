@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -98,6 +99,25 @@ func runApp() int {
 	})
 	mux.HandleFunc("GET /proto", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Proto+"\n")
+	})
+	// A background job no request shows: GET /job?d=5s starts one for d
+	// and answers at once; GET /idle answers 409 while it runs, else 200.
+	var jobUntil atomic.Int64
+	mux.HandleFunc("GET /job", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil || d > time.Minute {
+			http.Error(w, "d: a duration up to 1m", http.StatusBadRequest)
+			return
+		}
+		jobUntil.Store(time.Now().Add(d).UnixNano())
+		io.WriteString(w, "job started\n")
+	})
+	mux.HandleFunc("GET /idle", func(w http.ResponseWriter, _ *http.Request) {
+		if time.Now().UnixNano() < jobUntil.Load() {
+			w.WriteHeader(http.StatusConflict)
+			return
+		}
+		io.WriteString(w, "idle\n")
 	})
 	srv := &http.Server{Handler: mux, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
