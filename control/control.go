@@ -488,6 +488,7 @@ func (c *Controller) Shutdown(ctx context.Context) error {
 	}
 	c.cancel()
 	c.wg.Wait()
+	c.idleClient.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 
