@@ -47,6 +47,9 @@ type Options struct {
 	// crashed container; it doubles up to 10 times that. 0 means 1 s
 	// (kubelet's is 10 s; tests want crashes to recover fast).
 	RestartBackoff time.Duration
+	// ImageDir, when set, is a directory holding the images' programs
+	// (e.g. a built queue-proxy); Lab.Stop removes it.
+	ImageDir string
 	// Log, when set, receives the Runtime's and the containers' output
 	// lines (e.g. t.Log); nil means they only go to the log files in
 	// Cluster.Dir.

@@ -91,10 +91,14 @@ func (l *Lab) Namespace(t testing.TB) string {
 	return ns
 }
 
-// Stop stops the control plane if it was started.
+// Stop stops the control plane if it was started and removes
+// Options.ImageDir.
 func (l *Lab) Stop() {
 	if l.cluster != nil {
 		l.cluster.Stop()
+	}
+	if l.Options.ImageDir != "" {
+		_ = os.RemoveAll(l.Options.ImageDir)
 	}
 }
 
@@ -124,6 +128,7 @@ func SelfImages(queue, bindEnv string, apps map[string][]string) func(*Options) 
 		if err != nil {
 			return err
 		}
+		o.ImageDir = dir
 		qp, err := BuildQueueProxy(dir)
 		if err != nil {
 			return err
