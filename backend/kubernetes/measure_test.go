@@ -90,6 +90,9 @@ func pct(ds []time.Duration, p float64) time.Duration {
 }
 
 func p50p95(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "n/a (step not reached before the first byte)"
+	}
 	return fmt.Sprintf("p50 %5.0f ms  p95 %5.0f ms", ms(pct(ds, 50)), ms(pct(ds, 95)))
 }
 
@@ -165,7 +168,11 @@ func kubeColdStarts(t *testing.T, c *k8slab.Cluster, b *strings.Builder, mode st
 		sc, ready := rec.times(name + "-00001")
 		steps := []time.Time{t0, sc, ev[k8slab.EventBound], ev[k8slab.EventIP], ev[k8slab.EventListening], ready, fb}
 		for j := range len(order) - 1 {
-			phases[order[j]] = append(phases[order[j]], steps[j+1].Sub(steps[j]))
+			// A step may not happen: with the activator probing, the first
+			// byte can come before the backend reports Ready.
+			if !steps[j].IsZero() && !steps[j+1].IsZero() && !steps[j+1].Before(steps[j]) {
+				phases[order[j]] = append(phases[order[j]], steps[j+1].Sub(steps[j]))
+			}
 		}
 		phases[order[len(order)-1]] = append(phases[order[len(order)-1]], ttfb)
 	}
