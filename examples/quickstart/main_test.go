@@ -196,6 +196,11 @@ func TestQuickstartMetricsAndTraces(t *testing.T) {
 		"zeroscale.cold_start.probe_passed", "zeroscale.cold_start.first_byte", "queueproxy GET"} {
 		assert.Contains(t, names, want, "span %s of the client's trace at the collector", want)
 	}
+	for _, p := range []string{"scale_decision", "engine_start", "app_listening", "probe_passed", "first_byte"} {
+		if s, ok := names["zeroscale.cold_start."+p]; ok {
+			t.Logf("%-15s %v", p, time.Duration(s.End-s.Start))
+		}
+	}
 	if qp, ok := names["queueproxy GET"]; ok {
 		assert.Equal(t, "zeroscale-quickstart", qp.Service)
 		assert.Equal(t, names["zeroscale.activator.upstream"].SpanID, qp.ParentSpanID, "the queue-proxy's hop continues the activator's")
