@@ -14,7 +14,11 @@
 // cannot be held or waited too long, forwarding (trusted activator
 // header, original Host kept, W3C trace context, one retry of idempotent
 // requests that could not connect), its demand reports (stats.Reporter)
-// and its zeroscale_activator_ metrics.
+// and its zeroscale_activator_ metrics and spans. A request held at zero
+// is traced and measured as a cold start, one span and histogram series
+// per phase (PhaseScaleDecision … PhaseFirstByte), from the milestones
+// the host reports: ScaleFromZero, and the instance's Started and
+// Listening.
 //
 // The host tells it about revisions (SetRevision, RemoveRevision) and
 // their instances (UpdateInstances, fed from backend.Watch). Like
