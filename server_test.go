@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,28 +233,37 @@ func TestAdminJSON(t *testing.T) {
 	admin := httptest.NewServer(f.srv.AdminHandler())
 	defer admin.Close()
 
-	resp, err := http.Get(admin.URL + "/services/hello")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, resp.StatusCode, http.StatusOK)
-	var st zeroscale.ServiceStatus
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	require.Equal(t, st.Name, "hello")
-	require.Equal(t, true, strings.HasPrefix(st.URL, "http://hello.default.localhost:"), st.URL)
-	require.Equal(t, st.LatestReadyRevision, "hello-00001")
-	require.Equal(t, 1, len(st.Revisions))
-	active, ok := st.Revisions[0].Condition(zeroscale.ConditionActive)
-	require.Equal(t, true, ok)
-	require.Equal(t, active.Status, zeroscale.ConditionFalse)
-	require.Equal(t, active.Reason, zeroscale.ReasonNoTraffic)
-	require.Equal(t,
-		true, slices.Contains(st.Traffic, zeroscale.TrafficTarget{Revision: "hello-00001", Percent: 100, Tag: "current",
-			URL: strings.Replace(st.URL, "hello.", "current-hello.", 1)}), st.Traffic)
+	// Serve records the data port and the autoscaler's first decision
+	// sets Active, both asynchronously: poll as a status reader would.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		resp, err := http.Get(admin.URL + "/services/hello")
+		if !assert.NoError(c, err) {
+			return
+		}
+		defer resp.Body.Close()
+		assert.Equal(c, http.StatusOK, resp.StatusCode)
+		var st zeroscale.ServiceStatus
+		if !assert.NoError(c, json.NewDecoder(resp.Body).Decode(&st)) {
+			return
+		}
+		assert.Equal(c, "hello", st.Name)
+		assert.True(c, strings.HasPrefix(st.URL, "http://hello.default.localhost:"), st.URL)
+		assert.Equal(c, "hello-00001", st.LatestReadyRevision)
+		if !assert.Len(c, st.Revisions, 1) {
+			return
+		}
+		active, ok := st.Revisions[0].Condition(zeroscale.ConditionActive)
+		assert.True(c, ok, "Active condition")
+		assert.Equal(c, zeroscale.ConditionFalse, active.Status)
+		assert.Equal(c, zeroscale.ReasonNoTraffic, active.Reason)
+		assert.Contains(c, st.Traffic, zeroscale.TrafficTarget{Revision: "hello-00001", Percent: 100, Tag: "current",
+			URL: strings.Replace(st.URL, "hello.", "current-hello.", 1)})
+	}, 10*time.Second, 5*time.Millisecond)
 
 	resp2, err := http.Get(admin.URL + "/services/nope")
 	require.NoError(t, err)
 	resp2.Body.Close()
-	require.Equal(t, resp2.StatusCode, http.StatusNotFound)
+	require.Equal(t, http.StatusNotFound, resp2.StatusCode)
 }
 
 func TestEventString(t *testing.T) {
