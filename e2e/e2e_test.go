@@ -82,13 +82,13 @@ func TestSiege(t *testing.T) {
 	spec.Scaling.MaxScale = &maxScale
 	h.apply(zeroscale.ServiceSpec{Name: "siege", Template: spec})
 
-	siege(t, h, "siege", clients, dur, maxScale, "E2E siege")
+	siege(t, h, "siege", "/", clients, dur, maxScale, "E2E siege")
 }
 
-// siege sends service's "/" from clients goroutines for dur, and checks
+// siege sends GET path to service from clients goroutines for dur, and checks
 // every request got 200, exactly maxScale instances served, and the
 // revision went back to zero afterwards; label starts its log lines.
-func siege(t *testing.T, h *harness, service string, clients int, dur time.Duration, maxScale int, label string) {
+func siege(t *testing.T, h *harness, service, path string, clients int, dur time.Duration, maxScale int, label string) {
 	t.Helper()
 	rev := service + "-00001"
 	var total, failed atomic.Int64
@@ -101,7 +101,7 @@ func siege(t *testing.T, h *harness, service string, clients int, dur time.Durat
 	for range clients {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				r := h.get(ctx, service, "/")
+				r := h.get(ctx, service, path)
 				total.Add(1)
 				if !r.ok() {
 					failed.Add(1)
