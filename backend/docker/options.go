@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 )
 
 // Defaults of Options.
@@ -131,34 +132,20 @@ const maxIdentityLen = 128
 
 // withDefaults validates o and fills in its defaults.
 func (o Options) withDefaults() (Options, error) {
-	durations := []struct {
-		name string
-		p    *time.Duration
-		def  time.Duration
-	}{
-		{"DrainTimeout", &o.DrainTimeout, 0},
-		{"StopGrace", &o.StopGrace, DefaultStopGrace},
-		{"StartTimeout", &o.StartTimeout, DefaultStartTimeout},
-		{"MinRestartBackoff", &o.MinRestartBackoff, DefaultMinRestartBackoff},
-		{"MaxRestartBackoff", &o.MaxRestartBackoff, DefaultMaxRestartBackoff},
+	if err := engineopt.Durations("docker",
+		engineopt.Duration{Name: "DrainTimeout", Value: &o.DrainTimeout},
+		engineopt.Duration{Name: "StopGrace", Value: &o.StopGrace, Default: DefaultStopGrace},
+		engineopt.Duration{Name: "StartTimeout", Value: &o.StartTimeout, Default: DefaultStartTimeout},
+		engineopt.Duration{Name: "MinRestartBackoff", Value: &o.MinRestartBackoff, Default: DefaultMinRestartBackoff},
+		engineopt.Duration{Name: "MaxRestartBackoff", Value: &o.MaxRestartBackoff, Default: DefaultMaxRestartBackoff},
+	); err != nil {
+		return o, err
 	}
-	for _, d := range durations {
-		if *d.p < 0 {
-			return o, fmt.Errorf("docker: Options.%s = %v: want ≥ 0 (0 = default)", d.name, *d.p)
-		}
-		if *d.p == 0 {
-			*d.p = d.def
-		}
+	if err := engineopt.Backoff("docker", o.MinRestartBackoff, o.MaxRestartBackoff); err != nil {
+		return o, err
 	}
-	if o.MinRestartBackoff > o.MaxRestartBackoff {
-		return o, fmt.Errorf("docker: Options.MinRestartBackoff = %v: want ≤ MaxRestartBackoff (%v)",
-			o.MinRestartBackoff, o.MaxRestartBackoff)
-	}
-	if o.MaxInstances < 0 {
-		return o, fmt.Errorf("docker: Options.MaxInstances = %d: want ≥ 0 (0 = %d)", o.MaxInstances, DefaultMaxInstances)
-	}
-	if o.MaxInstances == 0 {
-		o.MaxInstances = DefaultMaxInstances
+	if err := engineopt.Count("docker", "MaxInstances", &o.MaxInstances, DefaultMaxInstances); err != nil {
+		return o, err
 	}
 	if o.LogTailLines < 0 || o.LogTailLines > MaxLogTailLines {
 		return o, fmt.Errorf("docker: Options.LogTailLines = %d: want 0–%d (0 = %d)", o.LogTailLines, MaxLogTailLines, DefaultLogTailLines)

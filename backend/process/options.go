@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 )
 
 // Defaults of Options.
@@ -103,34 +104,20 @@ type Options struct {
 
 // withDefaults validates o and fills in its defaults.
 func (o Options) withDefaults() (Options, error) {
-	durations := []struct {
-		name string
-		p    *time.Duration
-		def  time.Duration
-	}{
-		{"DrainTimeout", &o.DrainTimeout, 0},
-		{"StopGrace", &o.StopGrace, DefaultStopGrace},
-		{"StartTimeout", &o.StartTimeout, DefaultStartTimeout},
-		{"MinRestartBackoff", &o.MinRestartBackoff, DefaultMinRestartBackoff},
-		{"MaxRestartBackoff", &o.MaxRestartBackoff, DefaultMaxRestartBackoff},
+	if err := engineopt.Durations("process",
+		engineopt.Duration{Name: "DrainTimeout", Value: &o.DrainTimeout},
+		engineopt.Duration{Name: "StopGrace", Value: &o.StopGrace, Default: DefaultStopGrace},
+		engineopt.Duration{Name: "StartTimeout", Value: &o.StartTimeout, Default: DefaultStartTimeout},
+		engineopt.Duration{Name: "MinRestartBackoff", Value: &o.MinRestartBackoff, Default: DefaultMinRestartBackoff},
+		engineopt.Duration{Name: "MaxRestartBackoff", Value: &o.MaxRestartBackoff, Default: DefaultMaxRestartBackoff},
+	); err != nil {
+		return o, err
 	}
-	for _, d := range durations {
-		if *d.p < 0 {
-			return o, fmt.Errorf("process: Options.%s = %v: want ≥ 0 (0 = default)", d.name, *d.p)
-		}
-		if *d.p == 0 {
-			*d.p = d.def
-		}
+	if err := engineopt.Backoff("process", o.MinRestartBackoff, o.MaxRestartBackoff); err != nil {
+		return o, err
 	}
-	if o.MinRestartBackoff > o.MaxRestartBackoff {
-		return o, fmt.Errorf("process: Options.MinRestartBackoff = %v: want ≤ MaxRestartBackoff (%v)",
-			o.MinRestartBackoff, o.MaxRestartBackoff)
-	}
-	if o.MaxInstances < 0 {
-		return o, fmt.Errorf("process: Options.MaxInstances = %d: want ≥ 0 (0 = %d)", o.MaxInstances, DefaultMaxInstances)
-	}
-	if o.MaxInstances == 0 {
-		o.MaxInstances = DefaultMaxInstances
+	if err := engineopt.Count("process", "MaxInstances", &o.MaxInstances, DefaultMaxInstances); err != nil {
+		return o, err
 	}
 	if o.OutputTailLines < 0 {
 		return o, fmt.Errorf("process: Options.OutputTailLines = %d: want ≥ 0 (0 = %d)", o.OutputTailLines, DefaultOutputTailLines)
