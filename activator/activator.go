@@ -42,10 +42,10 @@ const (
 	ReportInterval = time.Second
 	// DefaultName is the Stat.Instance of the activator's reports.
 	DefaultName = "activator"
-	// DefaultIdleConnsPerInstance is the keep-alive pool per instance
+	// defaultIdleConnsPerInstance is the keep-alive pool per instance
 	// when the container concurrency is 0 (unlimited); otherwise the pool
 	// holds container-concurrency connections, all an instance can use.
-	DefaultIdleConnsPerInstance = 100
+	defaultIdleConnsPerInstance = 100
 	// ColdStartHeader is set on responses to requests that waited for a
 	// revision to come up from zero; its value is the wait (e.g. "2.5s").
 	ColdStartHeader = "Zeroscale-Cold-Start"
@@ -342,7 +342,7 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 		if t.transport == nil {
 			idle := cc
 			if idle == 0 {
-				idle = DefaultIdleConnsPerInstance
+				idle = defaultIdleConnsPerInstance
 			}
 			t.transport = hop.NewTransport(idle, spec.Protocol == revision.ProtocolH2C)
 		}

@@ -22,8 +22,8 @@ import (
 
 // collector constants, Knative's.
 const (
-	// ScrapeInterval is how often every scraped revision is scraped.
-	ScrapeInterval = time.Second
+	// scrapeInterval is how often every scraped revision is scraped.
+	scrapeInterval = time.Second
 	// ScrapeTimeout bounds one instance's scrape.
 	ScrapeTimeout = 3 * time.Second
 	// DefaultMaxConcurrentScrapes bounds how many revisions are scraped at
@@ -314,10 +314,10 @@ func (col *collection) stableAndPanic(m revision.Metric, now time.Time) (stable,
 	return s.Average(now), p.Average(now), nil
 }
 
-// Run scrapes every scraped revision every ScrapeInterval until ctx is
+// Run scrapes every scraped revision every scrapeInterval until ctx is
 // done, then waits for in-flight scrapes and returns ctx's error.
 func (c *collector) Run(ctx context.Context) error {
-	t := c.clock.NewTicker(ScrapeInterval)
+	t := c.clock.NewTicker(scrapeInterval)
 	defer t.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -230,7 +230,7 @@ func TestCollectorRunScrapesOnTheClock(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
 	require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond, "the scrape ticker")
-	clk.Step(ScrapeInterval)
+	clk.Step(scrapeInterval)
 	// The scrape is a real HTTP round trip on loopback.
 	require.Eventually(t, func() bool {
 		s, _, err := c.StableAndPanic("r", revision.MetricConcurrency, clk.Now())
