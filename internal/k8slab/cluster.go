@@ -212,16 +212,6 @@ func (c *Cluster) Stop() {
 // failed test.
 func (c *Cluster) KeepDir() { c.keep = true }
 
-// LogTail returns the last n bytes of component's log ("etcd",
-// "kube-apiserver", …, "runtime").
-func (c *Cluster) LogTail(component string, n int) string {
-	b, _ := os.ReadFile(filepath.Join(c.Dir, component+".log"))
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
 // lockCIDR picks a 127.X.0.0/16 no other Cluster on this machine holds,
 // holding an exclusive lock on /tmp/zeroscale-k8slab-127.X.lock.
 func (c *Cluster) lockCIDR() error {

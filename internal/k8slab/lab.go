@@ -33,7 +33,6 @@ type Lab struct {
 	once    sync.Once
 	cluster *Cluster
 	err     error
-	took    time.Duration
 }
 
 // StartTimeout bounds a Lab's start.
@@ -48,7 +47,6 @@ func (l *Lab) Cluster(t testing.TB) *Cluster {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 		defer cancel()
-		start := time.Now()
 		if l.err = haveBinaries(l.Options.BinDir); l.err != nil {
 			return
 		}
@@ -58,7 +56,6 @@ func (l *Lab) Cluster(t testing.TB) *Cluster {
 			}
 		}
 		l.cluster, l.err = Start(ctx, l.Options)
-		l.took = time.Since(start)
 	})
 	switch {
 	case errors.Is(l.err, ErrNoBinaries):
@@ -68,9 +65,6 @@ func (l *Lab) Cluster(t testing.TB) *Cluster {
 	}
 	return l.cluster
 }
-
-// StartTook is how long the control plane took to start (0 before).
-func (l *Lab) StartTook() time.Duration { return l.took }
 
 // Namespace creates a namespace for t, deleted when t ends; after a
 // failure it logs the tails of the Runtime's and controllers' logs.

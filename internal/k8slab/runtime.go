@@ -142,29 +142,6 @@ func (r *Runtime) Pods(namespace string) []string {
 	return out
 }
 
-// Kill sends SIGKILL to the process of one container of a pod, as if it
-// crashed; the Runtime restarts it after its back-off.
-func (r *Runtime) Kill(namespace, pod, container string) error {
-	r.mu.Lock()
-	var w *podWorker
-	for _, x := range r.workers {
-		if x.ns == namespace && x.name == pod {
-			w = x
-		}
-	}
-	r.mu.Unlock()
-	if w == nil {
-		return fmt.Errorf("k8slab: no pod %s/%s on the node", namespace, pod)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ct := w.containers[container]
-	if ct == nil || ct.proc == nil {
-		return fmt.Errorf("k8slab: container %s of %s/%s is not running", container, namespace, pod)
-	}
-	return syscall.Kill(-ct.proc.Process.Pid, syscall.SIGKILL)
-}
-
 func (r *Runtime) record(ns, name string, e Event) {
 	key := ns + "/" + name
 	r.mu.Lock()
@@ -266,7 +243,7 @@ type podWorker struct {
 	killAt       <-chan time.Time
 	conds        map[corev1.PodConditionType]corev1.PodCondition
 
-	mu         sync.Mutex // guards containers' proc for Kill
+	mu         sync.Mutex // guards containers' proc
 	containers map[string]*container
 	order      []string
 }
