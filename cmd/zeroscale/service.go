@@ -96,6 +96,33 @@ func nameArg(args []string, verb string, fromFile bool) (string, error) {
 	return "", usagef("'service %s' requires the service name given as single argument", verb)
 }
 
+// serviceArg is the Service a create or apply command starts from: the
+// one in file when given (its name checked against the NAME argument),
+// else an empty one named by the argument.
+func serviceArg(args []string, verb, file string) (*knative.Service, error) {
+	name, err := nameArg(args, verb, file != "")
+	if err != nil {
+		return nil, err
+	}
+	if file != "" {
+		return fromFile(file, name)
+	}
+	return newService(name), nil
+}
+
+// existingService gets the Service called name; exists is false (and
+// err nil) when there is none.
+func (c *client) existingService(ctx context.Context, name string) (svc *knative.Service, exists bool, err error) {
+	svc, err = c.getService(ctx, name)
+	switch {
+	case err == nil:
+		return svc, true, nil
+	case isReason(err, metav1.StatusReasonNotFound):
+		return nil, false, nil
+	}
+	return nil, false, err
+}
+
 func newServiceCreate(g *globals) *cobra.Command {
 	var ef editFlags
 	var wf waitFlags
@@ -113,16 +140,11 @@ func newServiceCreate(g *globals) *cobra.Command {
   # From a Knative manifest
   zeroscale service create -f service.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := nameArg(args, "create", file != "")
+			svc, err := serviceArg(args, "create", file)
 			if err != nil {
 				return err
 			}
-			svc := newService(name)
-			if file != "" {
-				if svc, err = fromFile(file, name); err != nil {
-					return err
-				}
-			} else if !cmd.Flags().Changed("image") && !cmd.Flags().Changed("cmd") {
+			if file == "" && !cmd.Flags().Changed("image") && !cmd.Flags().Changed("cmd") {
 				return usagef("'service create' requires --image or --cmd (or -f FILE)")
 			}
 			if err := ef.apply(cmd, svc); err != nil {
@@ -130,10 +152,9 @@ func newServiceCreate(g *globals) *cobra.Command {
 			}
 			c := g.client()
 			ctx := cmd.Context()
-			_, getErr := c.getService(ctx, svc.Name)
-			exists := getErr == nil
-			if getErr != nil && !isReason(getErr, metav1.StatusReasonNotFound) {
-				return getErr
+			_, exists, err := c.existingService(ctx, svc.Name)
+			if err != nil {
+				return err
 			}
 			if exists && !force {
 				return fmt.Errorf("cannot create service '%s' in namespace '%s' because the service already exists and no --force option was given", svc.Name, g.namespace)
@@ -231,27 +252,21 @@ func newServiceApply(g *globals) *cobra.Command {
 		Use:   "apply NAME | -f FILE",
 		Short: "Create or update a service from flags or a manifest, as kubectl apply",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := nameArg(args, "apply", file != "")
+			svc, err := serviceArg(args, "apply", file)
 			if err != nil {
 				return err
-			}
-			svc := newService(name)
-			if file != "" {
-				if svc, err = fromFile(file, name); err != nil {
-					return err
-				}
 			}
 			if err := ef.apply(cmd, svc); err != nil {
 				return err
 			}
 			c := g.client()
 			ctx := cmd.Context()
-			old, getErr := c.getService(ctx, svc.Name)
-			if getErr != nil && !isReason(getErr, metav1.StatusReasonNotFound) {
-				return getErr
+			old, exists, err := c.existingService(ctx, svc.Name)
+			if err != nil {
+				return err
 			}
 			doing, done := "Creating", "created"
-			if getErr == nil {
+			if exists {
 				doing, done = "Applying", "applied"
 			}
 			data, err := marshal(svc)
@@ -262,7 +277,7 @@ func newServiceApply(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if getErr == nil && ks.Generation == old.Generation {
+			if exists && ks.Generation == old.Generation {
 				fmt.Fprintf(cmd.OutOrStdout(), "No changes to apply to service '%s'.\n", svc.Name)
 				return showURL(cmd.OutOrStdout(), ks, "", "unchanged")
 			}
