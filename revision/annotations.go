@@ -174,6 +174,14 @@ var scalingFields = []scalingField{
 		get:   func(s *Scaling) (string, bool) { return s.IdleCheckPath, s.IdleCheckPath != "" },
 		valid: func(s *Scaling) bool { return validIdlePath(s.IdleCheckPath) },
 	},
+	{
+		key: IdleModeAnnotation, allowed: `"stop", "freeze" or "reserve"`,
+		set: func(s *Scaling, v string) bool { s.IdleMode = IdleMode(v); return true },
+		get: func(s *Scaling) (string, bool) { return string(s.IdleMode), s.IdleMode != "" },
+		valid: func(s *Scaling) bool {
+			return s.IdleMode == IdleModeStop || s.IdleMode == IdleModeFreeze || s.IdleMode == IdleModeReserve
+		},
+	},
 }
 
 func validIdlePath(p string) bool {
@@ -206,10 +214,10 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 
 // ParseAnnotations builds a Scaling from Knative autoscaling annotations
 // and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
-// FloorLeadTimeAnnotation, IdleCheckPathAnnotation).
+// FloorLeadTimeAnnotation, IdleCheckPathAnnotation, IdleModeAnnotation).
 //
 // Keys outside AnnotationPrefix are ignored (under ZeroscalePrefix, all
-// but those three, which other parsers such as ParseSocketActivation
+// but those four, which other parsers such as ParseSocketActivation
 // read), so a template's whole annotation map can be passed. Under
 // AnnotationPrefix, every key of this
 // package (MinScaleAnnotation, …) is accepted, as is its legacy camelCase

@@ -263,6 +263,7 @@ func fullScaling() Scaling {
 		FloorSchedule:                 new(mustSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2")),
 		FloorLeadTime:                 new(10 * time.Minute),
 		IdleCheckPath:                 "/idle",
+		IdleMode:                      IdleModeFreeze,
 	}
 }
 
@@ -298,6 +299,7 @@ func TestScalingAnnotationsRoundTrip(t *testing.T) {
 		FloorScheduleAnnotation:                 "Mon-Fri 08:00-18:00 Europe/Berlin = 2",
 		FloorLeadTimeAnnotation:                 "10m0s",
 		IdleCheckPathAnnotation:                 "/idle",
+		IdleModeAnnotation:                      "freeze",
 	}
 	if !reflect.DeepEqual(anns, want) {
 		t.Fatalf("Annotations() = %v\nwant %v", anns, want)

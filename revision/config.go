@@ -158,6 +158,7 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		ScaleToZeroPodRetentionPeriod: deref(s.ScaleToZeroPodRetentionPeriod, c.ScaleToZeroPodRetentionPeriod),
 		FloorLeadTime:                 deref(s.FloorLeadTime, 0),
 		IdleCheckPath:                 s.IdleCheckPath,
+		IdleMode:                      cmp.Or(s.IdleMode, IdleModeStop),
 		ProgressDeadline:              cmp.Or(spec.ProgressDeadline, c.ProgressDeadline, DefaultProgressDeadline),
 	}
 	if s.FloorSchedule != nil {

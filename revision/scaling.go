@@ -55,6 +55,28 @@ const (
 	// the revision goes to zero, whether it is idle: 200 idle, 409 busy
 	// (one more grace period); any other answer or none counts as idle.
 	IdleCheckPathAnnotation = ZeroscalePrefix + "idle-check-path"
+	// IdleModeAnnotation says what becomes of a revision whose autoscaler
+	// would go to zero: see IdleMode.
+	IdleModeAnnotation = ZeroscalePrefix + "idle-mode"
+)
+
+// IdleMode is what a revision keeps when its autoscaler would scale it
+// to zero (zeroscale.dev/idle-mode). The modes exclude each other: one
+// annotation carries the choice.
+type IdleMode string
+
+const (
+	// IdleModeStop stops every instance, Knative's scale to zero (the
+	// default).
+	IdleModeStop IdleMode = "stop"
+	// IdleModeFreeze freezes the instances instead of stopping them
+	// (no CPU while idle) and thaws them on the next request; the engine
+	// must be able to freeze.
+	IdleModeFreeze IdleMode = "freeze"
+	// IdleModeReserve keeps one reserved instance, started with a
+	// cheaper resource profile, instead of none: it serves at once, and
+	// retires once standard instances are ready.
+	IdleModeReserve IdleMode = "reserve"
 )
 
 // MaxIdleCheckPathLength bounds zeroscale.dev/idle-check-path.
@@ -84,6 +106,7 @@ type Scaling struct {
 	FloorSchedule                 *Schedule      // zeroscale.dev/scale-floor-schedule: see ParseSchedule
 	FloorLeadTime                 *time.Duration // zeroscale.dev/scale-floor-lead-time: [0, 24h]
 	IdleCheckPath                 string         // zeroscale.dev/idle-check-path: "/…", printable ASCII, ≤ 1024 bytes
+	IdleMode                      IdleMode       // zeroscale.dev/idle-mode: stop, freeze or reserve
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
@@ -151,6 +174,9 @@ type ScalingParams struct {
 	// IdleCheckPath, when set, is asked on every serving instance before
 	// the revision goes to zero (control's idle check); "" = not asked.
 	IdleCheckPath string
+	// IdleMode is what the revision keeps instead of zero instances;
+	// never "" (IdleModeStop when unset).
+	IdleMode IdleMode
 	// ProgressDeadline bounds activating from zero (Spec's, else the
 	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
 	ProgressDeadline time.Duration

@@ -130,6 +130,18 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 		assert.Equal(t, IdleCheckPathAnnotation, fe.Field)
 	}
 
+	for _, bad := range []string{"Freeze", "zero", " stop"} {
+		_, err = ParseAnnotations(map[string]string{IdleModeAnnotation: bad})
+		require.ErrorAs(t, err, &fe, bad)
+		assert.Equal(t, IdleModeAnnotation, fe.Field)
+		assert.Contains(t, fe.Allowed, `"stop", "freeze" or "reserve"`)
+	}
+	for _, m := range []IdleMode{IdleModeStop, IdleModeFreeze, IdleModeReserve} {
+		got, err := ParseAnnotations(map[string]string{IdleModeAnnotation: string(m)})
+		require.NoError(t, err)
+		assert.Equal(t, m, got.IdleMode)
+	}
+
 	got, err := ParseAnnotations(map[string]string{SocketActivationAnnotation: "true"})
 	require.NoError(t, err, "other zeroscale.dev/ keys are other parsers'")
 	assert.Equal(t, Scaling{}, got)
