@@ -140,7 +140,7 @@ func withoutScaling(a map[string]string) map[string]string {
 
 func isScalingKey(k string) bool {
 	return strings.HasPrefix(k, revision.AnnotationPrefix) || k == revision.FloorScheduleAnnotation || k == revision.FloorLeadTimeAnnotation ||
-		k == revision.IdleCheckPathAnnotation || k == revision.IdleModeAnnotation
+		k == revision.IdleCheckPathAnnotation || k == revision.IdleModeAnnotation || k == revision.StandbyRetentionAnnotation
 }
 
 func seconds(p *int64) time.Duration {

@@ -182,6 +182,8 @@ var scalingFields = []scalingField{
 			return s.IdleMode == IdleModeStop || s.IdleMode == IdleModeFreeze || s.IdleMode == IdleModeReserve
 		},
 	},
+	durationField(StandbyRetentionAnnotation, "", MinStandbyRetention, MaxStandbyRetention, false,
+		func(s *Scaling) **time.Duration { return &s.StandbyRetention }),
 }
 
 func validIdlePath(p string) bool {
@@ -214,10 +216,11 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 
 // ParseAnnotations builds a Scaling from Knative autoscaling annotations
 // and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
-// FloorLeadTimeAnnotation, IdleCheckPathAnnotation, IdleModeAnnotation).
+// FloorLeadTimeAnnotation, IdleCheckPathAnnotation, IdleModeAnnotation,
+// StandbyRetentionAnnotation).
 //
 // Keys outside AnnotationPrefix are ignored (under ZeroscalePrefix, all
-// but those four, which other parsers such as ParseSocketActivation
+// but those five, which other parsers such as ParseSocketActivation
 // read), so a template's whole annotation map can be passed. Under
 // AnnotationPrefix, every key of this
 // package (MinScaleAnnotation, …) is accepted, as is its legacy camelCase

@@ -264,6 +264,7 @@ func fullScaling() Scaling {
 		FloorLeadTime:                 new(10 * time.Minute),
 		IdleCheckPath:                 "/idle",
 		IdleMode:                      IdleModeFreeze,
+		StandbyRetention:              new(90 * time.Second),
 	}
 }
 
@@ -300,6 +301,7 @@ func TestScalingAnnotationsRoundTrip(t *testing.T) {
 		FloorLeadTimeAnnotation:                 "10m0s",
 		IdleCheckPathAnnotation:                 "/idle",
 		IdleModeAnnotation:                      "freeze",
+		StandbyRetentionAnnotation:              "1m30s",
 	}
 	if !reflect.DeepEqual(anns, want) {
 		t.Fatalf("Annotations() = %v\nwant %v", anns, want)

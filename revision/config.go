@@ -159,6 +159,7 @@ func (c Config) Resolve(spec Spec) (ScalingParams, error) {
 		FloorLeadTime:                 deref(s.FloorLeadTime, 0),
 		IdleCheckPath:                 s.IdleCheckPath,
 		IdleMode:                      cmp.Or(s.IdleMode, IdleModeStop),
+		StandbyRetention:              deref(s.StandbyRetention, DefaultStandbyRetention),
 		ProgressDeadline:              cmp.Or(spec.ProgressDeadline, c.ProgressDeadline, DefaultProgressDeadline),
 	}
 	if s.FloorSchedule != nil {

@@ -148,7 +148,7 @@ func TestResolveDefaults(t *testing.T) {
 		TargetUtilization: 0.7, StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 2,
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, InitialScale: 1, TargetBurstCapacity: 211,
 		ActivatorCapacity: 100, EnableScaleToZero: true, ScaleToZeroGracePeriod: 30 * time.Second,
-		ProgressDeadline: 600 * time.Second, IdleMode: IdleModeStop,
+		ProgressDeadline: 600 * time.Second, IdleMode: IdleModeStop, StandbyRetention: DefaultStandbyRetention,
 	}
 	require.Equal(t, want, p)
 }
@@ -171,7 +171,7 @@ func TestResolveOverrides(t *testing.T) {
 		ActivatorCapacity: 100, EnableScaleToZero: false, ScaleToZeroGracePeriod: 45 * time.Second,
 		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond, ProgressDeadline: 42 * time.Second,
 		FloorSchedule: *fullScaling().FloorSchedule, FloorLeadTime: 10 * time.Minute,
-		IdleCheckPath: "/idle", IdleMode: IdleModeFreeze,
+		IdleCheckPath: "/idle", IdleMode: IdleModeFreeze, StandbyRetention: 90 * time.Second,
 	}
 	require.Equal(t, want, p)
 }

@@ -58,6 +58,21 @@ const (
 	// IdleModeAnnotation says what becomes of a revision whose autoscaler
 	// would go to zero: see IdleMode.
 	IdleModeAnnotation = ZeroscalePrefix + "idle-mode"
+	// StandbyRetentionAnnotation is how long a frozen revision
+	// (IdleModeFreeze) stays frozen without a request before its
+	// instances are stopped for real: a Go duration in
+	// [MinStandbyRetention, MaxStandbyRetention], DefaultStandbyRetention
+	// when unset. Other idle modes ignore it.
+	StandbyRetentionAnnotation = ZeroscalePrefix + "standby-retention"
+)
+
+// Bounds and default of zeroscale.dev/standby-retention. A frozen
+// instance costs memory, not CPU: the retention bounds how long that
+// memory is held for a revision nobody calls.
+const (
+	MinStandbyRetention     = time.Second
+	MaxStandbyRetention     = 24 * time.Hour
+	DefaultStandbyRetention = 15 * time.Minute
 )
 
 // IdleMode is what a revision keeps when its autoscaler would scale it
@@ -107,6 +122,7 @@ type Scaling struct {
 	FloorLeadTime                 *time.Duration // zeroscale.dev/scale-floor-lead-time: [0, 24h]
 	IdleCheckPath                 string         // zeroscale.dev/idle-check-path: "/…", printable ASCII, ≤ 1024 bytes
 	IdleMode                      IdleMode       // zeroscale.dev/idle-mode: stop, freeze or reserve
+	StandbyRetention              *time.Duration // zeroscale.dev/standby-retention: [1s, 24h]
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
@@ -177,6 +193,10 @@ type ScalingParams struct {
 	// IdleMode is what the revision keeps instead of zero instances;
 	// never "" (IdleModeStop when unset).
 	IdleMode IdleMode
+	// StandbyRetention is how long a frozen revision (IdleModeFreeze)
+	// stays frozen without a request before it is scaled to zero;
+	// DefaultStandbyRetention when unset.
+	StandbyRetention time.Duration
 	// ProgressDeadline bounds activating from zero (Spec's, else the
 	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
 	ProgressDeadline time.Duration

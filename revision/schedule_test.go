@@ -142,7 +142,17 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 		assert.Equal(t, m, got.IdleMode)
 	}
 
-	got, err := ParseAnnotations(map[string]string{SocketActivationAnnotation: "true"})
+	for _, bad := range []string{"0s", "500ms", "25h", "-1m", "ten minutes"} {
+		_, err = ParseAnnotations(map[string]string{StandbyRetentionAnnotation: bad})
+		require.ErrorAs(t, err, &fe, bad)
+		assert.Equal(t, StandbyRetentionAnnotation, fe.Field)
+		assert.Contains(t, fe.Allowed, "[1s, 24h0m0s]")
+	}
+	got, err := ParseAnnotations(map[string]string{StandbyRetentionAnnotation: "2m"})
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Minute, *got.StandbyRetention)
+
+	got, err = ParseAnnotations(map[string]string{SocketActivationAnnotation: "true"})
 	require.NoError(t, err, "other zeroscale.dev/ keys are other parsers'")
 	assert.Equal(t, Scaling{}, got)
 
