@@ -140,7 +140,8 @@ func withoutScaling(a map[string]string) map[string]string {
 
 func isScalingKey(k string) bool {
 	return strings.HasPrefix(k, revision.AnnotationPrefix) || k == revision.FloorScheduleAnnotation || k == revision.FloorLeadTimeAnnotation ||
-		k == revision.IdleCheckPathAnnotation || k == revision.IdleModeAnnotation || k == revision.StandbyRetentionAnnotation
+		k == revision.IdleCheckPathAnnotation || k == revision.IdleModeAnnotation || k == revision.StandbyRetentionAnnotation ||
+		k == revision.ReservedCPUAnnotation || k == revision.ReservedMemoryAnnotation || k == revision.ReservedNiceAnnotation
 }
 
 func seconds(p *int64) time.Duration {

@@ -301,3 +301,27 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/scale-floor-schedule]")
 	assert.Contains(t, err.Error(), `no "= N" floor`)
 }
+
+func TestReservedAnnotations(t *testing.T) {
+	const manifest = `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"cheap"},
+		"spec":{"template":{"metadata":{"annotations":{"zeroscale.dev/idle-mode":"reserve",
+		"zeroscale.dev/reserved-cpu":%q,"zeroscale.dev/reserved-memory":"128Mi","zeroscale.dev/reserved-nice":"15"}},
+		"spec":{"containers":[{"image":"example.com/cheap"}]}}}}`
+	cs, err := decodeConfig(fmt.Appendf(nil, manifest, "250m"))
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.Empty(t, cs[0].TemplateAnnotations, "the reserved profile is scaling, not a plain annotation")
+	s := cs[0].Template.Scaling
+	assert.Equal(t, revision.IdleModeReserve, s.IdleMode)
+	assert.Equal(t, revision.ReservedProfile{CPUMillis: 250, MemoryBytes: 128 << 20, Nice: 15}, s.Reserved(revision.Resources{}))
+	back := knative.FromConfig(cs[0])
+	assert.Equal(t, "250m", back.Spec.Template.Annotations[revision.ReservedCPUAnnotation])
+	assert.Equal(t, "128Mi", back.Spec.Template.Annotations[revision.ReservedMemoryAnnotation])
+	assert.Equal(t, "15", back.Spec.Template.Annotations[revision.ReservedNiceAnnotation])
+
+	_, err = decodeConfig(fmt.Appendf(nil, manifest, "1m"))
+	fes := knative.Errors(err)
+	require.NotEmpty(t, fes, "%v", err)
+	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/reserved-cpu]")
+	assert.Contains(t, err.Error(), "[10m, 256]")
+}

@@ -115,7 +115,7 @@ func between(lo, hi float64) func(float64) bool {
 }
 
 // scalingFields is every annotation Scaling carries, in rendering order.
-var scalingFields = []scalingField{
+var scalingFields = append([]scalingField{
 	intField(MinScaleAnnotation, AnnotationPrefix+"minScale", 0,
 		"an integer in [0, 2147483647]", func(s *Scaling) **int { return &s.MinScale }),
 	intField(MaxScaleAnnotation, AnnotationPrefix+"maxScale", 0,
@@ -184,7 +184,7 @@ var scalingFields = []scalingField{
 	},
 	durationField(StandbyRetentionAnnotation, "", MinStandbyRetention, MaxStandbyRetention, false,
 		func(s *Scaling) **time.Duration { return &s.StandbyRetention }),
-}
+}, reservedFields()...)
 
 func validIdlePath(p string) bool {
 	if !strings.HasPrefix(p, "/") || len(p) > MaxIdleCheckPathLength {
@@ -217,10 +217,11 @@ func validTBC(f float64) bool { return f >= 0 || f == -1 }
 // ParseAnnotations builds a Scaling from Knative autoscaling annotations
 // and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
 // FloorLeadTimeAnnotation, IdleCheckPathAnnotation, IdleModeAnnotation,
-// StandbyRetentionAnnotation).
+// StandbyRetentionAnnotation, ReservedCPUAnnotation, ReservedMemoryAnnotation,
+// ReservedNiceAnnotation).
 //
 // Keys outside AnnotationPrefix are ignored (under ZeroscalePrefix, all
-// but those five, which other parsers such as ParseSocketActivation
+// but those, which other parsers such as ParseSocketActivation
 // read), so a template's whole annotation map can be passed. Under
 // AnnotationPrefix, every key of this
 // package (MinScaleAnnotation, …) is accepted, as is its legacy camelCase

@@ -265,6 +265,9 @@ func fullScaling() Scaling {
 		IdleCheckPath:                 "/idle",
 		IdleMode:                      IdleModeFreeze,
 		StandbyRetention:              new(90 * time.Second),
+		ReservedCPUMillis:             new(int64(250)),
+		ReservedMemoryBytes:           new(int64(128 << 20)),
+		ReservedNice:                  new(12),
 	}
 }
 
@@ -302,6 +305,9 @@ func TestScalingAnnotationsRoundTrip(t *testing.T) {
 		IdleCheckPathAnnotation:                 "/idle",
 		IdleModeAnnotation:                      "freeze",
 		StandbyRetentionAnnotation:              "1m30s",
+		ReservedCPUAnnotation:                   "250m",
+		ReservedMemoryAnnotation:                "128Mi",
+		ReservedNiceAnnotation:                  "12",
 	}
 	if !reflect.DeepEqual(anns, want) {
 		t.Fatalf("Annotations() = %v\nwant %v", anns, want)

@@ -123,6 +123,9 @@ type Scaling struct {
 	IdleCheckPath                 string         // zeroscale.dev/idle-check-path: "/…", printable ASCII, ≤ 1024 bytes
 	IdleMode                      IdleMode       // zeroscale.dev/idle-mode: stop, freeze or reserve
 	StandbyRetention              *time.Duration // zeroscale.dev/standby-retention: [1s, 24h]
+	ReservedCPUMillis             *int64         // zeroscale.dev/reserved-cpu: [10m, 256] (see Reserved)
+	ReservedMemoryBytes           *int64         // zeroscale.dev/reserved-memory: [6Mi, 1Ti]
+	ReservedNice                  *int           // zeroscale.dev/reserved-nice: [1, 19]
 }
 
 // Config is the host-wide autoscaling configuration: Knative's
