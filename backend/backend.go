@@ -96,6 +96,10 @@ type Instance struct {
 	Ready bool
 	// Draining is true from the moment the engine decided to stop it.
 	Draining bool
+	// Frozen is true from the moment the engine began freezing it (see
+	// Freezer) until it is thawed again: it keeps its ID, Address and
+	// Ready, is not Serving, and is neither lost nor restarted.
+	Frozen bool
 	// Started is when the engine started this incarnation (not the
 	// first start of a slot that was restarted since).
 	Started time.Time
@@ -115,9 +119,9 @@ type Instance struct {
 	Listening time.Time
 }
 
-// Serving reports whether in takes requests: it is Ready and not
-// Draining.
-func (in Instance) Serving() bool { return in.Ready && !in.Draining }
+// Serving reports whether in takes requests: it is Ready, not Draining
+// and not Frozen.
+func (in Instance) Serving() bool { return in.Ready && !in.Draining && !in.Frozen }
 
 // Engines receive the host's DrainFunc at construction (in their
 // Options), so a host builds its engine through a Factory: it can create
@@ -145,6 +149,9 @@ type Factory func(drain DrainFunc) (Backend, error)
 //     last output lines).
 //   - InstanceLimiter: the engine's cap on instances per revision, so the
 //     autoscaler's decision is capped at it instead of refused.
+//   - Freezer: suspend a revision's instances in place and resume them
+//     (zeroscale.dev/idle-mode: freeze); a host refuses a revision that
+//     asks for it on an engine without it.
 //   - io.Closer: Close stops everything the engine started (draining
 //     first, bounded by the engine's drain timeout) and releases its
 //     resources; every later call fails.
@@ -172,6 +179,38 @@ func MaxInstances(b Backend) int {
 		return max(l.MaxInstances(), 0)
 	}
 	return 0
+}
+
+// Freezer is implemented by engines that can suspend the instances of a
+// revision in place, keeping their memory but using no CPU, and resume
+// them where they stopped: a frozen standby that serves again in about
+// the time of a signal, instead of a cold start.
+//
+// Freeze takes every Ready, non-Draining instance of the revision:
+// it publishes each one Frozen (so it is no longer Serving and the
+// activator sends it nothing new), calls the DrainFunc for it (no
+// request in flight is frozen mid-way), then suspends it. Instances
+// not Ready yet are stopped, and the revision's Scale target becomes
+// the number of frozen instances, so a frozen revision has only frozen
+// instances. Freeze returns once every one of them is suspended; it is
+// idempotent (a frozen instance stays frozen).
+//
+// While frozen, an instance stays in every snapshot with its ID,
+// Address, Started and Ready, and Frozen set: it is neither lost nor
+// restarted, and the engine's readiness and liveness checks leave it
+// alone. Thaw resumes every frozen instance of the revision and returns
+// once each one is resumed and a snapshot without Frozen has been
+// published: the same instances (same IDs) serve again; nothing is
+// started. Thaw of a revision with nothing frozen does nothing.
+//
+// Scale, Remove and Close work on frozen instances as on others: the
+// ones they stop are resumed (or killed) as part of stopping, and a
+// Scale up while frozen starts new, unfrozen instances next to the
+// frozen ones. Both methods fail with ErrNotFound for an unknown
+// revision.
+type Freezer interface {
+	Freeze(ctx context.Context, revision string) error
+	Thaw(ctx context.Context, revision string) error
 }
 
 // RevisionStatus is an engine's view of one revision's instances.
@@ -220,6 +259,9 @@ const (
 	InstanceDraining InstanceState = "Draining"
 	// InstanceStopping: drained; being stopped.
 	InstanceStopping InstanceState = "Stopping"
+	// InstanceFrozen: suspended by Freezer.Freeze (or being drained to
+	// be), until Thaw.
+	InstanceFrozen InstanceState = "Frozen"
 )
 
 // InstanceStatus is one instance slot as the engine sees it: the current

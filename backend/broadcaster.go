@@ -118,7 +118,7 @@ func (b *Broadcaster) Close() {
 
 func sameInstance(a, b Instance) bool {
 	return a.ID == b.ID && a.Revision == b.Revision && a.Address == b.Address &&
-		a.Ready == b.Ready && a.Draining == b.Draining && a.Started.Equal(b.Started) &&
+		a.Ready == b.Ready && a.Draining == b.Draining && a.Frozen == b.Frozen && a.Started.Equal(b.Started) &&
 		sameHandler(a.Handler, b.Handler)
 }
 

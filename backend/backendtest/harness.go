@@ -94,6 +94,12 @@ const (
 // converges; a request in flight when scale-down starts completes with
 // 200, because the engine publishes the instance Draining, calls the
 // DrainFunc and keeps the instance serving until the DrainFunc returns.
+// For an engine that implements backend.Freezer, it also checks that
+// Freeze publishes the instances Frozen (Ready, not Serving), drains
+// them, and suspends them (a request sent to one is not answered until
+// Thaw); Thaw resumes the same instances (the held request completes,
+// nothing new starts); and Scale 0, Remove and Close stop frozen
+// instances. Those subtests skip on other engines.
 func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 	t.Helper()
 	for _, tc := range []struct {
@@ -109,9 +115,12 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 		{"Concurrent", testConcurrent},
 		{"DrainBeforeStop", testDrainBeforeStop},
 		{"RestartIsNewInstance", testRestartIsNewInstance},
+		{"FreezeThaw", testFreezeThaw},
+		{"FreezeRemove", testFreezeRemove},
+		{"FreezeClose", testFreezeClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drains := &drainLog{calls: make(map[string]*drainCall)}
+			drains := &drainLog{calls: make(map[string]*drainCall), freezes: make(map[string]*drainCall)}
 			h := newHarness(t, Config{Drain: drains.drain})
 			if h.Backend == nil {
 				t.Fatal("backendtest: Harness.Backend is nil")
@@ -256,6 +265,7 @@ type drainLog struct {
 	backend backend.Backend       // set once the harness exists
 	timeout time.Duration         // Harness.Timeout
 	calls   map[string]*drainCall // instance ID → call
+	freezes map[string]*drainCall // instance ID → call before a freeze
 	gate    chan struct{}         // when non-nil, calls wait for it to close
 }
 
@@ -270,7 +280,11 @@ type drainCall struct {
 func (d *drainLog) drain(ctx context.Context, inst backend.Instance) error {
 	call := &drainCall{arg: inst, problem: d.checkPublished(ctx, inst)}
 	d.mu.Lock()
-	d.calls[inst.ID] = call
+	if inst.Frozen && !inst.Draining {
+		d.freezes[inst.ID] = call
+	} else {
+		d.calls[inst.ID] = call
+	}
 	gate := d.gate
 	d.mu.Unlock()
 	if gate == nil {
@@ -285,7 +299,8 @@ func (d *drainLog) drain(ctx context.Context, inst backend.Instance) error {
 }
 
 // checkPublished reads the current snapshot of inst's revision from a
-// new watch: the engine must already list inst as Draining. A revision
+// new watch: the engine must already list inst as Draining (as Frozen,
+// for the drain before a freeze). A revision
 // being removed may no longer be watchable; that proves nothing either
 // way. The read is bounded, so an engine that holds a lock while it
 // calls the DrainFunc is reported rather than deadlocked.
@@ -308,12 +323,12 @@ func (d *drainLog) checkPublished(ctx context.Context, inst backend.Instance) st
 		select {
 		case snap := <-ch:
 			for _, in := range snap {
-				if in.ID == inst.ID && in.Draining {
+				if in.ID == inst.ID && (in.Draining || inst.Frozen && in.Frozen) {
 					result <- ""
 					return
 				}
 			}
-			result <- "the DrainFunc was called before the engine published the instance Draining: current snapshot " + format(snap)
+			result <- "the DrainFunc was called before the engine published the instance Draining (or Frozen): current snapshot " + format(snap)
 		case <-wctx.Done():
 			result <- ""
 		}
@@ -331,6 +346,14 @@ func (d *drainLog) called(id string) (*drainCall, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.calls[id]
+	return c, ok
+}
+
+// frozen returns the DrainFunc call before id was frozen, if any.
+func (d *drainLog) frozen(id string) (*drainCall, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.freezes[id]
 	return c, ok
 }
 

@@ -234,6 +234,9 @@ func format(s []backend.Instance) string {
 		if in.Draining {
 			state += ",draining"
 		}
+		if in.Frozen {
+			state += ",frozen"
+		}
 		parts[i] = fmt.Sprintf("%s@%s(%s)", in.ID, in.Address, state)
 	}
 	return "[" + strings.Join(parts, " ") + "]"

@@ -112,6 +112,8 @@ type Backend struct {
 	drainDelay time.Duration
 	scaleFails int
 	scaleErr   error
+	freezes    int
+	thaws      int
 }
 
 // rev is one deployed revision.
@@ -135,6 +137,7 @@ type instance struct {
 	crash     bool        // dies instead of becoming ready
 	everReady bool
 	stopping  bool
+	thawed    chan struct{} // closed by Thaw; nil unless Frozen
 
 	// Set when a drain begins, so the stop's timers exist on the clock
 	// by the time Scale or Remove returns.
@@ -428,12 +431,12 @@ func (b *Backend) start(r *rev) error {
 		rev: r,
 		seq: b.seq,
 		srv: &http.Server{
-			Handler:           r.handler,
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 		},
 	}
+	in.srv.Handler = b.holdWhileFrozen(in, r.handler)
 	if r.crashes > 0 {
 		r.crashes--
 		in.crash = true
@@ -509,6 +512,7 @@ func (b *Backend) started(in *instance) {
 // held.
 func (b *Backend) stop(in *instance) (drain bool) {
 	in.stopping = true
+	in.thaw() // resumed to be stopped
 	if !in.everReady {
 		b.kill(in)
 		return false
@@ -527,6 +531,7 @@ func (b *Backend) stop(in *instance) (drain bool) {
 
 // kill closes in's server at once and forgets it. b.mu must be held.
 func (b *Backend) kill(in *instance) {
+	in.thaw()
 	if in.timer != nil {
 		in.timer.Stop()
 		in.timer = nil

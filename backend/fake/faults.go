@@ -186,6 +186,8 @@ func (b *Backend) Status(_ context.Context, revision string) (backend.RevisionSt
 		switch {
 		case in.Draining:
 			state = backend.InstanceDraining
+		case in.Frozen:
+			state = backend.InstanceFrozen
 		case in.Ready:
 			state = backend.InstanceRunning
 		}
