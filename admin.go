@@ -18,7 +18,6 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/knative"
 	"github.com/zeroscale/zeroscale/revision"
-	"github.com/zeroscale/zeroscale/traffic"
 )
 
 // KnativeAPIPrefix is where AdminHandler serves Knative's resources, as a
@@ -244,16 +243,17 @@ func (s *Server) applyHandler(create bool) http.HandlerFunc {
 func writeError(w http.ResponseWriter, kind, name string, err error) {
 	var causes []metav1.StatusCause
 	for _, fe := range knative.Errors(err) {
-		for _, p := range fe.Paths {
-			msg := fe.Message
-			if fe.Details != "" {
-				msg += ": " + fe.Details
-			}
+		msg, details := fe.Message, fe.Allowed
+		if msg == "" { // a revision setting's wording, in Knative's
+			msg, details = fmt.Sprintf("invalid value: %q", fe.Value), "must be "+fe.Allowed
+		}
+		if details != "" {
+			msg += ": " + details
+		}
+		for _, p := range fe.Paths() {
 			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: p, Message: msg})
 		}
 	}
-	var rfe *revision.FieldError
-	var tfe *traffic.FieldError
 	code, reason := http.StatusInternalServerError, metav1.StatusReasonInternalError
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, revision.ErrNotFound):
@@ -262,7 +262,7 @@ func writeError(w http.ResponseWriter, kind, name string, err error) {
 		code, reason = http.StatusConflict, metav1.StatusReasonConflict
 	case errors.Is(err, ErrServerClosed):
 		code, reason = http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable
-	case len(causes) > 0, errors.As(err, &rfe), errors.As(err, &tfe), errors.Is(err, backend.ErrInvalidArgument):
+	case len(causes) > 0, errors.Is(err, backend.ErrInvalidArgument):
 		code, reason = http.StatusUnprocessableEntity, metav1.StatusReasonInvalid
 	}
 	msg := err.Error()

@@ -32,7 +32,7 @@ type knMeta struct {
 // ApplyKnative creates or updates the service a Knative Service manifest
 // describes, as "kubectl apply" of it would: Knative's defaults are
 // filled in, every problem is reported at once with its path (a
-// *knative.FieldError each, in Knative's words), and a changed template
+// *revision.FieldError each, in Knative's words), and a changed template
 // stamps a new revision (see Apply). Its metadata.namespace, when set,
 // must be the Server's Options.Namespace. It returns the service as
 // Knative renders it (KnativeService) right after the change.
@@ -43,8 +43,8 @@ type knMeta struct {
 // backend/dispatch over both, as cmd/zeroscale serve does.
 func (s *Server) ApplyKnative(ctx context.Context, ks *knative.Service) (*knative.Service, error) {
 	if ks.Namespace != "" && ks.Namespace != s.o.Namespace {
-		return nil, &knative.FieldError{Message: fmt.Sprintf("invalid value: %q", ks.Namespace), Paths: []string{"metadata.namespace"},
-			Details: fmt.Sprintf("this server serves namespace %q only", s.o.Namespace)}
+		return nil, &revision.FieldError{Message: fmt.Sprintf("invalid value: %q", ks.Namespace), Field: "metadata.namespace",
+			Allowed: fmt.Sprintf("this server serves namespace %q only", s.o.Namespace)}
 	}
 	c, err := knative.ToConfig(ks)
 	if err != nil {

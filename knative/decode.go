@@ -23,7 +23,7 @@ const MaxManifestBytes = 4 << 20
 //
 // Decoding is strict, as the Kubernetes API server's strict field
 // validation: an unknown field, a field spelled with the wrong case or a
-// field given twice is a *FieldError naming its full path
+// field given twice is a *revision.FieldError naming its full path
 // ("unknown field: spec.template.spec.containerConcurency"), and a
 // document that is not a serving.knative.dev/v1 Service is refused. Every
 // problem of every document is reported, each prefixed with its

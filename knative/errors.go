@@ -6,39 +6,28 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
-// FieldError is one problem with a manifest, worded as Knative's webhook
-// words it (knative.dev/pkg/apis.FieldError): Error() is
-// "<message>: <paths>", then Details on a line of its own when set,
-// e.g.
+// Validation errors are *revision.FieldError, worded as Knative's
+// webhook words them (knative.dev/pkg/apis.FieldError): Message, then the
+// full paths from the object's root as Field, then Allowed (Knative's
+// details) on a line of its own when set, e.g.
 //
 //	expected 0 <= 1001 <= 1000: spec.template.spec.containerConcurrency
 //
-// Paths are full, from the object's root. Validation returns every
-// FieldError it finds, sorted by path, joined with errors.Join; use
-// errors.As to inspect the first, or Errors for all of them.
-type FieldError struct {
-	Message string
-	Paths   []string
-	Details string
-}
+// Validation returns every FieldError it finds, sorted by path, joined
+// with errors.Join; use errors.As to inspect the first, or Errors for all
+// of them.
 
-func (e *FieldError) Error() string {
-	s := e.Message + ": " + strings.Join(e.Paths, ", ")
-	if e.Details != "" {
-		s += "\n" + e.Details
-	}
-	return s
-}
-
-// Errors returns every *FieldError in err (as Validate and Decode join
+// Errors returns every *revision.FieldError in err (as Validate and Decode join
 // them), in order; nil if there is none.
-func Errors(err error) []*FieldError {
-	var out []*FieldError
+func Errors(err error) []*revision.FieldError {
+	var out []*revision.FieldError
 	var walk func(error)
 	walk = func(err error) {
-		if fe, ok := err.(*FieldError); ok {
+		if fe, ok := err.(*revision.FieldError); ok {
 			out = append(out, fe)
 			return
 		}
@@ -58,10 +47,10 @@ func Errors(err error) []*FieldError {
 }
 
 // fieldErrors collects FieldErrors under a path prefix.
-type fieldErrors struct{ list []*FieldError }
+type fieldErrors struct{ list []*revision.FieldError }
 
 func (l *fieldErrors) add(msg, details string, paths ...string) {
-	l.list = append(l.list, &FieldError{Message: msg, Paths: paths, Details: details})
+	l.list = append(l.list, &revision.FieldError{Message: msg, Field: strings.Join(paths, ", "), Allowed: details})
 }
 
 // Knative's helpers (knative.dev/pkg/apis), same wording.
@@ -88,8 +77,8 @@ func (l *fieldErrors) err() error {
 	if len(l.list) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(l.list, func(a, b *FieldError) int {
-		return cmp.Compare(strings.Join(a.Paths, ", "), strings.Join(b.Paths, ", "))
+	slices.SortStableFunc(l.list, func(a, b *revision.FieldError) int {
+		return cmp.Compare(a.Field, b.Field)
 	})
 	errs := make([]error, len(l.list))
 	for i, e := range l.list {

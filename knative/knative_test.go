@@ -67,9 +67,9 @@ func TestErrorsArePaths(t *testing.T) {
 	_, err = decodeConfig(data)
 	fes := knative.Errors(err)
 	require.Len(t, fes, 2)
-	assert.Equal(t, []string{"spec.template.spec.containerConcurrency"}, fes[0].Paths)
+	assert.Equal(t, []string{"spec.template.spec.containerConcurrency"}, fes[0].Paths())
 	assert.Equal(t, "expected 0 <= 1001 <= 1000", fes[0].Message)
-	assert.Equal(t, []string{"spec.template.spec.timeoutSeconds"}, fes[1].Paths)
+	assert.Equal(t, []string{"spec.template.spec.timeoutSeconds"}, fes[1].Paths())
 }
 
 // TestRoundTrip: a Service converts to a Config and renders back to the
@@ -236,7 +236,7 @@ func TestNearestField(t *testing.T) {
 		_, err := knative.Decode(strings.NewReader("apiVersion: serving.knative.dev/v1\nkind: Service\n" + tc.manifest))
 		fes := knative.Errors(err)
 		require.Len(t, fes, 1, "%s: %v", tc.manifest, err)
-		assert.Equal(t, tc.want, fes[0].Details, tc.manifest)
+		assert.Equal(t, tc.want, fes[0].Allowed, tc.manifest)
 	}
 }
 
@@ -257,7 +257,7 @@ func TestProgressDeadlineAnnotation(t *testing.T) {
 	_, err = decodeConfig(fmt.Appendf(nil, manifest, "soon"))
 	fes := knative.Errors(err)
 	require.NotEmpty(t, fes, "%v", err)
-	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]")
+	assert.Contains(t, fes[0].Paths()[0], "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]")
 }
 
 // zeroscale.dev/socket-activation on the template is the revision's
@@ -277,7 +277,7 @@ func TestSocketActivationAnnotation(t *testing.T) {
 	_, err = decodeConfig(fmt.Appendf(nil, manifest, "on"))
 	fes := knative.Errors(err)
 	require.NotEmpty(t, fes, "%v", err)
-	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/socket-activation]")
+	assert.Contains(t, fes[0].Paths()[0], "spec.template.metadata.annotations[zeroscale.dev/socket-activation]")
 }
 
 func TestFloorScheduleAnnotation(t *testing.T) {
@@ -298,7 +298,7 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 	_, err = decodeConfig(fmt.Appendf(nil, manifest, "Mon-Fri 08:00-18:00 Europe/Berlin"))
 	fes := knative.Errors(err)
 	require.NotEmpty(t, fes, "%v", err)
-	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/scale-floor-schedule]")
+	assert.Contains(t, fes[0].Paths()[0], "spec.template.metadata.annotations[zeroscale.dev/scale-floor-schedule]")
 	assert.Contains(t, err.Error(), `no "= N" floor`)
 }
 

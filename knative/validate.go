@@ -128,7 +128,7 @@ func setFields(v reflect.Value) []string {
 
 // Validate checks s, after SetDefaults, as Knative's webhook checks a
 // Service, and for what runs here. It reports every problem at once,
-// each a *FieldError with its full path, in Knative's words where
+// each a *revision.FieldError with its full path, in Knative's words where
 // Knative has them:
 //
 //   - metadata.name: required, a DNS-1035 label; generateName is refused
@@ -192,7 +192,7 @@ func validateMeta(errs *fieldErrors, m metav1.ObjectMeta) {
 		}
 	}
 	if _, err := traffic.ParseRolloutDuration(m.Annotations); err != nil {
-		var fe *traffic.FieldError
+		var fe *revision.FieldError
 		if errors.As(err, &fe) {
 			errs.add(fe.Message, "", "metadata.annotations["+traffic.RolloutDurationAnnotation+"]")
 		}
@@ -279,7 +279,7 @@ func validateContainer(errs *fieldErrors, c corev1.Container, path string) {
 	}
 	if c.Image == "" && len(c.Command) == 0 {
 		errs.missing(path + ".image")
-		errs.list[len(errs.list)-1].Details = "set image (a container, run by the Docker backend) or command (a local executable, run as a process)"
+		errs.list[len(errs.list)-1].Allowed = "set image (a container, run by the Docker backend) or command (a local executable, run as a process)"
 	}
 	for i, a := range c.Command {
 		if i == 0 && a == "" {
@@ -470,13 +470,13 @@ func validateTraffic(errs *fieldErrors, targets []TrafficTarget) {
 	}
 	if err := toTrafficSpec(targets).Validate(); err != nil {
 		for _, e := range flatten(err) {
-			var fe *traffic.FieldError
+			var fe *revision.FieldError
 			if !errors.As(e, &fe) {
 				errs.invalid(e.Error(), "spec.traffic")
 				continue
 			}
 			var paths []string
-			for p := range strings.SplitSeq(fe.Field, ", ") {
+			for _, p := range fe.Paths() {
 				paths = append(paths, "spec."+p)
 			}
 			errs.add(fe.Message, "", paths...)

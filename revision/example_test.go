@@ -63,7 +63,7 @@ func ExampleParseAnnotations() {
 	// Output:
 	// 1 10 50 2m0s <nil>
 	// 10
-	// revision: invalid autoscaling.knative.dev/window "5s": must be a Go duration in [6s, 1h0m0s], whole seconds
+	// invalid autoscaling.knative.dev/window "5s": must be a Go duration in [6s, 1h0m0s], whole seconds
 }
 
 func ExampleConfig_Resolve() {

@@ -119,9 +119,9 @@ func ExampleSpec_Validate() {
 	}}.Validate()
 	fmt.Println(err)
 	// Output:
-	// traffic[1].percent: 120 out of range [0, 100]
-	// traffic[0].tag, traffic[1].tag: Multiple definitions for "v2"
-	// traffic: Traffic targets sum to 170, want 100
+	// 120 out of range [0, 100]: traffic[1].percent
+	// Multiple definitions for "v2": traffic[0].tag, traffic[1].tag
+	// Traffic targets sum to 170, want 100: traffic
 }
 
 func ExampleResolve() {

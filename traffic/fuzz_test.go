@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // FuzzRoute feeds the outside input a route interprets — a traffic spec
@@ -24,8 +26,8 @@ func FuzzRoute(f *testing.F) {
 		rollout, host, tagHeader string) {
 		d, rerr := ParseRolloutDuration(map[string]string{RolloutDurationAnnotation: rollout})
 		if rerr != nil {
-			var fe *FieldError
-			require.True(t, errors.As(rerr, &fe), "ParseRolloutDuration error %v is a *FieldError", rerr)
+			var fe *revision.FieldError
+			require.True(t, errors.As(rerr, &fe), "ParseRolloutDuration error %v is a *revision.FieldError", rerr)
 			d = 0
 		}
 		spec := Spec{Traffic: []Target{
@@ -34,8 +36,8 @@ func FuzzRoute(f *testing.F) {
 		}, RolloutDuration: d}
 		err := spec.Validate()
 		if err != nil {
-			var fe *FieldError
-			require.True(t, errors.As(err, &fe), "Validate error %v is a *FieldError", err)
+			var fe *revision.FieldError
+			require.True(t, errors.As(err, &fe), "Validate error %v is a *revision.FieldError", err)
 			return
 		}
 		r, err := NewRoute(RouteConfig{Name: "shop", TagHeaderRouting: true})

@@ -173,7 +173,7 @@ func resolve(targets []Target, defaultConfig string, state RevisionState) ([]res
 // of a route whose own configuration (the default of a latestRevision
 // target) is defaultConfiguration. It ignores gradual rollout: it is the
 // assignment a rollout converges to. The error is a validation error
-// (FieldErrors) or a *TargetError.
+// (*revision.FieldError) or a *TargetError.
 func Resolve(spec Spec, defaultConfiguration string, state RevisionState) (Traffic, error) {
 	if err := spec.Validate(); err != nil {
 		return Traffic{}, err

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // Defaults of RouteConfig, Knative's config-network and config-domain
@@ -153,7 +155,7 @@ type snapshot struct {
 
 // NewRoute returns a route with no traffic yet: it answers ErrNoRoute
 // until the first successful Update. The templates are checked here; an
-// invalid setting is reported as a *FieldError naming it.
+// invalid setting is reported as a *revision.FieldError naming it.
 func NewRoute(cfg RouteConfig) (*Route, error) {
 	var errs fieldErrors
 	if !isDNS1035Label(cfg.Name) {
@@ -199,7 +201,7 @@ func NewRoute(cfg RouteConfig) (*Route, error) {
 	}
 	host, err := r.hostFor(cfg.Name)
 	if err != nil {
-		return nil, &FieldError{Field: "RouteConfig.DomainTemplate", Message: err.Error()}
+		return nil, &revision.FieldError{Field: "RouteConfig.DomainTemplate", Message: err.Error()}
 	}
 	r.host = host
 	return r, nil
@@ -305,7 +307,7 @@ func (r *Route) Traffic() Traffic {
 // otherwise the new traffic applies at once.
 //
 // On error nothing changes and the route keeps serving its previous
-// traffic: the error is a validation error (FieldErrors) or a
+// traffic: the error is a validation error (*revision.FieldError) or a
 // *TargetError listing the missing and unready targets. Call Update
 // again whenever the spec or revision readiness changes.
 func (r *Route) Update(spec Spec, state RevisionState) error {

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 func newRoute(t testing.TB, cfg RouteConfig) *Route {
@@ -186,7 +188,7 @@ func TestNewRouteRejects(t *testing.T) {
 		{RouteConfig{Name: "shop", DomainTemplate: "{{.Name}}_{{.Domain}}"}, "RouteConfig.DomainTemplate", `host "shop_example.com" is not a valid DNS name`},
 	} {
 		_, err := NewRoute(tc.cfg)
-		var fe *FieldError
+		var fe *revision.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.inMsg) {
 			t.Errorf("NewRoute(%+v) = %v; want %s: …%s…", tc.cfg, err, tc.field, tc.inMsg)
 		}
@@ -197,7 +199,7 @@ func TestUpdateRejectsTooLongTagHost(t *testing.T) {
 	r := newRoute(t, RouteConfig{})
 	tag := "t" + strings.Repeat("x", 60) // valid tag, but "<tag>-shop" is a 66-character label
 	err := r.Update(Spec{Traffic: []Target{{LatestRevision: true, Percent: 100, Tag: tag}}}, shopState())
-	var fe *FieldError
+	var fe *revision.FieldError
 	if !errors.As(err, &fe) || fe.Field != "traffic[0].tag" || !strings.Contains(fe.Message, "not a valid DNS name") {
 		t.Errorf("err = %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // RolloutDurationAnnotation is Knative's route (and service) annotation
@@ -52,22 +54,10 @@ type Spec struct {
 	RolloutDuration time.Duration
 }
 
-// FieldError reports one invalid setting. Field is a path in Knative's
-// notation ("traffic[1].percent", "traffic", RolloutDurationAnnotation,
-// "RouteConfig.DomainTemplate"), Message says what is wrong, with the
-// value and the accepted range. Validation returns every FieldError it
-// finds, joined with errors.Join; use errors.As to inspect the first.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
 type fieldErrors []error
 
 func (l *fieldErrors) add(field, format string, args ...any) {
-	*l = append(*l, &FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	*l = append(*l, &revision.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 func (l fieldErrors) err() error { return errors.Join(l...) }
@@ -138,11 +128,11 @@ func ParseRolloutDuration(annotations map[string]string) (time.Duration, error) 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, &FieldError{Field: RolloutDurationAnnotation,
+		return 0, &revision.FieldError{Field: RolloutDurationAnnotation,
 			Message: fmt.Sprintf("invalid value %q: want a duration in whole seconds such as \"120s\"", v)}
 	}
 	if msg := validateRolloutDuration(d, v); msg != "" {
-		return 0, &FieldError{Field: RolloutDurationAnnotation, Message: msg}
+		return 0, &revision.FieldError{Field: RolloutDurationAnnotation, Message: msg}
 	}
 	return d, nil
 }

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 func TestSpecValidateAccepts(t *testing.T) {
@@ -68,7 +72,7 @@ func TestSpecValidateRejects(t *testing.T) {
 	}
 }
 
-// requireFieldError checks that err holds a *FieldError for field with
+// requireFieldError checks that err holds a *revision.FieldError for field with
 // message msg.
 func requireFieldError(t *testing.T, err error, field, msg string) {
 	t.Helper()
@@ -79,11 +83,9 @@ func requireFieldError(t *testing.T, err error, field, msg string) {
 		all = []error{err}
 	}
 	for _, e := range all {
-		var fe *FieldError
+		var fe *revision.FieldError
 		if errors.As(e, &fe) && fe.Field == field && fe.Message == msg {
-			if !strings.Contains(err.Error(), field+": "+msg) {
-				t.Fatalf("error text %q lacks %q", err, field+": "+msg)
-			}
+			assert.Contains(t, err.Error(), msg+": "+field)
 			return
 		}
 	}
