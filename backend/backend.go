@@ -117,6 +117,20 @@ type Instance struct {
 	// Started and the moment it turned Ready it splits a cold start into
 	// its phases (the activator's cold-start spans and metrics).
 	Listening time.Time
+	// Reserved marks a reserved instance (see Reserver): one started
+	// with the revision's cheaper profile, which Scale does not count.
+	// False for a standard instance, the only kind engines without
+	// Reserver run.
+	Reserved bool
+}
+
+// Kind is "reserved" for a reserved instance, else "standard": the word
+// status and events use.
+func (in Instance) Kind() string {
+	if in.Reserved {
+		return "reserved"
+	}
+	return "standard"
 }
 
 // Serving reports whether in takes requests: it is Ready, not Draining
@@ -152,6 +166,8 @@ type Factory func(drain DrainFunc) (Backend, error)
 //   - Freezer: suspend a revision's instances in place and resume them
 //     (zeroscale.dev/idle-mode: freeze); a host refuses a revision that
 //     asks for it on an engine without it.
+//   - Reserver: a reserved instance beside the standard ones
+//     (zeroscale.dev/idle-mode: reserve).
 //   - io.Closer: Close stops everything the engine started (draining
 //     first, bounded by the engine's drain timeout) and releases its
 //     resources; every later call fails.
@@ -162,6 +178,34 @@ type StatusReporter interface {
 	// Status returns the engine's view of the named revision now
 	// (ErrNotFound if it is not deployed).
 	Status(ctx context.Context, revision string) (RevisionStatus, error)
+}
+
+// Reserver is implemented by engines that can run a revision's reserved
+// instance (revision.IdleModeReserve): an instance started with the
+// revision's cheaper profile, revision.Scaling.Reserved (process: its
+// Nice; Docker and Kubernetes: its CPU and memory), beside the standard
+// instances Scale asks for. The two kinds are counted apart:
+//
+//   - ScaleReserved sets the desired number of reserved instances of the
+//     revision, 0 or 1 (else ErrInvalidArgument), as Scale does for
+//     standard ones: declarative, asynchronous, idempotent, ErrNotFound
+//     for an unknown revision. It starts at 0 on Deploy.
+//   - Scale(n) sets the standard instances only: Scale 0 leaves a
+//     reserved instance running, and ScaleReserved changes no standard
+//     one. InstanceLimiter's cap is the standard instances'; the
+//     reserved one is on top of it.
+//   - Watch lists both kinds in one snapshot, reserved ones with
+//     Instance.Reserved set; every other rule of Backend holds for them
+//     (a reserved instance drains before it stops, a restarted one is a
+//     new reserved instance with a new ID, Remove stops both kinds).
+//
+// backendtest's suite checks this of every engine that implements it.
+// The control package keeps one reserved instance while the autoscaler
+// wants none and until enough standard instances serve; an engine that
+// is not a Reserver cannot run a revision with idle-mode reserve (Add
+// fails, naming the annotation).
+type Reserver interface {
+	ScaleReserved(ctx context.Context, revision string, n int) error
 }
 
 // InstanceLimiter is implemented by engines that cannot run more than a

@@ -100,6 +100,12 @@ const (
 // Thaw); Thaw resumes the same instances (the held request completes,
 // nothing new starts); and Scale 0, Remove and Close stop frozen
 // instances. Those subtests skip on other engines.
+// An engine that implements backend.Reserver is also checked against
+// its rules: ScaleReserved takes 0 or 1 (ErrInvalidArgument otherwise,
+// ErrNotFound for an unknown revision), a reserved instance is listed
+// with Reserved set, serves, is not counted or replaced by Scale (Scale
+// 0 leaves it, repeating ScaleReserved keeps it), is drained before it
+// stops, and a crashed one comes back as a new reserved instance.
 func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 	t.Helper()
 	for _, tc := range []struct {
@@ -118,6 +124,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, cfg Config) Harness) {
 		{"FreezeThaw", testFreezeThaw},
 		{"FreezeRemove", testFreezeRemove},
 		{"FreezeClose", testFreezeClose},
+		{"Reserved", testReserved},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			drains := &drainLog{calls: make(map[string]*drainCall), freezes: make(map[string]*drainCall)}

@@ -121,6 +121,7 @@ type rev struct {
 	rev      revision.Revision
 	handler  http.Handler
 	desired  int
+	reserved int                  // desired reserved instances (backend.Reserver), 0 or 1
 	insts    map[string]*instance // every instance not yet stopped
 	crashes  int                  // instances still to crash at start
 	removing bool
@@ -151,6 +152,7 @@ var (
 	_ backend.Backend         = (*Backend)(nil)
 	_ backend.StatusReporter  = (*Backend)(nil)
 	_ backend.InstanceLimiter = (*Backend)(nil)
+	_ backend.Reserver        = (*Backend)(nil)
 	_ io.Closer               = (*Backend)(nil)
 )
 
@@ -280,6 +282,27 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 	return b.settle(r)
 }
 
+// ScaleReserved sets the desired number of reserved instances of the
+// named revision, 0 or 1, as backend.Reserver documents; the fake runs a
+// reserved instance like a standard one (same handler, start delay and
+// faults), with Instance.Reserved set.
+func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n < 0 || n > 1 {
+		return fmt.Errorf("fake: scale the reserved instances of %s to %d: n must be 0 or 1: %w", name, n, backend.ErrInvalidArgument)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.lookup(name)
+	if err != nil {
+		return fmt.Errorf("fake: scale reserved %s: %w", name, err)
+	}
+	r.reserved = n
+	return b.settle(r)
+}
+
 // Remove stops every instance of the named revision, draining the ready
 // ones, and forgets the revision once the last one stopped; watches are
 // closed then. It returns without waiting. Removing a revision being
@@ -297,7 +320,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	if r.removing {
 		return nil
 	}
-	r.removing, r.desired = true, 0
+	r.removing, r.desired, r.reserved = true, 0, 0
 	b.log.Debug("fake: removing", "revision", name)
 	return b.settle(r)
 }
@@ -372,20 +395,37 @@ func (b *Backend) lookup(name string) (*rev, error) {
 // instance is seen Draining before its Drain hook runs), and forgets r
 // if it is removed and empty. b.mu must be held.
 func (b *Backend) settle(r *rev) error {
+	drains, err := b.settleKind(r, false, r.desired)
+	more, rerr := b.settleKind(r, true, r.reserved)
+	drains, err = append(drains, more...), cmp.Or(err, rerr)
+	b.publish(r)
+	for _, in := range drains {
+		b.wg.Go(func() { b.drainAndStop(in) })
+	}
+	if r.removing && len(r.insts) == 0 {
+		delete(b.revs, r.rev.Name())
+		r.watch.Close()
+		b.log.Debug("fake: removed", "revision", r.rev.Name())
+	}
+	return err
+}
+
+// settleKind starts or stops r's instances of one kind (reserved or
+// not) to match want, and returns the ones to drain once the snapshot
+// is published. b.mu must be held.
+func (b *Backend) settleKind(r *rev, reserved bool, want int) (drains []*instance, err error) {
 	var live []*instance
 	for _, in := range r.insts {
-		if !in.stopping {
+		if !in.stopping && in.Reserved == reserved {
 			live = append(live, in)
 		}
 	}
-	var err error
-	for n := len(live); n < r.desired; n++ {
-		if err = b.start(r); err != nil {
+	for n := len(live); n < want; n++ {
+		if err = b.start(r, reserved); err != nil {
 			break
 		}
 	}
-	var drains []*instance
-	if excess := len(live) - r.desired; excess > 0 {
+	if excess := len(live) - want; excess > 0 {
 		// Victims: not ready first, then youngest.
 		slices.SortFunc(live, func(x, y *instance) int {
 			if x.Ready != y.Ready {
@@ -402,20 +442,12 @@ func (b *Backend) settle(r *rev) error {
 			}
 		}
 	}
-	b.publish(r)
-	for _, in := range drains {
-		b.wg.Go(func() { b.drainAndStop(in) })
-	}
-	if r.removing && len(r.insts) == 0 {
-		delete(b.revs, r.rev.Name())
-		r.watch.Close()
-		b.log.Debug("fake: removed", "revision", r.rev.Name())
-	}
-	return err
+	return drains, err
 }
 
-// start starts one instance of r. b.mu must be held.
-func (b *Backend) start(r *rev) error {
+// start starts one instance of r, reserved or standard. b.mu must be
+// held.
+func (b *Backend) start(r *rev, reserved bool) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("fake: start an instance of %s: %w: %w", r.rev.Name(), backend.ErrTransient, err)
@@ -427,6 +459,7 @@ func (b *Backend) start(r *rev) error {
 			Revision: r.rev.Name(),
 			Address:  ln.Addr().String(),
 			Started:  b.clock.Now(),
+			Reserved: reserved,
 		},
 		rev: r,
 		seq: b.seq,
