@@ -75,7 +75,7 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.ServiceStatus(r.PathValue("name"))
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrServiceNotFound) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 			return
 		}
@@ -133,7 +133,7 @@ func (s *Server) AdminHandler() http.Handler {
 				return
 			}
 		}
-		writeError(w, "revisions", name, fmt.Errorf("%w: no service has revision %q", ErrNotFound, name))
+		writeError(w, "revisions", name, fmt.Errorf("zeroscale: no service has revision %q: %w", name, revision.ErrNotFound))
 	}))
 	mux.HandleFunc("DELETE "+api+"revisions/{name}", s.inNamespace(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -154,7 +154,7 @@ func (s *Server) AdminHandler() http.Handler {
 				return
 			}
 		}
-		writeError(w, "routes", name, fmt.Errorf("%w: %q", ErrNotFound, name))
+		writeError(w, "routes", name, fmt.Errorf("%w: %q", ErrServiceNotFound, name))
 	}))
 	return s.guardAdmin(mux)
 }
@@ -256,7 +256,7 @@ func writeError(w http.ResponseWriter, kind, name string, err error) {
 	}
 	code, reason := http.StatusInternalServerError, metav1.StatusReasonInternalError
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, revision.ErrNotFound):
+	case errors.Is(err, ErrServiceNotFound), errors.Is(err, revision.ErrNotFound):
 		code, reason = http.StatusNotFound, metav1.StatusReasonNotFound
 	case errors.Is(err, ErrRevisionInUse), errors.Is(err, revision.ErrNameInUse):
 		code, reason = http.StatusConflict, metav1.StatusReasonConflict

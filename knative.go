@@ -98,13 +98,13 @@ func (s *Server) ApplyKnative(ctx context.Context, ks *knative.Service) (*knativ
 // its ServiceSpec when it was applied with Apply), and its status now:
 // URL, latest created and ready revisions, the traffic served with each
 // tag's URL, and the Ready, ConfigurationsReady and RoutesReady
-// conditions. The error wraps ErrNotFound for an unknown name.
+// conditions. The error wraps ErrServiceNotFound for an unknown name.
 func (s *Server) KnativeService(name string) (*knative.Service, error) {
 	s.mu.Lock()
 	svc := s.services[name]
 	s.mu.Unlock()
 	if svc == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return nil, fmt.Errorf("%w: %q", ErrServiceNotFound, name)
 	}
 	ks, _ := s.knativeService(svc)
 	return ks, nil
@@ -362,7 +362,7 @@ func (s *Server) knativeRoutes() []knative.Route {
 // forgotten. It refuses (ErrRevisionInUse) a revision that a traffic
 // target or tag routes to, and the revision of the service's current
 // template, where Knative would let the route fail or stamp the
-// revision again. The error wraps ErrNotFound for an unknown name.
+// revision again. The error wraps revision.ErrNotFound for an unknown name.
 func (s *Server) DeleteRevision(ctx context.Context, name string) error {
 	for _, svc := range s.sortedServices() {
 		if _, ok := svc.conf.Revision(name); !ok {
@@ -391,5 +391,5 @@ func (s *Server) DeleteRevision(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: no service has revision %q", ErrNotFound, name)
+	return fmt.Errorf("zeroscale: no service has revision %q: %w", name, revision.ErrNotFound)
 }

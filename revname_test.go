@@ -74,7 +74,7 @@ func TestRevisionNamesUniqueAcrossServices(t *testing.T) {
 
 		err = srv.Delete(ctx, "a-b")
 		if err != nil {
-			require.ErrorIs(t, err, zeroscale.ErrNotFound)
+			require.ErrorIs(t, err, zeroscale.ErrServiceNotFound)
 		}
 		code, body = get("a.default.localhost")
 		assert.Equal(t, http.StatusOK, code, "a still serves after a-b is deleted")

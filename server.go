@@ -27,8 +27,9 @@ import (
 // ErrServerClosed is returned by Apply and Delete after Shutdown began.
 var ErrServerClosed = errors.New("zeroscale: server closed")
 
-// ErrNotFound is returned for an unknown service.
-var ErrNotFound = errors.New("zeroscale: service not found")
+// ErrServiceNotFound is returned for an unknown service (or its route);
+// an unknown revision is revision.ErrNotFound.
+var ErrServiceNotFound = errors.New("zeroscale: service not found")
 
 // Server runs services that scale to zero: the composition of traffic
 // (host-based routing, splits, tags, rollout), activator (the front
@@ -278,7 +279,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	for _, name := range names {
 		wg.Go(func() {
-			if err := s.deleteService(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := s.deleteService(ctx, name); err != nil && !errors.Is(err, ErrServiceNotFound) {
 				addErr(err)
 			}
 		})

@@ -212,7 +212,7 @@ func TestDeleteAndShutdownStopEverything(t *testing.T) {
 	if err == nil {
 		t.Error("a's revision is still in the backend")
 	}
-	require.ErrorIs(t, f.srv.Delete(ctx, "a"), zeroscale.ErrNotFound)
+	require.ErrorIs(t, f.srv.Delete(ctx, "a"), zeroscale.ErrServiceNotFound)
 	require.NoError(t, f.srv.Shutdown(ctx))
 	_, err = f.engine.Instances("b-00001")
 	if err == nil {

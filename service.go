@@ -92,7 +92,7 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 	svc.mu.Lock()
 	if svc.deleted {
 		svc.mu.Unlock()
-		return ServiceStatus{}, fmt.Errorf("%w: %q was deleted while being applied", ErrNotFound, spec.Name)
+		return ServiceStatus{}, fmt.Errorf("%w: %q was deleted while being applied", ErrServiceNotFound, spec.Name)
 	}
 	if err := s.checkRevisionOwner(spec.RevisionName, svc); err != nil {
 		svc.mu.Unlock()
@@ -238,7 +238,7 @@ func (s *Server) deleteService(ctx context.Context, name string) error {
 	delete(s.services, name)
 	s.mu.Unlock()
 	if svc == nil {
-		return fmt.Errorf("%w: %q", ErrNotFound, name)
+		return fmt.Errorf("%w: %q", ErrServiceNotFound, name)
 	}
 	svc.mu.Lock()
 	svc.deleted = true

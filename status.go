@@ -142,7 +142,7 @@ func (s *Server) ServiceStatus(name string) (ServiceStatus, error) {
 	svc := s.services[name]
 	s.mu.Unlock()
 	if svc == nil {
-		return ServiceStatus{}, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return ServiceStatus{}, fmt.Errorf("%w: %q", ErrServiceNotFound, name)
 	}
 	return s.serviceStatus(svc), nil
 }
