@@ -11,6 +11,7 @@ import (
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/internal/dockertest"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -157,7 +158,7 @@ func TestDockerCrashLoopStatus(t *testing.T) {
 	cfg := zeroConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
 	h, spec := newDockerHarness(t, cfg, 1)
-	spec.Env = []revision.EnvVar{{Name: "TESTAPP_MODE", Value: "crash"}}
+	spec.Env = []revision.EnvVar{{Name: testapp.ModeEnv, Value: string(testapp.Crash)}}
 	h.apply(zeroscale.ServiceSpec{Name: "dcrash", Template: spec})
 	var msg string
 	h.waitRevision(time.Minute, "dcrash", "CrashLoop condition", func(r zeroscale.RevisionStatus) bool {
@@ -190,7 +191,7 @@ func TestDockerColdStart(t *testing.T) {
 	}
 	dh, dspec := newDockerHarness(t, zeroConfig(), 4)
 	ph := newHarness(t, zeroConfig(), 4)
-	pspec := revision.Spec{Command: []string{dockerEnv.Binary}, Env: []revision.EnvVar{{Name: "TESTAPP_HOST", Value: "127.0.0.1"}}}
+	pspec := revision.Spec{Command: []string{dockerEnv.Binary}, Env: []revision.EnvVar{{Name: testapp.HostEnv, Value: "127.0.0.1"}}}
 	var dockerTTFB, processTTFB []time.Duration
 	for i := range n {
 		for _, c := range []struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -316,7 +317,7 @@ func TestCrashLoopStatus(t *testing.T) {
 	cfg := zeroConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = false, 1
 	h := newHarness(t, cfg, 1)
-	h.apply(zeroscale.ServiceSpec{Name: "crash", Template: appSpec(t, revision.EnvVar{Name: crashEnv, Value: "1"})})
+	h.apply(zeroscale.ServiceSpec{Name: "crash", Template: appSpecWith(t, testapp.Options{Mode: testapp.Crash})})
 	var msg string
 	h.waitRevision(30*time.Second, "crash", "CrashLoop condition", func(r zeroscale.RevisionStatus) bool {
 		c, ok := r.Condition(zeroscale.ConditionContainerHealthy)
@@ -343,7 +344,7 @@ func TestCrashLoopStatus(t *testing.T) {
 // harness's WaitTimeout).
 func TestCrashLoopFailsHeldRequestsFast(t *testing.T) {
 	h := newHarness(t, zeroConfig(), 1)
-	h.apply(zeroscale.ServiceSpec{Name: "crashy", Template: appSpec(t, revision.EnvVar{Name: crashEnv, Value: "1"})})
+	h.apply(zeroscale.ServiceSpec{Name: "crashy", Template: appSpecWith(t, testapp.Options{Mode: testapp.Crash})})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -459,7 +460,7 @@ func TestH2C(t *testing.T) {
 // next hop kept the client's protocol and the client got 502.
 func TestHTTP2ClientOfHTTP1App(t *testing.T) {
 	h := newHarness(t, zeroConfig(), 1)
-	h.apply(zeroscale.ServiceSpec{Name: "plain", Template: appSpec(t, revision.EnvVar{Name: http1OnlyEnv, Value: "1"})})
+	h.apply(zeroscale.ServiceSpec{Name: "plain", Template: appSpecWith(t, testapp.Options{HTTP1Only: true})})
 	proto, got := h2Get(t, h.addr, "plain.default.localhost")
 	if proto != "HTTP/2.0" || got != "200 HTTP/1.1\n" {
 		t.Errorf("got %s %q, want HTTP/2.0 200 to the client with the app seeing HTTP/1.1", proto, got)

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/knative"
 )
 
@@ -205,21 +206,32 @@ spec:
           env:
             - name: TARGET
               value: TARGET_VALUE
-            - name: ZEROSCALE_E2E_APP
-              value: "1"
-            - name: GORACE
-              value: atexit_sleep_ms=0
-`
+APP_ENV`
 
 // processManifest is helloManifest running this test binary as a local
-// process.
+// process (internal/testapp).
 func processManifest(t *testing.T) func(target string) string {
-	exe, err := os.Executable()
-	require.NoError(t, err)
+	spec := appSpec(t)
+	var env strings.Builder
+	for _, e := range spec.Env {
+		fmt.Fprintf(&env, "            - name: %s\n              value: %q\n", e.Name, e.Value)
+	}
 	return func(target string) string {
-		m := strings.Replace(helloManifest, "CONTAINER", fmt.Sprintf("command: [%q]", exe), 1)
+		m := strings.Replace(helloManifest, "CONTAINER", fmt.Sprintf("command: [%q]", spec.Command[0]), 1)
+		m = strings.Replace(m, "APP_ENV", env.String(), 1)
 		return strings.Replace(m, "TARGET_VALUE", target, 1)
 	}
+}
+
+// appFlags are the CLI flags that run this test binary as
+// internal/testapp in o's variation (see appSpecWith).
+func appFlags(t *testing.T, o testapp.Options) []string {
+	spec := appSpecWith(t, o)
+	flags := []string{"--cmd", spec.Command[0]}
+	for _, e := range spec.Env {
+		flags = append(flags, "--env", e.Name+"="+e.Value)
+	}
+	return flags
 }
 
 // TestKnativeTutorialFlow drives the built binary through what the
@@ -336,10 +348,8 @@ func tutorialFlow(t *testing.T, c *cli, file string, manifest func(string) strin
 func TestCLICreateFromFlags(t *testing.T) {
 	bin := buildCLI(t)
 	c := startServe(t, bin, t.TempDir())
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	out := c.ok("service", "create", "echo", "--cmd", exe, "--env", "ZEROSCALE_E2E_APP=1", "--env", "GORACE=atexit_sleep_ms=0",
-		"--scale-max", "3", "--concurrency-limit", "10", "--timeout", "60")
+	out := c.ok(append([]string{"service", "create", "echo"}, append(appFlags(t, testapp.Options{}),
+		"--scale-max", "3", "--concurrency-limit", "10", "--timeout", "60")...)...)
 	assert.True(t, strings.HasPrefix(out, "Creating service 'echo' in namespace 'default':\n\n"), out)
 	assert.Regexp(t, `(?m)^ +\d+\.\d{3}s Ready to serve\.$`, out)
 	assert.Contains(t, out, "Service 'echo' created to latest revision 'echo-00001' is available at URL:\nhttp://echo.default.localhost:")
@@ -354,14 +364,13 @@ func TestCLICreateFromFlags(t *testing.T) {
 	assert.Equal(t, int64(60), *ks.Spec.Template.Spec.TimeoutSeconds)
 	assert.Equal(t, "http://echo.default.localhost:"+strings.Split(c.data, ":")[1], strings.TrimSpace(c.ok("service", "describe", "echo", "-o", "url")))
 
-	_, errOut, code := c.run("service", "create", "echo", "--cmd", exe)
+	_, errOut, code := c.run("service", "create", "echo", "--cmd", appSpec(t).Command[0])
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "already exists and no --force option was given")
 
 	// An app that crashes at start: the wait ends with Knative's
 	// RevisionFailed and the app's last output, exit code 1.
-	out, errOut, code = c.run("service", "create", "crash", "--cmd", exe, "--env", "ZEROSCALE_E2E_APP=1", "--env", crashEnv+"=1",
-		"--env", "GORACE=atexit_sleep_ms=0")
+	out, errOut, code = c.run(append([]string{"service", "create", "crash"}, appFlags(t, testapp.Options{Mode: testapp.Crash})...)...)
 	assert.Equal(t, 1, code, "%s\n%s", out, errOut)
 	assert.Contains(t, errOut, `Error: RevisionFailed: Revision "crash-00001" failed with message: `)
 	assert.Contains(t, errOut, "fatal: boom")

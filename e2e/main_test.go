@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,37 +10,21 @@ import (
 	"net/http/httptrace"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
-	"github.com/zeroscale/zeroscale/backend/process/activation"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// The test binary doubles as the app: with appEnv set, TestMain serves
-// instead of testing, so the tests start real processes without building
-// anything.
-const appEnv = "ZEROSCALE_E2E_APP"
-
-// crashEnv makes the app print "fatal: boom" and exit 3 at once.
-const crashEnv = "ZEROSCALE_E2E_CRASH"
-
-// http1OnlyEnv makes the app speak HTTP/1.1 only, as most apps do.
-const http1OnlyEnv = "ZEROSCALE_E2E_HTTP1_ONLY"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(appEnv) == "1" {
-		os.Exit(runApp())
-	}
+	testapp.Main() // the instances' app: this binary re-executed
 	if spec := os.Getenv(floodEnv); spec != "" {
 		os.Exit(runFloodAttacker(spec))
 	}
@@ -51,100 +34,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runApp serves GET / ("<revision>\n"), GET /sleep?d=5s (answers after
-// d), GET /proto (the request's protocol) and a WebSocket echo at /ws
-// on $PORT, over HTTP/1.1 and h2c, until SIGTERM.
-func runApp() int {
-	if os.Getenv(crashEnv) != "" {
-		fmt.Fprintln(os.Stderr, "fatal: boom")
-		return 3
-	}
-	ln, err := activation.Listen("127.0.0.1:" + os.Getenv("PORT"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	rev := os.Getenv("K_REVISION")
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, rev+"\n")
-	})
-	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
-		d, err := time.ParseDuration(r.URL.Query().Get("d"))
-		if err != nil || d > time.Minute {
-			http.Error(w, "d: a duration up to 1m", http.StatusBadRequest)
-			return
-		}
-		select {
-		case <-time.After(d):
-			io.WriteString(w, rev+" slept "+d.String()+"\n")
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte(rev+": "), msg...)); err != nil {
-				return
-			}
-		}
-	})
-	mux.HandleFunc("GET /proto", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Proto+"\n")
-	})
-	// A background job no request shows: GET /job?d=5s starts one for d
-	// and answers at once; GET /idle answers 409 while it runs, else 200.
-	var jobUntil atomic.Int64
-	mux.HandleFunc("GET /job", func(w http.ResponseWriter, r *http.Request) {
-		d, err := time.ParseDuration(r.URL.Query().Get("d"))
-		if err != nil || d > time.Minute {
-			http.Error(w, "d: a duration up to 1m", http.StatusBadRequest)
-			return
-		}
-		jobUntil.Store(time.Now().Add(d).UnixNano())
-		io.WriteString(w, "job started\n")
-	})
-	mux.HandleFunc("GET /idle", func(w http.ResponseWriter, _ *http.Request) {
-		if time.Now().UnixNano() < jobUntil.Load() {
-			w.WriteHeader(http.StatusConflict)
-			return
-		}
-		io.WriteString(w, "idle\n")
-	})
-	srv := &http.Server{Handler: mux, Protocols: new(http.Protocols)}
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(os.Getenv(http1OnlyEnv) == "") // h2c, as gRPC apps speak
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Shutdown(context.Background())
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
+// appSpec is a template running this binary as internal/testapp, GET /
+// answering "<revision>\n".
+func appSpec(t testing.TB, env ...revision.EnvVar) revision.Spec {
+	return appSpecWith(t, testapp.Options{Env: env})
 }
 
-// appSpec is a template running this binary as the app.
-func appSpec(t testing.TB, env ...revision.EnvVar) revision.Spec {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The race runtime sleeps 1 s at exit by default; instances exit a
-	// lot here.
-	env = append(env, revision.EnvVar{Name: appEnv, Value: "1"}, revision.EnvVar{Name: "GORACE", Value: "atexit_sleep_ms=0"})
-	return revision.Spec{Command: []string{exe}, Env: env}
+// appSpecWith is appSpec with the app's variations o.
+func appSpecWith(t testing.TB, o testapp.Options) revision.Spec {
+	o.SayRevision = true
+	spec, err := testapp.Spec(o)
+	require.NoError(t, err)
+	return spec
 }
 
 // harness is a Server on loopback listeners with its events recorded.

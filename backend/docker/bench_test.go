@@ -24,6 +24,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkColdStart(b *testing.B) {
 		phases[4] = append(phases[4], total-tm.Ready.Sub(tm.Begin))
 		require.NoError(b, db.Remove(b.Context(), name))
 
-		spec := revision.Spec{Command: []string{env.Binary}, Env: []revision.EnvVar{{Name: "TESTAPP_HOST", Value: "127.0.0.1"}}}
+		spec := revision.Spec{Command: []string{env.Binary}, Env: []revision.EnvVar{{Name: testapp.HostEnv, Value: "127.0.0.1"}}}
 		ptotal, _ := coldStart(b, pb, newRevision(b, "p"+name, spec))
 		processTotal = append(processTotal, ptotal)
 		require.NoError(b, pb.Remove(b.Context(), "p"+name))

@@ -23,6 +23,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/internal/dockertest"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -185,7 +186,7 @@ func TestBadOptions(t *testing.T) {
 // with growing backoff; Status shows the exit code and its last output.
 func TestCrashLoop(t *testing.T) {
 	b := newBackend(t, docker.Options{MinRestartBackoff: 50 * time.Millisecond, MaxRestartBackoff: time.Second})
-	rev := newRevision(t, "crashy-00001", appSpec(withEnv("TESTAPP_MODE", "crash")))
+	rev := newRevision(t, "crashy-00001", appSpec(withEnv(testapp.ModeEnv, string(testapp.Crash))))
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))
 	ch, err := b.Watch(ctx, rev.Name())
@@ -253,7 +254,7 @@ func TestCrashReplaced(t *testing.T) {
 // StartTimeout and counted as a crash.
 func TestStartTimeout(t *testing.T) {
 	b := newBackend(t, docker.Options{StartTimeout: 5 * time.Second, MinRestartBackoff: time.Minute, MaxRestartBackoff: time.Minute})
-	rev := newRevision(t, "hang-00001", appSpec(withEnv("TESTAPP_MODE", "hang")))
+	rev := newRevision(t, "hang-00001", appSpec(withEnv(testapp.ModeEnv, string(testapp.Hang))))
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))
 	require.NoError(t, b.Scale(ctx, rev.Name(), 1))

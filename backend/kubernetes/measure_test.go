@@ -16,7 +16,7 @@ import (
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/internal/k8slab"
-	"github.com/zeroscale/zeroscale/revision"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 )
 
 // measureEnv turns on TestMeasureColdStart (a few minutes; not in CI).
@@ -116,7 +116,7 @@ func TestMeasureColdStart(t *testing.T) {
 		kubeColdStarts(t, c, &b, mode, noEarly, n, parallel)
 	}
 	// The process backend in the same run, same app binary.
-	exe, err := os.Executable()
+	pspec, err := testapp.Spec(testapp.Options{SayRevision: true})
 	require.NoError(t, err)
 	ps, err := zeroscale.New(zeroscale.Options{Config: zeroConfig()})
 	require.NoError(t, err)
@@ -126,8 +126,7 @@ func TestMeasureColdStart(t *testing.T) {
 	var proc []time.Duration
 	for i := range n {
 		name := fmt.Sprintf("pcold-%02d", i)
-		pserver.apply(zeroscale.ServiceSpec{Name: name, Template: revision.Spec{Command: []string{exe}, Env: []revision.EnvVar{
-			{Name: appEnv, Value: "e2e"}, {Name: bindEnv, Value: "127.0.0.1"}, {Name: "GORACE", Value: "atexit_sleep_ms=0"}}}})
+		pserver.apply(zeroscale.ServiceSpec{Name: name, Template: pspec})
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		r := pserver.get(ctx, name, "/")
 		cancel()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -19,7 +20,7 @@ import (
 // crash and restart.
 func TestSocketActivation(t *testing.T) {
 	b := newBackend(t, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
-	rev := deploy(t, b, "socket-00001", modeServe, func(s *revision.Spec) { s.SocketActivation = true })
+	rev := deploy(t, b, "socket-00001", testapp.Serve, func(s *revision.Spec) { s.SocketActivation = true })
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -35,7 +36,7 @@ func TestSocketActivation(t *testing.T) {
 // A restarted app is handed a socket again.
 func TestSocketActivationRestart(t *testing.T) {
 	b := newBackend(t, process.Options{})
-	rev := deploy(t, b, "socket-00002", modeServe, func(s *revision.Spec) { s.SocketActivation = true })
+	rev := deploy(t, b, "socket-00002", testapp.Serve, func(s *revision.Spec) { s.SocketActivation = true })
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))

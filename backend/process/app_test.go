@@ -3,105 +3,38 @@ package process_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"os/signal"
-	"strconv"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
-	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/process"
-	"github.com/zeroscale/zeroscale/backend/process/activation"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// The test binary doubles as the instances' app: when appModeEnv is set,
-// TestMain runs the app in that mode instead of the tests, so the tests
-// start real processes without building a separate binary.
-const appModeEnv = "ZEROSCALE_PROCESS_TEST_APP"
-
-// App modes.
-const (
-	modeServe      = "serve"       // backendtest.App plus /ready, /unready, /crash, /env
-	modeIgnoreTerm = "ignore-term" // as serve, but ignores SIGTERM
-	modeCrash      = "crash"       // prints two lines and exits 3 at once
-	modeHang       = "hang"        // never listens
-	modeHost       = "host"        // a host running one serve instance (parent-death test)
-)
+// The test binary doubles as the instances' app (internal/testapp) and
+// as a host: when testapp.ModeEnv is set, TestMain runs the app; when
+// hostEnv is, a host; else the tests.
+const hostEnv = "ZEROSCALE_PROCESS_TEST_HOST"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(appModeEnv); mode != "" {
-		os.Exit(runApp(mode))
+	testapp.Main()
+	if os.Getenv(hostEnv) != "" {
+		os.Exit(runHost())
 	}
 	os.Exit(m.Run())
 }
 
-func runApp(mode string) int {
-	fmt.Println("app starting")
-	switch mode {
-	case modeCrash:
-		fmt.Fprintln(os.Stderr, "fatal: boom")
-		return 3
-	case modeHang:
-		select {}
-	case modeHost:
-		return runHost()
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	if mode == modeIgnoreTerm {
-		// After NotifyContext: Notify would undo an earlier Ignore.
-		signal.Ignore(syscall.SIGTERM)
-	}
-	// The inherited socket under Spec.SocketActivation, else its own.
-	activated := os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid())
-	ln, err := activation.Listen("127.0.0.1:" + os.Getenv("PORT"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	var ready atomic.Bool
-	ready.Store(true)
-	mux := http.NewServeMux()
-	mux.Handle("/", backendtest.App())
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-		}
-	})
-	mux.HandleFunc("GET /activated", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, activated) })
-	mux.HandleFunc("GET /unready", func(http.ResponseWriter, *http.Request) { ready.Store(false) })
-	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
-		fmt.Println("crashing on request")
-		os.Exit(4)
-	})
-	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name")))
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		fmt.Println("got SIGTERM")
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	fmt.Println("listening")
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
 // hostWrapEnv, when set for a host, is a shell script the host's
 // instance runs as `sh -c SCRIPT APP`, the script's $0 being this test
-// binary in serve mode: a wrapper that forks, as real start scripts do.
+// binary as the app: a wrapper that forks, as real start scripts do.
 const hostWrapEnv = "ZEROSCALE_PROCESS_TEST_HOST_WRAP"
+
+// hostCommandEnv is the environment of a host process.
+func hostCommandEnv(extra ...string) []string {
+	return append(append(os.Environ(), hostEnv+"=1", "GORACE=atexit_sleep_ms=0"), extra...)
+}
 
 // runHost runs a Backend with one serve instance, prints the instance's
 // pid and its output lines and blocks until it is killed.
@@ -111,7 +44,7 @@ func runHost() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	rev, err := appRevision("host-00001", modeServe, func(s *revision.Spec) {
+	rev, err := appRevision("host-00001", testapp.Serve, func(s *revision.Spec) {
 		if wrap := os.Getenv(hostWrapEnv); wrap != "" {
 			s.Command = []string{"/bin/sh", "-c", wrap, s.Command[0]}
 		}
@@ -139,26 +72,16 @@ func runHost() int {
 	return 1
 }
 
-// appRevision is a revision whose instances run this test binary in mode.
-func appRevision(name, mode string, mods ...func(*revision.Spec)) (revision.Revision, error) {
-	exe, err := os.Executable()
+// appRevision is a revision whose instances run the test app in mode.
+func appRevision(name string, mode testapp.Mode, mods ...func(*revision.Spec)) (revision.Revision, error) {
+	spec, err := testapp.Spec(testapp.Options{Mode: mode})
 	if err != nil {
 		return revision.Revision{}, err
-	}
-	spec := revision.Spec{
-		Command: []string{exe},
-		Env:     appEnv(mode),
 	}
 	for _, m := range mods {
 		m(&spec)
 	}
 	return revision.New(configOf(name), name, 1, spec, time.Unix(0, 0))
-}
-
-// appEnv runs the app in mode. A race-enabled binary sleeps 1 s before
-// exiting by default (GORACE atexit_sleep_ms), which would slow every stop.
-func appEnv(mode string) []revision.EnvVar {
-	return []revision.EnvVar{{Name: appModeEnv, Value: mode}, {Name: "GORACE", Value: "atexit_sleep_ms=0"}}
 }
 
 // configOf is "hello" for "hello-00001".

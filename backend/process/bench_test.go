@@ -3,11 +3,13 @@ package process_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/queueproxy"
 )
 
@@ -26,7 +28,7 @@ func benchColdStart(b *testing.B, opts process.Options) {
 	var mu sync.Mutex
 	var listened time.Time
 	opts.OutputFunc = func(_, _, line string) {
-		if line == "listening" {
+		if strings.HasPrefix(line, "listening") {
 			mu.Lock()
 			listened = time.Now()
 			mu.Unlock()
@@ -37,7 +39,7 @@ func benchColdStart(b *testing.B, opts process.Options) {
 		b.Fatal(err)
 	}
 	defer be.Close()
-	rev, err := appRevision("bench-00001", modeServe)
+	rev, err := appRevision("bench-00001", testapp.Serve)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,15 +1,14 @@
 package process_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/queueproxy"
-	"github.com/zeroscale/zeroscale/revision"
 )
 
 func TestContract(t *testing.T) {
@@ -23,14 +22,14 @@ func TestContractQueueProxy(t *testing.T) {
 }
 
 func runContract(t *testing.T, opts process.Options) {
-	exe, err := os.Executable()
+	spec, err := testapp.Spec(testapp.Options{})
 	require.NoError(t, err)
 	backendtest.Run(t, func(t *testing.T, cfg backendtest.Config) backendtest.Harness {
 		opts.Drain = cfg.Drain
 		opts.DrainTimeout = 2 * eventTimeout
 		return backendtest.Harness{
 			Backend: newBackend(t, opts),
-			Spec:    revision.Spec{Command: []string{exe}, Env: appEnv(modeServe)},
+			Spec:    spec,
 			Timeout: eventTimeout,
 		}
 	})

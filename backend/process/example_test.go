@@ -6,22 +6,22 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// The app of these examples is this test binary, re-executed in app mode
-// (see TestMain). A real host sets Command to its server's binary, which
-// listens on $PORT.
-func exampleSpec(mode string) revision.Spec {
-	exe, err := os.Executable()
+// The app of these examples is this test binary, re-executed as
+// internal/testapp (see TestMain). A real host sets Command to its
+// server's binary, which listens on $PORT.
+func exampleSpec(mode testapp.Mode) revision.Spec {
+	spec, err := testapp.Spec(testapp.Options{Mode: mode})
 	if err != nil {
 		log.Fatal(err)
 	}
-	return revision.Spec{Command: []string{exe}, Env: appEnv(mode)}
+	return spec
 }
 
 func Example() {
@@ -32,7 +32,7 @@ func Example() {
 	}
 	defer b.Close()
 
-	rev, err := revision.New("hello", "hello-00001", 1, exampleSpec(modeServe), time.Now())
+	rev, err := revision.New("hello", "hello-00001", 1, exampleSpec(testapp.Serve), time.Now())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func ExampleBackend_Status() {
 	defer b.Close()
 
 	// An app that prints two lines and exits with status 3.
-	rev, err := revision.New("broken", "broken-00001", 1, exampleSpec(modeCrash), time.Now())
+	rev, err := revision.New("broken", "broken-00001", 1, exampleSpec(testapp.Crash), time.Now())
 	if err != nil {
 		log.Fatal(err)
 	}

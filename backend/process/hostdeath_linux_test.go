@@ -19,7 +19,7 @@ func TestHostDeathKillsInstances(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	host := exec.Command(exe)
-	host.Env = append(os.Environ(), appModeEnv+"="+modeHost, "GORACE=atexit_sleep_ms=0")
+	host.Env = hostCommandEnv()
 	out, err := host.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, host.Start())

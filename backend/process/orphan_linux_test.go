@@ -24,7 +24,7 @@ func startWrappedHost(t *testing.T, wrap string) (host *exec.Cmd, instance, gran
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	host = exec.Command(exe)
-	host.Env = append(os.Environ(), appModeEnv+"="+modeHost, hostWrapEnv+"="+wrap, "GORACE=atexit_sleep_ms=0")
+	host.Env = hostCommandEnv(hostWrapEnv + "=" + wrap)
 	out, err := host.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, host.Start())

@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
 	"github.com/stretchr/testify/require"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -42,7 +42,7 @@ func newBackend(t *testing.T, opts process.Options) *process.Backend {
 	return b
 }
 
-func deploy(t *testing.T, b *process.Backend, name, mode string, mods ...func(*revision.Spec)) revision.Revision {
+func deploy(t *testing.T, b *process.Backend, name string, mode testapp.Mode, mods ...func(*revision.Spec)) revision.Revision {
 	t.Helper()
 	rev, err := appRevision(name, mode, mods...)
 	require.NoError(t, err)
@@ -158,7 +158,7 @@ func (l *lockedBuffer) String() string {
 func TestScaleServesAndStops(t *testing.T) {
 	var out lockedBuffer
 	b := newBackend(t, process.Options{Output: &out})
-	rev := deploy(t, b, "hello-00001", modeServe, func(s *revision.Spec) {
+	rev := deploy(t, b, "hello-00001", testapp.Serve, func(s *revision.Spec) {
 		s.Env = append(s.Env, revision.EnvVar{Name: "GREETING", Value: "hi"})
 	})
 	ch, err := b.Watch(t.Context(), rev.Name())
@@ -184,7 +184,7 @@ func TestScaleServesAndStops(t *testing.T) {
 		require.True(t, gone(pid), "pid %d still runs after scale 0", pid)
 	}
 	for _, in := range snap {
-		require.True(t, strings.Contains(out.String(), rev.Name()+"/"+in.ID+": listening\n"), "output %q", out.String())
+		require.True(t, strings.Contains(out.String(), rev.Name()+"/"+in.ID+": listening on "), "output %q", out.String())
 		require.True(t, strings.Contains(out.String(), rev.Name()+"/"+in.ID+": got SIGTERM\n"), "output %q", out.String())
 	}
 }
@@ -192,7 +192,7 @@ func TestScaleServesAndStops(t *testing.T) {
 func TestParallelStart(t *testing.T) {
 	const n = 8
 	b := newBackend(t, process.Options{})
-	rev := deploy(t, b, "many-00001", modeServe)
+	rev := deploy(t, b, "many-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), n))
@@ -216,7 +216,7 @@ func TestDrainBeforeStop(t *testing.T) {
 		}
 		return nil
 	}})
-	rev := deploy(t, b, "drain-00001", modeServe)
+	rev := deploy(t, b, "drain-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -265,7 +265,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 		MinRestartBackoff: time.Second,
 		MaxRestartBackoff: 3 * time.Second,
 	})
-	rev := deploy(t, b, "crash-00001", modeCrash)
+	rev := deploy(t, b, "crash-00001", testapp.Crash)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 
 	// Each crash waits 1 s, 2 s, 3 s (capped), 3 s before the restart.
@@ -293,7 +293,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 func TestStartTimeout(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
 	b := newBackend(t, process.Options{Clock: fc, StartTimeout: 5 * time.Second})
-	rev := deploy(t, b, "hang-00001", modeHang)
+	rev := deploy(t, b, "hang-00001", testapp.Hang)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 	stepUntil(t, fc, "start timeout", func() bool {
 		return len(status(t, b, rev.Name()).CrashLooping()) == 1
@@ -306,7 +306,7 @@ func TestStartTimeout(t *testing.T) {
 func TestStopGraceThenKill(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
 	b := newBackend(t, process.Options{Clock: fc, StopGrace: 7 * time.Second})
-	rev := deploy(t, b, "stubborn-00001", modeIgnoreTerm)
+	rev := deploy(t, b, "stubborn-00001", testapp.IgnoreTerm)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -328,7 +328,7 @@ func TestStopGraceThenKill(t *testing.T) {
 
 func TestVictimsNotReadyFirstThenYoungest(t *testing.T) {
 	b := newBackend(t, process.Options{})
-	rev := deploy(t, b, "victims-00001", modeServe, func(s *revision.Spec) {
+	rev := deploy(t, b, "victims-00001", testapp.Serve, func(s *revision.Spec) {
 		s.Readiness = revision.Probe{HTTPPath: "/ready", Period: 20 * time.Millisecond}
 	})
 	ch, err := b.Watch(t.Context(), rev.Name())
@@ -374,7 +374,7 @@ func TestCrashedInstanceRestarts(t *testing.T) {
 			fmt.Fprintf(&lines, "%s %s %s\n", rev, id, line)
 		},
 	})
-	rev := deploy(t, b, "phoenix-00001", modeServe)
+	rev := deploy(t, b, "phoenix-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -397,8 +397,8 @@ func TestRemoveAndClose(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	b, err := process.New(process.Options{})
 	require.NoError(t, err)
-	rev := deploy(t, b, "gone-00001", modeServe)
-	other := deploy(t, b, "other-00001", modeServe)
+	rev := deploy(t, b, "gone-00001", testapp.Serve)
+	other := deploy(t, b, "other-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	och, err := b.Watch(t.Context(), other.Name())
@@ -451,7 +451,7 @@ func TestCloseTimeoutKills(t *testing.T) {
 		return ctx.Err()
 	}})
 	require.NoError(t, err)
-	rev := deploy(t, b, "stuck-00001", modeIgnoreTerm)
+	rev := deploy(t, b, "stuck-00001", testapp.IgnoreTerm)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -466,7 +466,7 @@ func TestCloseTimeoutKills(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	b := newBackend(t, process.Options{MaxInstances: 3})
-	rev := deploy(t, b, "bad-00001", modeServe)
+	rev := deploy(t, b, "bad-00001", testapp.Serve)
 
 	err := b.Scale(t.Context(), rev.Name(), -1)
 	require.ErrorIs(t, err, backend.ErrInvalidArgument)
@@ -476,7 +476,7 @@ func TestBadInput(t *testing.T) {
 	_, err = b.Watch(t.Context(), "nope-00001")
 	require.ErrorIs(t, err, backend.ErrNotFound)
 
-	changed, err := appRevision(rev.Name(), modeCrash)
+	changed, err := appRevision(rev.Name(), testapp.Crash)
 	require.NoError(t, err)
 	err = b.Deploy(t.Context(), changed)
 	require.ErrorIs(t, err, backend.ErrInvalidArgument)
@@ -512,7 +512,7 @@ func TestBadInput(t *testing.T) {
 func TestRestartRefusesATakenPort(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Unix(1000, 0))
 	b := newBackend(t, process.Options{Clock: fc, MinRestartBackoff: time.Second, MaxRestartBackoff: time.Second})
-	rev := deploy(t, b, "squat-00001", modeServe)
+	rev := deploy(t, b, "squat-00001", testapp.Serve)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
 	stepUntil(t, fc, "ready", func() bool {
 		st := status(t, b, rev.Name())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/process"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -107,7 +108,7 @@ func TestProxyHealthCheckAndRun(t *testing.T) {
 			return h, nil
 		},
 	})
-	rev := deploy(t, b, "health-00001", modeServe)
+	rev := deploy(t, b, "health-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -139,7 +140,7 @@ func TestProxyFrontsInstances(t *testing.T) {
 			return p, nil
 		},
 	})
-	rev := deploy(t, b, "fronted-00001", modeServe)
+	rev := deploy(t, b, "fronted-00001", testapp.Serve)
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))
@@ -167,7 +168,7 @@ func TestProxyFrontsInstances(t *testing.T) {
 
 func TestQueueProxyFront(t *testing.T) {
 	b := newBackend(t, process.Options{Proxy: process.QueueProxy(queueproxy.Options{})})
-	rev := deploy(t, b, "queued-00001", modeServe, func(s *revision.Spec) { s.ContainerConcurrency = 1 })
+	rev := deploy(t, b, "queued-00001", testapp.Serve, func(s *revision.Spec) { s.ContainerConcurrency = 1 })
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 1))

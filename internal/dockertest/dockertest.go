@@ -66,7 +66,7 @@ func (e *Env) setup(ctx context.Context) error {
 	}
 	bin := filepath.Join(dir, "app")
 	e.Binary = bin
-	if err := BuildStatic(ctx, bin, "github.com/zeroscale/zeroscale/internal/testapp"); err != nil {
+	if err := BuildStatic(ctx, bin, "github.com/zeroscale/zeroscale/internal/testapp/cmd"); err != nil {
 		return err
 	}
 	e.Image = "zeroscale-test/app:" + e.RunID
