@@ -80,7 +80,7 @@ func (w *warmBackend) Watch(ctx context.Context, name string) (<-chan []backend.
 	defer w.mu.Unlock()
 	b := w.revs[name]
 	if b == nil {
-		return nil, backend.ErrNotFound
+		return nil, backend.ErrNotDeployed
 	}
 	return b.Watch(ctx), nil
 }

@@ -23,7 +23,7 @@ import (
 //   - Remove stops every instance (draining each first) and forgets the
 //     revision. It may return before the instances have stopped; the
 //     revision's watches close once they have. While a revision is being
-//     removed, Scale of it may already fail with ErrNotFound and Deploy
+//     removed, Scale of it may already fail with ErrNotDeployed and Deploy
 //     of its name may fail with ErrTransient.
 //   - Watch streams whole snapshots of a revision's instances rather than
 //     deltas. A snapshot stream cannot be misordered or half-applied, a
@@ -36,7 +36,7 @@ import (
 // Scale to the current target, and Remove of a revision being removed all
 // succeed and change nothing. Deploy of a known name with a different
 // spec fails with ErrInvalidArgument. Scale, Remove and Watch of an
-// unknown revision fail with ErrNotFound. A negative scale fails with
+// unknown revision fail with ErrNotDeployed. A negative scale fails with
 // ErrInvalidArgument.
 //
 // Scale 0 stops every instance (after draining); the revision stays
@@ -176,7 +176,7 @@ type Factory func(drain DrainFunc) (Backend, error)
 // revision's instances than Watch does.
 type StatusReporter interface {
 	// Status returns the engine's view of the named revision now
-	// (ErrNotFound if it is not deployed).
+	// (ErrNotDeployed if it is not deployed).
 	Status(ctx context.Context, revision string) (RevisionStatus, error)
 }
 
@@ -188,7 +188,7 @@ type StatusReporter interface {
 //
 //   - ScaleReserved sets the desired number of reserved instances of the
 //     revision, 0 or 1 (else ErrInvalidArgument), as Scale does for
-//     standard ones: declarative, asynchronous, idempotent, ErrNotFound
+//     standard ones: declarative, asynchronous, idempotent, ErrNotDeployed
 //     for an unknown revision. It starts at 0 on Deploy.
 //   - Scale(n) sets the standard instances only: Scale 0 leaves a
 //     reserved instance running, and ScaleReserved changes no standard
@@ -250,7 +250,7 @@ func MaxInstances(b Backend) int {
 // Scale, Remove and Close work on frozen instances as on others: the
 // ones they stop are resumed (or killed) as part of stopping, and a
 // Scale up while frozen starts new, unfrozen instances next to the
-// frozen ones. Both methods fail with ErrNotFound for an unknown
+// frozen ones. Both methods fail with ErrNotDeployed for an unknown
 // revision.
 type Freezer interface {
 	Freeze(ctx context.Context, revision string) error

@@ -1,6 +1,6 @@
 // Package backend defines the Backend interface every instance engine
 // implements (local processes, Docker, Kubernetes, the in-memory fake),
-// its typed errors (ErrNotFound, ErrInvalidArgument, ErrTransient,
+// its typed errors (ErrNotDeployed, ErrInvalidArgument, ErrTransient,
 // checkable with errors.Is and IsTransient), the Instance it
 // reports through Watch, and the DrainFunc a caller supplies (through a
 // Factory) so that no instance is stopped with requests in flight.

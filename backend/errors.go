@@ -5,8 +5,9 @@ import "errors"
 // Errors every Backend returns, checkable with errors.Is. Engines wrap
 // them with %w and add context (revision name, engine message).
 var (
-	// ErrNotFound: the revision is not deployed.
-	ErrNotFound = errors.New("revision not found")
+	// ErrNotDeployed: the engine has no such revision (never deployed,
+	// removed, or being removed).
+	ErrNotDeployed = errors.New("revision not deployed")
 	// ErrInvalidArgument: the call can never succeed as made (negative
 	// scale, a name reused with a different spec, a spec the engine
 	// cannot run). Permanent.

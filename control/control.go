@@ -328,7 +328,7 @@ func (c *Controller) start(ctx context.Context, r *rev, params revision.ScalingP
 	undo = append(undo, func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MaxRetry)
 		defer cancel()
-		if err := c.be.Remove(rctx, name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		if err := c.be.Remove(rctx, name); err != nil && !errors.Is(err, backend.ErrNotDeployed) {
 			c.log.Warn("control: rollback: remove from the engine", "revision", name, "err", err)
 		}
 	})
@@ -416,7 +416,7 @@ func (c *Controller) Remove(ctx context.Context, name string) error {
 	c.ms.Remove(name)
 	r.stopScaling()
 	err := c.be.Remove(ctx, name)
-	if errors.Is(err, backend.ErrNotFound) {
+	if errors.Is(err, backend.ErrNotDeployed) {
 		err = nil
 	}
 	if err == nil {

@@ -192,7 +192,7 @@ func (r *rev) watchLoop(ch <-chan []backend.Instance) {
 		})
 		if err != nil {
 			if r.watchCtx.Err() == nil && !r.removing.Load() {
-				if errors.Is(err, backend.ErrNotFound) {
+				if errors.Is(err, backend.ErrNotDeployed) {
 					r.apply(nil)
 				}
 				r.c.emit(Event{Kind: EventFailed, Revision: r.name, Reason: ReasonWatchFailed, Message: err.Error()})

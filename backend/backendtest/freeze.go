@@ -57,11 +57,11 @@ func (e *env) freeze(f backend.Freezer, rev string, tr *tracker, want []backend.
 func testFreezeThaw(e *env) {
 	ctx := e.t.Context()
 	f := e.freezer()
-	if err := f.Freeze(ctx, missing); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Freeze of an unknown revision: %v, want ErrNotFound", err)
+	if err := f.Freeze(ctx, missing); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Freeze of an unknown revision: %v, want ErrNotDeployed", err)
 	}
-	if err := f.Thaw(ctx, missing); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Thaw of an unknown revision: %v, want ErrNotFound", err)
+	if err := f.Thaw(ctx, missing); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Thaw of an unknown revision: %v, want ErrNotDeployed", err)
 	}
 	rev, tr, up := e.up("bt-frz", 1)
 	inst := up[0]

@@ -80,7 +80,7 @@ const (
 //
 // Run checks: Deploy is idempotent, starts nothing, and rejects a known
 // name with another spec (ErrInvalidArgument); Scale, Remove and Watch
-// of an unknown revision fail with ErrNotFound and a negative scale with
+// of an unknown revision fail with ErrNotDeployed and a negative scale with
 // ErrInvalidArgument; scaling 0→N→0 converges, every instance keeps its
 // ID, Started and Address, answers HTTP once ready, is drained (DrainFunc
 // called) before it leaves if it was ever seen ready, never reappears,
@@ -102,7 +102,7 @@ const (
 // instances. Those subtests skip on other engines.
 // An engine that implements backend.Reserver is also checked against
 // its rules: ScaleReserved takes 0 or 1 (ErrInvalidArgument otherwise,
-// ErrNotFound for an unknown revision), a reserved instance is listed
+// ErrNotDeployed for an unknown revision), a reserved instance is listed
 // with Reserved set, serves, is not counted or replaced by Scale (Scale
 // 0 leaves it, repeating ScaleReserved keeps it), is drained before it
 // stops, and a crashed one comes back as a new reserved instance.

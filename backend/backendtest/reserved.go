@@ -15,8 +15,8 @@ func testReserved(e *env) {
 		e.t.Skip("the engine is not a backend.Reserver")
 	}
 	ctx := e.t.Context()
-	if err := rs.ScaleReserved(ctx, missing, 1); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("ScaleReserved of unknown revision: %v, want ErrNotFound", err)
+	if err := rs.ScaleReserved(ctx, missing, 1); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("ScaleReserved of unknown revision: %v, want ErrNotDeployed", err)
 	}
 	rev := e.deploy("bt-reserved")
 	for _, n := range []int{-1, 2} {

@@ -96,7 +96,7 @@ func (b broken) Scale(ctx context.Context, rev string, n int) error {
 	case "negative-accepted":
 		n = max(n, 0)
 	case "unknown-accepted":
-		if err := b.Backend.Scale(ctx, rev, n); !errors.Is(err, backend.ErrNotFound) {
+		if err := b.Backend.Scale(ctx, rev, n); !errors.Is(err, backend.ErrNotDeployed) {
 			return err
 		}
 		return nil
@@ -203,7 +203,7 @@ func TestSuiteCatchesBrokenEngines(t *testing.T) {
 	for _, tc := range []struct{ variant, subtest, want string }{
 		{"conflict-accepted", "DeployIdempotent", "want ErrInvalidArgument"},
 		{"negative-accepted", "BadInput", "want ErrInvalidArgument"},
-		{"unknown-accepted", "BadInput", "want ErrNotFound"},
+		{"unknown-accepted", "BadInput", "want ErrNotDeployed"},
 		{"churn", "ScaleIdempotent", "was replaced by repeated Scale"},
 		{"cancel-ignored", "WatchClosedOnCancel", "waiting for the watch to close"},
 		{"no-drain", "ScaleUpAndDown", "left without the DrainFunc being called"},

@@ -43,14 +43,14 @@ func testDeployIdempotent(e *env) {
 func testBadInput(e *env) {
 	ctx := e.t.Context()
 	b := e.h.Backend
-	if err := b.Scale(ctx, missing, 1); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Scale of unknown revision: %v, want ErrNotFound", err)
+	if err := b.Scale(ctx, missing, 1); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Scale of unknown revision: %v, want ErrNotDeployed", err)
 	}
-	if err := b.Remove(ctx, missing); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Remove of unknown revision: %v, want ErrNotFound", err)
+	if err := b.Remove(ctx, missing); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Remove of unknown revision: %v, want ErrNotDeployed", err)
 	}
-	if ch, err := b.Watch(ctx, missing); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Watch of unknown revision: channel %v, error %v; want ErrNotFound", ch, err)
+	if ch, err := b.Watch(ctx, missing); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Watch of unknown revision: channel %v, error %v; want ErrNotDeployed", ch, err)
 	}
 	rev := e.deploy("bt-bad")
 	for _, n := range []int{-1, -1000} {
@@ -120,9 +120,9 @@ func testRemoveWhileScaled(e *env) {
 		e.t.Fatalf("Remove(%s): %v", rev, err)
 	}
 	// A second Remove hits a revision being removed (nil) or already
-	// forgotten (ErrNotFound).
-	if err := e.h.Backend.Remove(ctx, rev); err != nil && !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("second Remove(%s): %v, want nil or ErrNotFound", rev, err)
+	// forgotten (ErrNotDeployed).
+	if err := e.h.Backend.Remove(ctx, rev); err != nil && !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("second Remove(%s): %v, want nil or ErrNotDeployed", rev, err)
 	}
 	tr.untilClosed("revision removed")
 	if len(tr.cur) != 0 {
@@ -134,11 +134,11 @@ func testRemoveWhileScaled(e *env) {
 		e.checkDrained(in.ID, fmt.Sprintf("Remove(%s) stopped ready instance %s", rev, in.ID))
 		e.waitDead(in)
 	}
-	e.eventually(fmt.Sprintf("Scale(%s) to fail with ErrNotFound after Remove", rev), func() bool {
-		return errors.Is(e.h.Backend.Scale(ctx, rev, 1), backend.ErrNotFound)
+	e.eventually(fmt.Sprintf("Scale(%s) to fail with ErrNotDeployed after Remove", rev), func() bool {
+		return errors.Is(e.h.Backend.Scale(ctx, rev, 1), backend.ErrNotDeployed)
 	})
-	if ch, err := e.h.Backend.Watch(ctx, rev); !errors.Is(err, backend.ErrNotFound) {
-		e.t.Errorf("Watch(%s) after Remove: channel %v, error %v; want ErrNotFound", rev, ch, err)
+	if ch, err := e.h.Backend.Watch(ctx, rev); !errors.Is(err, backend.ErrNotDeployed) {
+		e.t.Errorf("Watch(%s) after Remove: channel %v, error %v; want ErrNotDeployed", rev, ch, err)
 	}
 }
 

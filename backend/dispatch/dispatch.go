@@ -129,7 +129,7 @@ func (b *Backend) engine(name string) (backend.Backend, error) {
 	defer b.mu.Unlock()
 	i, ok := b.revs[name]
 	if !ok {
-		return nil, fmt.Errorf("dispatch: revision %s: %w", name, backend.ErrNotFound)
+		return nil, fmt.Errorf("dispatch: revision %s: %w", name, backend.ErrNotDeployed)
 	}
 	return b.engines[i].Backend, nil
 }
@@ -159,7 +159,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	err = e.Remove(ctx, name)
-	if err == nil || errors.Is(err, backend.ErrNotFound) {
+	if err == nil || errors.Is(err, backend.ErrNotDeployed) {
 		b.mu.Lock()
 		delete(b.revs, name)
 		b.mu.Unlock()

@@ -57,7 +57,7 @@ func TestContract(t *testing.T) {
 								return nil
 							}
 						}
-						return backend.ErrNotFound
+						return backend.ErrNotDeployed
 					},
 					Advance: func() {
 						if clk.HasWaiters() {
@@ -98,7 +98,7 @@ func TestRoutesBySpec(t *testing.T) {
 	st, err := img.Status(ctx, "hello-00001")
 	require.NoError(t, err, "the image revision runs on the image engine")
 	_, err = proc.Status(ctx, "hello-00001")
-	require.ErrorIs(t, err, backend.ErrNotFound)
+	require.ErrorIs(t, err, backend.ErrNotDeployed)
 	dst, err := d.Status(ctx, "hello-00001")
 	require.NoError(t, err)
 	assert.Equal(t, st.Revision, dst.Revision, "Status delegated")
@@ -106,12 +106,12 @@ func TestRoutesBySpec(t *testing.T) {
 	require.NoError(t, err, "the command revision runs on the process engine")
 
 	assert.Equal(t, 20, d.MaxInstances(), "the smallest cap")
-	require.ErrorIs(t, d.Scale(ctx, "nope", 1), backend.ErrNotFound)
+	require.ErrorIs(t, d.Scale(ctx, "nope", 1), backend.ErrNotDeployed)
 	_, err = d.Watch(ctx, "nope")
-	require.ErrorIs(t, err, backend.ErrNotFound)
+	require.ErrorIs(t, err, backend.ErrNotDeployed)
 
 	require.NoError(t, d.Remove(ctx, "hello-00001"))
-	require.ErrorIs(t, d.Remove(ctx, "hello-00001"), backend.ErrNotFound, "forgotten once removed")
+	require.ErrorIs(t, d.Remove(ctx, "hello-00001"), backend.ErrNotDeployed, "forgotten once removed")
 	require.NoError(t, d.Close())
 	require.Error(t, img.Deploy(ctx, rev(t, "hello-00003", revision.Spec{Image: "x"})), "Close stopped the engines")
 }

@@ -207,7 +207,7 @@ func (b *Backend) redeploy(rs *revState, rev revision.Revision) error {
 	return nil
 }
 
-// lookup returns the revision, or ErrNotFound if it is unknown or being
+// lookup returns the revision, or ErrNotDeployed if it is unknown or being
 // removed. Called with b.mu held.
 func (b *Backend) lookup(op, name string) (*revState, error) {
 	if b.closed {
@@ -215,7 +215,7 @@ func (b *Backend) lookup(op, name string) (*revState, error) {
 	}
 	rs, ok := b.revs[name]
 	if !ok || rs.removing {
-		return nil, fmt.Errorf("docker: %s %s: %w", op, name, backend.ErrNotFound)
+		return nil, fmt.Errorf("docker: %s %s: %w", op, name, backend.ErrNotDeployed)
 	}
 	return rs, nil
 }
@@ -346,7 +346,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	rs, ok := b.revs[name]
 	if !ok {
 		b.mu.Unlock()
-		return fmt.Errorf("docker: remove %s: %w", name, backend.ErrNotFound)
+		return fmt.Errorf("docker: remove %s: %w", name, backend.ErrNotDeployed)
 	}
 	b.beginRemove(rs)
 	b.mu.Unlock()

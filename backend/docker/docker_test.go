@@ -149,7 +149,7 @@ func TestDeployMissingImage(t *testing.T) {
 	assert.Contains(t, err.Error(), "docker build")
 	assert.Contains(t, err.Error(), "docker load")
 	_, err = b.Watch(t.Context(), rev.Name())
-	require.ErrorIs(t, err, backend.ErrNotFound, "nothing deployed")
+	require.ErrorIs(t, err, backend.ErrNotDeployed, "nothing deployed")
 
 	noImage := newRevision(t, "cmd-00001", revision.Spec{Command: []string{"/bin/true"}})
 	err = b.Deploy(t.Context(), noImage)

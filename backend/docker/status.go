@@ -13,7 +13,7 @@ var (
 	_ backend.InstanceLimiter = (*Backend)(nil)
 )
 
-// Status returns the engine's view of a revision (ErrNotFound if it is
+// Status returns the engine's view of a revision (ErrNotDeployed if it is
 // not deployed): one entry per slot, its current instance or, after a
 // crash, the crashed one in InstanceBackOff until its replacement
 // starts, with the restarts so far, the last exit (exit code, reason,
@@ -25,7 +25,7 @@ func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return backend.RevisionStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotFound)
+		return backend.RevisionStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotDeployed)
 	}
 	st := backend.RevisionStatus{
 		Revision: name, Desired: rs.desired, Removing: rs.removing,

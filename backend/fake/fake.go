@@ -38,8 +38,14 @@ const (
 	idleTimeout       = 60 * time.Second
 )
 
-// ErrClosed is returned by every method of a closed Backend.
-var ErrClosed = errors.New("fake: backend closed")
+// Errors of the fake's own methods, checkable with errors.Is.
+var (
+	// ErrClosed is returned by every method of a closed Backend.
+	ErrClosed = errors.New("fake: backend closed")
+	// ErrNoInstance is returned by Kill, Fail and SetReady for an
+	// instance ID that is not live (unknown, or already gone).
+	ErrNoInstance = errors.New("no live instance")
+)
 
 // Options configure a Backend. The zero value is usable: real clock,
 // instances ready at once, answering 200 with the revision name.
@@ -372,7 +378,7 @@ func (b *Backend) deployed(op, name string) (*rev, error) {
 	}
 	r, ok := b.revs[name]
 	if !ok {
-		return nil, fmt.Errorf("fake: %s %s: %w", op, name, backend.ErrNotFound)
+		return nil, fmt.Errorf("fake: %s %s: %w", op, name, backend.ErrNotDeployed)
 	}
 	return r, nil
 }
@@ -385,7 +391,7 @@ func (b *Backend) lookup(name string) (*rev, error) {
 	}
 	r, ok := b.revs[name]
 	if !ok || r.removing {
-		return nil, backend.ErrNotFound
+		return nil, backend.ErrNotDeployed
 	}
 	return r, nil
 }

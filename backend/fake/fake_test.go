@@ -381,8 +381,8 @@ func TestCrashDuringStart(t *testing.T) {
 	if got := e.drains.calls(); len(got) != 0 {
 		t.Errorf("crashed instance was drained: %v", got)
 	}
-	if err := e.b.CrashStarts("nope-00001", 1); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("CrashStarts(unknown) = %v, want ErrNotFound", err)
+	if err := e.b.CrashStarts("nope-00001", 1); !errors.Is(err, backend.ErrNotDeployed) {
+		t.Errorf("CrashStarts(unknown) = %v, want ErrNotDeployed", err)
 	}
 }
 
@@ -413,8 +413,8 @@ func TestKillWhileServing(t *testing.T) {
 	if got := e.drains.calls(); len(got) != 0 {
 		t.Errorf("killed instance was drained: %v", got)
 	}
-	if err := e.b.Kill(inst.ID); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Kill of a dead instance = %v, want ErrNotFound", err)
+	if err := e.b.Kill(inst.ID); !errors.Is(err, fake.ErrNoInstance) {
+		t.Errorf("Kill of a dead instance = %v, want ErrNoInstance", err)
 	}
 }
 
@@ -437,8 +437,8 @@ func TestFailThenRestart(t *testing.T) {
 	if got := e.drains.calls(); len(got) != 0 {
 		t.Errorf("failed instance was drained: %v", got)
 	}
-	if err := e.b.Fail(inst.ID, time.Second); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Fail of a dead instance = %v, want ErrNotFound", err)
+	if err := e.b.Fail(inst.ID, time.Second); !errors.Is(err, fake.ErrNoInstance) {
+		t.Errorf("Fail of a dead instance = %v, want ErrNoInstance", err)
 	}
 	if err := e.b.Fail("a-00001-i2", 0); err != nil {
 		t.Fatal(err)
@@ -469,8 +469,8 @@ func TestSetReady(t *testing.T) {
 	e.scale(rev, 0)
 	e.drainCalled(inst.ID)
 	e.until(ch, "gone", is(""))
-	if err := e.b.SetReady(inst.ID, true); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("SetReady of a stopped instance = %v, want ErrNotFound", err)
+	if err := e.b.SetReady(inst.ID, true); !errors.Is(err, fake.ErrNoInstance) {
+		t.Errorf("SetReady of a stopped instance = %v, want ErrNoInstance", err)
 	}
 }
 
@@ -513,8 +513,8 @@ func TestRemoveLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.drainCalled(inst.ID)
-	if err := e.b.Scale(ctx, rev, 1); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Scale while removing = %v, want ErrNotFound", err)
+	if err := e.b.Scale(ctx, rev, 1); !errors.Is(err, backend.ErrNotDeployed) {
+		t.Errorf("Scale while removing = %v, want ErrNotDeployed", err)
 	}
 	if err := e.b.Deploy(ctx, e.rev("a")); !backend.IsTransient(err) {
 		t.Errorf("Deploy while removing = %v, want ErrTransient", err)
@@ -525,8 +525,8 @@ func TestRemoveLifecycle(t *testing.T) {
 	close(e.drains.block)
 	for range ch {
 	}
-	if err := e.b.Remove(ctx, rev); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Remove after removal = %v, want ErrNotFound", err)
+	if err := e.b.Remove(ctx, rev); !errors.Is(err, backend.ErrNotDeployed) {
+		t.Errorf("Remove after removal = %v, want ErrNotDeployed", err)
 	}
 	if _, err := get(inst.Address, "/"); err == nil {
 		t.Error("instance of a removed revision still answers")

@@ -160,7 +160,7 @@ func (b *Backend) instance(id string) (*instance, error) {
 	}
 	in, ok := b.byID[id]
 	if !ok {
-		return nil, fmt.Errorf("instance %s: %w", id, backend.ErrNotFound)
+		return nil, fmt.Errorf("instance %s: %w", id, ErrNoInstance)
 	}
 	return in, nil
 }

@@ -87,7 +87,7 @@
 // their DrainFunc calls are gone. Close stops the informers and closes
 // the watches; it leaves the Deployments in the cluster.
 //
-// Errors from the API map to the backend's: NotFound is ErrNotFound;
+// Errors from the API map to the backend's: NotFound is ErrNotDeployed;
 // Invalid, Forbidden, BadRequest (requests that cannot succeed as made)
 // are ErrInvalidArgument; conflicts, timeouts, 429, 5xx, authentication
 // failures and transport errors are ErrTransient.

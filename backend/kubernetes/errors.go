@@ -11,7 +11,7 @@ import (
 )
 
 // classify maps an API error to the backend's sentinel errors:
-// NotFound → ErrNotFound; Invalid, Forbidden, BadRequest and other
+// NotFound → ErrNotDeployed; Invalid, Forbidden, BadRequest and other
 // requests that cannot succeed as made → ErrInvalidArgument; conflicts,
 // timeouts, throttling (429), 5xx, authentication failures (credentials
 // may be refreshed) and transport errors → ErrTransient. A cancelled
@@ -19,7 +19,7 @@ import (
 func classify(err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return backend.ErrNotFound
+		return backend.ErrNotDeployed
 	case apierrors.IsInvalid(err), apierrors.IsForbidden(err), apierrors.IsBadRequest(err),
 		apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err),
 		apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err):

@@ -20,7 +20,7 @@ func TestAPIErrorMapping(t *testing.T) {
 		err  error
 		want error
 	}{
-		{apierrors.NewNotFound(gr, "r"), backend.ErrNotFound},
+		{apierrors.NewNotFound(gr, "r"), backend.ErrNotDeployed},
 		{apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "r", field.ErrorList{field.Invalid(field.NewPath("spec"), 1, "bad")}), backend.ErrInvalidArgument},
 		{apierrors.NewForbidden(gr, "r", errors.New("rbac")), backend.ErrInvalidArgument},
 		{apierrors.NewBadRequest("bad"), backend.ErrInvalidArgument},
@@ -41,6 +41,6 @@ func TestAPIErrorMapping(t *testing.T) {
 	}
 	err := apiError("Scale", "r", context.Canceled)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.False(t, errors.Is(err, backend.ErrTransient) || errors.Is(err, backend.ErrInvalidArgument) || errors.Is(err, backend.ErrNotFound))
+	assert.False(t, errors.Is(err, backend.ErrTransient) || errors.Is(err, backend.ErrInvalidArgument) || errors.Is(err, backend.ErrNotDeployed))
 	assert.NoError(t, apiError("Scale", "r", nil))
 }

@@ -194,7 +194,7 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 	}
 	if d, err := b.depList.Deployments(b.ns).Get(name); err == nil {
 		if d.DeletionTimestamp != nil {
-			return fmt.Errorf("kubernetes: Scale %s: %w: being removed", name, backend.ErrNotFound)
+			return fmt.Errorf("kubernetes: Scale %s: %w: being removed", name, backend.ErrNotDeployed)
 		}
 		if d.Spec.Replicas != nil && int(*d.Spec.Replicas) > n {
 			b.setDeletionCosts(ctx, d)
@@ -270,7 +270,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan []backend.Inst
 		return nil, apiError("Watch", name, err)
 	}
 	if d.Labels[LabelManagedBy] != managedByValue {
-		return nil, fmt.Errorf("kubernetes: Watch %s: %w: Deployment %s/%s was not made by zeroscale", name, backend.ErrNotFound, b.ns, name)
+		return nil, fmt.Errorf("kubernetes: Watch %s: %w: Deployment %s/%s was not made by zeroscale", name, backend.ErrNotDeployed, b.ns, name)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -173,7 +173,7 @@ func TestCrashLoopStatus(t *testing.T) {
 	}, waitFor, 20*time.Millisecond, "the restarted app must be a new, ready instance")
 
 	_, err = b.Status(ctx, "nope-00001")
-	assert.ErrorIs(t, err, backend.ErrNotFound)
+	assert.ErrorIs(t, err, backend.ErrNotDeployed)
 	require.NoError(t, b.Remove(ctx, rev.Name()))
 	require.Eventually(t, func() bool {
 		_, err := b.Status(context.Background(), rev.Name())
@@ -191,9 +191,9 @@ func TestKubeconfigOptions(t *testing.T) {
 	defer b.Close()
 	assert.Equal(t, "default", b.Namespace())
 	_, err = b.Watch(t.Context(), "absent-00001")
-	assert.ErrorIs(t, err, backend.ErrNotFound)
-	assert.ErrorIs(t, b.Scale(t.Context(), "absent-00001", 1), backend.ErrNotFound)
-	assert.ErrorIs(t, b.Remove(t.Context(), "absent-00001"), backend.ErrNotFound)
+	assert.ErrorIs(t, err, backend.ErrNotDeployed)
+	assert.ErrorIs(t, b.Scale(t.Context(), "absent-00001", 1), backend.ErrNotDeployed)
+	assert.ErrorIs(t, b.Remove(t.Context(), "absent-00001"), backend.ErrNotDeployed)
 
 	for _, o := range []kubernetes.Options{
 		{QPS: -1}, {Burst: -1}, {QuietPeriod: -time.Second}, {QuietPeriod: 2 * time.Hour}, {DrainTimeout: -1},

@@ -162,7 +162,7 @@ func resolveCommand(spec revision.Spec) (string, error) {
 	return path, nil
 }
 
-// lookup returns the revision name, or ErrNotFound if it is unknown or
+// lookup returns the revision name, or ErrNotDeployed if it is unknown or
 // being removed. Called with b.mu held.
 func (b *Backend) lookup(op, name string) (*revState, error) {
 	if b.closed {
@@ -170,7 +170,7 @@ func (b *Backend) lookup(op, name string) (*revState, error) {
 	}
 	rs, ok := b.revs[name]
 	if !ok || rs.removing {
-		return nil, fmt.Errorf("process: %s %s: %w", op, name, backend.ErrNotFound)
+		return nil, fmt.Errorf("process: %s %s: %w", op, name, backend.ErrNotDeployed)
 	}
 	return rs, nil
 }
@@ -261,7 +261,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	rs, ok := b.revs[name]
 	if !ok {
 		b.mu.Unlock()
-		return fmt.Errorf("process: remove %s: %w", name, backend.ErrNotFound)
+		return fmt.Errorf("process: remove %s: %w", name, backend.ErrNotDeployed)
 	}
 	b.beginRemove(rs)
 	b.mu.Unlock()
@@ -370,7 +370,7 @@ func (b *Backend) writeLine(rev, id, line string) {
 	_, _ = io.WriteString(w, rev+"/"+id+": "+line+"\n")
 }
 
-// Status returns the state of a revision's instances (ErrNotFound if it
+// Status returns the state of a revision's instances (ErrNotDeployed if it
 // is not deployed), crash loops included: it implements
 // backend.StatusReporter. Each InstanceStatus's Detail is "pid N" while
 // a process runs.
@@ -379,7 +379,7 @@ func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return backend.RevisionStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotFound)
+		return backend.RevisionStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotDeployed)
 	}
 	st := backend.RevisionStatus{Revision: name, Desired: rs.desired, Removing: rs.removing}
 	for _, in := range rs.insts {

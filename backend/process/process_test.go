@@ -421,10 +421,10 @@ func TestRemoveAndClose(t *testing.T) {
 	for _, pid := range removed {
 		require.True(t, gone(pid), "pid %d runs after Remove", pid)
 	}
-	require.ErrorIs(t, b.Remove(t.Context(), rev.Name()), backend.ErrNotFound)
-	require.ErrorIs(t, b.Scale(t.Context(), rev.Name(), 1), backend.ErrNotFound)
+	require.ErrorIs(t, b.Remove(t.Context(), rev.Name()), backend.ErrNotDeployed)
+	require.ErrorIs(t, b.Scale(t.Context(), rev.Name(), 1), backend.ErrNotDeployed)
 	_, err = b.Status(t.Context(), rev.Name())
-	require.ErrorIs(t, err, backend.ErrNotFound)
+	require.ErrorIs(t, err, backend.ErrNotDeployed)
 
 	kept := pids(other.Name())
 	ctx, cancel := context.WithTimeout(t.Context(), eventTimeout)
@@ -472,9 +472,9 @@ func TestBadInput(t *testing.T) {
 	require.ErrorIs(t, err, backend.ErrInvalidArgument)
 	require.ErrorContains(t, err, "n = -1, want 0–3")
 	require.ErrorIs(t, b.Scale(t.Context(), rev.Name(), 4), backend.ErrInvalidArgument)
-	require.ErrorIs(t, b.Scale(t.Context(), "nope-00001", 1), backend.ErrNotFound)
+	require.ErrorIs(t, b.Scale(t.Context(), "nope-00001", 1), backend.ErrNotDeployed)
 	_, err = b.Watch(t.Context(), "nope-00001")
-	require.ErrorIs(t, err, backend.ErrNotFound)
+	require.ErrorIs(t, err, backend.ErrNotDeployed)
 
 	changed, err := appRevision(rev.Name(), testapp.Crash)
 	require.NoError(t, err)
