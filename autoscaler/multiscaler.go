@@ -440,11 +440,16 @@ func (m *Multiscaler) setReady(rev string, n int) error {
 }
 
 // SetInstances sets rev's instances, as the backend's Watch reports them:
-// the ready, non-draining ones count as ready and are the scrape targets.
+// the ready, non-draining ones are the scrape targets, and count as ready
+// unless Reserved. A reserved instance (idle-mode reserve) is a stand-in
+// for zero on a cheaper profile, not capacity the decider sizes: its
+// load is demand (its stats count like any instance's), which the
+// decider answers with standard instances, and until they serve the
+// revision is Activating.
 func (m *Multiscaler) SetInstances(rev string, instances []backend.Instance) error {
 	n := 0
 	for _, in := range instances {
-		if in.Serving() {
+		if in.Serving() && !in.Reserved {
 			n++
 		}
 	}

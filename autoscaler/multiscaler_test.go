@@ -520,11 +520,12 @@ func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
 	h.set("r", defaultParams(t, nil), Pushed)
 	require.NoError(t, h.m.SetInstances("r", []backend.Instance{
 		{ID: "a", Ready: true}, {ID: "b", Ready: true}, {ID: "c"}, {ID: "d", Ready: true, Draining: true},
+		{ID: "e", Ready: true, Reserved: true},
 	}))
 	h.m.mu.Lock()
 	ready := h.m.revs["r"].ready
 	h.m.mu.Unlock()
-	require.Equal(t, 2, ready, "ready")
+	require.Equal(t, 2, ready, "ready: standard, serving; the reserved instance is not capacity the decider sizes")
 	require.ErrorIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
 }
 

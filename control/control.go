@@ -282,6 +282,10 @@ func (c *Controller) Add(ctx context.Context, rev revision.Revision) error {
 	if err != nil {
 		return fmt.Errorf("control: add %s: %w", name, err)
 	}
+	hook, err := newReserve(c.be, params.IdleMode)
+	if err != nil {
+		return fmt.Errorf("control: add %s: %w", name, err)
+	}
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -292,6 +296,7 @@ func (c *Controller) Add(ctx context.Context, rev revision.Revision) error {
 		return fmt.Errorf("%w: %s", ErrExists, name)
 	}
 	r := newRev(c, rev)
+	r.reserve = hook
 	c.revs[name] = r // reserves the name; not published to until started
 	c.mu.Unlock()
 

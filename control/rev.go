@@ -28,7 +28,9 @@ type rev struct {
 	stopScaling context.CancelFunc
 	watchCtx    context.Context
 	stopWatch   context.CancelFunc
-	want        chan int      // the newest decided scale, capacity 1
+	want        chan target   // the newest target, capacity 1
+	pushMu      sync.Mutex    // one target computed and sent at a time
+	reserve     *reserve      // idle-mode reserve's hook, nil otherwise
 	watched     chan struct{} // closed once the watch closed
 	gone        chan struct{} // closed once Remove finished
 
@@ -45,12 +47,13 @@ type rev struct {
 	ready     bool                // has had a serving instance (or starts at zero)
 	scaleUpAt time.Time           // when a scale from zero was decided
 	failing   error               // the crash loop the activator was told of
+	pushed    target              // the last target sent to the scale loop
 }
 
 func newRev(c *Controller, r revision.Revision) *rev {
 	rv := &rev{
 		c: c, rev: r, name: r.Name(), idlePath: r.Spec().Scaling.IdleCheckPath,
-		want:    make(chan int, 1),
+		want:    make(chan target, 1),
 		watched: make(chan struct{}),
 		gone:    make(chan struct{}),
 		applied: -1,
@@ -66,9 +69,33 @@ func (r *rev) stop() {
 	r.stopWatch()
 }
 
-// decide records d and hands its scale to the scale loop: newest wins,
-// and it never blocks (Publish calls come one at a time, so emptying the
-// slot and sending cannot race with another sender).
+// push hands the target for the latest decision and snapshot to the
+// scale loop: newest wins, and it never blocks (pushMu: emptying the
+// slot and sending cannot race with another push). With always false
+// it sends only a target that changed. Nothing is sent before the
+// first decision.
+func (r *rev) push(always bool) {
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
+	r.mu.Lock()
+	t := target{n: r.decision.Scale, reserved: -1}
+	if r.reserve != nil {
+		t = r.reserve.target(t.n, r.c.limit, r.instances)
+	}
+	skip := r.decision.Revision == "" || (!always && t == r.pushed)
+	r.pushed = t
+	r.mu.Unlock()
+	if skip {
+		return
+	}
+	select {
+	case <-r.want:
+	default:
+	}
+	r.want <- t
+}
+
+// decide records d and hands it to the scale loop.
 func (r *rev) decide(d autoscaler.Decision) {
 	r.mu.Lock()
 	prev := r.decision
@@ -81,11 +108,7 @@ func (r *rev) decide(d autoscaler.Decision) {
 	if fromZero {
 		r.c.act.ScaleFromZero(r.name, d.Time) // ends the held requests' scale-decision phase
 	}
-	select {
-	case <-r.want:
-	default:
-	}
-	r.want <- d.Scale
+	r.push(true)
 	if d.State == autoscaler.StateInactive && d.Reason == autoscaler.ReasonTimedOut && prev.Reason != autoscaler.ReasonTimedOut {
 		r.c.emit(Event{Kind: EventTimedOut, Revision: r.name, Reason: d.Reason,
 			Message: "no instance became ready within the progress deadline"})
@@ -97,23 +120,28 @@ func (r *rev) decide(d autoscaler.Decision) {
 // newer scale supersedes them.
 func (r *rev) scaleLoop() {
 	c := r.c
-	pending := -1
+	var pending target
+	have := false
 	backoff := MinRetry
 	for {
-		if pending < 0 {
+		if !have {
 			select {
 			case <-r.scaleCtx.Done():
 				return
 			case pending = <-r.want:
+				have = true
 			}
 		}
-		n := pending
+		n := pending.n
 		capped := c.limit > 0 && n > c.limit
 		if capped {
 			n = c.limit // capped, never refused
 		}
-		r.noteCap(capped, pending)
+		r.noteCap(capped, pending.n)
 		err := c.be.Scale(r.scaleCtx, r.name, n)
+		if err == nil && pending.reserved >= 0 {
+			err = r.reserve.scale(r.scaleCtx, r.name, pending.reserved)
+		}
 		if r.scaleCtx.Err() != nil {
 			return
 		}
@@ -128,7 +156,7 @@ func (r *rev) scaleLoop() {
 				c.log.Warn("control: the engine refused a scale", "revision", r.name, "scale", n, "err", err)
 				c.emit(Event{Kind: EventScaleFailed, Revision: r.name, To: n, Message: err.Error()})
 			}
-			pending, backoff = -1, MinRetry
+			have, backoff = false, MinRetry
 			continue
 		}
 		// A timer, not Clock.After: a newer scale or the end must not
@@ -217,6 +245,10 @@ func (r *rev) apply(snap []backend.Instance) {
 	r.mu.Lock()
 	prev := r.serving
 	r.instances, r.serving = snap, n
+	var kindEvents []Event
+	if r.reserve != nil {
+		kindEvents = r.reserve.observe(r.name, snap)
+	}
 	e := Event{Kind: EventScaled, Revision: r.name, From: prev, To: n, Time: now}
 	if prev == 0 && n > 0 && !r.scaleUpAt.IsZero() {
 		e.ColdStart = now.Sub(r.scaleUpAt)
@@ -231,6 +263,12 @@ func (r *rev) apply(snap []backend.Instance) {
 	r.mu.Unlock()
 	if prev != n {
 		c.emit(e)
+	}
+	for _, ke := range kindEvents {
+		c.emit(ke)
+	}
+	if r.reserve != nil {
+		r.push(false) // the reserved instance's readiness moves the targets
 	}
 	if n > 0 {
 		r.markReady("")

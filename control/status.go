@@ -25,8 +25,9 @@ type Status struct {
 	// (backend.InstanceLimiter) when the last decision was above it; 0
 	// otherwise.
 	Cap int
-	// Instances is the engine's latest snapshot; Serving counts those
-	// that take requests (Ready and not Draining).
+	// Instances is the engine's latest snapshot, both kinds
+	// (Instance.Kind); Serving counts those that take requests (Ready
+	// and not Draining), reserved ones included.
 	Instances []backend.Instance
 	Serving   int
 	// ScaleErr is the engine's last refusal of a scale (nil once a
@@ -79,9 +80,17 @@ const (
 	// EventIdleCheckFailed: the idle check failed (Message says why)
 	// and counted as idle: the revision goes to zero.
 	EventIdleCheckFailed
+	// EventReservedStarted: a reserved instance (idle-mode reserve)
+	// serves; Message names it.
+	EventReservedStarted
+	// EventReservedRetired: the reserved instance that served no longer
+	// does (drained away once standard instances serve, or crashed);
+	// Message names it.
+	EventReservedRetired
 )
 
-var kindNames = [...]string{"Scaled", "Ready", "ScaleFailed", "ScaleCapped", "TimedOut", "Failed", "IdleBusy", "IdleCheckFailed"}
+var kindNames = [...]string{"Scaled", "Ready", "ScaleFailed", "ScaleCapped", "TimedOut", "Failed", "IdleBusy", "IdleCheckFailed",
+	"ReservedStarted", "ReservedRetired"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {

@@ -322,6 +322,6 @@ func TestReservedAnnotations(t *testing.T) {
 	_, err = decodeConfig(fmt.Appendf(nil, manifest, "1m"))
 	fes := knative.Errors(err)
 	require.NotEmpty(t, fes, "%v", err)
-	assert.Contains(t, fes[0].Paths[0], "spec.template.metadata.annotations[zeroscale.dev/reserved-cpu]")
+	assert.Contains(t, fes[0].Paths()[0], "spec.template.metadata.annotations[zeroscale.dev/reserved-cpu]")
 	assert.Contains(t, err.Error(), "[10m, 256]")
 }
