@@ -135,16 +135,16 @@ func TestBareHostByHeaderAndPath(t *testing.T) {
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
 	code, body := f.get("hello.default.localhost", "/")
-	require.Equal(t, code, http.StatusOK)
-	require.Equal(t, body, "hello-00001\n")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "hello-00001\n", body)
 	code, body = f.get("localhost:8080", "/", zeroscale.ServiceHeader, "hello")
-	require.Equal(t, code, http.StatusOK, body)
+	require.Equal(t, http.StatusOK, code, body)
 	code, body = f.get("127.0.0.1", "/hello/some/path")
-	require.Equal(t, code, http.StatusOK, body)
+	require.Equal(t, http.StatusOK, code, body)
 	code, _ = f.get("localhost", "/nope/")
-	require.Equal(t, code, http.StatusNotFound)
+	require.Equal(t, http.StatusNotFound, code)
 	code, _ = f.get("other.default.localhost", "/")
-	require.Equal(t, code, http.StatusNotFound)
+	require.Equal(t, http.StatusNotFound, code)
 }
 
 // The path prefix is stripped before the app sees the request.
@@ -155,7 +155,7 @@ func TestPathPrefixStripped(t *testing.T) {
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
 	_, body := f.get("localhost", "/hello/a/b")
-	require.Equal(t, body, "/a/b")
+	require.Equal(t, "/a/b", body)
 }
 
 // A new template gets traffic only once its first instance is ready;
@@ -173,15 +173,15 @@ func TestUpdateMovesTrafficWhenReady(t *testing.T) {
 
 	st, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v2"}})
 	require.NoError(t, err)
-	require.Equal(t, st.LatestCreatedRevision, "hello-00002")
-	require.Equal(t, st.LatestReadyRevision, "hello-00001")
+	require.Equal(t, "hello-00002", st.LatestCreatedRevision)
+	require.Equal(t, "hello-00001", st.LatestReadyRevision)
 	for range 20 {
 		_, body := f.get("hello.default.localhost", "/")
-		require.Equal(t, body, "hello-00001\n")
+		require.Equal(t, "hello-00001\n", body)
 	}
 	cond, ok := st.Condition(zeroscale.ConditionReady)
 	require.Equal(t, true, ok)
-	require.Equal(t, cond.Status, zeroscale.ConditionTrue, "the previous split still serves: %+v", cond)
+	require.Equal(t, zeroscale.ConditionTrue, cond.Status, "the previous split still serves: %+v", cond)
 
 	_, err = f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v3"}})
 	require.NoError(t, err)
@@ -191,9 +191,9 @@ func TestUpdateMovesTrafficWhenReady(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	st, err = f.srv.ServiceStatus("hello")
 	require.NoError(t, err)
-	require.Equal(t, st.Traffic, []zeroscale.TrafficTarget{{Revision: "hello-00003", Percent: 100}})
+	require.Equal(t, []zeroscale.TrafficTarget{{Revision: "hello-00003", Percent: 100}}, st.Traffic)
 	require.Equal(t, 3, len(st.Revisions))
-	require.Equal(t, st.Revisions[0].Name, "hello-00003", "newest first")
+	require.Equal(t, "hello-00003", st.Revisions[0].Name, "newest first")
 }
 
 func TestDeleteAndShutdownStopEverything(t *testing.T) {
@@ -203,11 +203,11 @@ func TestDeleteAndShutdownStopEverything(t *testing.T) {
 		_, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: name, Template: revision.Spec{Image: name}})
 		require.NoError(t, err)
 		code, _ := f.get(name+".default.localhost", "/")
-		require.Equal(t, code, http.StatusOK)
+		require.Equal(t, http.StatusOK, code)
 	}
 	require.NoError(t, f.srv.Delete(ctx, "a"))
 	code, _ := f.get("a.default.localhost", "/")
-	require.Equal(t, code, http.StatusNotFound)
+	require.Equal(t, http.StatusNotFound, code)
 	_, err := f.engine.Instances("a-00001")
 	if err == nil {
 		t.Error("a's revision is still in the backend")
@@ -277,7 +277,7 @@ func TestEventString(t *testing.T) {
 		{zeroscale.Event{Kind: zeroscale.EventTrafficChanged, Service: "hello", Message: "hello-00001 100 %"}, "hello: traffic hello-00001 100 %"},
 		{zeroscale.Event{Kind: zeroscale.EventRevisionFailed, Service: "hello", Revision: "hello-00002", Reason: "TimedOut"}, "hello: revision hello-00002 RevisionFailed (TimedOut)"},
 	} {
-		require.Equal(t, tc.e.String(), tc.want)
+		require.Equal(t, tc.want, tc.e.String())
 	}
 }
 
@@ -286,7 +286,7 @@ func TestScaleFromZeroEvent(t *testing.T) {
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
 	code, _ := f.get("hello.default.localhost", "/")
-	require.Equal(t, code, http.StatusOK)
+	require.Equal(t, http.StatusOK, code)
 	var scaled []zeroscale.Event
 	require.Eventually(t, func() bool { // events are delivered asynchronously
 		f.mu.Lock()
@@ -299,8 +299,8 @@ func TestScaleFromZeroEvent(t *testing.T) {
 		}
 		return len(scaled) > 0
 	}, 10*time.Second, time.Millisecond)
-	require.Equal(t, scaled[0].From, 0)
-	require.Equal(t, scaled[0].To, 1)
+	require.Equal(t, 0, scaled[0].From)
+	require.Equal(t, 1, scaled[0].To)
 	if scaled[0].ColdStart < 50*time.Millisecond {
 		t.Errorf("cold start %v, shorter than the 50 ms start delay", scaled[0].ColdStart)
 	}

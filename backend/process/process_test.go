@@ -64,7 +64,7 @@ func next(t *testing.T, ch <-chan []backend.Instance, what string, ok func([]bac
 			}
 			for _, in := range snap {
 				// Addresses are bound when an instance is created.
-				require.True(t, in.Address != "", "instance %s published without an Address", in.ID)
+				require.NotEmpty(t, in.Address, "instance %s published without an Address", in.ID)
 			}
 			if ok(snap) {
 				return snap
@@ -163,17 +163,17 @@ func TestScaleServesAndStops(t *testing.T) {
 	})
 	ch, err := b.Watch(t.Context(), rev.Name())
 	require.NoError(t, err)
-	require.True(t, len(<-ch) == 0, "first snapshot is empty")
+	require.Empty(t, <-ch, "first snapshot is empty")
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 2))
 	snap := next(t, ch, "2 ready", readyCount(2))
 	st, err := b.Status(t.Context(), rev.Name())
 	require.NoError(t, err)
 	var pids []int
 	for i, in := range snap {
-		require.EqualValues(t, get(t, "http://"+in.Address+"/"), "ok\n")
-		require.EqualValues(t, get(t, "http://"+in.Address+"/env?name=GREETING"), "hi")
+		require.EqualValues(t, "ok\n", get(t, "http://"+in.Address+"/"))
+		require.EqualValues(t, "hi", get(t, "http://"+in.Address+"/env?name=GREETING"))
 		require.EqualValues(t, get(t, "http://"+in.Address+"/env?name=K_REVISION"), rev.Name())
-		require.EqualValues(t, st.Instances[i].State, process.StateRunning)
+		require.EqualValues(t, process.StateRunning, st.Instances[i].State)
 		require.EqualValues(t, st.Instances[i].AppAddress, in.Address, "no proxy: the app is the address")
 		pids = append(pids, pidOf(st.Instances[i]))
 	}
@@ -184,8 +184,8 @@ func TestScaleServesAndStops(t *testing.T) {
 		require.True(t, gone(pid), "pid %d still runs after scale 0", pid)
 	}
 	for _, in := range snap {
-		require.True(t, strings.Contains(out.String(), rev.Name()+"/"+in.ID+": listening on "), "output %q", out.String())
-		require.True(t, strings.Contains(out.String(), rev.Name()+"/"+in.ID+": got SIGTERM\n"), "output %q", out.String())
+		require.Contains(t, out.String(), rev.Name()+"/"+in.ID+": listening on ", "output %q", out.String())
+		require.Contains(t, out.String(), rev.Name()+"/"+in.ID+": got SIGTERM\n", "output %q", out.String())
 	}
 }
 
@@ -232,7 +232,7 @@ func TestDrainBeforeStop(t *testing.T) {
 	require.True(t, snap[0].Ready, "a ready instance stays Ready while it drains")
 
 	// Still serving while the hook holds the stop back.
-	require.EqualValues(t, get(t, "http://"+inst.Address+"/release?key=k"), "ok\n")
+	require.EqualValues(t, "ok\n", get(t, "http://"+inst.Address+"/release?key=k"))
 	released()
 	close(drainRelease)
 	next(t, ch, "no instance", empty)
@@ -281,10 +281,10 @@ func TestCrashLoopBackoff(t *testing.T) {
 		}, eventTimeout, 5*time.Millisecond, "crash %d", i)
 		require.True(t, !in.Ready, "not ready")
 		require.True(t, in.LastExit != nil, "LastExit set")
-		require.EqualValues(t, in.LastExit.Code, 3)
-		require.EqualValues(t, in.LastExit.Reason, "exit status 3")
-		require.True(t, slices.Contains(in.LastExit.Output, "fatal: boom"), "LastExit.Output %q", in.LastExit.Output)
-		require.True(t, slices.Contains(in.Output, "app starting"), "Output %q", in.Output)
+		require.EqualValues(t, 3, in.LastExit.Code)
+		require.EqualValues(t, "exit status 3", in.LastExit.Reason)
+		require.Contains(t, in.LastExit.Output, "fatal: boom", "LastExit.Output %q", in.LastExit.Output)
+		require.Contains(t, in.Output, "app starting", "Output %q", in.Output)
 		require.EqualValues(t, fc.Now().Add(want), in.NextRestart, "backoff before restart %d", i+1)
 		fc.Step(want)
 	}
@@ -299,8 +299,8 @@ func TestStartTimeout(t *testing.T) {
 		return len(status(t, b, rev.Name()).CrashLooping()) == 1
 	})
 	in := status(t, b, rev.Name()).Instances[0]
-	require.EqualValues(t, in.LastExit.Reason, "not ready within 5s (Options.StartTimeout)")
-	require.EqualValues(t, in.LastExit.Code, -1, "killed by a signal")
+	require.EqualValues(t, "not ready within 5s (Options.StartTimeout)", in.LastExit.Reason)
+	require.EqualValues(t, -1, in.LastExit.Code, "killed by a signal")
 }
 
 func TestStopGraceThenKill(t *testing.T) {
@@ -381,16 +381,16 @@ func TestCrashedInstanceRestarts(t *testing.T) {
 	inst := next(t, ch, "ready", readyCount(1))[0]
 
 	_, err = http.Get("http://" + inst.Address + "/crash")
-	require.True(t, err != nil, "the app exits while answering")
+	require.Error(t, err, "the app exits while answering")
 	again := next(t, ch, "ready again", readyCount(1))[0]
 	require.EqualValues(t, again.ID, inst.ID+"-r1", "a restart is a new instance with a new ID")
 	require.True(t, again.Started.After(inst.Started), "Started %v is the restart's, after %v", again.Started, inst.Started)
 	require.EqualValues(t, again.Address, inst.Address, "the app keeps its port")
 	st := status(t, b, rev.Name()).Instances[0]
-	require.EqualValues(t, st.Restarts, 1)
-	require.EqualValues(t, st.LastExit.Code, 4)
-	require.True(t, slices.Contains(st.LastExit.Output, "crashing on request"), "LastExit.Output %q", st.LastExit.Output)
-	require.True(t, strings.Contains(lines.String(), rev.Name()+" "+inst.ID+" crashing on request\n"), "OutputFunc got %q", lines.String())
+	require.EqualValues(t, 1, st.Restarts)
+	require.EqualValues(t, 4, st.LastExit.Code)
+	require.Contains(t, st.LastExit.Output, "crashing on request", "LastExit.Output %q", st.LastExit.Output)
+	require.Contains(t, lines.String(), rev.Name()+" "+inst.ID+" crashing on request\n", "OutputFunc got %q", lines.String())
 }
 
 func TestRemoveAndClose(t *testing.T) {
@@ -520,7 +520,7 @@ func TestRestartRefusesATakenPort(t *testing.T) {
 	})
 	inst := status(t, b, rev.Name()).Instances[0]
 	_, err := http.Get("http://" + inst.Address + "/crash")
-	require.True(t, err != nil, "the app exits while answering")
+	require.Error(t, err, "the app exits while answering")
 	require.Eventually(t, func() bool {
 		return status(t, b, rev.Name()).Instances[0].State == process.StateBackOff
 	}, eventTimeout, 5*time.Millisecond, "back-off after the crash")
@@ -541,5 +541,5 @@ func TestRestartRefusesATakenPort(t *testing.T) {
 	stepUntil(t, fc, "ready again once the port is free", func() bool {
 		return status(t, b, rev.Name()).Instances[0].Ready
 	})
-	require.EqualValues(t, get(t, "http://"+inst.Address+"/"), "ok\n")
+	require.EqualValues(t, "ok\n", get(t, "http://"+inst.Address+"/"))
 }

@@ -163,7 +163,7 @@ func TestProxyFrontsInstances(t *testing.T) {
 	released()
 	next(t, ch, "no instance", empty)
 	_, err = net.Dial("tcp", inst.Address)
-	require.True(t, err != nil, "the proxy's listener is closed once the instance stopped")
+	require.Error(t, err, "the proxy's listener is closed once the instance stopped")
 }
 
 func TestQueueProxyFront(t *testing.T) {

@@ -52,7 +52,7 @@ func TestQuickstartBindsBeforePrinting(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err, "the quickstart fails on a taken port")
 	assert.NotContains(t, string(out), "hello is at", "no URL printed before the bind failed")
-	assert.True(t, strings.Contains(string(out), "address already in use"), "the reason is printed: %s", out)
+	assert.Contains(t, string(out), "address already in use", "the reason is printed: %s", out)
 }
 
 // TestQuickstartServesFromZero runs the quickstart as a user would: it
