@@ -283,7 +283,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 // while an instance crash-loops; Unknown while instances start and none
 // has passed its readiness probe yet (an app that never listens is not
 // healthy until its start timeout says so); True otherwise.
-func (s *Server) containerHealth(ps backend.RevisionStatus) Condition {
+func (s *Server) containerHealth(ps backend.EngineStatus) Condition {
 	if loop := ps.CrashLooping(); len(loop) > 0 {
 		return Condition{Type: ConditionContainerHealthy, Status: ConditionFalse, Reason: ReasonCrashLoop, Message: crashMessage(loop[0])}
 	}

@@ -177,7 +177,7 @@ type Factory func(drain DrainFunc) (Backend, error)
 type StatusReporter interface {
 	// Status returns the engine's view of the named revision now
 	// (ErrNotDeployed if it is not deployed).
-	Status(ctx context.Context, revision string) (RevisionStatus, error)
+	Status(ctx context.Context, revision string) (EngineStatus, error)
 }
 
 // Reserver is implemented by engines that can run a revision's reserved
@@ -257,8 +257,9 @@ type Freezer interface {
 	Thaw(ctx context.Context, revision string) error
 }
 
-// RevisionStatus is an engine's view of one revision's instances.
-type RevisionStatus struct {
+// EngineStatus is an engine's view of one revision's instances (the
+// Server's zeroscale.RevisionStatus adds traffic, scaling and conditions).
+type EngineStatus struct {
 	Revision string
 	// Desired is the last Scale target (0 while being removed).
 	Desired int
@@ -275,7 +276,7 @@ type RevisionStatus struct {
 
 // CrashLooping returns the instances waiting to be restarted after a
 // crash.
-func (s RevisionStatus) CrashLooping() []InstanceStatus {
+func (s EngineStatus) CrashLooping() []InstanceStatus {
 	var out []InstanceStatus
 	for _, in := range s.Instances {
 		if in.State == InstanceBackOff {

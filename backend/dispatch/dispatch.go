@@ -169,14 +169,14 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 
 // Status is the revision's engine's, when that engine reports status;
 // otherwise an error wrapping errors.ErrUnsupported.
-func (b *Backend) Status(ctx context.Context, name string) (backend.RevisionStatus, error) {
+func (b *Backend) Status(ctx context.Context, name string) (backend.EngineStatus, error) {
 	e, err := b.engine(name)
 	if err != nil {
-		return backend.RevisionStatus{}, err
+		return backend.EngineStatus{}, err
 	}
 	sr, ok := e.(backend.StatusReporter)
 	if !ok {
-		return backend.RevisionStatus{}, fmt.Errorf("dispatch: the engine of %s reports no status: %w", name, errors.ErrUnsupported)
+		return backend.EngineStatus{}, fmt.Errorf("dispatch: the engine of %s reports no status: %w", name, errors.ErrUnsupported)
 	}
 	return sr.Status(ctx, name)
 }

@@ -258,7 +258,7 @@ func TestStartTimeout(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, b.Deploy(ctx, rev))
 	require.NoError(t, b.Scale(ctx, rev.Name(), 1))
-	var st backend.RevisionStatus
+	var st backend.EngineStatus
 	require.Eventually(t, func() bool {
 		var err error
 		st, err = b.Status(ctx, rev.Name())
@@ -379,7 +379,7 @@ func TestOOMKilled(t *testing.T) {
 	if resp, err := http.Get("http://" + ready[0].Address + "/alloc?mb=128"); err == nil {
 		resp.Body.Close()
 	}
-	var st backend.RevisionStatus
+	var st backend.EngineStatus
 	require.Eventually(t, func() bool {
 		var err error
 		st, err = b.Status(ctx, rev.Name())
@@ -420,7 +420,7 @@ func TestNameConflict(t *testing.T) {
 	other := newRevision(t, "other-00001", appSpec())
 	require.NoError(t, b.Deploy(ctx, other))
 	require.NoError(t, b.Scale(ctx, other.Name(), 1))
-	var st backend.RevisionStatus
+	var st backend.EngineStatus
 	require.Eventually(t, func() bool {
 		st, err = b.Status(ctx, other.Name())
 		return err == nil && len(st.CrashLooping()) == 1

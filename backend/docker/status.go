@@ -20,14 +20,14 @@ var (
 // "OOMKilled", the container's last log lines) and when the replacement
 // starts. AppAddress is the published port; Detail names the container.
 // It asks the engine nothing, so ctx is not used.
-func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus, error) {
+func (b *Backend) Status(_ context.Context, name string) (backend.EngineStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return backend.RevisionStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotDeployed)
+		return backend.EngineStatus{}, fmt.Errorf("docker: status %s: %w", name, backend.ErrNotDeployed)
 	}
-	st := backend.RevisionStatus{
+	st := backend.EngineStatus{
 		Revision: name, Desired: rs.desired, Removing: rs.removing,
 		Message: fmt.Sprintf("image %s (%s)", rs.spec.Image, shortID(trimDigest(rs.imageID))),
 	}

@@ -173,14 +173,14 @@ func (b *Backend) MaxInstances() int { return b.opts.MaxInstances }
 // scale and every instance, Starting, Running or Draining (the fake
 // restarts nothing, so it has no BackOff). It implements
 // backend.StatusReporter.
-func (b *Backend) Status(_ context.Context, revision string) (backend.RevisionStatus, error) {
+func (b *Backend) Status(_ context.Context, revision string) (backend.EngineStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r, err := b.deployed("status of", revision)
 	if err != nil {
-		return backend.RevisionStatus{}, err
+		return backend.EngineStatus{}, err
 	}
-	st := backend.RevisionStatus{Revision: revision, Desired: r.desired, Removing: r.removing}
+	st := backend.EngineStatus{Revision: revision, Desired: r.desired, Removing: r.removing}
 	for _, in := range r.watch.Current() {
 		state := backend.InstanceStarting
 		switch {

@@ -32,18 +32,18 @@ const (
 // Kubernetes reports: a ReplicaSet failure (quota, admission), a missed
 // progress deadline, an unschedulable pod, an image that cannot be
 // pulled.
-func (b *Backend) Status(ctx context.Context, name string) (backend.RevisionStatus, error) {
+func (b *Backend) Status(ctx context.Context, name string) (backend.EngineStatus, error) {
 	if err := b.waitSynced(ctx); err != nil {
-		return backend.RevisionStatus{}, fmt.Errorf("kubernetes: Status %s: %w", name, err)
+		return backend.EngineStatus{}, fmt.Errorf("kubernetes: Status %s: %w", name, err)
 	}
 	d, err := b.depList.Deployments(b.ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		d, err = b.client.AppsV1().Deployments(b.ns).Get(ctx, name, metav1.GetOptions{})
 	}
 	if err != nil {
-		return backend.RevisionStatus{}, apiError("Status", name, err)
+		return backend.EngineStatus{}, apiError("Status", name, err)
 	}
-	st := backend.RevisionStatus{Revision: name, Removing: d.DeletionTimestamp != nil, Message: deploymentProblem(d)}
+	st := backend.EngineStatus{Revision: name, Removing: d.DeletionTimestamp != nil, Message: deploymentProblem(d)}
 	if d.Spec.Replicas != nil && !st.Removing {
 		st.Desired = int(*d.Spec.Replicas)
 	}

@@ -374,14 +374,14 @@ func (b *Backend) writeLine(rev, id, line string) {
 // is not deployed), crash loops included: it implements
 // backend.StatusReporter. Each InstanceStatus's Detail is "pid N" while
 // a process runs.
-func (b *Backend) Status(_ context.Context, name string) (backend.RevisionStatus, error) {
+func (b *Backend) Status(_ context.Context, name string) (backend.EngineStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rs, ok := b.revs[name]
 	if !ok {
-		return backend.RevisionStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotDeployed)
+		return backend.EngineStatus{}, fmt.Errorf("process: status %s: %w", name, backend.ErrNotDeployed)
 	}
-	st := backend.RevisionStatus{Revision: name, Desired: rs.desired, Removing: rs.removing}
+	st := backend.EngineStatus{Revision: name, Desired: rs.desired, Removing: rs.removing}
 	for _, in := range rs.insts {
 		st.Instances = append(st.Instances, in.statusLocked())
 	}

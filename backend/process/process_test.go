@@ -251,7 +251,7 @@ func stepUntil(t *testing.T, fc *clocktesting.FakeClock, what string, cond func(
 	}, eventTimeout, 5*time.Millisecond, what)
 }
 
-func status(t *testing.T, b *process.Backend, rev string) backend.RevisionStatus {
+func status(t *testing.T, b *process.Backend, rev string) backend.EngineStatus {
 	t.Helper()
 	st, err := b.Status(t.Context(), rev)
 	require.NoError(t, err)
