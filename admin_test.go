@@ -15,10 +15,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/knative"
-	"github.com/zeroscale/zeroscale/revision"
 )
 
 const helloYAML = `apiVersion: serving.knative.dev/v1
@@ -227,7 +227,7 @@ func fakeBackend(drain backend.DrainFunc) (backend.Backend, error) {
 // A manifest the Server refuses (here: initial scale 0 where the host's
 // Config does not allow it) changes nothing, not even the rendered spec.
 func TestAdminRefusedApplyChangesNothing(t *testing.T) {
-	f := newFixture(t, fake.Options{}, revision.Config{})
+	f := newFixture(t, fake.Options{}, autoscaler.Config{})
 	admin := httptest.NewServer(f.srv.AdminHandler())
 	defer admin.Close()
 	plain := strings.Replace(helloYAML, `        autoscaling.knative.dev/initial-scale: "0"`, `        autoscaling.knative.dev/max-scale: "3"`, 1)

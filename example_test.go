@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -17,7 +18,7 @@ import (
 // zero instances, its first request wakes it and is answered.
 func Example() {
 	ctx := context.Background()
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	srv, err := zeroscale.New(zeroscale.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {

@@ -6,16 +6,16 @@ import (
 	"strings"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/knative"
-	"github.com/zeroscale/zeroscale/revision"
 )
 
 // A Knative Service manifest applied as is: Knative's defaults, status
 // in Knative's shape.
 func ExampleServer_ApplyKnative() {
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale = true
 	srv, err := zeroscale.New(zeroscale.Options{Config: cfg, NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 		return fake.New(fake.Options{Drain: drain}) // backend/process by default

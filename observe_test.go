@@ -19,6 +19,7 @@ import (
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/queueproxy"
@@ -39,7 +40,7 @@ func newObserved(t *testing.T, o zeroscale.Options, startDelay time.Duration) *o
 			return fake.New(fake.Options{Drain: drain, StartDelay: startDelay})
 		}
 	}
-	if o.Config == (revision.Config{}) {
+	if o.Config == (autoscaler.Config{}) {
 		o.Config = zeroCfg()
 	}
 	srv, err := zeroscale.New(o)

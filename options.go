@@ -16,7 +16,6 @@ import (
 	"github.com/zeroscale/zeroscale/backend/process"
 	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/internal/edge"
-	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
 
@@ -90,8 +89,8 @@ type Options struct {
 	ActivatorSecret string
 
 	// Config is the host-wide autoscaling configuration; the zero value
-	// means revision.DefaultConfig().
-	Config revision.Config
+	// means autoscaler.DefaultConfig().
+	Config autoscaler.Config
 	// NewDecider builds each revision's scaling policy; nil means the
 	// KPA (autoscaler.NewKPA).
 	NewDecider autoscaler.DeciderFactory
@@ -183,8 +182,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.NewBackend != nil && o.NewProxiedBackend != nil {
 		return o, errors.New("zeroscale: Options.NewBackend and Options.NewProxiedBackend are both set: set one")
 	}
-	if o.Config == (revision.Config{}) {
-		o.Config = revision.DefaultConfig()
+	if o.Config == (autoscaler.Config{}) {
+		o.Config = autoscaler.DefaultConfig()
 	}
 	if err := o.Config.Validate(); err != nil {
 		return o, fmt.Errorf("zeroscale: Options.Config: %w", err)

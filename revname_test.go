@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -164,7 +165,7 @@ func TestForwardingHeadersTrustedOnlyFromTrustedProxies(t *testing.T) {
 // request left, the message no longer claims it. Before, it said so as
 // long as the decision that woke the revision stood.
 func TestStatusWaitingOnlyWhileHeld(t *testing.T) {
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	srv, err := zeroscale.New(zeroscale.Options{Config: cfg, NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
 		return fake.New(fake.Options{Drain: drain, StartDelay: time.Hour}) // never ready in this test

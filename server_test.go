@@ -19,6 +19,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/revision"
@@ -53,7 +54,7 @@ func (c crashing) Deploy(ctx context.Context, r revision.Revision) error {
 	return nil
 }
 
-func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
+func newFixture(t *testing.T, fo fake.Options, cfg autoscaler.Config) *fixture {
 	f := &fixture{t: t}
 	newBackend := func(drain backend.DrainFunc) (backend.Backend, error) {
 		fo.Drain = drain
@@ -84,8 +85,8 @@ func newFixture(t *testing.T, fo fake.Options, cfg revision.Config) *fixture {
 	return f
 }
 
-func zeroCfg() revision.Config {
-	cfg := revision.DefaultConfig()
+func zeroCfg() autoscaler.Config {
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	return cfg
 }
@@ -108,7 +109,7 @@ func (f *fixture) get(host, path string, kv ...string) (int, string) {
 }
 
 func TestApplyRejectsInvalidSpecNamingTheField(t *testing.T) {
-	f := newFixture(t, fake.Options{}, revision.Config{})
+	f := newFixture(t, fake.Options{}, autoscaler.Config{})
 	bad := -1
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{
 		Name:     "hello",
@@ -161,8 +162,8 @@ func TestPathPrefixStripped(t *testing.T) {
 // A new template gets traffic only once its first instance is ready;
 // until then the old revision serves.
 func TestUpdateMovesTrafficWhenReady(t *testing.T) {
-	f := newFixture(t, fake.Options{}, revision.Config{}) // initial scale 1: revisions prove readiness
-	f.crash = "hello-00002"                               // never ready
+	f := newFixture(t, fake.Options{}, autoscaler.Config{}) // initial scale 1: revisions prove readiness
+	f.crash = "hello-00002"                                 // never ready
 	ctx := context.Background()
 	_, err := f.srv.Apply(ctx, zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "v1"}})
 	require.NoError(t, err)
@@ -309,7 +310,7 @@ func TestScaleFromZeroEvent(t *testing.T) {
 func TestOptionsValidated(t *testing.T) {
 	_, err := zeroscale.New(zeroscale.Options{WaitTimeout: -time.Second})
 	require.ErrorContains(t, err, "WaitTimeout")
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.MaxScaleUpRate = 0.5
 	_, err = zeroscale.New(zeroscale.Options{Config: cfg})
 	require.ErrorContains(t, err, "MaxScaleUpRate")
@@ -341,7 +342,7 @@ func TestMetricsOnAdmin(t *testing.T) {
 // A request to a new service waits for its first instance instead of
 // getting 404.
 func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
-	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, revision.Config{}) // initial scale 1
+	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, autoscaler.Config{}) // initial scale 1
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
 	code, body := f.get("hello.default.localhost", "/")
@@ -393,7 +394,7 @@ func TestTransientScaleFailureRetried(t *testing.T) {
 // 100 %.
 func TestGradualRollout(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	f := newFixture(t, fake.Options{Clock: clk}, revision.Config{})
+	f := newFixture(t, fake.Options{Clock: clk}, autoscaler.Config{})
 	ctx := context.Background()
 	spec := func(image string) zeroscale.ServiceSpec {
 		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}

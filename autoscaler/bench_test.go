@@ -21,7 +21,7 @@ const benchRevisions = 10_000
 // revisions (timed). It reports the tick's CPU as a share of one core at
 // the 2 s tick and the heap bytes each revision costs.
 func BenchmarkMultiscaler10kRevisions(b *testing.B) {
-	p, err := revision.DefaultConfig().Resolve(revision.Spec{})
+	p, err := DefaultConfig().Resolve(revision.Spec{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func BenchmarkMultiscaler10kRevisions(b *testing.B) {
 
 // BenchmarkCollectorReport is the cost of one pushed stat.
 func BenchmarkCollectorReport(b *testing.B) {
-	p, err := revision.DefaultConfig().Resolve(revision.Spec{})
+	p, err := DefaultConfig().Resolve(revision.Spec{})
 	if err != nil {
 		b.Fatal(err)
 	}

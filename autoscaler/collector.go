@@ -152,13 +152,10 @@ func newCollector(o collectorOptions) *collector {
 
 func newAverager(alg revision.Algorithm, w time.Duration) (averager, error) {
 	switch alg {
-	case revision.AlgorithmLinear, "":
-		return aggregation.NewLinear(w)
 	case revision.AlgorithmWeightedExponential:
 		return aggregation.NewWeightedExponential(w)
-	default:
-		return nil, fmt.Errorf("autoscaler: ScalingParams.Algorithm %q, want %q or %q",
-			alg, revision.AlgorithmLinear, revision.AlgorithmWeightedExponential)
+	default: // linear or "": ScalingParams.validate refused any other
+		return aggregation.NewLinear(w)
 	}
 }
 
@@ -168,15 +165,9 @@ func newAverager(alg revision.Algorithm, w time.Duration) (averager, error) {
 // says the revision's instances serve stats to be scraped; it has no
 // effect when p.TargetBurstCapacity is −1, since the activator is then
 // always in the path and its pushes are the only source, as in Knative.
-func (c *collector) Add(rev string, p revision.ScalingParams, scrape bool) error {
+func (c *collector) Add(rev string, p ScalingParams, scrape bool) error {
 	if rev == "" {
 		return errors.New("autoscaler: empty revision name")
-	}
-	if p.PanicWindow < time.Second || p.StableWindow < time.Second {
-		return fmt.Errorf("autoscaler: ScalingParams.StableWindow %v and PanicWindow %v, want both ≥ 1s", p.StableWindow, p.PanicWindow)
-	}
-	if p.PanicWindow > p.StableWindow {
-		return fmt.Errorf("autoscaler: ScalingParams.PanicWindow %v, want ≤ StableWindow %v", p.PanicWindow, p.StableWindow)
 	}
 	scrape = scrape && p.TargetBurstCapacity != -1
 	c.mu.Lock()

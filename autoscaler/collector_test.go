@@ -92,18 +92,19 @@ func TestCollectorNoData(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotCollecting)
 }
 
+// The collector takes what Multiscaler.Set validated (the windows and the
+// algorithm are ScalingParams.validate's); it refuses only an empty name.
 func TestCollectorAddValidates(t *testing.T) {
 	c, _ := newTestCollector(t, collectorOptions{})
+	require.Error(t, c.Add("", testParams(), false), "empty revision name")
 	p := testParams()
 	p.Algorithm = "median"
-	err := c.Add("r", p, false)
-	require.ErrorContains(t, err, "Algorithm")
+	require.ErrorContains(t, p.validate(), "Algorithm")
 	p = testParams()
 	p.PanicWindow = 0
-	require.ErrorContains(t, c.Add("r", p, false), "PanicWindow")
-	if c.Add("", testParams(), false) == nil {
-		t.Fatal("empty revision name accepted")
-	}
+	require.ErrorContains(t, p.validate(), "PanicWindow")
+	p.PanicWindow = p.StableWindow + time.Second
+	require.ErrorContains(t, p.validate(), "PanicWindow")
 }
 
 func TestCollectorUpdateResizesKeepingData(t *testing.T) {

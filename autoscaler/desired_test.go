@@ -27,7 +27,7 @@ func (s *scripted) Decide(time.Time, Observed) Recommendation {
 
 func scriptedHarness(t *testing.T, recs ...Recommendation) *harness {
 	s := scripted(recs)
-	return newHarness(t, Options{NewDecider: func(revision.ScalingParams, time.Time, int) (Decider, error) { return &s, nil }})
+	return newHarness(t, Options{NewDecider: func(ScalingParams, time.Time, int) (Decider, error) { return &s, nil }})
 }
 
 // A decider that stops knowing (−1) leaves the last known desired scale
@@ -74,12 +74,12 @@ func TestActivatorInPathUntilDesiredKnownPositive(t *testing.T) {
 	require.True(t, h.last("r").ActivatorInPath, "negative excess burst capacity")
 }
 
-// The host's default progress deadline (revision.Config, which the root
+// The host's default progress deadline (Config, which the root
 // Server takes as Options.Config) bounds activating when the revision
 // sets none.
 func TestActivationTimeoutFromHostConfig(t *testing.T) {
 	h := newHarness(t, Options{})
-	h.set("r", defaultParams(t, func(c *revision.Config, _ *revision.Spec) { c.ProgressDeadline = 50 * time.Second }), Pushed)
+	h.set("r", defaultParams(t, func(c *Config, _ *revision.Spec) { c.ProgressDeadline = 50 * time.Second }), Pushed)
 	var zeroAt time.Duration
 	for i := 0; i < 100 && zeroAt == 0; i++ {
 		h.clk.Step(TickInterval)
@@ -101,7 +101,7 @@ func TestScaleToZeroWaitsForActivatorInPath(t *testing.T) {
 	// run is harness.load for up to 300 s with demand in the first 5 s.
 	run := func(tbc float64, probe func(context.Context, string) error, passes bool) (zeroAt int) {
 		h := newHarness(t, Options{ActivatorProbe: probe})
-		h.set("r", defaultParams(t, func(c *revision.Config, _ *revision.Spec) { c.TargetBurstCapacity = tbc }), Pushed)
+		h.set("r", defaultParams(t, func(c *Config, _ *revision.Spec) { c.TargetBurstCapacity = tbc }), Pushed)
 		h.ready("r", 1)
 		calls.Store(0)
 		zeroAt = -1

@@ -1,6 +1,10 @@
 // Package autoscaler decides how many instances each revision should run,
 // with Knative's KPA algorithm, and is usable piece by piece:
 //
+//   - Config: the host's autoscaling configuration (Knative's
+//     config-autoscaler, DefaultConfig), validated once by Validate;
+//     Config.Resolve combines it with a revision.Spec's own settings
+//     into the ScalingParams everything below runs on;
 //   - aggregation: the metric windows (linear, weighted-exponential, max);
 //   - Decider and KPA: one decision from observed values, a plain value
 //     with explicit state, no goroutines, no clock;

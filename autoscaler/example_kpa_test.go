@@ -12,7 +12,7 @@ import (
 // the parameters, then feed observed window averages and ready counts.
 func ExampleKPA() {
 	// containerConcurrency 10 → total 10, target 10 × 70 % = 7 per instance.
-	params, err := revision.DefaultConfig().Resolve(revision.Spec{ContainerConcurrency: 10})
+	params, err := autoscaler.DefaultConfig().Resolve(revision.Spec{ContainerConcurrency: 10})
 	if err != nil {
 		panic(err)
 	}

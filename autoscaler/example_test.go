@@ -3,6 +3,7 @@ package autoscaler_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/revision"
@@ -28,7 +29,7 @@ func ExampleMultiscaler() {
 	defer cancel()
 	go m.Run(ctx)
 
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale = true
 	zero := 0
 	params, err := cfg.Resolve(revision.Spec{Scaling: revision.Scaling{InitialScale: &zero}})
@@ -50,4 +51,22 @@ func ExampleMultiscaler() {
 	// Output:
 	// hello-00001 0 Inactive NoTraffic true
 	// hello-00001 1 Activating Queued true
+}
+
+func ExampleConfig_Resolve() {
+	cfg := autoscaler.DefaultConfig()
+	spec := revision.Spec{
+		Image:                "ghcr.io/example/hello:1",
+		ContainerConcurrency: 10,
+		Scaling:              revision.Scaling{Window: new(30 * time.Second)},
+	}
+	p, err := cfg.Resolve(spec)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("target per instance:", p.TargetValue)
+	fmt.Println("windows:", p.StableWindow, p.PanicWindow, "panic at", p.PanicThreshold, "× target")
+	// Output:
+	// target per instance: 7
+	// windows: 30s 3s panic at 2 × target
 }

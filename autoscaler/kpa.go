@@ -1,13 +1,11 @@
 package autoscaler
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/zeroscale/zeroscale/autoscaler/aggregation"
-	"github.com/zeroscale/zeroscale/revision"
 )
 
 // TickInterval is how often the Multiscaler decides for each revision,
@@ -67,7 +65,7 @@ type KPAState struct {
 // goroutines, no clock, no I/O; time only moves through Decide's now.
 // It is not safe for concurrent use.
 type KPA struct {
-	params revision.ScalingParams
+	params ScalingParams
 	state  KPAState
 	// delay is the scale-down delay window, nil without a delay. Like
 	// Knative's it is sized once, at creation.
@@ -80,8 +78,8 @@ var _ Decider = (*KPA)(nil)
 // Like Knative's, a KPA created while more than one instance is ready
 // starts in panic mode holding that count, so that an autoscaler restart
 // (which loses metric history) cannot scale down for a stable window.
-func NewKPA(p revision.ScalingParams, now time.Time, ready int) (*KPA, error) {
-	if err := checkParams(p); err != nil {
+func NewKPA(p ScalingParams, now time.Time, ready int) (*KPA, error) {
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	k := &KPA{params: p, state: KPAState{MaxPanicPods: max(ready, 0)}}
@@ -98,47 +96,8 @@ func NewKPA(p revision.ScalingParams, now time.Time, ready int) (*KPA, error) {
 	return k, nil
 }
 
-// checkParams rejects the parameters the KPA cannot work with. The full
-// validation of user settings is revision.Config.Resolve's job; this only
-// guards hand-built ScalingParams.
-func checkParams(p revision.ScalingParams) error {
-	var errs []error
-	bad := func(field string, v any, allowed string) {
-		errs = append(errs, fmt.Errorf("autoscaler: ScalingParams.%s = %v, want %s", field, v, allowed))
-	}
-	okf := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-	if !okf(p.TargetValue) || p.TargetValue < revision.TargetMin {
-		bad("TargetValue", p.TargetValue, fmt.Sprintf("≥ %v", revision.TargetMin))
-	}
-	if !okf(p.TotalValue) || p.TotalValue < 0 {
-		bad("TotalValue", p.TotalValue, "≥ 0")
-	}
-	if !okf(p.PanicThreshold) || p.PanicThreshold <= 0 {
-		bad("PanicThreshold", p.PanicThreshold, "> 0 (a fraction: 2.0 = 200 %)")
-	}
-	if !okf(p.MaxScaleUpRate) || p.MaxScaleUpRate <= 1 {
-		bad("MaxScaleUpRate", p.MaxScaleUpRate, "> 1")
-	}
-	if !okf(p.MaxScaleDownRate) || p.MaxScaleDownRate <= 1 {
-		bad("MaxScaleDownRate", p.MaxScaleDownRate, "> 1")
-	}
-	if p.StableWindow < time.Second || p.StableWindow > aggregation.MaxWindow {
-		bad("StableWindow", p.StableWindow, fmt.Sprintf("in [1s, %v]", aggregation.MaxWindow))
-	}
-	if p.ScaleDownDelay < 0 || p.ScaleDownDelay > aggregation.MaxWindow {
-		bad("ScaleDownDelay", p.ScaleDownDelay, fmt.Sprintf("in [0, %v]", aggregation.MaxWindow))
-	}
-	if !okf(p.TargetBurstCapacity) || (p.TargetBurstCapacity < 0 && p.TargetBurstCapacity != -1) {
-		bad("TargetBurstCapacity", p.TargetBurstCapacity, "≥ 0 or exactly -1")
-	}
-	if p.ActivationScale < 0 {
-		bad("ActivationScale", p.ActivationScale, "≥ 0 (0 or 1 = off)")
-	}
-	return errors.Join(errs...)
-}
-
 // Params are the parameters the KPA decides with.
-func (k *KPA) Params() revision.ScalingParams { return k.params }
+func (k *KPA) Params() ScalingParams { return k.params }
 
 // State is the KPA's current state.
 func (k *KPA) State() KPAState { return k.state }
@@ -147,8 +106,8 @@ var _ DeciderUpdater = (*KPA)(nil)
 
 // Update replaces the parameters, keeping the state. As in Knative, the
 // scale-down delay window keeps the size it was created with.
-func (k *KPA) Update(p revision.ScalingParams) error {
-	if err := checkParams(p); err != nil {
+func (k *KPA) Update(p ScalingParams) error {
+	if err := p.validate(); err != nil {
 		return err
 	}
 	k.params = p
@@ -222,7 +181,7 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 // excessBurstCapacity is Knative's EBC from the actual ready count (which
 // may be 0) and the panic value, so a spike pulls the activator back into
 // the path quickly.
-func excessBurstCapacity(p *revision.ScalingParams, ready int, panicV float64) int {
+func excessBurstCapacity(p *ScalingParams, ready int, panicV float64) int {
 	switch tbc := p.TargetBurstCapacity; {
 	case tbc == 0:
 		return 0

@@ -13,8 +13,8 @@ var t0 = time.Unix(1_700_000_000, 0)
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
 // testParams: target 10 per instance, total 10, Knative's other defaults.
-func testParams() revision.ScalingParams {
-	return revision.ScalingParams{
+func testParams() ScalingParams {
+	return ScalingParams{
 		Metric:                 revision.MetricConcurrency,
 		Algorithm:              revision.AlgorithmLinear,
 		TotalValue:             10,
@@ -33,7 +33,7 @@ func testParams() revision.ScalingParams {
 	}
 }
 
-func newTestKPA(t *testing.T, p revision.ScalingParams, ready int) *KPA {
+func newTestKPA(t *testing.T, p ScalingParams, ready int) *KPA {
 	t.Helper()
 	k, err := NewKPA(p, t0, ready)
 	if err != nil {
@@ -45,7 +45,7 @@ func newTestKPA(t *testing.T, p revision.ScalingParams, ready int) *KPA {
 func TestKPAScaleMath(t *testing.T) {
 	tests := []struct {
 		name       string
-		edit       func(*revision.ScalingParams)
+		edit       func(*ScalingParams)
 		o          Observed
 		want       int
 		wantPanic  bool
@@ -56,27 +56,27 @@ func TestKPAScaleMath(t *testing.T) {
 		{"down limited to ready/2 when reachable", nil, Observed{Serving: 10}, 5, false, -111},
 		{"down unlimited when unreachable", nil, Observed{Serving: 10, Unreachable: true}, 0, false, -111},
 		{"two instances cannot reach zero in one step", nil, Observed{Serving: 2}, 1, false, -191},
-		{"up limited to ceil(rate × ready)", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 1.1 },
+		{"up limited to ceil(rate × ready)", func(p *ScalingParams) { p.MaxScaleUpRate = 1.1 },
 			Observed{Stable: 30, Panic: 30, Serving: 2}, 3, false, -221},
-		{"up limit still allows +1 at one instance", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 1.01 },
+		{"up limit still allows +1 at one instance", func(p *ScalingParams) { p.MaxScaleUpRate = 1.01 },
 			Observed{Stable: 50, Panic: 5, Serving: 1}, 2, false, -206},
-		{"down limit still allows -1", func(p *revision.ScalingParams) { p.MaxScaleDownRate = 1.01 },
+		{"down limit still allows -1", func(p *ScalingParams) { p.MaxScaleDownRate = 1.01 },
 			Observed{Serving: 3}, 2, false, -181},
-		{"zero ready count as one for the up limit", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 3 },
+		{"zero ready count as one for the up limit", func(p *ScalingParams) { p.MaxScaleUpRate = 3 },
 			Observed{Stable: 1000, Panic: 0, Serving: 0}, 3, false, -211},
-		{"activation scale lifts any demand", func(p *revision.ScalingParams) { p.ActivationScale = 3 },
+		{"activation scale lifts any demand", func(p *ScalingParams) { p.ActivationScale = 3 },
 			Observed{Stable: 0.1, Panic: 0.1, Serving: 0}, 3, false, -212},
-		{"activation scale leaves zero demand at zero", func(p *revision.ScalingParams) { p.ActivationScale = 3 },
+		{"activation scale leaves zero demand at zero", func(p *ScalingParams) { p.ActivationScale = 3 },
 			Observed{}, 0, false, -211},
-		{"activation scale 1 is off", func(p *revision.ScalingParams) { p.ActivationScale = 1 },
+		{"activation scale 1 is off", func(p *ScalingParams) { p.ActivationScale = 1 },
 			Observed{Stable: 0.1, Panic: 0.1}, 1, false, -212},
 		{"panic by the ceiling rule", nil, Observed{Stable: 0, Panic: 70.5, Serving: 4}, 8, true, -242},
 		{"just under the panic threshold", nil, Observed{Stable: 0, Panic: 60, Serving: 4}, 2, false, -231},
-		{"EBC with target burst capacity 0", func(p *revision.ScalingParams) { p.TargetBurstCapacity = 0 },
+		{"EBC with target burst capacity 0", func(p *ScalingParams) { p.TargetBurstCapacity = 0 },
 			Observed{Stable: 5, Panic: 5, Serving: 1}, 1, false, 0},
-		{"EBC with target burst capacity -1", func(p *revision.ScalingParams) { p.TargetBurstCapacity = -1 },
+		{"EBC with target burst capacity -1", func(p *ScalingParams) { p.TargetBurstCapacity = -1 },
 			Observed{Stable: 5, Panic: 5, Serving: 1}, 1, false, -1},
-		{"EBC floors", func(p *revision.ScalingParams) { p.TotalValue = 100; p.TargetBurstCapacity = 200 },
+		{"EBC floors", func(p *ScalingParams) { p.TotalValue = 100; p.TargetBurstCapacity = 200 },
 			Observed{Stable: 20, Panic: 20.5, Serving: 3}, 2, false, 79},
 		{"NaN observations count as zero", nil, Observed{Stable: nanf(), Panic: nanf(), Serving: 1}, 0, false, -201},
 	}
@@ -199,17 +199,17 @@ func TestKPAUpdateKeepsState(t *testing.T) {
 func TestNewKPARejectsBadParams(t *testing.T) {
 	tests := []struct {
 		field string
-		edit  func(*revision.ScalingParams)
+		edit  func(*ScalingParams)
 	}{
-		{"TargetValue", func(p *revision.ScalingParams) { p.TargetValue = 0 }},
-		{"TotalValue", func(p *revision.ScalingParams) { p.TotalValue = -1 }},
-		{"PanicThreshold", func(p *revision.ScalingParams) { p.PanicThreshold = 0 }},
-		{"MaxScaleUpRate", func(p *revision.ScalingParams) { p.MaxScaleUpRate = 1 }},
-		{"MaxScaleDownRate", func(p *revision.ScalingParams) { p.MaxScaleDownRate = nanf() }},
-		{"StableWindow", func(p *revision.ScalingParams) { p.StableWindow = 0 }},
-		{"ScaleDownDelay", func(p *revision.ScalingParams) { p.ScaleDownDelay = -time.Second }},
-		{"TargetBurstCapacity", func(p *revision.ScalingParams) { p.TargetBurstCapacity = -2 }},
-		{"ActivationScale", func(p *revision.ScalingParams) { p.ActivationScale = -1 }},
+		{"TargetValue", func(p *ScalingParams) { p.TargetValue = 0 }},
+		{"TotalValue", func(p *ScalingParams) { p.TotalValue = -1 }},
+		{"PanicThreshold", func(p *ScalingParams) { p.PanicThreshold = 0 }},
+		{"MaxScaleUpRate", func(p *ScalingParams) { p.MaxScaleUpRate = 1 }},
+		{"MaxScaleDownRate", func(p *ScalingParams) { p.MaxScaleDownRate = nanf() }},
+		{"StableWindow", func(p *ScalingParams) { p.StableWindow = 0 }},
+		{"ScaleDownDelay", func(p *ScalingParams) { p.ScaleDownDelay = -time.Second }},
+		{"TargetBurstCapacity", func(p *ScalingParams) { p.TargetBurstCapacity = -2 }},
+		{"ActivationScale", func(p *ScalingParams) { p.ActivationScale = -1 }},
 	}
 	for _, tc := range tests {
 		p := testParams()
@@ -222,7 +222,7 @@ func TestNewKPARejectsBadParams(t *testing.T) {
 }
 
 func TestKPAWithResolvedDefaults(t *testing.T) {
-	p, err := revision.DefaultConfig().Resolve(revision.Spec{})
+	p, err := DefaultConfig().Resolve(revision.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ const (
 )
 
 // activationTimeoutBuffer is added to a revision's progress deadline
-// (revision.ScalingParams.ProgressDeadline) before one stuck Activating
+// (ScalingParams.ProgressDeadline) before one stuck Activating
 // with nothing to do is scaled to zero as failed, as Knative does.
 const activationTimeoutBuffer = 30 * time.Second
 
@@ -176,13 +176,13 @@ type Options struct {
 // parameters, at its first decision (now, with ready instances serving).
 // It is the extension point for scaling policies (NewKPA is the
 // default).
-type DeciderFactory func(p revision.ScalingParams, now time.Time, ready int) (Decider, error)
+type DeciderFactory func(p ScalingParams, now time.Time, ready int) (Decider, error)
 
 // DeciderUpdater is implemented by a Decider that can take new scaling
 // parameters in place, keeping its state (the KPA does); a Decider that
 // is not one is rebuilt by its DeciderFactory when the parameters change.
 type DeciderUpdater interface {
-	Update(p revision.ScalingParams) error
+	Update(p ScalingParams) error
 }
 
 // Multiscaler runs the per-revision scaler loop: every TickInterval it
@@ -196,7 +196,7 @@ type Multiscaler struct {
 	clock       clock.WithTicker
 	log         *slog.Logger
 	coll        *collector
-	newDecider  func(revision.ScalingParams, time.Time, int) (Decider, error)
+	newDecider  func(ScalingParams, time.Time, int) (Decider, error)
 	probeInPath func(ctx context.Context, revision string) error
 
 	idle        IdleChecker // nil: no idle check
@@ -218,7 +218,7 @@ type Multiscaler struct {
 // scaler is one revision's state, guarded by Multiscaler.mu.
 type scaler struct {
 	name        string
-	params      revision.ScalingParams
+	params      ScalingParams
 	col         *collection
 	dec         Decider // nil until the first decision
 	ready       int
@@ -297,7 +297,7 @@ func New(o Options) (*Multiscaler, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.newDecider == nil {
-		m.newDecider = func(p revision.ScalingParams, now time.Time, ready int) (Decider, error) {
+		m.newDecider = func(p ScalingParams, now time.Time, ready int) (Decider, error) {
 			return NewKPA(p, now, ready)
 		}
 	}
@@ -325,7 +325,7 @@ func (m *Multiscaler) Reporter() stats.Reporter { return m.coll }
 // revision's first Decision (Scale = its initial scale) is published at
 // once by Run's goroutine; the host is expected to have deployed it at
 // that scale.
-func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) error {
+func (m *Multiscaler) Set(rev string, p ScalingParams, src Source) error {
 	return m.Resume(rev, p, src, 0)
 }
 
@@ -335,32 +335,17 @@ func (m *Multiscaler) Set(rev string, p revision.ScalingParams, src Source) erro
 // with more than one the KPA starts in panic and does not scale down for
 // a stable window (the metric history was lost), as in Knative. For a
 // revision already known it is Set.
-func (m *Multiscaler) Resume(rev string, p revision.ScalingParams, src Source, ready int) error {
+func (m *Multiscaler) Resume(rev string, p ScalingParams, src Source, ready int) error {
 	if ready < 0 {
 		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, ready)
 	}
-	if err := checkParams(p); err != nil {
+	if err := p.validate(); err != nil {
 		return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
 	}
 	if src != Pushed && src != Scraped {
 		return fmt.Errorf("autoscaler: revision %s: Source %d, want Pushed (%d) or Scraped (%d)", rev, src, Pushed, Scraped)
 	}
-	switch p.Metric {
-	case "":
-		p.Metric = revision.MetricConcurrency
-	case revision.MetricConcurrency, revision.MetricRPS:
-	default:
-		return fmt.Errorf("autoscaler: revision %s: ScalingParams.Metric %q, want %q or %q",
-			rev, p.Metric, revision.MetricConcurrency, revision.MetricRPS)
-	}
-	if p.InitialScale < 0 || p.MinScale < 0 || p.MaxScale < 0 || (p.MaxScale > 0 && p.MinScale > p.MaxScale) {
-		return fmt.Errorf("autoscaler: revision %s: scale bounds min %d, max %d, initial %d: want all ≥ 0 and min ≤ max (max 0 = unlimited)",
-			rev, p.MinScale, p.MaxScale, p.InitialScale)
-	}
-	if p.ScaleToZeroGracePeriod < 0 || p.ScaleToZeroPodRetentionPeriod < 0 {
-		return fmt.Errorf("autoscaler: revision %s: scale-to-zero grace %v and retention %v must be ≥ 0",
-			rev, p.ScaleToZeroGracePeriod, p.ScaleToZeroPodRetentionPeriod)
-	}
+	p.Metric = cmp.Or(p.Metric, revision.MetricConcurrency)
 	if err := m.coll.Add(rev, p, src == Scraped); err != nil {
 		return err
 	}
@@ -397,7 +382,7 @@ func (m *Multiscaler) Resume(rev string, p revision.ScalingParams, src Source, r
 }
 
 // initialEBC is Knative's excess burst capacity before any decision.
-func initialEBC(p revision.ScalingParams) int {
+func initialEBC(p ScalingParams) int {
 	if p.TargetBurstCapacity == 0 || p.TargetBurstCapacity == -1 {
 		return int(p.TargetBurstCapacity)
 	}

@@ -36,9 +36,9 @@ func newHarness(t *testing.T, o Options) *harness {
 	return h
 }
 
-func defaultParams(t *testing.T, edit func(*revision.Config, *revision.Spec)) revision.ScalingParams {
+func defaultParams(t *testing.T, edit func(*Config, *revision.Spec)) ScalingParams {
 	t.Helper()
-	cfg, spec := revision.DefaultConfig(), revision.Spec{}
+	cfg, spec := DefaultConfig(), revision.Spec{}
 	if edit != nil {
 		edit(&cfg, &spec)
 	}
@@ -47,7 +47,7 @@ func defaultParams(t *testing.T, edit func(*revision.Config, *revision.Spec)) re
 	return p
 }
 
-func (h *harness) set(rev string, p revision.ScalingParams, src Source) {
+func (h *harness) set(rev string, p ScalingParams, src Source) {
 	h.t.Helper()
 	require.NoError(h.t, h.m.Set(rev, p, src))
 	h.pokes()
@@ -270,7 +270,7 @@ func TestInitialScale(t *testing.T) {
 
 func TestZeroInitialScale(t *testing.T) {
 	h := newHarness(t, Options{})
-	p := defaultParams(t, func(c *revision.Config, s *revision.Spec) {
+	p := defaultParams(t, func(c *Config, s *revision.Spec) {
 		c.AllowZeroInitialScale = true
 		zero := 0
 		s.Scaling.InitialScale = &zero
@@ -288,7 +288,7 @@ func TestZeroInitialScale(t *testing.T) {
 
 func TestScaleToZeroDisabled(t *testing.T) {
 	h := newHarness(t, Options{})
-	h.set("r", defaultParams(t, func(c *revision.Config, _ *revision.Spec) { c.EnableScaleToZero = false }), Pushed)
+	h.set("r", defaultParams(t, func(c *Config, _ *revision.Spec) { c.EnableScaleToZero = false }), Pushed)
 	h.ready("r", 1)
 	if z := h.load("r", 300, burst(3)); z >= 0 {
 		t.Fatalf("scaled to zero at %d s with scale to zero disabled", z)
@@ -321,7 +321,7 @@ func TestActivationTimeout(t *testing.T) {
 	// A per-revision deadline (the serving.knative.dev/progress-deadline
 	// annotation) replaces the host's 600 s.
 	h := newHarness(t, Options{})
-	h.set("r", defaultParams(t, func(_ *revision.Config, s *revision.Spec) { s.ProgressDeadline = 100 * time.Second }), Pushed)
+	h.set("r", defaultParams(t, func(_ *Config, s *revision.Spec) { s.ProgressDeadline = 100 * time.Second }), Pushed)
 	// No instance ever becomes ready and nobody asks for one.
 	var zeroAt time.Duration
 	for i := 0; i < 100 && zeroAt == 0; i++ {
@@ -362,7 +362,7 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	h := newHarness(t, Options{})
 	p := defaultParams(t, nil)
 	p.MinScale, p.MaxScale = 3, 2
-	require.ErrorContains(t, h.m.Set("r", p, Pushed), "min")
+	require.ErrorContains(t, h.m.Set("r", p, Pushed), "MinScale")
 	p = defaultParams(t, nil)
 	p.Metric = "cpu"
 	require.ErrorContains(t, h.m.Set("r", p, Pushed), "Metric")
@@ -562,7 +562,7 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 
 func TestRPSMetric(t *testing.T) {
 	h := newHarness(t, Options{})
-	p := defaultParams(t, func(_ *revision.Config, s *revision.Spec) { s.Scaling.Metric = revision.MetricRPS })
+	p := defaultParams(t, func(_ *Config, s *revision.Spec) { s.Scaling.Metric = revision.MetricRPS })
 	require.Equal(t, 140.0, p.TargetValue, "rps target (200 × 70 %)")
 	h.set("r", p, Pushed)
 	h.ready("r", 1)
@@ -579,7 +579,7 @@ func TestRPSMetric(t *testing.T) {
 // A NewDecider that returns neither a Decider nor an error is logged
 // like a failing one; the loop goes on without a decision.
 func TestNilDeciderIsAnError(t *testing.T) {
-	h := newHarness(t, Options{NewDecider: func(revision.ScalingParams, time.Time, int) (Decider, error) { return nil, nil }})
+	h := newHarness(t, Options{NewDecider: func(ScalingParams, time.Time, int) (Decider, error) { return nil, nil }})
 	h.set("r", defaultParams(t, nil), Pushed)
 	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.clk.Step(TickInterval)
@@ -598,7 +598,7 @@ func TestFloorSchedule(t *testing.T) {
 	// t0 is Tuesday 2023-11-14 22:13:20 UTC: the window opens 6400 s
 	// later, pre-warmed from 5800 s.
 	h := newHarness(t, Options{})
-	p := defaultParams(t, func(_ *revision.Config, s *revision.Spec) {
+	p := defaultParams(t, func(_ *Config, s *revision.Spec) {
 		sched, err := revision.ParseSchedule("Wed 00:00-01:00 UTC = 2")
 		require.NoError(t, err)
 		lead := 10 * time.Minute

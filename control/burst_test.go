@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/control"
@@ -37,7 +38,7 @@ func TestBurstAboveTheEngineCap(t *testing.T) {
 		work     = time.Second
 	)
 	var maxServing atomic.Int64
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	ctl, err := control.New(control.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {

@@ -60,8 +60,8 @@ type Options struct {
 	NewProxiedBackend ProxiedFactory
 	// Config is the host's autoscaling configuration that Add resolves
 	// each revision's scaling against; the zero value means
-	// revision.DefaultConfig().
-	Config revision.Config
+	// autoscaler.DefaultConfig().
+	Config autoscaler.Config
 	// Autoscaler configures the Multiscaler New builds. Its Publisher
 	// must be nil: the Controller is the publisher. Clock and Logger
 	// default to the Controller's. Its IdleCheck is the embedder's
@@ -153,8 +153,8 @@ func New(o Options) (*Controller, error) {
 	if o.Activator.Reporter != nil {
 		return nil, errors.New("control: Options.Activator.Reporter must be nil: the autoscaler's collector is the reporter")
 	}
-	if o.Config == (revision.Config{}) {
-		o.Config = revision.DefaultConfig()
+	if o.Config == (autoscaler.Config{}) {
+		o.Config = autoscaler.DefaultConfig()
 	}
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("control: Options.Config: %w", err)
@@ -317,7 +317,7 @@ func (c *Controller) Add(ctx context.Context, rev revision.Revision) error {
 }
 
 // start runs Add's steps, undoing the done ones if one fails.
-func (c *Controller) start(ctx context.Context, r *rev, params revision.ScalingParams) (err error) {
+func (c *Controller) start(ctx context.Context, r *rev, params autoscaler.ScalingParams) (err error) {
 	name := r.name
 	var undo []func()
 	defer func() {

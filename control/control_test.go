@@ -16,6 +16,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/control"
@@ -58,7 +59,7 @@ func newEnv(t *testing.T, fo fake.Options, wrap func(*fake.Backend) backend.Back
 func newEnvWith(t *testing.T, fo fake.Options, wrap func(*fake.Backend) backend.Backend, mod func(*control.Options)) *env {
 	e := &env{t: t, clk: clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))}
 	fo.Clock = e.clk
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	o := control.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
@@ -360,7 +361,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		Activator:  activator.Options{Picker: pickHeader{}},
 	})
 	require.ErrorContains(t, err, "nil Backend")
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.StableWindow = 2 * time.Hour
 	_, err = control.New(control.Options{
 		NewBackend: func(backend.DrainFunc) (backend.Backend, error) { return fake.New(fake.Options{}) },

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/control"
@@ -22,7 +23,7 @@ func Example() {
 	ctx := context.Background()
 	conf, _ := revision.NewConfiguration("hello", nil)
 	route, _ := traffic.NewRoute(traffic.RouteConfig{Name: "hello"})
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	scaled := make(chan control.Event, 10)
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/internal/dockertest"
 	"github.com/zeroscale/zeroscale/internal/testapp"
@@ -48,7 +49,7 @@ func dockerCleanup() {
 // newDockerHarness is a harness whose Server runs instances as
 // containers with a fresh identity; it checks at cleanup that none is
 // left.
-func newDockerHarness(t *testing.T, cfg revision.Config, conns int) (*harness, revision.Spec) {
+func newDockerHarness(t *testing.T, cfg autoscaler.Config, conns int) (*harness, revision.Spec) {
 	env := needDocker(t)
 	id := env.Identity()
 	t.Cleanup(func() {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -62,8 +63,8 @@ type harness struct {
 
 // zeroConfig starts revisions at zero and scales them to zero soon after
 // their last request: a 6 s stable window (the minimum) and a 1 s grace.
-func zeroConfig() revision.Config {
-	cfg := revision.DefaultConfig()
+func zeroConfig() autoscaler.Config {
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	cfg.StableWindow = 6 * time.Second
 	cfg.ScaleToZeroGracePeriod = time.Second
@@ -78,13 +79,13 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newHarness(t testing.TB, cfg revision.Config, conns int) *harness {
+func newHarness(t testing.TB, cfg autoscaler.Config, conns int) *harness {
 	return newHarnessWith(t, cfg, conns, nil)
 }
 
 // newHarnessWith is newHarness with the Server's options changed by mod
 // (another backend, say).
-func newHarnessWith(t testing.TB, cfg revision.Config, conns int, mod func(*zeroscale.Options)) *harness {
+func newHarnessWith(t testing.TB, cfg autoscaler.Config, conns int, mod func(*zeroscale.Options)) *harness {
 	h := &harness{t: t, notify: make(chan struct{})}
 	o := zeroscale.Options{
 		Config:  cfg,

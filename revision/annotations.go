@@ -2,11 +2,12 @@ package revision
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zeroscale/zeroscale/internal/bounds"
 )
 
 // Annotation values and limits that are not plain numbers.
@@ -49,8 +50,6 @@ type scalingField struct {
 	detail func(v string) string
 }
 
-const maxInt32 = math.MaxInt32
-
 // ptrField is a field held in Scaling as the *T that p addresses: parse
 // and format convert its text, ok is its range.
 func ptrField[T any](key, legacy, allowed string, parse func(string) (T, error), format func(T) string,
@@ -81,33 +80,19 @@ func intField(key, legacy string, lo int, allowed string, p func(*Scaling) **int
 		i, err := strconv.ParseInt(v, 10, 32)
 		return int(i), err
 	}
-	return ptrField(key, legacy, allowed, parse, strconv.Itoa, func(n int) bool { return n >= lo && n <= maxInt32 }, p)
+	return ptrField(key, legacy, allowed, parse, strconv.Itoa, func(n int) bool { return n >= lo && n <= bounds.MaxInt32 }, p)
 }
 
 func floatField(key, legacy, allowed string, ok func(float64) bool, p func(*Scaling) **float64) scalingField {
 	parse := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
 	// NaN and ±Inf fail every range (Knative accepts NaN for some keys
 	// because NaN < min is false; we do not).
-	return ptrField(key, legacy, allowed, parse, fmtFloat, func(f float64) bool { return finite(f) && ok(f) }, p)
+	return ptrField(key, legacy, allowed, parse, bounds.FormatFloat, func(f float64) bool { return bounds.Finite(f) && ok(f) }, p)
 }
 
 func durationField(key, legacy string, lo, hi time.Duration, whole bool, p func(*Scaling) **time.Duration) scalingField {
-	return ptrField(key, legacy, "a Go duration in "+durationRange(lo, hi, whole), time.ParseDuration, time.Duration.String,
-		func(d time.Duration) bool { return inDurationRange(d, lo, hi, whole) }, p)
-}
-
-// inDurationRange reports whether d is in [lo, hi], and whole seconds if
-// whole; durationRange says so in words.
-func inDurationRange(d, lo, hi time.Duration, whole bool) bool {
-	return d >= lo && d <= hi && (!whole || d%time.Second == 0)
-}
-
-func durationRange(lo, hi time.Duration, whole bool) string {
-	r := fmt.Sprintf("[%v, %v]", lo, hi)
-	if whole {
-		r += ", whole seconds"
-	}
-	return r
+	return ptrField(key, legacy, "a Go duration in "+bounds.DurationRange(lo, hi, whole), time.ParseDuration, time.Duration.String,
+		func(d time.Duration) bool { return bounds.InDuration(d, lo, hi, whole) }, p)
 }
 
 func between(lo, hi float64) func(float64) bool {
@@ -144,7 +129,7 @@ var scalingFields = append([]scalingField{
 	durationField(ScaleDownDelayAnnotation, AnnotationPrefix+"scaleDownDelay", 0, WindowMax, true,
 		func(s *Scaling) **time.Duration { return &s.ScaleDownDelay }),
 	floatField(TargetBurstCapacityAnnotation, AnnotationPrefix+"targetBurstCapacity", "a number ≥ 0, or exactly -1 (unlimited)",
-		validTBC, func(s *Scaling) **float64 { return &s.TargetBurstCapacity }),
+		bounds.TargetBurstCapacity, func(s *Scaling) **float64 { return &s.TargetBurstCapacity }),
 	durationField(ScaleToZeroPodRetentionPeriodAnnotation, AnnotationPrefix+"scaleToZeroPodRetentionPeriod", 0, WindowMax, false,
 		func(s *Scaling) **time.Duration { return &s.ScaleToZeroPodRetentionPeriod }),
 	{
@@ -211,8 +196,6 @@ func scheduleField() scalingField {
 	}
 	return f
 }
-
-func validTBC(f float64) bool { return f >= 0 || f == -1 }
 
 // ParseAnnotations builds a Scaling from Knative autoscaling annotations
 // and zeroscale's own (ZeroscalePrefix: FloorScheduleAnnotation,
@@ -350,7 +333,7 @@ func (s Scaling) Annotations() map[string]string {
 // ParseAnnotations, and the relations between fields (min ≤ max when
 // max > 0, min ≤ activation ≤ max). Errors name the annotation key.
 // Settings that depend on the host (initial scale 0, max-scale-limit,
-// min-scale against the host's max-scale) are checked by Config.Resolve.
+// min-scale against the host's max-scale) are checked by autoscaler.Config.Resolve.
 func (s Scaling) Validate() error {
 	var errs errList
 	for i := range scalingFields {

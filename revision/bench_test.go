@@ -24,17 +24,6 @@ func BenchmarkSpecHash(b *testing.B) {
 	}
 }
 
-func BenchmarkConfigResolve(b *testing.B) {
-	c := DefaultConfig()
-	s := Spec{ContainerConcurrency: 50, Scaling: fullScaling()}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Resolve(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkConfigurationUpdateUnchanged is the common reconcile case: the
 // host re-applies the same template.
 func BenchmarkConfigurationUpdateUnchanged(b *testing.B) {

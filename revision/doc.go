@@ -9,10 +9,9 @@
 // really changes; it also accepts bring-your-own revision names and
 // tracks the latest created and latest ready revisions.
 //
-// Config is the host-wide autoscaler configuration (Knative's
-// config-autoscaler; DefaultConfig has its defaults). Config.Resolve
-// combines it with a Spec into ScalingParams, the complete, validated
-// numbers the autoscaler runs on.
+// The host-wide defaults of these settings are the autoscaler's
+// (autoscaler.Config, Knative's config-autoscaler): autoscaler.Config.Resolve
+// combines them with a Spec into the numbers the autoscaler runs on.
 //
 // Beyond Knative, zeroscale.dev/scale-floor-schedule gives a revision a
 // min-scale that follows the calendar (Schedule, ParseSchedule):

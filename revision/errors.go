@@ -21,7 +21,7 @@ import (
 //	expected 0 <= 1001 <= 1000: spec.template.spec.containerConcurrency
 type FieldError struct {
 	// Field is the setting's path: an annotation key, a Go field
-	// ("Config.StableWindow", "Spec.Port"), a route's "traffic[1].percent"
+	// ("Config.StableWindow" of autoscaler.Config, "Spec.Port"), a route's "traffic[1].percent"
 	// or a manifest path from its root. Several paths are joined with
 	// ", " when the problem lies between them.
 	Field string

@@ -66,24 +66,6 @@ func ExampleParseAnnotations() {
 	// invalid autoscaling.knative.dev/window "5s": must be a Go duration in [6s, 1h0m0s], whole seconds
 }
 
-func ExampleConfig_Resolve() {
-	cfg := revision.DefaultConfig()
-	spec := revision.Spec{
-		Image:                "ghcr.io/example/hello:1",
-		ContainerConcurrency: 10,
-		Scaling:              revision.Scaling{Window: new(30 * time.Second)},
-	}
-	p, err := cfg.Resolve(spec)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println("target per instance:", p.TargetValue)
-	fmt.Println("windows:", p.StableWindow, p.PanicWindow, "panic at", p.PanicThreshold, "× target")
-	// Output:
-	// target per instance: 7
-	// windows: 30s 3s panic at 2 × target
-}
-
 func ExampleParseSchedule() {
 	s, err := revision.ParseSchedule("mon-fri 08:00-18:00 Europe/Berlin = 2; Sat 10:00-14:00 UTC = 1")
 	if err != nil {

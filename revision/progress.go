@@ -3,19 +3,14 @@ package revision
 import (
 	"strings"
 	"time"
+
+	"github.com/zeroscale/zeroscale/internal/bounds"
 )
 
 // ProgressDeadlineAnnotation is Knative's per-revision progress
 // deadline annotation: a Go duration of whole seconds, parsed into
 // Spec.ProgressDeadline by ParseProgressDeadline.
 const ProgressDeadlineAnnotation = "serving.knative.dev/progress-deadline"
-
-// progressDeadlineRange says in words what validProgressDeadline accepts.
-const progressDeadlineRange = "a duration of whole seconds in [1s, 24h0m0s]"
-
-func validProgressDeadline(d time.Duration) bool {
-	return inDurationRange(d, time.Second, MaxProgressDeadline, true)
-}
 
 // ParseProgressDeadline reads ProgressDeadlineAnnotation from
 // annotations: 0 when absent, else the duration, or a *FieldError
@@ -26,9 +21,9 @@ func ParseProgressDeadline(annotations map[string]string) (time.Duration, error)
 		return 0, nil
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil || !validProgressDeadline(d) {
+	if err != nil || !bounds.ProgressDeadline(d) {
 		var errs errList
-		errs.add(ProgressDeadlineAnnotation, v, progressDeadlineRange)
+		errs.add(ProgressDeadlineAnnotation, v, bounds.ProgressDeadlineRange)
 		return 0, errs.err()
 	}
 	return d, nil

@@ -99,7 +99,7 @@ const MaxIdleCheckPathLength = 1024
 
 // Scaling holds a revision's own autoscaling settings, one field per
 // annotation (the field's doc names its key). A nil pointer (or empty
-// string) means "not set": the host's Config value applies.
+// string) means "not set": the host's autoscaler.Config value applies.
 // ParseAnnotations builds one from Knative annotations, Annotations
 // renders it back, Validate checks it against the ranges of Knative's
 // webhook given below.
@@ -108,7 +108,7 @@ type Scaling struct {
 	MaxScale                      *int           // max-scale: ≥ 0, 0 = unlimited; ≥ min-scale when > 0
 	InitialScale                  *int           // initial-scale: ≥ 0 (0 only if the host allows it)
 	ActivationScale               *int           // activation-scale: ≥ 2, within [min-scale, max-scale]
-	Target                        *float64       // target: ≥ 0.01, a per-instance total (see Config.Resolve)
+	Target                        *float64       // target: ≥ 0.01, a per-instance total (see autoscaler.Config.Resolve)
 	TargetUtilizationPercentage   *float64       // target-utilization-percentage: [1, 100]
 	Metric                        Metric         // metric: concurrency or rps
 	Window                        *time.Duration // window: [6s, 1h], whole seconds
@@ -126,81 +126,4 @@ type Scaling struct {
 	ReservedCPUMillis             *int64         // zeroscale.dev/reserved-cpu: [10m, 256] (see Reserved)
 	ReservedMemoryBytes           *int64         // zeroscale.dev/reserved-memory: [6Mi, 1Ti]
 	ReservedNice                  *int           // zeroscale.dev/reserved-nice: [1, 19]
-}
-
-// Config is the host-wide autoscaling configuration: Knative's
-// config-autoscaler ConfigMap (each field's comment gives the Knative
-// key, the default and the range Validate enforces). DefaultConfig
-// returns Knative's defaults; hosts copy and override it. Percentages are
-// always percentages: unlike Knative's ConfigMap, a
-// TargetUtilizationPercentage ≤ 1 is not read as a fraction.
-type Config struct {
-	StableWindow                      time.Duration // stable-window: 60s; [6s, 1h], whole seconds
-	PanicWindowPercentage             float64       // panic-window-percentage: 10; [1, 100]
-	PanicThresholdPercentage          float64       // panic-threshold-percentage: 200; [110, 1000]
-	TargetUtilizationPercentage       float64       // container-concurrency-target-percentage: 70; (0, 100]
-	ContainerConcurrencyTargetDefault float64       // container-concurrency-target-default: 100; × utilization ≥ 0.01
-	RPSTargetDefault                  float64       // requests-per-second-target-default: 200; × utilization ≥ 0.01
-	MaxScaleUpRate                    float64       // max-scale-up-rate: 1000; > 1
-	MaxScaleDownRate                  float64       // max-scale-down-rate: 2; > 1
-	EnableScaleToZero                 bool          // enable-scale-to-zero: true
-	ScaleToZeroGracePeriod            time.Duration // scale-to-zero-grace-period: 30s; (0, 1h]
-	ScaleToZeroPodRetentionPeriod     time.Duration // scale-to-zero-pod-retention-period: 0; [0, 1h]
-	ScaleDownDelay                    time.Duration // scale-down-delay: 0; [0, 1h], whole seconds
-	TargetBurstCapacity               float64       // target-burst-capacity: 211; ≥ 0, or -1 = unlimited
-	ActivatorCapacity                 float64       // activator-capacity: 100; ≥ 1
-	InitialScale                      int           // initial-scale: 1; ≥ 1 (≥ 0 with AllowZeroInitialScale)
-	AllowZeroInitialScale             bool          // allow-zero-initial-scale: false
-	MinScale                          int           // min-scale: 0; ≥ 0, ≤ MaxScale when MaxScale > 0
-	MaxScale                          int           // max-scale: 0 = unlimited; ≤ MaxScaleLimit when that is > 0
-	MaxScaleLimit                     int           // max-scale-limit: 0 = none; ≥ 0
-	// ProgressDeadline is config-deployment's progress-deadline: 600s
-	// (0 also means 600s); whole seconds in [1s, 24h]. A revision's
-	// Spec.ProgressDeadline overrides it.
-	ProgressDeadline time.Duration
-}
-
-// ScalingParams are a revision's effective autoscaling parameters: its
-// Scaling settings resolved against a Config and its ContainerConcurrency.
-// The autoscaler consumes these; nothing in them is optional.
-type ScalingParams struct {
-	Metric                        Metric
-	Algorithm                     Algorithm
-	ContainerConcurrency          int
-	TotalValue                    float64 // per-instance total (CC, default or target setting)
-	TargetValue                   float64 // max(0.01, TotalValue × utilization)
-	TargetUtilization             float64 // fraction, 0.7 by default
-	StableWindow                  time.Duration
-	PanicWindow                   time.Duration // round(stable × pct / 100), ≥ 1 s
-	PanicThreshold                float64       // fraction, 2.0 by default
-	MaxScaleUpRate                float64
-	MaxScaleDownRate              float64
-	MinScale                      int
-	MaxScale                      int // 0 = unlimited; never 0 when Config.MaxScaleLimit > 0
-	InitialScale                  int
-	ActivationScale               int // 0 = off (unset)
-	ScaleDownDelay                time.Duration
-	TargetBurstCapacity           float64
-	ActivatorCapacity             float64
-	EnableScaleToZero             bool
-	ScaleToZeroGracePeriod        time.Duration
-	ScaleToZeroPodRetentionPeriod time.Duration
-	// FloorSchedule raises MinScale while one of its windows is open
-	// (FloorLeadTime before its start to its end); the zero Schedule
-	// never does. The autoscaler evaluates it on its clock.
-	FloorSchedule Schedule
-	FloorLeadTime time.Duration
-	// IdleCheckPath, when set, is asked on every serving instance before
-	// the revision goes to zero (control's idle check); "" = not asked.
-	IdleCheckPath string
-	// IdleMode is what the revision keeps instead of zero instances;
-	// never "" (IdleModeStop when unset).
-	IdleMode IdleMode
-	// StandbyRetention is how long a frozen revision (IdleModeFreeze)
-	// stays frozen without a request before it is scaled to zero;
-	// DefaultStandbyRetention when unset.
-	StandbyRetention time.Duration
-	// ProgressDeadline bounds activating from zero (Spec's, else the
-	// Config's); 0 in a hand-built value means DefaultProgressDeadline.
-	ProgressDeadline time.Duration
 }

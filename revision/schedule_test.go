@@ -163,12 +163,6 @@ func TestFloorScheduleAnnotation(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, FloorScheduleAnnotation, fe.Field)
 
-	c := DefaultConfig()
-	c.MaxScale = 4
-	_, err = c.Resolve(Spec{Image: "x", Scaling: Scaling{FloorSchedule: new(mustSchedule("* 00:00-24:00 UTC = 5"))}})
-	require.ErrorAs(t, err, &fe)
-	assert.Equal(t, FloorScheduleAnnotation, fe.Field)
-	assert.Contains(t, fe.Allowed, "effective max-scale (4)")
 }
 
 // FuzzParseSchedule: no input panics, errors name a window, and anything

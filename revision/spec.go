@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zeroscale/zeroscale/internal/bounds"
 )
 
 // Spec is what one instance of a revision runs. It serves every backend:
@@ -47,13 +49,13 @@ type Spec struct {
 	Readiness Probe
 	// Scaling holds the per-revision autoscaling settings (Knative's
 	// autoscaling.knative.dev/* annotations). Unset fields take the
-	// host's Config defaults.
+	// host's autoscaler.Config defaults.
 	Scaling Scaling
 	// ProgressDeadline is how long the revision may take to get its
 	// instances ready when scaling up from zero before it is given up
 	// as failed (Knative's serving.knative.dev/progress-deadline
 	// annotation, see ParseProgressDeadline). 0 means the host's
-	// Config.ProgressDeadline; else whole seconds in [1s, 24h].
+	// autoscaler.Config.ProgressDeadline; else whole seconds in [1s, 24h].
 	ProgressDeadline time.Duration
 	// SocketActivation hands the app its listening socket, systemd's
 	// way (LISTEN_FDS=1, LISTEN_PID, the socket as file descriptor 3,
@@ -115,14 +117,14 @@ type Probe struct {
 // Defaults and limits of Spec fields.
 const (
 	DefaultPort             = 8080
-	MaxContainerConcurrency = 1000
+	MaxContainerConcurrency = bounds.MaxContainerConcurrency
 	DefaultRequestTimeout   = 300 * time.Second
 	MaxRequestTimeout       = time.Hour
 	// DefaultProgressDeadline and MaxProgressDeadline are the default
 	// (Knative's config-deployment progress-deadline) and the bound of
-	// Spec.ProgressDeadline and Config.ProgressDeadline.
+	// Spec.ProgressDeadline and autoscaler.Config.ProgressDeadline.
 	DefaultProgressDeadline = 600 * time.Second
-	MaxProgressDeadline     = 24 * time.Hour
+	MaxProgressDeadline     = bounds.MaxProgressDeadline
 	DefaultProbeTimeout     = time.Second
 	AggressiveProbePeriod   = 50 * time.Millisecond
 )
@@ -135,7 +137,7 @@ var reservedEnvVars = []string{"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISI
 // WithDefaults returns a deep copy of s with every defaulted field filled
 // in: Port 8080, Timeouts.Request 300 s, Timeouts.ResponseStart equal to
 // Timeouts.Request, Readiness.Timeout 1 s. Scaling is left as is: its
-// defaults are the host's Config, applied by Config.Resolve.
+// defaults are the host's autoscaler.Config, applied by its Resolve.
 func (s Spec) WithDefaults() Spec {
 	s = s.clone()
 	if s.Port == 0 {
@@ -208,8 +210,8 @@ func (s Spec) validate() error {
 	if t.Idle < 0 || t.Idle > MaxRequestTimeout {
 		errs.add("Spec.Timeouts.Idle", t.Idle.String(), "in [0s, 1h0m0s] (0 = none)")
 	}
-	if d := s.ProgressDeadline; d != 0 && !validProgressDeadline(d) {
-		errs.add("Spec.ProgressDeadline", d.String(), progressDeadlineRange+" (0 = Config.ProgressDeadline)")
+	if d := s.ProgressDeadline; d != 0 && !bounds.ProgressDeadline(d) {
+		errs.add("Spec.ProgressDeadline", d.String(), bounds.ProgressDeadlineRange+" (0 = Config.ProgressDeadline)")
 	}
 	seen := make(map[string]bool, len(s.Env))
 	for i, e := range s.Env {
@@ -254,11 +256,11 @@ func (s Spec) validate() error {
 	return errs.err()
 }
 
-// checkContainerConcurrency is the one check of Spec.ContainerConcurrency,
-// shared by Spec.Validate and Config.Resolve.
+// checkContainerConcurrency is Spec.Validate's check of
+// ContainerConcurrency (autoscaler.Config.Resolve applies the same one).
 func checkContainerConcurrency(errs *errList, cc int) {
-	if cc < 0 || cc > MaxContainerConcurrency {
-		errs.add("Spec.ContainerConcurrency", strconv.Itoa(cc), fmt.Sprintf("in [0, %d] (0 = unlimited)", MaxContainerConcurrency))
+	if !bounds.ContainerConcurrency(cc) {
+		errs.add("Spec.ContainerConcurrency", strconv.Itoa(cc), bounds.ContainerConcurrencyRange)
 	}
 }
 

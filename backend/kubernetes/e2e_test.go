@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/kubernetes"
 	"github.com/zeroscale/zeroscale/revision"
@@ -42,22 +43,22 @@ type server struct {
 
 // zeroConfig starts revisions at zero and scales them to zero soon after
 // their last request.
-func zeroConfig() revision.Config {
-	cfg := revision.DefaultConfig()
+func zeroConfig() autoscaler.Config {
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	cfg.StableWindow = 6 * time.Second
 	cfg.ScaleToZeroGracePeriod = time.Second
 	return cfg
 }
 
-func newServer(t testing.TB, cfg revision.Config, conns int) *server {
+func newServer(t testing.TB, cfg autoscaler.Config, conns int) *server {
 	t.Helper()
 	return newServerWith(t, cfg, conns, false, nil)
 }
 
 // newServerWith is newServer with Options.NoEarlyReadiness set to
 // noEarly and the backend passed through wrap.
-func newServerWith(t testing.TB, cfg revision.Config, conns int, noEarly bool, wrap func(backend.Backend) backend.Backend) *server {
+func newServerWith(t testing.TB, cfg autoscaler.Config, conns int, noEarly bool, wrap func(backend.Backend) backend.Backend) *server {
 	t.Helper()
 	c := lab.Cluster(t)
 	s := &server{t: t, ns: lab.Namespace(t), notify: make(chan struct{})}

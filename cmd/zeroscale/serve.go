@@ -21,9 +21,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/internal/otelenv"
 	"github.com/zeroscale/zeroscale/knative"
-	"github.com/zeroscale/zeroscale/revision"
 )
 
 // serveFlags configure 'zeroscale serve'.
@@ -84,7 +84,7 @@ func serve(ctx context.Context, stdout, stderr io.Writer, g *globals, f serveFla
 	if err != nil {
 		return err
 	}
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale = f.allowZeroInit
 	// Traces go to the OTLP collector the standard variables name
 	// (OTEL_EXPORTER_OTLP_ENDPOINT, …); none when they are unset.

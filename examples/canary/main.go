@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
 )
@@ -44,7 +45,7 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // every revision starts at zero
 	srv, err := zeroscale.New(zeroscale.Options{Config: cfg})
 	if err != nil {

@@ -54,13 +54,13 @@ func run(w io.Writer, phase time.Duration) error {
 	}
 
 	zero := make(chan struct{}, 1)
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = 6*time.Second, time.Second
 	srv, err := zeroscale.New(zeroscale.Options{
 		NewBackend: engine,
 		Config:     cfg,
-		NewDecider: func(revision.ScalingParams, time.Time, int) (autoscaler.Decider, error) {
+		NewDecider: func(autoscaler.ScalingParams, time.Time, int) (autoscaler.Decider, error) {
 			return perFour{}, nil
 		},
 		OnEvent: func(e zeroscale.Event) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend/docker"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -54,7 +55,7 @@ func run(ctx context.Context, c config, out io.Writer, ready func(addr string)) 
 		}
 		fmt.Fprintf(out, "imported %s as %s (%.19s)\n", c.importPath, c.image, id)
 	}
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = c.window, c.grace
 	do := docker.Options{Identity: c.identity}

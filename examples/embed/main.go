@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/activator"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
 	"github.com/zeroscale/zeroscale/control"
@@ -40,7 +41,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	ctl, err := control.New(control.Options{
 		NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/kubernetes"
 	"github.com/zeroscale/zeroscale/revision"
@@ -64,7 +65,7 @@ func run(ctx context.Context, c config, out io.Writer, ready func(addr string)) 
 		return err
 	}
 	secret := hex.EncodeToString(raw)
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = c.window, c.grace
 	srv, err := zeroscale.New(zeroscale.Options{

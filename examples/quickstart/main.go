@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend/process/activation"
 	"github.com/zeroscale/zeroscale/internal/otelenv"
 	"github.com/zeroscale/zeroscale/revision"
@@ -36,7 +37,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := revision.DefaultConfig()
+	cfg := autoscaler.DefaultConfig()
 	cfg.AllowZeroInitialScale, cfg.InitialScale = true, 0 // start at zero
 	cfg.StableWindow, cfg.ScaleToZeroGracePeriod = *window, *grace
 	opts := zeroscale.Options{

@@ -1,11 +1,15 @@
-package revision
+package autoscaler
 
 import (
+	"errors"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 func TestDefaultConfigIsKnatives(t *testing.T) {
@@ -58,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 		{"Config.MaxScaleLimit", "-1", func(c *Config) { c.MaxScaleLimit = -1 }},
 	}
 	testRejects(t, DefaultConfig, func(t *testing.T, c Config) error {
-		if _, err := c.Resolve(Spec{}); err == nil {
+		if _, err := c.Resolve(revision.Spec{}); err == nil {
 			t.Error("Resolve accepted an invalid Config")
 		}
 		return c.Validate()
@@ -78,22 +82,22 @@ func TestResolveTargets(t *testing.T) {
 	tests := []struct {
 		name                 string
 		cc                   int
-		scaling              Scaling
+		scaling              revision.Scaling
 		wantTotal, wantValue float64
 	}{
-		{"defaults", 0, Scaling{}, 100, 70},
-		{"container concurrency is the total", 10, Scaling{}, 10, 7},
-		{"target is a total, times utilization", 0, Scaling{Target: new(10.0)}, 10, 7},
-		{"target capped at container concurrency", 10, Scaling{Target: new(50.0)}, 10, 7},
-		{"target below container concurrency", 10, Scaling{Target: new(4.0)}, 4, 2.8},
-		{"utilization", 0, Scaling{TargetUtilizationPercentage: new(50.0)}, 100, 50},
-		{"rps default", 0, Scaling{Metric: MetricRPS}, 200, 140},
-		{"rps ignores container concurrency", 5, Scaling{Metric: MetricRPS, Target: new(30.0)}, 30, 21},
-		{"floor at 0.01", 0, Scaling{Target: new(0.01), TargetUtilizationPercentage: new(1.0)}, 0.01, 0.01},
+		{"defaults", 0, revision.Scaling{}, 100, 70},
+		{"container concurrency is the total", 10, revision.Scaling{}, 10, 7},
+		{"target is a total, times utilization", 0, revision.Scaling{Target: new(10.0)}, 10, 7},
+		{"target capped at container concurrency", 10, revision.Scaling{Target: new(50.0)}, 10, 7},
+		{"target below container concurrency", 10, revision.Scaling{Target: new(4.0)}, 4, 2.8},
+		{"utilization", 0, revision.Scaling{TargetUtilizationPercentage: new(50.0)}, 100, 50},
+		{"rps default", 0, revision.Scaling{Metric: revision.MetricRPS}, 200, 140},
+		{"rps ignores container concurrency", 5, revision.Scaling{Metric: revision.MetricRPS, Target: new(30.0)}, 30, 21},
+		{"floor at 0.01", 0, revision.Scaling{Target: new(0.01), TargetUtilizationPercentage: new(1.0)}, 0.01, 0.01},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := DefaultConfig().Resolve(Spec{ContainerConcurrency: tt.cc, Scaling: tt.scaling})
+			p, err := DefaultConfig().Resolve(revision.Spec{ContainerConcurrency: tt.cc, Scaling: tt.scaling})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +126,7 @@ func TestResolvePanicWindow(t *testing.T) {
 		{70 * time.Second, 12.5, 9 * time.Second}, // 8.75 s
 	}
 	for _, tt := range tests {
-		p, err := DefaultConfig().Resolve(Spec{Scaling: Scaling{Window: new(tt.stable), PanicWindowPercentage: new(tt.pct)}})
+		p, err := DefaultConfig().Resolve(revision.Spec{Scaling: revision.Scaling{Window: new(tt.stable), PanicWindowPercentage: new(tt.pct)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,22 +137,22 @@ func TestResolvePanicWindow(t *testing.T) {
 	// The Config's percentage applies when the annotation is unset.
 	c := DefaultConfig()
 	c.StableWindow, c.PanicWindowPercentage = 30*time.Second, 20
-	if p, _ := c.Resolve(Spec{}); p.PanicWindow != 6*time.Second {
+	if p, _ := c.Resolve(revision.Spec{}); p.PanicWindow != 6*time.Second {
 		t.Errorf("config 30s × 20%%: %v", p.PanicWindow)
 	}
 }
 
 func TestResolveDefaults(t *testing.T) {
-	p, err := DefaultConfig().Resolve(Spec{})
+	p, err := DefaultConfig().Resolve(revision.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ScalingParams{
-		Metric: MetricConcurrency, Algorithm: AlgorithmLinear, TotalValue: 100, TargetValue: 70,
+		Metric: revision.MetricConcurrency, Algorithm: revision.AlgorithmLinear, TotalValue: 100, TargetValue: 70,
 		TargetUtilization: 0.7, StableWindow: time.Minute, PanicWindow: 6 * time.Second, PanicThreshold: 2,
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, InitialScale: 1, TargetBurstCapacity: 211,
 		ActivatorCapacity: 100, EnableScaleToZero: true, ScaleToZeroGracePeriod: 30 * time.Second,
-		ProgressDeadline: 600 * time.Second, IdleMode: IdleModeStop, StandbyRetention: DefaultStandbyRetention,
+		ProgressDeadline: 600 * time.Second, IdleMode: revision.IdleModeStop, StandbyRetention: revision.DefaultStandbyRetention,
 	}
 	require.Equal(t, want, p)
 }
@@ -158,12 +162,12 @@ func TestResolveOverrides(t *testing.T) {
 	c.EnableScaleToZero = false
 	c.ScaleToZeroGracePeriod = 45 * time.Second
 	c.ProgressDeadline = 0 // still Knative's 600 s, overridden by the spec
-	p, err := c.Resolve(Spec{ContainerConcurrency: 50, Scaling: fullScaling(), ProgressDeadline: 42 * time.Second})
+	p, err := c.Resolve(revision.Spec{ContainerConcurrency: 50, Scaling: fullScaling(), ProgressDeadline: 42 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ScalingParams{
-		Metric: MetricRPS, Algorithm: AlgorithmWeightedExponential, ContainerConcurrency: 50,
+		Metric: revision.MetricRPS, Algorithm: revision.AlgorithmWeightedExponential, ContainerConcurrency: 50,
 		TotalValue: 12.5, TargetValue: 10, TargetUtilization: 0.8,
 		StableWindow: 90 * time.Second, PanicWindow: 11 * time.Second, PanicThreshold: 3,
 		MaxScaleUpRate: 1000, MaxScaleDownRate: 2, MinScale: 1, MaxScale: 20, InitialScale: 3,
@@ -171,7 +175,7 @@ func TestResolveOverrides(t *testing.T) {
 		ActivatorCapacity: 100, EnableScaleToZero: false, ScaleToZeroGracePeriod: 45 * time.Second,
 		ScaleToZeroPodRetentionPeriod: 1500 * time.Millisecond, ProgressDeadline: 42 * time.Second,
 		FloorSchedule: *fullScaling().FloorSchedule, FloorLeadTime: 10 * time.Minute,
-		IdleCheckPath: "/idle", IdleMode: IdleModeFreeze, StandbyRetention: 90 * time.Second,
+		IdleCheckPath: "/idle", IdleMode: revision.IdleModeFreeze, StandbyRetention: 90 * time.Second,
 	}
 	require.Equal(t, want, p)
 }
@@ -185,25 +189,25 @@ func TestResolveScaleBounds(t *testing.T) {
 	bounded.MinScale, bounded.MaxScale = 3, 5
 
 	t.Run("unset max takes the limit", func(t *testing.T) {
-		p, err := limited.Resolve(Spec{})
+		p, err := limited.Resolve(revision.Spec{})
 		if err != nil || p.MaxScale != 10 {
 			t.Fatalf("max %d, err %v", p.MaxScale, err)
 		}
 	})
 	t.Run("max within the limit", func(t *testing.T) {
-		p, err := limited.Resolve(Spec{Scaling: Scaling{MaxScale: new(10)}})
+		p, err := limited.Resolve(revision.Spec{Scaling: revision.Scaling{MaxScale: new(10)}})
 		if err != nil || p.MaxScale != 10 {
 			t.Fatalf("max %d, err %v", p.MaxScale, err)
 		}
 	})
 	t.Run("host bounds apply", func(t *testing.T) {
-		p, err := bounded.Resolve(Spec{})
+		p, err := bounded.Resolve(revision.Spec{})
 		if err != nil || p.MinScale != 3 || p.MaxScale != 5 {
 			t.Fatalf("%d..%d, err %v", p.MinScale, p.MaxScale, err)
 		}
 	})
 	t.Run("zero initial scale when allowed", func(t *testing.T) {
-		p, err := zeroOK.Resolve(Spec{Scaling: Scaling{InitialScale: new(0)}})
+		p, err := zeroOK.Resolve(revision.Spec{Scaling: revision.Scaling{InitialScale: new(0)}})
 		if err != nil || p.InitialScale != 0 {
 			t.Fatalf("initial %d, err %v", p.InitialScale, err)
 		}
@@ -212,17 +216,17 @@ func TestResolveScaleBounds(t *testing.T) {
 	errs := []struct {
 		name         string
 		c            Config
-		s            Spec
+		s            revision.Spec
 		field, value string
 	}{
-		{"max above the limit", limited, Spec{Scaling: Scaling{MaxScale: new(11)}}, MaxScaleAnnotation, "11"},
-		{"unlimited max with a limit", limited, Spec{Scaling: Scaling{MaxScale: new(0)}}, MaxScaleAnnotation, "0"},
-		{"min above the host max", bounded, Spec{Scaling: Scaling{MinScale: new(6)}}, MinScaleAnnotation, "6"},
-		{"activation below the host min", bounded, Spec{Scaling: Scaling{ActivationScale: new(2)}}, ActivationScaleAnnotation, "2"},
-		{"activation above the host max", bounded, Spec{Scaling: Scaling{ActivationScale: new(6)}}, ActivationScaleAnnotation, "6"},
-		{"zero initial scale not allowed", DefaultConfig(), Spec{Scaling: Scaling{InitialScale: new(0)}}, InitialScaleAnnotation, "0"},
-		{"invalid scaling", DefaultConfig(), Spec{Scaling: Scaling{Window: new(time.Second)}}, WindowAnnotation, "1s"},
-		{"container concurrency", DefaultConfig(), Spec{ContainerConcurrency: 1001}, "Spec.ContainerConcurrency", "1001"},
+		{"max above the limit", limited, revision.Spec{Scaling: revision.Scaling{MaxScale: new(11)}}, revision.MaxScaleAnnotation, "11"},
+		{"unlimited max with a limit", limited, revision.Spec{Scaling: revision.Scaling{MaxScale: new(0)}}, revision.MaxScaleAnnotation, "0"},
+		{"min above the host max", bounded, revision.Spec{Scaling: revision.Scaling{MinScale: new(6)}}, revision.MinScaleAnnotation, "6"},
+		{"activation below the host min", bounded, revision.Spec{Scaling: revision.Scaling{ActivationScale: new(2)}}, revision.ActivationScaleAnnotation, "2"},
+		{"activation above the host max", bounded, revision.Spec{Scaling: revision.Scaling{ActivationScale: new(6)}}, revision.ActivationScaleAnnotation, "6"},
+		{"zero initial scale not allowed", DefaultConfig(), revision.Spec{Scaling: revision.Scaling{InitialScale: new(0)}}, revision.InitialScaleAnnotation, "0"},
+		{"invalid scaling", DefaultConfig(), revision.Spec{Scaling: revision.Scaling{Window: new(time.Second)}}, revision.WindowAnnotation, "1s"},
+		{"container concurrency", DefaultConfig(), revision.Spec{ContainerConcurrency: 1001}, "Spec.ContainerConcurrency", "1001"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +234,109 @@ func TestResolveScaleBounds(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			requireFieldError(t, err, tt.field, tt.value, "")
+			requireFieldError(t, err, tt.field, tt.value)
 		})
+	}
+}
+
+func TestConfigProgressDeadline(t *testing.T) {
+	c := DefaultConfig()
+	c.ProgressDeadline = 48 * time.Hour
+	require.ErrorContains(t, c.Validate(), "Config.ProgressDeadline")
+}
+
+func TestResolveFloorScheduleAboveMaxScale(t *testing.T) {
+	c := DefaultConfig()
+	c.MaxScale = 4
+	_, err := c.Resolve(revision.Spec{Image: "x", Scaling: revision.Scaling{FloorSchedule: new(mustSchedule("* 00:00-24:00 UTC = 5"))}})
+	var fe *revision.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, revision.FloorScheduleAnnotation, fe.Field)
+	assert.Contains(t, fe.Allowed, "effective max-scale (4)")
+}
+
+// rejectCase is one invalid value: mutate turns a valid T into one whose
+// field is rejected with value.
+type rejectCase[T any] struct {
+	field, value string
+	mutate       func(*T)
+}
+
+// testRejects runs each case in a subtest on a fresh valid() and requires
+// validate's error to hold a FieldError for the case's field and value.
+func testRejects[T any](t *testing.T, valid func() T, validate func(*testing.T, T) error, tests []rejectCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
+			v := valid()
+			tt.mutate(&v)
+			err := validate(t, v)
+			require.Error(t, err, "accepted")
+			requireFieldError(t, err, tt.field, tt.value)
+		})
+	}
+}
+
+// requireFieldError requires err to hold a *revision.FieldError for field
+// and value.
+func requireFieldError(t *testing.T, err error, field, value string) {
+	t.Helper()
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	for _, e := range all {
+		var fe *revision.FieldError
+		if errors.As(e, &fe) && fe.Field == field && fe.Value == value {
+			require.Contains(t, err.Error(), field)
+			return
+		}
+	}
+	t.Fatalf("error %q has no FieldError for %s=%q", err, field, value)
+}
+
+func fullScaling() revision.Scaling {
+	return revision.Scaling{
+		MinScale:                      new(1),
+		MaxScale:                      new(20),
+		InitialScale:                  new(3),
+		ActivationScale:               new(2),
+		Target:                        new(12.5),
+		TargetUtilizationPercentage:   new(80.0),
+		Metric:                        revision.MetricRPS,
+		Window:                        new(90 * time.Second),
+		PanicWindowPercentage:         new(12.5),
+		PanicThresholdPercentage:      new(300.0),
+		ScaleDownDelay:                new(15 * time.Minute),
+		TargetBurstCapacity:           new(-1.0),
+		ScaleToZeroPodRetentionPeriod: new(1500 * time.Millisecond),
+		MetricAggregationAlgorithm:    revision.AlgorithmWeightedExponential,
+		FloorSchedule:                 new(mustSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2")),
+		FloorLeadTime:                 new(10 * time.Minute),
+		IdleCheckPath:                 "/idle",
+		IdleMode:                      revision.IdleModeFreeze,
+		StandbyRetention:              new(90 * time.Second),
+		ReservedCPUMillis:             new(int64(250)),
+		ReservedMemoryBytes:           new(int64(128 << 20)),
+		ReservedNice:                  new(12),
+	}
+}
+
+func mustSchedule(expr string) revision.Schedule {
+	s, err := revision.ParseSchedule(expr)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func BenchmarkConfigResolve(b *testing.B) {
+	c := DefaultConfig()
+	s := revision.Spec{ContainerConcurrency: 50, Scaling: fullScaling()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Resolve(s); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
