@@ -30,6 +30,15 @@
 // instance prints also reaches Options.Output as
 // "<revision>/<instance>: <line>" and Options.OutputFunc.
 //
+// Reserved instances (backend.Reserver, zeroscale.dev/idle-mode: reserve)
+// are processes like the standard ones, with IDs "<revision>-reserved-N",
+// whose whole process group runs at a lower CPU priority: the nice value
+// of zeroscale.dev/reserved-nice (default 10), set with
+// setpriority(PRIO_PGRP) right after the exec (Linux reaches every
+// thread; later threads and children inherit it). Nice, not a cgroup
+// cpu.weight: it needs no delegated cgroup. The profile's CPU and memory
+// are not applied to processes.
+//
 // No process started for an instance outlives the host, however the host
 // dies. Each instance runs in its own process group, and on Linux with a
 // parent-death signal (SIGKILL). That signal reaches only the direct

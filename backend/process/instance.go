@@ -45,14 +45,15 @@ const (
 // snapshot. Its run goroutine owns the process; the fields below are
 // guarded by Backend.mu.
 type instance struct {
-	b       *Backend
-	rs      *revState
-	name    string        // the slot's; the first incarnation's ID
-	created time.Time     // the slot's, for victim order
-	stop    chan struct{} // closed by beginStop
-	tail    *tail
-	front   *front.Front // the incarnation's proxy; owned by the run goroutine
-	ln      net.Listener // the proxy's, bound per incarnation; served by front
+	b        *Backend
+	rs       *revState
+	name     string        // the slot's; the first incarnation's ID
+	created  time.Time     // the slot's, for victim order
+	reserved bool          // a reserved slot (backend.Reserver): lower priority
+	stop     chan struct{} // closed by beginStop
+	tail     *tail
+	front    *front.Front // the incarnation's proxy; owned by the run goroutine
+	ln       net.Listener // the proxy's, bound per incarnation; served by front
 	// handler is the incarnation's in-process queue-proxy, published as
 	// Instance.Handler (one hop from the activator); nil for other
 	// proxies.
@@ -129,6 +130,7 @@ func (in *instance) instanceLocked() backend.Instance {
 		// The probe that first passes is a TCP connect to the app (or
 		// through its proxy): the moment it was seen listening.
 		Listening: in.listening,
+		Reserved:  in.reserved,
 	}
 }
 
@@ -593,6 +595,12 @@ func (in *instance) start() (*proc, error) {
 	}
 	// The group id is the leader's pid.
 	in.b.guard.add(cmd.Process.Pid)
+	if in.reserved {
+		nice := spec.Scaling.Reserved(spec.Resources).Nice
+		if err := lowerPriority(cmd.Process, nice); err != nil {
+			in.b.opts.Logger.Warn("reserved instance: cannot lower its priority; it runs at the default", append(in.log(), "nice", nice, "err", err)...)
+		}
+	}
 	p := &proc{cmd: cmd, exited: make(chan struct{}), output: make(chan struct{}), rd: rd}
 	in.b.wg.Add(2)
 	go func() {

@@ -55,6 +55,7 @@ type revState struct {
 	spec     revision.Spec
 	path     string // resolved Command[0]
 	desired  int
+	reserved int         // desired reserved instances (backend.Reserver), 0 or 1
 	insts    []*instance // in creation order
 	bc       backend.Broadcaster
 	removing bool
@@ -88,6 +89,7 @@ var (
 	_ backend.Backend         = (*Backend)(nil)
 	_ backend.StatusReporter  = (*Backend)(nil)
 	_ backend.InstanceLimiter = (*Backend)(nil)
+	_ backend.Reserver        = (*Backend)(nil)
 	_ io.Closer               = (*Backend)(nil)
 )
 
@@ -201,24 +203,36 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 }
 
 // reconcile starts or stops instances of rs until the non-draining ones
-// number rs.desired. Victims are chosen not-ready first, then youngest
-// first. Called with b.mu held.
+// of each kind number rs.desired (standard) and rs.reserved. Victims are
+// chosen not-ready first, then youngest first. Called with b.mu held.
 func (b *Backend) reconcile(rs *revState) {
+	b.reconcileKind(rs, false, rs.desired)
+	b.reconcileKind(rs, true, rs.reserved)
+	b.publish(rs)
+}
+
+// reconcileKind is reconcile of one kind; the caller publishes.
+func (b *Backend) reconcileKind(rs *revState, reserved bool, want int) {
 	live := make([]*instance, 0, len(rs.insts))
 	for _, in := range rs.insts {
-		if !in.draining {
+		if !in.draining && in.reserved == reserved {
 			live = append(live, in)
 		}
 	}
 	now := b.opts.Clock.Now()
-	for i := len(live); i < rs.desired; i++ {
+	for i := len(live); i < want; i++ {
 		b.nextID++
-		in := newInstance(b, rs, fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID), now)
+		id := fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID)
+		if reserved {
+			id = fmt.Sprintf("%s-reserved-%d", rs.rev.Name(), b.nextID)
+		}
+		in := newInstance(b, rs, id, now)
+		in.reserved = reserved
 		rs.insts = append(rs.insts, in)
 		b.wg.Add(1)
 		go in.run()
 	}
-	if excess := len(live) - rs.desired; excess > 0 {
+	if excess := len(live) - want; excess > 0 {
 		slices.SortStableFunc(live, func(x, y *instance) int {
 			if x.ready != y.ready {
 				if !x.ready {
@@ -232,7 +246,33 @@ func (b *Backend) reconcile(rs *revState) {
 			in.beginStop()
 		}
 	}
-	b.publish(rs)
+}
+
+// ScaleReserved sets the desired number of reserved instances of a
+// revision, 0 or 1 (backend.Reserver). A reserved instance is a process
+// like a standard one whose whole process group runs at the lower CPU
+// priority of the revision's profile (revision.ReservedProfile.Nice,
+// setpriority(PRIO_PGRP) right after the exec); the profile's CPU and
+// memory are not applied to processes.
+func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
+	if n < 0 || n > 1 {
+		return fmt.Errorf("process: scale reserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("process: scale reserved %s: %w: %w", name, backend.ErrTransient, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, err := b.lookup("scale reserved", name)
+	if err != nil {
+		return err
+	}
+	if rs.reserved != n {
+		b.opts.Logger.Info("scale reserved", "revision", name, "from", rs.reserved, "to", n)
+	}
+	rs.reserved = n
+	b.reconcile(rs)
+	return nil
 }
 
 // publish sends rs's current snapshot to its watchers. Called with b.mu
@@ -279,7 +319,7 @@ func (b *Backend) beginRemove(rs *revState) {
 		return
 	}
 	rs.removing = true
-	rs.desired = 0
+	rs.desired, rs.reserved = 0, 0
 	for _, in := range rs.insts {
 		in.beginStop()
 	}

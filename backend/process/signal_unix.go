@@ -23,3 +23,12 @@ func signalGroup(p *os.Process, sig syscall.Signal) error {
 	}
 	return err
 }
+
+// lowerPriority sets the nice value of p's whole process group, every
+// thread of it (Linux's PRIO_PGRP reaches each thread; processes and
+// threads started later inherit it): a reserved instance's lower CPU
+// priority. Threads the app started in the microseconds between its exec
+// and this call from a thread not yet reniced keep the default.
+func lowerPriority(p *os.Process, nice int) error {
+	return syscall.Setpriority(syscall.PRIO_PGRP, p.Pid, nice)
+}
