@@ -82,6 +82,7 @@ type revState struct {
 	spec     revision.Spec // with defaults
 	imageID  string        // Spec.Image resolved at Deploy: instances all run the same image
 	desired  int
+	reserved int         // desired reserved instances (backend.Reserver), 0 or 1
 	insts    []*instance // in creation order
 	bc       backend.Broadcaster
 	removing bool
@@ -246,25 +247,40 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 }
 
 // reconcile starts or stops instances of rs until the non-draining ones
-// (counting the slots waiting to replace a crashed one) number
-// rs.desired. Victims are waiting slots first, then not-ready
-// instances, then the youngest. Called with b.mu held.
+// of each kind (counting the slots waiting to replace a crashed one)
+// number rs.desired (standard) and rs.reserved. Victims are waiting
+// slots first, then not-ready instances, then the youngest. Called with
+// b.mu held.
 func (b *Backend) reconcile(rs *revState) {
+	b.reconcileKind(rs, false, rs.desired)
+	b.reconcileKind(rs, true, rs.reserved)
+	b.publish(rs)
+}
+
+// reconcileKind is reconcile of one kind; the caller publishes.
+func (b *Backend) reconcileKind(rs *revState, reserved bool, want int) {
 	live := make([]*instance, 0, len(rs.insts))
 	for _, in := range rs.insts {
-		if !in.draining {
+		if !in.draining && in.slot.reserved == reserved {
 			live = append(live, in)
 		}
 	}
-	for i := len(live) + len(rs.pending); i < rs.desired; i++ {
-		b.startInstance(rs, &slot{backoff: b.opts.MinRestartBackoff})
+	pending := 0
+	for _, sl := range rs.pending {
+		if sl.reserved == reserved {
+			pending++
+		}
 	}
-	excess := len(live) + len(rs.pending) - rs.desired
-	for excess > 0 && len(rs.pending) > 0 {
-		sl := rs.pending[len(rs.pending)-1]
-		rs.pending = rs.pending[:len(rs.pending)-1]
-		sl.timer.Stop()
-		excess--
+	for i := len(live) + pending; i < want; i++ {
+		b.startInstance(rs, &slot{backoff: b.opts.MinRestartBackoff, reserved: reserved})
+	}
+	excess := len(live) + pending - want
+	for i := len(rs.pending) - 1; excess > 0 && i >= 0; i-- {
+		if sl := rs.pending[i]; sl.reserved == reserved {
+			rs.pending = slices.Delete(rs.pending, i, i+1)
+			sl.timer.Stop()
+			excess--
+		}
 	}
 	if excess > 0 {
 		slices.SortStableFunc(live, func(x, y *instance) int {
@@ -280,14 +296,44 @@ func (b *Backend) reconcile(rs *revState) {
 			in.beginStop()
 		}
 	}
-	b.publish(rs)
+}
+
+// ScaleReserved sets the desired number of reserved instances of a
+// revision, 0 or 1 (backend.Reserver). A reserved instance is a
+// container like a standard one, labelled LabelKind "reserved", whose
+// resources are the revision's reserved profile
+// (revision.Scaling.Reserved): NanoCPUs and CPU shares from its CPU,
+// Memory (and no swap beyond it) from its memory.
+func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
+	if n < 0 || n > 1 {
+		return fmt.Errorf("docker: scale reserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("docker: scale reserved %s: %w: %w", name, backend.ErrTransient, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, err := b.lookup("scale reserved", name)
+	if err != nil {
+		return err
+	}
+	if rs.reserved != n {
+		b.opts.Logger.Info("scale reserved", "revision", name, "from", rs.reserved, "to", n)
+	}
+	rs.reserved = n
+	b.reconcile(rs)
+	return nil
 }
 
 // startInstance starts a new instance (a new ID) in sl. Called with
 // b.mu held; the caller publishes.
 func (b *Backend) startInstance(rs *revState, sl *slot) {
 	b.nextID++
-	in := newInstance(b, rs, sl, fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID), b.opts.Clock.Now())
+	id := fmt.Sprintf("%s-%d", rs.rev.Name(), b.nextID)
+	if sl.reserved {
+		id = fmt.Sprintf("%s-reserved-%d", rs.rev.Name(), b.nextID)
+	}
+	in := newInstance(b, rs, sl, id, b.opts.Clock.Now())
 	rs.insts = append(rs.insts, in)
 	b.wg.Add(1)
 	go in.run()
@@ -364,7 +410,7 @@ func (b *Backend) beginRemove(rs *revState) {
 		return
 	}
 	rs.removing = true
-	rs.desired = 0
+	rs.desired, rs.reserved = 0, 0
 	for _, sl := range rs.pending {
 		sl.timer.Stop()
 	}

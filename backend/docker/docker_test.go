@@ -126,6 +126,7 @@ func TestContainerSpec(t *testing.T) {
 	assert.Equal(t, rev.Name(), c.Config.Labels[docker.LabelRevision])
 	assert.Equal(t, inst.ID, c.Config.Labels[docker.LabelInstance])
 	assert.Equal(t, testImage, c.Config.Labels[docker.LabelImage])
+	assert.Equal(t, "standard", c.Config.Labels[docker.LabelKind])
 	assert.Equal(t, int64(500_000_000), c.HostConfig.NanoCPUs)
 	assert.Equal(t, int64(256), c.HostConfig.CPUShares)
 	assert.Equal(t, int64(64<<20), c.HostConfig.Memory)
@@ -135,6 +136,48 @@ func TestContainerSpec(t *testing.T) {
 		for _, pb := range bindings {
 			assert.Equal(t, "127.0.0.1", pb.HostIP.String(), "never published on all interfaces")
 		}
+	}
+	require.NoError(t, b.Remove(ctx, rev.Name()))
+	assert.Empty(t, ownContainers(t, b.Identity()))
+}
+
+// TestReservedContainer: a reserved instance's container runs with the
+// reserved profile's CPU and memory, labelled reserved; the standard one
+// keeps the spec's.
+func TestReservedContainer(t *testing.T) {
+	b := newBackend(t, docker.Options{Proxy: docker.QueueProxy(testQueueProxy)})
+	spec := appSpec()
+	spec.Resources = revision.Resources{CPULimitMillis: 1000, MemoryLimitBytes: 256 << 20}
+	spec.Scaling.IdleMode = revision.IdleModeReserve
+	spec.Scaling.ReservedCPUMillis = new(int64(100))
+	spec.Scaling.ReservedMemoryBytes = new(int64(32 << 20))
+	rev := newRevision(t, "cheap-00001", spec)
+	ctx := t.Context()
+	ch, ready := up(t, b, rev, 1)
+	require.NoError(t, b.ScaleReserved(ctx, rev.Name(), 1))
+	var reserved backend.Instance
+	for _, in := range waitReady(t, ch, 2) {
+		if in.Reserved {
+			reserved = in
+		}
+	}
+	require.NotEmpty(t, reserved.ID, "one of the two is the reserved instance")
+	code, _ := get(t, reserved.Address, "/")
+	assert.Equal(t, http.StatusOK, code)
+	for _, tc := range []struct {
+		inst      backend.Instance
+		kind      string
+		nano, mem int64
+	}{
+		{ready[0], "standard", 1_000_000_000, 256 << 20},
+		{reserved, "reserved", 100_000_000, 32 << 20},
+	} {
+		res, err := cli.ContainerInspect(ctx, containerOf(t, tc.inst.ID), client.ContainerInspectOptions{})
+		require.NoError(t, err)
+		c := res.Container
+		assert.Equal(t, tc.kind, c.Config.Labels[docker.LabelKind], tc.inst.ID)
+		assert.Equal(t, tc.nano, c.HostConfig.NanoCPUs, tc.inst.ID)
+		assert.Equal(t, tc.mem, c.HostConfig.Memory, tc.inst.ID)
 	}
 	require.NoError(t, b.Remove(ctx, rev.Name()))
 	assert.Empty(t, ownContainers(t, b.Identity()))

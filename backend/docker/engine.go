@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // engineCallTimeout bounds one engine call that does not wait for a
@@ -133,9 +134,10 @@ func (in *instance) containerOptions() client.ContainerCreateOptions {
 			LabelRevision: rev.Name(),
 			LabelInstance: in.id,
 			LabelImage:    spec.Image,
+			LabelKind:     in.instanceKind(),
 		},
 	}
-	r := spec.Resources
+	r := in.resources()
 	host := &container.HostConfig{
 		// Published on loopback only, on a port the engine picks.
 		PortBindings:  network.PortMap{port: {{HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), HostPort: "0"}}},
@@ -151,6 +153,27 @@ func (in *instance) containerOptions() client.ContainerCreateOptions {
 		host.MemorySwap = r.MemoryLimitBytes // no swap beyond the limit, as Kubernetes
 	}
 	return client.ContainerCreateOptions{Name: in.name, Config: cfg, HostConfig: host}
+}
+
+// instanceKind is LabelKind's value for in.
+func (in *instance) instanceKind() string {
+	return backend.Instance{Reserved: in.slot.reserved}.Kind()
+}
+
+// resources are in's container resources: the spec's, or for a reserved
+// instance its profile's (CPU as request and limit, memory as limit; the
+// memory request kept when below it).
+func (in *instance) resources() revision.Resources {
+	r := in.rs.spec.Resources
+	if !in.slot.reserved {
+		return r
+	}
+	p := in.rs.spec.Scaling.Reserved(r)
+	out := revision.Resources{CPURequestMillis: p.CPUMillis, CPULimitMillis: p.CPUMillis, MemoryLimitBytes: p.MemoryBytes}
+	if r.MemoryRequestBytes > 0 && (p.MemoryBytes == 0 || r.MemoryRequestBytes <= p.MemoryBytes) {
+		out.MemoryRequestBytes = r.MemoryRequestBytes
+	}
+	return out
 }
 
 // cpuShares converts a CPU request to cgroup shares as the kubelet does

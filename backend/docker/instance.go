@@ -66,6 +66,7 @@ type slot struct {
 	lastID    string // the crashed instance's, while waiting
 	nextStart time.Time
 	timer     clock.Timer // the pending restart, while waiting
+	reserved  bool        // its instances are reserved ones (backend.Reserver)
 }
 
 // instance is one container of a revision. Its run goroutine owns the
@@ -127,6 +128,7 @@ func (in *instance) instanceLocked() backend.Instance {
 		Draining:  in.draining,
 		Started:   in.created,
 		Listening: in.timings.Listening,
+		Reserved:  in.slot.reserved,
 	}
 }
 
@@ -553,7 +555,7 @@ func (in *instance) collectCrash() *backend.Exit {
 		e.Code = st.ExitCode
 		switch {
 		case st.OOMKilled || oom:
-			e.Reason = fmt.Sprintf("OOMKilled (memory limit %d bytes), exit code %d", in.rs.spec.Resources.MemoryLimitBytes, st.ExitCode)
+			e.Reason = fmt.Sprintf("OOMKilled (memory limit %d bytes), exit code %d", in.resources().MemoryLimitBytes, st.ExitCode)
 		case st.Error != "":
 			e.Reason = fmt.Sprintf("exited with code %d: %s", st.ExitCode, st.Error)
 		default:

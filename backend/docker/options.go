@@ -48,6 +48,7 @@ const (
 	LabelRevision = "dev.zeroscale.revision"
 	LabelInstance = "dev.zeroscale.instance"
 	LabelImage    = "dev.zeroscale.image" // the image reference as the Spec named it
+	LabelKind     = "dev.zeroscale.kind"  // "standard" or "reserved" (backend.Instance.Kind)
 )
 
 // Options configure a Backend. The zero value is usable: the engine from

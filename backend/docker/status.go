@@ -11,6 +11,7 @@ import (
 var (
 	_ backend.StatusReporter  = (*Backend)(nil)
 	_ backend.InstanceLimiter = (*Backend)(nil)
+	_ backend.Reserver        = (*Backend)(nil)
 )
 
 // Status returns the engine's view of a revision (ErrNotDeployed if it is
