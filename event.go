@@ -59,7 +59,7 @@ type Event struct {
 	From, To int
 	// Reason is the autoscaler's reason when known (NoTraffic, Queued,
 	// …) or the failure reason.
-	Reason string
+	Reason Reason
 	// ColdStart is the time from the scale-from-zero decision to the
 	// first ready instance (EventScaled from 0).
 	ColdStart time.Duration
@@ -80,7 +80,7 @@ func (e Event) String() string {
 		case e.From == 0 && e.ColdStart > 0:
 			s += " (cold start " + humanDuration(e.ColdStart) + ")"
 		case e.To == 0 && e.Reason != "":
-			s += " (" + e.Reason
+			s += " (" + string(e.Reason)
 			if e.Idle > 0 {
 				s += " for " + humanDuration(e.Idle)
 			}
@@ -94,7 +94,7 @@ func (e Event) String() string {
 	}
 	s := fmt.Sprintf("%s: revision %s %s", e.Service, e.Revision, e.Kind)
 	if e.Reason != "" {
-		s += " (" + e.Reason + ")"
+		s += " (" + string(e.Reason) + ")"
 	}
 	if e.Message != "" {
 		s += ": " + e.Message

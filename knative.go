@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/zeroscale/zeroscale/knative"
@@ -225,10 +226,15 @@ func statusTraffic(targets []knative.TrafficTarget, st ServiceStatus) []knative.
 
 // Knative's condition reasons and messages (serving's *_lifecycle.go).
 const (
-	reasonRevisionFailed     = "RevisionFailed"
-	reasonTrafficNotMigrated = "TrafficNotMigrated"
-	msgTrafficNotMigrated    = "Traffic is not yet migrated to the latest revision."
+	reasonRevisionFailed     Reason = "RevisionFailed"
+	reasonTrafficNotMigrated Reason = "TrafficNotMigrated"
+	msgTrafficNotMigrated           = "Traffic is not yet migrated to the latest revision."
 )
+
+// toKnative is c as Knative's condition of type t.
+func toKnative(t knative.ConditionType, c Condition) knative.Condition {
+	return knative.Condition{Type: t, Status: corev1.ConditionStatus(c.Status), Reason: string(c.Reason), Message: c.Message}
+}
 
 func (s *Server) serviceConditions(svc *service, st ServiceStatus) []knative.Condition {
 	conf := knative.Condition{Type: knative.ConditionConfigurationsReady, Status: knative.StatusUnknown}
@@ -238,17 +244,17 @@ func (s *Server) serviceConditions(svc *service, st ServiceStatus) []knative.Con
 		case revision.StateReady:
 			conf.Status = knative.StatusTrue
 		case revision.StateFailed:
-			conf.Status, conf.Reason = knative.StatusFalse, reasonRevisionFailed
+			conf.Status, conf.Reason = knative.StatusFalse, string(reasonRevisionFailed)
 			conf.Message = fmt.Sprintf("Revision %q failed with message: %s.", latest, reason)
 		default:
-			conf.Reason = ReasonDeploying
+			conf.Reason = string(ReasonDeploying)
 			conf.Message = fmt.Sprintf("Revision %q is not yet ready.", latest)
 			// A revision whose instances keep crashing before it was
 			// ever ready has failed, as in Knative, where ContainerHealthy
 			// False makes the revision's Ready False.
 			for _, rs := range st.Revisions {
 				if c, ok := rs.Condition(ConditionContainerHealthy); ok && rs.Name == latest && c.Status == ConditionFalse {
-					conf.Status, conf.Reason = knative.StatusFalse, reasonRevisionFailed
+					conf.Status, conf.Reason = knative.StatusFalse, string(reasonRevisionFailed)
 					conf.Message = fmt.Sprintf("Revision %q failed with message: %s.", latest, c.Message)
 				}
 			}
@@ -256,9 +262,9 @@ func (s *Server) serviceConditions(svc *service, st ServiceStatus) []knative.Con
 	}
 	route := knative.Condition{Type: knative.ConditionRoutesReady, Status: knative.StatusUnknown}
 	if c, ok := st.Condition(ConditionReady); ok {
-		route.Status, route.Reason, route.Message = c.Status, c.Reason, c.Message
+		route = toKnative(knative.ConditionRoutesReady, c)
 		if c.Status == ConditionUnknown && (c.Reason == ReasonDeploying || st.LatestReadyRevision == "") {
-			route.Reason = ReasonRevisionMissing
+			route.Reason = string(ReasonRevisionMissing)
 			route.Message = fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", svc.name)
 		}
 	}
@@ -269,7 +275,7 @@ func (s *Server) serviceConditions(svc *service, st ServiceStatus) []knative.Con
 	case route.Status == knative.StatusFalse:
 		ready.Status, ready.Reason, ready.Message = route.Status, route.Reason, route.Message
 	case conf.Status == knative.StatusUnknown && route.Status == knative.StatusTrue && st.LatestReadyRevision != "":
-		ready.Status, ready.Reason, ready.Message = knative.StatusUnknown, reasonTrafficNotMigrated, msgTrafficNotMigrated
+		ready.Status, ready.Reason, ready.Message = knative.StatusUnknown, string(reasonTrafficNotMigrated), msgTrafficNotMigrated
 	case route.Status == knative.StatusUnknown:
 		ready.Status, ready.Reason, ready.Message = route.Status, route.Reason, route.Message
 	case conf.Status == knative.StatusUnknown:
@@ -326,7 +332,7 @@ func (s *Server) knativeRevision(svc *service, r revision.Revision, rs RevisionS
 		kr.Status.DesiredReplicas = &desired
 	}
 	for _, c := range rs.Conditions {
-		kc := knative.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message}
+		kc := toKnative(knative.ConditionType(c.Type), c)
 		if c.Type == ConditionActive {
 			kc.Severity = "Info" // as Knative's: idle is not a failure
 		}

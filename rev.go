@@ -35,7 +35,7 @@ func (s *Server) onControlEvent(e control.Event) {
 	switch e.Kind {
 	case control.EventScaled:
 		out := Event{Kind: EventScaled, Service: svc.name, Revision: e.Revision, From: e.From, To: e.To,
-			ColdStart: e.ColdStart, Reason: e.Reason, Time: e.Time}
+			ColdStart: e.ColdStart, Reason: Reason(e.Reason), Time: e.Time}
 		if e.To == 0 && e.Reason != control.ReasonRemoved {
 			if last := rv.lastRequest.Load(); last > 0 {
 				out.Idle = e.Time.Sub(time.Unix(0, last))
@@ -54,12 +54,12 @@ func (s *Server) onControlEvent(e control.Event) {
 		} else {
 			return
 		}
-		s.emit(Event{Kind: EventRevisionReady, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Time: e.Time})
+		s.emit(Event{Kind: EventRevisionReady, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Time: e.Time})
 	case control.EventTimedOut, control.EventFailed:
 		if st, _, err := svc.conf.State(e.Revision); err == nil && st != revision.StateFailed {
 			_ = svc.conf.MarkFailed(e.Revision, e.Message)
 			s.setPending(svc)
-			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
+			s.emit(Event{Kind: EventRevisionFailed, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
 		}
 	case control.EventScaleFailed:
 		if !rv.removing.Load() {
@@ -68,8 +68,8 @@ func (s *Server) onControlEvent(e control.Event) {
 	case control.EventScaleCapped:
 		s.emit(Event{Kind: EventScaleCapped, Service: svc.name, Revision: e.Revision, From: e.From, To: e.To, Message: e.Message, Time: e.Time})
 	case control.EventIdleBusy:
-		s.emit(Event{Kind: EventIdleBusy, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
+		s.emit(Event{Kind: EventIdleBusy, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
 	case control.EventIdleCheckFailed:
-		s.emit(Event{Kind: EventIdleCheckFailed, Service: svc.name, Revision: e.Revision, Reason: e.Reason, Message: e.Message, Time: e.Time})
+		s.emit(Event{Kind: EventIdleCheckFailed, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
 	}
 }

@@ -12,50 +12,63 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
+// ConditionType names one aspect of health a Condition reports.
+type ConditionType string
+
+// ConditionStatus is a Condition's verdict: True, False or Unknown.
+type ConditionStatus string
+
+// Reason is a short CamelCase word saying why a Condition or an Event is
+// what it is (Knative's reasons where Knative has one).
+type Reason string
+
 // Condition statuses, Knative's.
 const (
-	ConditionTrue    = "True"
-	ConditionFalse   = "False"
-	ConditionUnknown = "Unknown"
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
 )
 
-// Condition types and reasons of ServiceStatus and RevisionStatus.
+// Condition types of ServiceStatus and RevisionStatus.
 const (
 	// ConditionReady: a service's route serves a resolved split; a
 	// revision has had a ready instance (or starts at zero).
-	ConditionReady = "Ready"
+	ConditionReady ConditionType = "Ready"
 	// ConditionActive: the revision has the instances its demand needs.
 	// False with ReasonNoTraffic when idle (at or going to zero),
 	// Unknown with ReasonActivating while requests wait for instances.
-	ConditionActive = "Active"
+	ConditionActive ConditionType = "Active"
 	// ConditionContainerHealthy: False with ReasonCrashLoop while an
 	// instance keeps crashing, Unknown with ReasonStarting while
 	// instances start and none passed its readiness probe yet (engines
 	// that are a backend.StatusReporter).
-	ConditionContainerHealthy = "ContainerHealthy"
+	ConditionContainerHealthy ConditionType = "ContainerHealthy"
+)
 
-	ReasonNoTraffic       = autoscaler.ReasonNoTraffic
-	ReasonActivating      = "Activating"
-	ReasonTimedOut        = autoscaler.ReasonTimedOut
-	ReasonCrashLoop       = "CrashLoop"
-	ReasonStarting        = "Starting"
-	ReasonDeploying       = "Deploying"
-	ReasonFailed          = "Failed"
-	ReasonRevisionMissing = "RevisionMissing"
+// Reasons of Conditions and Events.
+const (
+	ReasonNoTraffic       Reason = autoscaler.ReasonNoTraffic
+	ReasonActivating      Reason = "Activating"
+	ReasonTimedOut        Reason = autoscaler.ReasonTimedOut
+	ReasonCrashLoop       Reason = "CrashLoop"
+	ReasonStarting        Reason = "Starting"
+	ReasonDeploying       Reason = "Deploying"
+	ReasonFailed          Reason = "Failed"
+	ReasonRevisionMissing Reason = "RevisionMissing"
 	// ReasonDeleted: the service's Ready is False while Delete removes it.
-	ReasonDeleted = "Deleted"
+	ReasonDeleted Reason = "Deleted"
 	// ReasonDeployFailed: the backend refused to deploy the revision
 	// (EventRevisionFailed).
-	ReasonDeployFailed = "DeployFailed"
+	ReasonDeployFailed Reason = "DeployFailed"
 )
 
 // Condition is one aspect of a service's or revision's health, as in
 // Knative's status.
 type Condition struct {
-	Type    string `json:"type"`
-	Status  string `json:"status"`
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message,omitempty"`
+	Type    ConditionType   `json:"type"`
+	Status  ConditionStatus `json:"status"`
+	Reason  Reason          `json:"reason,omitempty"`
+	Message string          `json:"message,omitempty"`
 }
 
 // ServiceStatus is a service as the Server sees it now.
@@ -112,12 +125,16 @@ type RevisionStatus struct {
 }
 
 // Condition returns the condition of type t, and whether it is set.
-func (r RevisionStatus) Condition(t string) (Condition, bool) { return findCondition(r.Conditions, t) }
+func (r RevisionStatus) Condition(t ConditionType) (Condition, bool) {
+	return findCondition(r.Conditions, t)
+}
 
 // Condition returns the condition of type t, and whether it is set.
-func (s ServiceStatus) Condition(t string) (Condition, bool) { return findCondition(s.Conditions, t) }
+func (s ServiceStatus) Condition(t ConditionType) (Condition, bool) {
+	return findCondition(s.Conditions, t)
+}
 
-func findCondition(cs []Condition, t string) (Condition, bool) {
+func findCondition(cs []Condition, t ConditionType) (Condition, bool) {
 	for _, c := range cs {
 		if c.Type == t {
 			return c, true
@@ -267,7 +284,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 				c.Message += fmt.Sprintf("; %d requests are waiting", rs.Held)
 			}
 		case autoscaler.StateInactive:
-			c.Status, c.Reason = ConditionFalse, d.Reason
+			c.Status, c.Reason = ConditionFalse, Reason(d.Reason)
 		}
 		rs.Conditions = append(rs.Conditions, c)
 	}

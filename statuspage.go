@@ -180,7 +180,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	for _, svc := range s.Status() {
 		ps := pageService{ServiceStatus: svc}
 		if c, ok := svc.Condition(ConditionReady); ok {
-			ps.Ready, ps.ReadyWhy = c.Status == ConditionTrue, cmp.Or(c.Reason, c.Status)
+			ps.Ready, ps.ReadyWhy = c.Status == ConditionTrue, cmp.Or(string(c.Reason), string(c.Status))
 		}
 		for _, rv := range svc.Revisions {
 			ps.Revs = append(ps.Revs, pageRevision{RevisionStatus: rv, Chart: newChart(s.hist.samplesOf(rv.Name))})

@@ -80,27 +80,34 @@ type TrafficTarget struct {
 
 // Condition is a Knative condition (knative.dev/pkg/apis.Condition).
 type Condition struct {
-	Type               string       `json:"type"`
-	Status             string       `json:"status"`
-	Severity           string       `json:"severity,omitempty"`
-	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
-	Reason             string       `json:"reason,omitempty"`
-	Message            string       `json:"message,omitempty"`
+	Type               ConditionType          `json:"type"`
+	Status             corev1.ConditionStatus `json:"status"`
+	Severity           string                 `json:"severity,omitempty"`
+	LastTransitionTime *metav1.Time           `json:"lastTransitionTime,omitempty"`
+	Reason             string                 `json:"reason,omitempty"`
+	Message            string                 `json:"message,omitempty"`
 }
 
-// Condition types and statuses, Knative's.
-const (
-	ConditionReady               = "Ready"
-	ConditionConfigurationsReady = "ConfigurationsReady"
-	ConditionRoutesReady         = "RoutesReady"
-	ConditionActive              = "Active"
-	ConditionContainerHealthy    = "ContainerHealthy"
-	ConditionResourcesAvailable  = "ResourcesAvailable"
-	ConditionAllTrafficAssigned  = "AllTrafficAssigned"
+// ConditionType names the aspect a Condition reports
+// (knative.dev/pkg/apis.ConditionType).
+type ConditionType string
 
-	StatusTrue    = "True"
-	StatusFalse   = "False"
-	StatusUnknown = "Unknown"
+// Condition types, Knative's.
+const (
+	ConditionReady               ConditionType = "Ready"
+	ConditionConfigurationsReady ConditionType = "ConfigurationsReady"
+	ConditionRoutesReady         ConditionType = "RoutesReady"
+	ConditionActive              ConditionType = "Active"
+	ConditionContainerHealthy    ConditionType = "ContainerHealthy"
+	ConditionResourcesAvailable  ConditionType = "ResourcesAvailable"
+	ConditionAllTrafficAssigned  ConditionType = "AllTrafficAssigned"
+)
+
+// Condition statuses, Kubernetes'.
+const (
+	StatusTrue    = corev1.ConditionTrue
+	StatusFalse   = corev1.ConditionFalse
+	StatusUnknown = corev1.ConditionUnknown
 )
 
 // Addressable is a status address.
@@ -181,15 +188,21 @@ type RouteList struct {
 }
 
 // Condition returns the condition of type t, if set.
-func (s ServiceStatus) Condition(t string) (Condition, bool) { return findCondition(s.Conditions, t) }
+func (s ServiceStatus) Condition(t ConditionType) (Condition, bool) {
+	return findCondition(s.Conditions, t)
+}
 
 // Condition returns the condition of type t, if set.
-func (s RevisionStatus) Condition(t string) (Condition, bool) { return findCondition(s.Conditions, t) }
+func (s RevisionStatus) Condition(t ConditionType) (Condition, bool) {
+	return findCondition(s.Conditions, t)
+}
 
 // Condition returns the condition of type t, if set.
-func (s RouteStatus) Condition(t string) (Condition, bool) { return findCondition(s.Conditions, t) }
+func (s RouteStatus) Condition(t ConditionType) (Condition, bool) {
+	return findCondition(s.Conditions, t)
+}
 
-func findCondition(cs []Condition, t string) (Condition, bool) {
+func findCondition(cs []Condition, t ConditionType) (Condition, bool) {
 	for _, c := range cs {
 		if c.Type == t {
 			return c, true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/yaml"
@@ -102,7 +103,7 @@ func conditionsValue(cs []knative.Condition) string {
 func readyValue(cs []knative.Condition) string {
 	for _, c := range cs {
 		if c.Type == knative.ConditionReady {
-			return c.Status
+			return string(c.Status)
 		}
 	}
 	return "<unknown>"
@@ -243,7 +244,7 @@ func describeService(out io.Writer, ks *knative.Service, revs []knative.Revision
 }
 
 // bullet is kn's traffic column of describe: "100%", "  50%", "   +".
-func bullet(pct int64, status string) string {
+func bullet(pct int64, status corev1.ConditionStatus) string {
 	symbol := "?"
 	switch status {
 	case knative.StatusTrue:
