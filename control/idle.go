@@ -92,10 +92,10 @@ func (c *Controller) askSidecar(ctx context.Context, addr, path string) (bool, e
 func (c *Controller) idleChecked(name string, idle bool, err error) {
 	switch {
 	case err != nil:
-		c.emit(Event{Kind: EventIdleCheckFailed, Revision: name, Reason: "IdleCheckFailed",
+		c.emit(Event{Kind: EventIdleCheckFailed, Revision: name, Reason: ReasonIdleCheckFailed,
 			Message: err.Error() + " (counted as idle)"})
 	case !idle:
-		c.emit(Event{Kind: EventIdleBusy, Revision: name, Reason: "Busy",
+		c.emit(Event{Kind: EventIdleBusy, Revision: name, Reason: ReasonBusy,
 			Message: "the idle check vetoed scale to zero for one more grace period"})
 	}
 	if f := c.o.Autoscaler.OnIdleCheck; f != nil {

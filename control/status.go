@@ -49,6 +49,11 @@ const (
 	// ReasonWatchFailed: EventFailed because the engine's watch of the
 	// revision could not be opened again.
 	ReasonWatchFailed = "WatchFailed"
+	// ReasonIdleCheckFailed: EventIdleCheckFailed, the idle check erred
+	// (counted as idle).
+	ReasonIdleCheckFailed = "IdleCheckFailed"
+	// ReasonBusy: EventIdleBusy, the idle check said the app is busy.
+	ReasonBusy = "Busy"
 )
 
 // EventKind says what an Event reports.
