@@ -34,9 +34,19 @@ const (
 	// EventIdleCheckFailed: the idle check failed (Message says why);
 	// it counted as idle.
 	EventIdleCheckFailed
+	// EventFrozen: an idle revision's instances (From) were frozen
+	// instead of stopped (zeroscale.dev/idle-mode: freeze).
+	EventFrozen
+	// EventThawed: a request thawed the frozen instances (Message says
+	// how long that took).
+	EventThawed
+	// EventStandbyExpired: a frozen revision had no request for its
+	// zeroscale.dev/standby-retention; its instances are stopped.
+	EventStandbyExpired
 )
 
-var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped", "IdleBusy", "IdleCheckFailed"}
+var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped", "IdleBusy", "IdleCheckFailed",
+	"Frozen", "Thawed", "StandbyExpired"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {

@@ -71,5 +71,11 @@ func (s *Server) onControlEvent(e control.Event) {
 		s.emit(Event{Kind: EventIdleBusy, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
 	case control.EventIdleCheckFailed:
 		s.emit(Event{Kind: EventIdleCheckFailed, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
+	case control.EventFrozen:
+		s.emit(Event{Kind: EventFrozen, Service: svc.name, Revision: e.Revision, From: e.From, Message: e.Message, Time: e.Time})
+	case control.EventThawed:
+		s.emit(Event{Kind: EventThawed, Service: svc.name, Revision: e.Revision, Message: e.Message, Time: e.Time})
+	case control.EventStandbyExpired:
+		s.emit(Event{Kind: EventStandbyExpired, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
 	}
 }

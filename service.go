@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/autoscaler"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/traffic"
@@ -75,8 +76,11 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 	if err := spec.Template.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := s.o.Config.Resolve(spec.Template); err != nil && len(errs) == 0 {
+	if p, err := s.o.Config.Resolve(spec.Template); err != nil && len(errs) == 0 {
 		errs = append(errs, err)
+	} else if _, ok := s.ctl.Backend().(backend.Freezer); err == nil && p.IdleMode == revision.IdleModeFreeze && !ok {
+		// Refused before anything changes, as Add would after.
+		errs = append(errs, control.ErrCannotFreeze)
 	}
 	if err := tspec.Validate(); err != nil {
 		errs = append(errs, err)

@@ -60,6 +60,10 @@ const (
 	// ReasonDeployFailed: the backend refused to deploy the revision
 	// (EventRevisionFailed).
 	ReasonDeployFailed Reason = "DeployFailed"
+	// ReasonFrozen: Active is False because the revision's instances
+	// are frozen (zeroscale.dev/idle-mode: freeze); a request thaws
+	// them.
+	ReasonFrozen Reason = "Frozen"
 )
 
 // Condition is one aspect of a service's or revision's health, as in
@@ -119,6 +123,10 @@ type RevisionStatus struct {
 	// InFlight those being proxied to one.
 	Held     int `json:"held"`
 	InFlight int `json:"inFlight"`
+	// Frozen: its instances are frozen instead of stopped
+	// (zeroscale.dev/idle-mode: freeze) until a request thaws them or
+	// the standby retention stops them.
+	Frozen bool `json:"frozen,omitempty"`
 	// ScaleError is the backend's last refusal of a scale, if any.
 	ScaleError string      `json:"scaleError,omitempty"`
 	Conditions []Condition `json:"conditions"`
@@ -255,6 +263,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 	}
 	d, decided := cs.Decision, cs.Decision.Revision != ""
 	rs.ActualScale, rs.Instances, rs.AppliedScale, rs.InstanceCap = cs.Serving, len(cs.Instances), cs.Applied, cs.Cap
+	rs.Frozen = cs.Frozen
 	if cs.ScaleErr != nil {
 		rs.ScaleError = cs.ScaleErr.Error()
 	}
@@ -285,6 +294,10 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 			}
 		case autoscaler.StateInactive:
 			c.Status, c.Reason = ConditionFalse, Reason(d.Reason)
+		}
+		if cs.Frozen {
+			c.Status, c.Reason = ConditionFalse, ReasonFrozen
+			c.Message = fmt.Sprintf("%d instances frozen; the next request thaws them", rs.Instances)
 		}
 		rs.Conditions = append(rs.Conditions, c)
 	}

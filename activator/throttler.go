@@ -95,6 +95,7 @@ type throttler struct {
 	heldBytes      int64
 	inFlight       int
 	coldEpisode    bool                     // a cold start is being waited for
+	frozen         bool                     // the last snapshot has a Frozen instance: a wait is for a thaw
 	known          map[string]bool          // instance ID (in the last snapshot) -> was ever ready
 	starts         map[string]instanceStart // instance ID (in the last snapshot) -> its start, if watched
 	decided        time.Time                // the last scale from zero decided (Handler.ScaleFromZero)
@@ -220,7 +221,9 @@ func (t *throttler) acquire(ctx context.Context, req acquireReq) (admission, err
 			t.name, ErrQueueFull, n, heldBytes, t.h.maxHeldBytes)
 	}
 	t.touchLocked(now)
-	w := &waiter{bytes: req.bytes, exclude: req.exclude, cold: len(t.cands) == 0, ready: make(chan struct{})}
+	// Waiting for a frozen instance's thaw is not a cold start: nothing
+	// starts, and it has none of a start's phases.
+	w := &waiter{bytes: req.bytes, exclude: req.exclude, cold: len(t.cands) == 0 && !t.frozen, ready: make(chan struct{})}
 	if req.front {
 		w.elem = t.queue.PushFront(w)
 	} else {
@@ -462,6 +465,7 @@ func (t *throttler) update(insts []backend.Instance) {
 	known := make(map[string]bool, len(insts))
 	starts := make(map[string]instanceStart, len(t.starts))
 	valid := make([]backend.Instance, 0, len(insts))
+	t.frozen = false
 	for _, in := range insts {
 		if _, dup := known[in.ID]; dup {
 			continue
@@ -472,6 +476,7 @@ func (t *throttler) update(insts []backend.Instance) {
 			continue
 		}
 		valid = append(valid, in)
+		t.frozen = t.frozen || in.Frozen
 		wasReady, seen := t.known[in.ID]
 		known[in.ID] = wasReady || in.Ready
 		// Only a start the activator watched is a start-up sample: an

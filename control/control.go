@@ -286,6 +286,10 @@ func (c *Controller) Add(ctx context.Context, rev revision.Revision) error {
 	if err != nil {
 		return fmt.Errorf("control: add %s: %w", name, err)
 	}
+	frz, err := newStandby(c.be, params)
+	if err != nil {
+		return fmt.Errorf("control: add %s: %w", name, err)
+	}
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -296,7 +300,7 @@ func (c *Controller) Add(ctx context.Context, rev revision.Revision) error {
 		return fmt.Errorf("%w: %s", ErrExists, name)
 	}
 	r := newRev(c, rev)
-	r.reserve = hook
+	r.reserve, r.frz = hook, frz
 	c.revs[name] = r // reserves the name; not published to until started
 	c.mu.Unlock()
 

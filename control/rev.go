@@ -20,7 +20,8 @@ type rev struct {
 	c        *Controller
 	rev      revision.Revision
 	name     string
-	idlePath string // zeroscale.dev/idle-check-path, "" = none
+	idlePath string   // zeroscale.dev/idle-check-path, "" = none
+	frz      *standby // zeroscale.dev/idle-mode: freeze, else nil
 
 	// scaleCtx ends when Remove begins (no more Scale calls); watchCtx
 	// when the revision is gone (no more snapshots).
@@ -48,6 +49,7 @@ type rev struct {
 	scaleUpAt time.Time           // when a scale from zero was decided
 	failing   error               // the crash loop the activator was told of
 	pushed    target              // the last target sent to the scale loop
+	frozen    bool                // frozen (or being frozen) instead of at zero
 }
 
 func newRev(c *Controller, r revision.Revision) *rev {
@@ -100,7 +102,8 @@ func (r *rev) decide(d autoscaler.Decision) {
 	r.mu.Lock()
 	prev := r.decision
 	r.decision = d
-	fromZero := prev.Scale == 0 && d.Scale > 0 && r.serving == 0
+	// A thaw is not a start: it has no cold-start phases to measure.
+	fromZero := prev.Scale == 0 && d.Scale > 0 && r.serving == 0 && !r.frozen
 	if fromZero {
 		r.scaleUpAt = d.Time
 	}
@@ -123,6 +126,7 @@ func (r *rev) scaleLoop() {
 	var pending target
 	have := false
 	backoff := MinRetry
+	defer r.stopStandby()
 	for {
 		if !have {
 			select {
@@ -130,7 +134,14 @@ func (r *rev) scaleLoop() {
 				return
 			case pending = <-r.want:
 				have = true
+			case <-r.standbyExpired():
+				r.expireStandby()
+				pending, have = target{n: 0, reserved: -1}, true
 			}
+		}
+		if r.beforeScale(pending.n) {
+			have = false
+			continue
 		}
 		n := pending.n
 		capped := c.limit > 0 && n > c.limit
@@ -357,6 +368,7 @@ func (r *rev) status() Status {
 		Instances: append([]backend.Instance(nil), r.instances...),
 		Serving:   r.serving,
 		ScaleErr:  r.scaleErr,
+		Frozen:    r.frozen,
 	}
 	if r.capped {
 		st.Cap = r.c.limit

@@ -33,6 +33,10 @@ type Status struct {
 	// ScaleErr is the engine's last refusal of a scale (nil once a
 	// Scale succeeds): permanent, or transient and being retried.
 	ScaleErr error
+	// Frozen: the instances are frozen (zeroscale.dev/idle-mode: freeze)
+	// instead of stopped, until a request thaws them or the standby
+	// retention stops them.
+	Frozen bool
 }
 
 // ReasonInitialScaleZero is the Reason of the EventReady of a revision
@@ -54,6 +58,12 @@ const (
 	ReasonIdleCheckFailed = "IdleCheckFailed"
 	// ReasonBusy: EventIdleBusy, the idle check said the app is busy.
 	ReasonBusy = "Busy"
+	// ReasonFreezeFailed: EventScaleFailed because the engine could not
+	// freeze the revision; it is scaled to zero instead.
+	ReasonFreezeFailed = "FreezeFailed"
+	// ReasonThawFailed: EventScaleFailed because the engine could not
+	// thaw the revision; the scale then starts new instances.
+	ReasonThawFailed = "ThawFailed"
 )
 
 // EventKind says what an Event reports.
@@ -92,10 +102,19 @@ const (
 	// does (drained away once standard instances serve, or crashed);
 	// Message names it.
 	EventReservedRetired
+	// EventFrozen: the revision's instances (From) were frozen instead
+	// of stopped (zeroscale.dev/idle-mode: freeze).
+	EventFrozen
+	// EventThawed: a request thawed the frozen instances (Message says
+	// how long the engine took).
+	EventThawed
+	// EventStandbyExpired: the revision stayed frozen for its standby
+	// retention without a request; its instances are stopped.
+	EventStandbyExpired
 )
 
 var kindNames = [...]string{"Scaled", "Ready", "ScaleFailed", "ScaleCapped", "TimedOut", "Failed", "IdleBusy", "IdleCheckFailed",
-	"ReservedStarted", "ReservedRetired"}
+	"ReservedStarted", "ReservedRetired", "Frozen", "Thawed", "StandbyExpired"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {
