@@ -45,10 +45,10 @@ func BenchmarkMultiscaler10kRevisions(b *testing.B) {
 		}
 	}
 	for _, n := range names {
-		if err := m.Set(n, p, Pushed); err != nil {
+		if err := m.Set(n, Revision{Params: p, Source: Pushed}); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.setReady(n, 2); err != nil {
+		if err := m.setServing(n, 2); err != nil {
 			b.Fatal(err)
 		}
 	}

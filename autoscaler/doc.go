@@ -15,6 +15,6 @@
 //     windows, and Prometheus collectors under zeroscale_autoscaler_.
 //
 // It never calls a backend: the host turns Decisions into backend.Scale
-// calls and feeds instances back with SetInstances (package control does
-// both).
+// calls, feeds each revision with Set and its instances with
+// SetInstances (package control does all three).
 package autoscaler

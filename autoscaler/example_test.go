@@ -36,7 +36,7 @@ func ExampleMultiscaler() {
 	if err != nil {
 		panic(err)
 	}
-	if err := m.Set("hello-00001", params, autoscaler.Pushed); err != nil {
+	if err := m.Set("hello-00001", autoscaler.Revision{Params: params, Source: autoscaler.Pushed}); err != nil {
 		panic(err)
 	}
 	d := <-decisions

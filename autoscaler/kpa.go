@@ -32,7 +32,7 @@ type Recommendation struct {
 	// DesiredScale is the number of instances wanted, before min/max
 	// scale and scale to zero are applied.
 	DesiredScale int
-	// ExcessBurstCapacity is floor(ready × total − target burst capacity
+	// ExcessBurstCapacity is floor(serving × total − target burst capacity
 	// − panic value): negative means the activator should stay in the
 	// request path. 0 when the target burst capacity is 0, −1 when it is
 	// −1 (activator always in path).
@@ -74,16 +74,16 @@ type KPA struct {
 
 var _ Decider = (*KPA)(nil)
 
-// NewKPA returns a KPA for p, created at now with ready instances ready.
-// Like Knative's, a KPA created while more than one instance is ready
-// starts in panic mode holding that count, so that an autoscaler restart
+// NewKPA returns a KPA for p, created at now with serving instances
+// taking requests. Like Knative's, a KPA created while more than one
+// instance serves starts in panic mode holding that count, so that an autoscaler restart
 // (which loses metric history) cannot scale down for a stable window.
-func NewKPA(p ScalingParams, now time.Time, ready int) (*KPA, error) {
+func NewKPA(p ScalingParams, now time.Time, serving int) (*KPA, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	k := &KPA{params: p, state: KPAState{MaxPanicPods: max(ready, 0)}}
-	if ready > 1 {
+	k := &KPA{params: p, state: KPAState{MaxPanicPods: max(serving, 0)}}
+	if serving > 1 {
 		k.state.Panicking, k.state.PanicTime = true, now
 	}
 	if p.ScaleDownDelay > 0 {
@@ -119,14 +119,14 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 	p := &k.params
 	stable, panicV := finiteOrZero(o.Stable), finiteOrZero(o.Panic)
 
-	// Zero ready instances count as one for the rate limits and the panic
-	// ratio, so a revision at zero can scale up at all.
-	ready := math.Max(1, float64(o.Serving))
+	// Zero serving instances count as one for the rate limits and the
+	// panic ratio, so a revision at zero can scale up at all.
+	serving := math.Max(1, float64(o.Serving))
 	// ceil and floor guarantee a step of at least one instance either way.
-	maxUp := math.Ceil(p.MaxScaleUpRate * ready)
+	maxUp := math.Ceil(p.MaxScaleUpRate * serving)
 	maxDown := 0.0
 	if !o.Unreachable {
-		maxDown = math.Floor(ready / p.MaxScaleDownRate)
+		maxDown = math.Floor(serving / p.MaxScaleDownRate)
 	}
 
 	dspc := math.Ceil(stable / p.TargetValue)
@@ -144,10 +144,10 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 		}
 	}
 
-	// The ratio uses the unclamped, ceiled panic count: with 4 ready, a
+	// The ratio uses the unclamped, ceiled panic count: with 4 serving, a
 	// target of 10 and a panic value of 70.5, 8/4 = 2 reaches a 200 %
 	// threshold although 70.5 < 2 × 4 × 10.
-	over := dppc/ready >= p.PanicThreshold
+	over := dppc/serving >= p.PanicThreshold
 	switch {
 	case over:
 		// Start, or extend, the panic.
@@ -178,15 +178,15 @@ func (k *KPA) Decide(now time.Time, o Observed) Recommendation {
 	}
 }
 
-// excessBurstCapacity is Knative's EBC from the actual ready count (which
+// excessBurstCapacity is Knative's EBC from the actual serving count (which
 // may be 0) and the panic value, so a spike pulls the activator back into
 // the path quickly.
-func excessBurstCapacity(p *ScalingParams, ready int, panicV float64) int {
+func excessBurstCapacity(p *ScalingParams, serving int, panicV float64) int {
 	switch tbc := p.TargetBurstCapacity; {
 	case tbc == 0:
 		return 0
 	case tbc > 0:
-		return saturate(math.Floor(float64(ready)*p.TotalValue - tbc - panicV))
+		return saturate(math.Floor(float64(serving)*p.TotalValue - tbc - panicV))
 	default:
 		return -1
 	}

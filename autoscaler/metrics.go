@@ -53,7 +53,7 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		metric := string(s.params.Metric)
 		gauge(x.desired, float64(s.rec.DesiredScale), name)
 		gauge(x.scale, float64(s.scale), name)
-		gauge(x.ready, float64(s.ready), name)
+		gauge(x.ready, float64(s.serving), name)
 		gauge(x.stable, s.stable, name, metric)
 		gauge(x.panicV, s.panic, name, metric)
 		gauge(x.target, s.params.TargetValue, name, metric)

@@ -43,9 +43,9 @@ type State int
 // States of a revision.
 const (
 	// StateActivating: instances are wanted but fewer than needed are
-	// ready (Knative's Active=Unknown).
+	// serving (Knative's Active=Unknown).
 	StateActivating State = iota
-	// StateActive: enough instances are ready.
+	// StateActive: enough instances serve.
 	StateActive
 	// StateInactive: no traffic; the activator is in the path and the
 	// revision is at, or on its way to, zero.
@@ -68,7 +68,7 @@ func (s State) String() string {
 const (
 	ReasonQueued    = "Queued"    // Activating: requests wait for instances
 	ReasonNoTraffic = "NoTraffic" // Inactive: no demand for a stable window
-	ReasonTimedOut  = "TimedOut"  // Inactive: instances never became ready
+	ReasonTimedOut  = "TimedOut"  // Inactive: instances never served
 )
 
 // Decision is what the Multiscaler wants for one revision.
@@ -157,7 +157,7 @@ type Options struct {
 	// root Server).
 	ActivatorProbe func(ctx context.Context, revision string) error
 	// NewDecider builds a revision's decider at its first decision, with
-	// the ready count known then; nil means NewKPA.
+	// the serving count known then; nil means NewKPA.
 	NewDecider DeciderFactory
 	// IdleCheck, when set, is asked before a revision with no requests
 	// goes to zero, and may keep it for one more grace period (see
@@ -173,10 +173,11 @@ type Options struct {
 }
 
 // DeciderFactory builds the Decider of one revision from its scaling
-// parameters, at its first decision (now, with ready instances serving).
+// parameters, at its first decision (now, with serving instances taking
+// requests).
 // It is the extension point for scaling policies (NewKPA is the
 // default).
-type DeciderFactory func(p ScalingParams, now time.Time, ready int) (Decider, error)
+type DeciderFactory func(p ScalingParams, now time.Time, serving int) (Decider, error)
 
 // DeciderUpdater is implemented by a Decider that can take new scaling
 // parameters in place, keeping its state (the KPA does); a Decider that
@@ -221,7 +222,7 @@ type scaler struct {
 	params      ScalingParams
 	col         *collection
 	dec         Decider // nil until the first decision
-	ready       int
+	serving     int     // instances that take requests (SetInstances)
 	unreachable bool
 
 	rec           Recommendation // the last valid decision
@@ -231,7 +232,7 @@ type scaler struct {
 	state       State
 	reason      string
 	since       time.Time // when state last changed
-	initialized bool      // ready reached the initial scale once
+	initialized bool      // serving reached the initial scale once
 	scale       int       // the published Scale
 	proxySince  time.Time // when last.ActivatorInPath last became true
 
@@ -297,8 +298,8 @@ func New(o Options) (*Multiscaler, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.newDecider == nil {
-		m.newDecider = func(p ScalingParams, now time.Time, ready int) (Decider, error) {
-			return NewKPA(p, now, ready)
+		m.newDecider = func(p ScalingParams, now time.Time, serving int) (Decider, error) {
+			return NewKPA(p, now, serving)
 		}
 	}
 	m.coll = newCollector(collectorOptions{
@@ -321,23 +322,33 @@ func New(o Options) (*Multiscaler, error) {
 // revision at zero pokes it (see Poke).
 func (m *Multiscaler) Reporter() stats.Reporter { return m.coll }
 
-// Set starts scaling rev with p, or updates its parameters. A new
-// revision's first Decision (Scale = its initial scale) is published at
-// once by Run's goroutine; the host is expected to have deployed it at
-// that scale.
-func (m *Multiscaler) Set(rev string, p ScalingParams, src Source) error {
-	return m.Resume(rev, p, src, 0)
+// Revision is one revision as the host feeds it to Set.
+type Revision struct {
+	// Params are its scaling parameters (Config.Resolve).
+	Params ScalingParams
+	// Source says where its stats come from: Pushed or Scraped.
+	Source Source
+	// Serving is how many of its instances already serve when the
+	// Multiscaler first learns of it, such as after a host restart (0
+	// for a revision just deployed). Its Scale then starts at that
+	// count rather than at the initial scale, and its decider is created
+	// with it, so with more than one the KPA starts in panic and does
+	// not scale down for a stable window (the metric history was lost),
+	// as in Knative. Set ignores it for a revision it already knows:
+	// SetInstances reports what serves from then on.
+	Serving int
 }
 
-// Resume is Set for a revision that already runs ready instances, such as
-// after a host restart: its Scale starts at that count rather than the
-// initial scale, and its decider is created with that ready count, so
-// with more than one the KPA starts in panic and does not scale down for
-// a stable window (the metric history was lost), as in Knative. For a
-// revision already known it is Set.
-func (m *Multiscaler) Resume(rev string, p ScalingParams, src Source, ready int) error {
-	if ready < 0 {
-		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, ready)
+// Set starts scaling the revision name, or updates its parameters and
+// source. A new revision's first Decision (Scale = its initial scale, or
+// r.Serving when that is positive) is published at once by Run's
+// goroutine; the host is expected to run it at that scale. Set and
+// SetInstances are the two ways a host feeds a revision: its settings,
+// and what its engine runs.
+func (m *Multiscaler) Set(name string, r Revision) error {
+	rev, p, src := name, r.Params, r.Source
+	if r.Serving < 0 {
+		return fmt.Errorf("autoscaler: revision %s: Revision.Serving %d, want ≥ 0", rev, r.Serving)
 	}
 	if err := p.validate(); err != nil {
 		return fmt.Errorf("autoscaler: revision %s: %w", rev, err)
@@ -367,11 +378,11 @@ func (m *Multiscaler) Resume(rev string, p ScalingParams, src Source, ready int)
 	}
 	now := m.clock.Now()
 	scale := p.InitialScale
-	if ready > 0 {
-		scale = ready // what runs now stands until a decision says otherwise
+	if r.Serving > 0 {
+		scale = r.Serving // what runs now stands until a decision says otherwise
 	}
 	s = &scaler{
-		name: rev, params: p, col: col, ready: ready,
+		name: rev, params: p, col: col, serving: r.Serving,
 		rec:   Recommendation{DesiredScale: -1, ExcessBurstCapacity: initialEBC(p)},
 		state: StateActivating, since: now, scale: scale,
 	}
@@ -415,18 +426,18 @@ func (m *Multiscaler) with(rev string, f func(s *scaler)) error {
 	return nil
 }
 
-// setReady sets rev's number of serving instances (tests; hosts use
+// setServing sets rev's number of serving instances (tests; hosts use
 // SetInstances).
-func (m *Multiscaler) setReady(rev string, n int) error {
+func (m *Multiscaler) setServing(rev string, n int) error {
 	if n < 0 {
-		return fmt.Errorf("autoscaler: revision %s: ready count %d, want ≥ 0", rev, n)
+		return fmt.Errorf("autoscaler: revision %s: serving count %d, want ≥ 0", rev, n)
 	}
-	return m.with(rev, func(s *scaler) { s.ready = n })
+	return m.with(rev, func(s *scaler) { s.serving = n })
 }
 
 // SetInstances sets rev's instances, as the backend's Watch reports them:
-// the ready, non-draining ones are the scrape targets, and count as ready
-// unless Reserved. A reserved instance (idle-mode reserve) is a stand-in
+// the serving ones (Instance.Serving) are the scrape targets, and count
+// as serving unless Reserved. A reserved instance (idle-mode reserve) is a stand-in
 // for zero on a cheaper profile, not capacity the decider sizes: its
 // load is demand (its stats count like any instance's), which the
 // decider answers with standard instances, and until they serve the
@@ -438,7 +449,7 @@ func (m *Multiscaler) SetInstances(rev string, instances []backend.Instance) err
 			n++
 		}
 	}
-	if err := m.with(rev, func(s *scaler) { s.ready = n }); err != nil {
+	if err := m.with(rev, func(s *scaler) { s.serving = n }); err != nil {
 		return err
 	}
 	m.coll.SetTargets(rev, instances)
@@ -555,7 +566,7 @@ func (m *Multiscaler) publish() {
 // m.mu is held.
 func (m *Multiscaler) step(s *scaler, now time.Time) {
 	if s.dec == nil {
-		d, err := m.newDecider(s.params, now, s.ready)
+		d, err := m.newDecider(s.params, now, s.serving)
 		if err == nil && d == nil {
 			err = errors.New("Options.NewDecider returned a nil Decider and no error")
 		}
@@ -569,7 +580,7 @@ func (m *Multiscaler) step(s *scaler, now time.Time) {
 	switch {
 	case err == nil:
 		s.stable, s.panic = stable, panicV
-		s.rec = s.dec.Decide(now, Observed{Stable: stable, Panic: panicV, Serving: s.ready, Unreachable: s.unreachable})
+		s.rec = s.dec.Decide(now, Observed{Stable: stable, Panic: panicV, Serving: s.serving, Unreachable: s.unreachable})
 		s.decisions++
 	case errors.Is(err, errNoData):
 		// No decision: the previous one stands.
@@ -704,21 +715,21 @@ func (m *Multiscaler) toZero(s *scaler, now time.Time) (int, bool) {
 // markActivity is Knative's computeActiveCondition.
 func (s *scaler) markActivity(want int, now time.Time) {
 	lo := s.minScale(now)
-	minReady := max(lo, 1)
+	minServing := max(lo, 1)
 	if !s.initialized {
-		minReady = max(lo, s.params.InitialScale)
+		minServing = max(lo, s.params.InitialScale)
 	}
-	if s.ready >= minReady {
+	if s.serving >= minServing {
 		s.initialized = true
 	}
 	switch {
-	case want == 0 || minReady == 0:
-		if s.state == StateActivating && minReady > 0 {
+	case want == 0 || minServing == 0:
+		if s.state == StateActivating && minServing > 0 {
 			s.set(StateInactive, ReasonTimedOut, now)
 		} else {
 			s.set(StateInactive, ReasonNoTraffic, now)
 		}
-	case s.ready < minReady:
+	case s.serving < minServing:
 		if want > 0 || s.state != StateInactive {
 			s.set(StateActivating, ReasonQueued, now)
 		} else {

@@ -49,7 +49,7 @@ func defaultParams(t *testing.T, edit func(*Config, *revision.Spec)) ScalingPara
 
 func (h *harness) set(rev string, p ScalingParams, src Source) {
 	h.t.Helper()
-	require.NoError(h.t, h.m.Set(rev, p, src))
+	require.NoError(h.t, h.m.Set(rev, Revision{Params: p, Source: src}))
 	h.pokes()
 }
 
@@ -69,7 +69,7 @@ func (h *harness) last(rev string) Decision {
 
 func (h *harness) ready(rev string, n int) {
 	h.t.Helper()
-	require.NoError(h.t, h.m.setReady(rev, n))
+	require.NoError(h.t, h.m.setServing(rev, n))
 }
 
 // load simulates a revision for secs seconds: every second each ready
@@ -362,22 +362,22 @@ func TestSetValidatesAndRemove(t *testing.T) {
 	h := newHarness(t, Options{})
 	p := defaultParams(t, nil)
 	p.MinScale, p.MaxScale = 3, 2
-	require.ErrorContains(t, h.m.Set("r", p, Pushed), "MinScale")
+	require.ErrorContains(t, h.m.Set("r", Revision{Params: p, Source: Pushed}), "MinScale")
 	p = defaultParams(t, nil)
 	p.Metric = "cpu"
-	require.ErrorContains(t, h.m.Set("r", p, Pushed), "Metric")
+	require.ErrorContains(t, h.m.Set("r", Revision{Params: p, Source: Pushed}), "Metric")
 	p = defaultParams(t, nil)
 	p.TargetValue = 0
-	require.ErrorContains(t, h.m.Set("r", p, Pushed), "TargetValue")
-	require.ErrorContains(t, h.m.Set("r", defaultParams(t, nil), Source(7)), "Source 7")
-	require.ErrorIs(t, h.m.setReady("nope", 1), ErrUnknownRevision)
-	require.ErrorContains(t, h.m.setReady("nope", -1), "ready count")
+	require.ErrorContains(t, h.m.Set("r", Revision{Params: p, Source: Pushed}), "TargetValue")
+	require.ErrorContains(t, h.m.Set("r", Revision{Params: defaultParams(t, nil), Source: Source(7)}), "Source 7")
+	require.ErrorIs(t, h.m.setServing("nope", 1), ErrUnknownRevision)
+	require.ErrorContains(t, h.m.setServing("nope", -1), "serving count")
 
 	h.set("r", defaultParams(t, nil), Pushed)
 	// Update keeps the decider's state.
 	p = defaultParams(t, nil)
 	p.TargetValue = 1
-	require.NoError(t, h.m.Set("r", p, Pushed))
+	require.NoError(t, h.m.Set("r", Revision{Params: p, Source: Pushed}))
 	h.m.Reporter().Report("r", stats.Stat{AverageConcurrency: 5})
 	h.tick()
 	if d := h.last("r"); d.Desired != 5 {
@@ -456,11 +456,11 @@ func TestRunTicksAndPokesOnTheClock(t *testing.T) {
 			return Decision{}
 		}
 	}
-	require.NoError(t, m.Set("r", defaultParams(t, nil), Pushed))
+	require.NoError(t, m.Set("r", Revision{Params: defaultParams(t, nil), Source: Pushed}))
 	if d := recv("initial"); d.Scale != 1 {
 		t.Fatalf("initial = %+v", d)
 	}
-	require.NoError(t, m.setReady("r", 1))
+	require.NoError(t, m.setServing("r", 1))
 	// Both tickers (decide and scrape) must be waiting before time moves.
 	require.Eventually(t, func() bool { return clk.Waiters() >= 2 }, 10*time.Second, time.Millisecond, "the loop's tickers")
 	require.ErrorContains(t, m.Run(ctx), "already running")
@@ -488,7 +488,7 @@ func TestConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			rev := fmt.Sprintf("r%d", w)
 			for i := range 200 {
-				require.NoError(t, m.Set(rev, p, Pushed))
+				require.NoError(t, m.Set(rev, Revision{Params: p, Source: Pushed}))
 				m.Reporter().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
 				require.NoError(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
 				if _, err := m.Decision(rev); err != nil {
@@ -523,7 +523,7 @@ func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
 		{ID: "e", Ready: true, Reserved: true},
 	}))
 	h.m.mu.Lock()
-	ready := h.m.revs["r"].ready
+	ready := h.m.revs["r"].serving
 	h.m.mu.Unlock()
 	require.Equal(t, 2, ready, "ready: standard, serving; the reserved instance is not capacity the decider sizes")
 	require.ErrorIs(t, h.m.SetInstances("nope", nil), ErrUnknownRevision)
@@ -531,7 +531,7 @@ func TestSetInstancesCountsReadyNotDraining(t *testing.T) {
 
 func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 	h := newHarness(t, Options{})
-	require.NoError(t, h.m.Resume("r", defaultParams(t, nil), Pushed, 5))
+	require.NoError(t, h.m.Set("r", Revision{Params: defaultParams(t, nil), Source: Pushed, Serving: 5}))
 	h.pokes()
 	if d := h.last("r"); d.Scale != 5 || !d.Panicking {
 		t.Fatalf("resumed: %+v, want 5 held in panic", d)
@@ -550,10 +550,10 @@ func TestRestartWithRunningInstancesStartsInPanic(t *testing.T) {
 	if d := h.last("r"); d.Scale != 2 || d.Panicking {
 		t.Fatalf("after a stable window: %+v, want 5/2 = 2 out of panic", d)
 	}
-	require.ErrorContains(t, h.m.Resume("x", defaultParams(t, nil), Pushed, -1), "ready count")
+	require.ErrorContains(t, h.m.Set("x", Revision{Params: defaultParams(t, nil), Source: Pushed, Serving: -1}), "Revision.Serving")
 
 	// A scraped revision has no data yet after a restart: what runs stands.
-	require.NoError(t, h.m.Resume("s", defaultParams(t, nil), Scraped, 4))
+	require.NoError(t, h.m.Set("s", Revision{Params: defaultParams(t, nil), Source: Scraped, Serving: 4}))
 	h.pokes()
 	if d := h.last("s"); d.Scale != 4 || d.Desired != -1 || d.State != StateActive {
 		t.Fatalf("resumed without data: %+v, want 4 kept, desired unknown, Active", d)

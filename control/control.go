@@ -366,7 +366,7 @@ func (c *Controller) start(ctx context.Context, r *rev, params autoscaler.Scalin
 	if c.o.ScrapeStats {
 		src = autoscaler.Scraped
 	}
-	if err := c.ms.Set(name, params, src); err != nil {
+	if err := c.ms.Set(name, autoscaler.Revision{Params: params, Source: src}); err != nil {
 		return fmt.Errorf("autoscaler: %w", err)
 	}
 	r.started.Store(true)
