@@ -1,6 +1,6 @@
 // Package queueproxy is the per-instance proxy that sits in front of one
 // app instance, Knative's queue-proxy as a library: a concurrency
-// Breaker with a bounded queue (also usable by the activator),
+// breaker with a bounded queue (internal/breaker),
 // time-weighted concurrency stats reported every second, readiness
 // probing of the app, request timeouts, graceful drain, and hygiene of
 // the internal headers shared with the activator. cmd/queue-proxy runs

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -128,3 +129,10 @@ func closedAddr(t *testing.T) string {
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }
+
+// waitFor spins (yielding) until cond holds; the test timeout bounds it.
+func waitFor(cond func() bool) {
+	for !cond() {
+		runtime.Gosched()
+	}
+}

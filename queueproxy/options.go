@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
+	"github.com/zeroscale/zeroscale/internal/breaker"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
 )
@@ -124,7 +125,7 @@ func (o *Options) validate() (timeouts, error) {
 		return t, fmt.Errorf("queueproxy: Options.ContainerConcurrency = %d, want 0 (unlimited) to %d", o.ContainerConcurrency, revision.MaxContainerConcurrency)
 	}
 	if o.QueueDepth < 0 || o.QueueDepth > MaxQueueDepth {
-		return t, fmt.Errorf("queueproxy: Options.QueueDepth = %d, want 0 (= %d × ContainerConcurrency) to %d", o.QueueDepth, DefaultQueueDepthFactor, MaxQueueDepth)
+		return t, fmt.Errorf("queueproxy: Options.QueueDepth = %d, want 0 (= %d × ContainerConcurrency) to %d", o.QueueDepth, breaker.DefaultQueueDepthFactor, MaxQueueDepth)
 	}
 	for _, d := range []struct {
 		name string

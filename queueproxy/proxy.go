@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
+	"github.com/zeroscale/zeroscale/internal/breaker"
 	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
@@ -48,7 +49,7 @@ type Proxy struct {
 	realClock bool
 	log       *slog.Logger
 	secret    []byte
-	breaker   *Breaker
+	breaker   *breaker.Breaker
 	rp        *httputil.ReverseProxy
 	localRP   *httputil.ReverseProxy // for hop.Local requests
 	stats     *statsRecorder
@@ -109,7 +110,7 @@ func New(opts Options) (*Proxy, error) {
 		p.firstArm = t.idle
 	}
 	cc := opts.ContainerConcurrency
-	p.breaker, err = NewBreaker(BreakerParams{QueueDepth: opts.QueueDepth, MaxConcurrency: cc, InitialCapacity: cc})
+	p.breaker, err = breaker.New(breaker.Params{QueueDepth: opts.QueueDepth, MaxConcurrency: cc, InitialCapacity: cc})
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +146,6 @@ func New(opts Options) (*Proxy, error) {
 	}
 	return p, nil
 }
-
-// Breaker is the proxy's concurrency breaker, nil when the container
-// concurrency is unlimited.
-func (p *Proxy) Breaker() *Breaker { return p.breaker }
 
 // InFlight is how many requests are in flight, queued ones included.
 func (p *Proxy) InFlight() int { return int(p.stats.inFlight()) }
@@ -249,7 +246,7 @@ func (p *Proxy) proxy(w http.ResponseWriter, r *http.Request, trusted bool, rp *
 func (p *Proxy) queueFailed(ex *exchange, err error) {
 	cause := context.Cause(ex.ctx)
 	switch {
-	case errors.Is(err, ErrRequestQueueFull):
+	case errors.Is(err, breaker.ErrQueueFull):
 		ex.w.Header().Set("Retry-After", "1")
 		ex.writeError(http.StatusServiceUnavailable, "queue full")
 	case isTimeout(cause):

@@ -164,7 +164,7 @@ func TestProxyQueueFull(t *testing.T) {
 		})
 	}
 	<-g.arrived
-	waitFor(func() bool { return r.proxy.Breaker().Pending() == 11 })
+	waitFor(func() bool { return r.proxy.breaker.Pending() == 11 })
 	code, body, h := r.get("/")
 	if code != http.StatusServiceUnavailable || trimmed(body) != "queue full" || h.Get("Retry-After") == "" {
 		t.Fatalf("12th request = %d %q Retry-After %q, want 503 queue full", code, body, h.Get("Retry-After"))
@@ -250,7 +250,7 @@ func TestProxyTimeouts(t *testing.T) {
 		defer ws.CloseNow()
 		queued := make(chan string)
 		go func() { c, b, _ := r.get("/"); queued <- http.StatusText(c) + ": " + trimmed(b) }()
-		waitFor(func() bool { return r.proxy.Breaker().Pending() == 2 })
+		waitFor(func() bool { return r.proxy.breaker.Pending() == 2 })
 		r.clock.Step(5 * time.Second)
 		if got, want := <-queued, "Gateway Timeout: request timeout while queued"; got != want {
 			t.Errorf("queued request: %q, want %q", got, want)

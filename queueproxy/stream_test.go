@@ -74,8 +74,8 @@ func TestWebSocketPassThrough(t *testing.T) {
 		}
 	}
 	// A WebSocket is in flight for its whole life and holds a slot.
-	if r.proxy.InFlight() != 1 || r.proxy.Breaker().InFlight() != 1 {
-		t.Fatalf("in flight %d, breaker %d; want 1 each", r.proxy.InFlight(), r.proxy.Breaker().InFlight())
+	if r.proxy.InFlight() != 1 || r.proxy.breaker.InFlight() != 1 {
+		t.Fatalf("in flight %d, breaker %d; want 1 each", r.proxy.InFlight(), r.proxy.breaker.InFlight())
 	}
 	// Request timeouts no longer apply once upgraded.
 	r.clock.Step(revisionDefaultTimeoutPlus())

@@ -1,4 +1,4 @@
-package queueproxy
+package breaker
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"testing"
 )
 
-func mustBreaker(t testing.TB, p BreakerParams) *Breaker {
+func mustBreaker(t testing.TB, p Params) *Breaker {
 	t.Helper()
-	b, err := NewBreaker(p)
+	b, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,25 +29,25 @@ func waitFor(cond func() bool) {
 
 func TestNewBreakerValidation(t *testing.T) {
 	for _, tc := range []struct {
-		p     BreakerParams
+		p     Params
 		field string
 	}{
-		{BreakerParams{MaxConcurrency: -1}, "MaxConcurrency"},
-		{BreakerParams{MaxConcurrency: math.MaxInt32 + 1}, "MaxConcurrency"},
-		{BreakerParams{MaxConcurrency: 1, QueueDepth: -1}, "QueueDepth"},
-		{BreakerParams{MaxConcurrency: 1, InitialCapacity: 2}, "InitialCapacity"},
-		{BreakerParams{MaxConcurrency: 1, InitialCapacity: -1}, "InitialCapacity"},
-		{BreakerParams{InitialCapacity: 1}, "InitialCapacity"},
+		{Params{MaxConcurrency: -1}, "MaxConcurrency"},
+		{Params{MaxConcurrency: math.MaxInt32 + 1}, "MaxConcurrency"},
+		{Params{MaxConcurrency: 1, QueueDepth: -1}, "QueueDepth"},
+		{Params{MaxConcurrency: 1, InitialCapacity: 2}, "InitialCapacity"},
+		{Params{MaxConcurrency: 1, InitialCapacity: -1}, "InitialCapacity"},
+		{Params{InitialCapacity: 1}, "InitialCapacity"},
 	} {
-		_, err := NewBreaker(tc.p)
+		_, err := New(tc.p)
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
-			t.Errorf("NewBreaker(%+v) = %v, want error naming %s", tc.p, err, tc.field)
+			t.Errorf("New(%+v) = %v, want error naming %s", tc.p, err, tc.field)
 		}
 	}
 }
 
 func TestNilBreakerAdmitsEverything(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{})
+	b := mustBreaker(t, Params{})
 	if b != nil {
 		t.Fatalf("MaxConcurrency 0: got %v, want nil breaker", b)
 	}
@@ -69,7 +69,7 @@ func TestNilBreakerAdmitsEverything(t *testing.T) {
 // Knative's CC=1 case: 1 running + 10 queued (default depth 10 × CC);
 // the 12th concurrent request is rejected at once.
 func TestBreakerQueueFull(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	b := mustBreaker(t, Params{MaxConcurrency: 1, InitialCapacity: 1})
 	if got := b.MaxPending(); got != 11 {
 		t.Fatalf("MaxPending = %d, want 11", got)
 	}
@@ -92,8 +92,8 @@ func TestBreakerQueueFull(t *testing.T) {
 		})
 	}
 	waitFor(func() bool { return b.Pending() == 11 })
-	if err := b.Acquire(ctx); !errors.Is(err, ErrRequestQueueFull) {
-		t.Fatalf("12th Acquire = %v, want ErrRequestQueueFull", err)
+	if err := b.Acquire(ctx); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("12th Acquire = %v, want ErrQueueFull", err)
 	}
 	if b.TryAcquire() {
 		t.Fatal("TryAcquire with full queue = true")
@@ -113,7 +113,7 @@ func TestBreakerQueueFull(t *testing.T) {
 }
 
 func TestBreakerCapacityChangeDoesNotPreempt(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 3, InitialCapacity: 3, QueueDepth: 5})
+	b := mustBreaker(t, Params{MaxConcurrency: 3, InitialCapacity: 3, QueueDepth: 5})
 	ctx := context.Background()
 	for range 3 {
 		if err := b.Acquire(ctx); err != nil {
@@ -157,7 +157,7 @@ func TestBreakerCapacityChangeDoesNotPreempt(t *testing.T) {
 }
 
 func TestBreakerAcquireHonoursContext(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	b := mustBreaker(t, Params{MaxConcurrency: 1, InitialCapacity: 1})
 	if !b.TryAcquire() {
 		t.Fatal("TryAcquire on idle breaker = false")
 	}
@@ -176,7 +176,7 @@ func TestBreakerAcquireHonoursContext(t *testing.T) {
 }
 
 func TestBreakerReleaseWithoutAcquirePanics(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	b := mustBreaker(t, Params{MaxConcurrency: 1, InitialCapacity: 1})
 	defer func() {
 		if recover() == nil {
 			t.Error("Release without Acquire did not panic")
@@ -189,7 +189,7 @@ func TestBreakerReleaseWithoutAcquirePanics(t *testing.T) {
 // and every admitted request gets through (no lost wake-ups).
 func TestBreakerStress(t *testing.T) {
 	const capacity, workers, rounds = 3, 16, 300
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: capacity, InitialCapacity: capacity, QueueDepth: workers})
+	b := mustBreaker(t, Params{MaxConcurrency: capacity, InitialCapacity: capacity, QueueDepth: workers})
 	var running, peak atomic.Int32
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -225,7 +225,7 @@ func TestBreakerStress(t *testing.T) {
 
 // Waiters are served in arrival order.
 func TestBreakerFIFO(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	b := mustBreaker(t, Params{MaxConcurrency: 1, InitialCapacity: 1})
 	ctx := context.Background()
 	if err := b.Acquire(ctx); err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestBreakerFIFO(t *testing.T) {
 // Waiters giving up (some just as a slot is handed to them) never leak
 // capacity or pending slots.
 func TestBreakerCancelStress(t *testing.T) {
-	b := mustBreaker(t, BreakerParams{MaxConcurrency: 2, InitialCapacity: 2, QueueDepth: 64})
+	b := mustBreaker(t, Params{MaxConcurrency: 2, InitialCapacity: 2, QueueDepth: 64})
 	var wg sync.WaitGroup
 	for w := range 32 {
 		wg.Go(func() {
@@ -268,7 +268,7 @@ func TestBreakerCancelStress(t *testing.T) {
 				switch {
 				case err == nil:
 					b.Release()
-				case errors.Is(err, context.Canceled), errors.Is(err, ErrRequestQueueFull):
+				case errors.Is(err, context.Canceled), errors.Is(err, ErrQueueFull):
 				default:
 					t.Error(err)
 					return
@@ -295,7 +295,7 @@ func TestBreakerHandOffRacesCancel(t *testing.T) {
 	ctx := context.Background()
 	gaveUp := 0
 	for i := 0; i < 1000 && gaveUp == 0; i++ {
-		b := mustBreaker(t, BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+		b := mustBreaker(t, Params{MaxConcurrency: 1, InitialCapacity: 1})
 		if err := b.Acquire(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +325,7 @@ func TestBreakerHandOffRacesCancel(t *testing.T) {
 }
 
 func BenchmarkBreakerUncontended(b *testing.B) {
-	br := mustBreaker(b, BreakerParams{MaxConcurrency: 10, InitialCapacity: 10})
+	br := mustBreaker(b, Params{MaxConcurrency: 10, InitialCapacity: 10})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -337,12 +337,12 @@ func BenchmarkBreakerUncontended(b *testing.B) {
 }
 
 func BenchmarkBreakerParallel(b *testing.B) {
-	benchParallel(b, mustBreaker(b, BreakerParams{MaxConcurrency: 1000, InitialCapacity: 1000}), 1)
+	benchParallel(b, mustBreaker(b, Params{MaxConcurrency: 1000, InitialCapacity: 1000}), 1)
 }
 
 // Contended: more goroutines than capacity, so requests queue.
 func BenchmarkBreakerContended(b *testing.B) {
-	benchParallel(b, mustBreaker(b, BreakerParams{MaxConcurrency: 2, InitialCapacity: 2, QueueDepth: 1 << 20}), 8)
+	benchParallel(b, mustBreaker(b, Params{MaxConcurrency: 2, InitialCapacity: 2, QueueDepth: 1 << 20}), 8)
 }
 
 func benchParallel(b *testing.B, br *Breaker, parallelism int) {

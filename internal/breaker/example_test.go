@@ -1,16 +1,16 @@
-package queueproxy_test
+package breaker_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
-	"github.com/zeroscale/zeroscale/queueproxy"
+	"github.com/zeroscale/zeroscale/internal/breaker"
 )
 
 func ExampleBreaker() {
 	// Container concurrency 1: one request runs, ten may wait.
-	b, err := queueproxy.NewBreaker(queueproxy.BreakerParams{MaxConcurrency: 1, InitialCapacity: 1})
+	b, err := breaker.New(breaker.Params{MaxConcurrency: 1, InitialCapacity: 1})
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package queueproxy
+package breaker
 
 import (
 	"context"
@@ -9,18 +9,18 @@ import (
 	"sync/atomic"
 )
 
-// ErrRequestQueueFull is returned by Breaker.Acquire when every pending
+// ErrQueueFull is returned by Breaker.Acquire when every pending
 // slot (running plus queued) is taken. Callers answer 503 at once.
-var ErrRequestQueueFull = errors.New("pending request queue full")
+var ErrQueueFull = errors.New("pending request queue full")
 
-// BreakerParams configure a Breaker, Knative's queue.BreakerParams.
-type BreakerParams struct {
+// Params configure a Breaker, Knative's queue.Params.
+type Params struct {
 	// QueueDepth is how many requests may wait for capacity beyond the
 	// MaxConcurrency that may run. 0 means DefaultQueueDepthFactor ×
 	// MaxConcurrency; otherwise 1–MaxInt32.
 	QueueDepth int
 	// MaxConcurrency is the most requests that may run at once, and the
-	// upper bound of SetCapacity. 0 means unlimited: NewBreaker then
+	// upper bound of SetCapacity. 0 means unlimited: New then
 	// returns a nil *Breaker, which admits everything. At most MaxInt32.
 	MaxConcurrency int
 	// InitialCapacity is the capacity the breaker starts with, 0 to
@@ -36,7 +36,7 @@ const DefaultQueueDepthFactor = 10
 // Breaker bounds the requests running against an instance (capacity)
 // and the requests waiting for it (queue depth). A request first takes
 // one of QueueDepth+MaxConcurrency pending slots, failing at once with
-// ErrRequestQueueFull when none is left, then waits for capacity.
+// ErrQueueFull when none is left, then waits for capacity.
 //
 // The uncontended path is lock-free and allocation-free: the pending
 // count and the packed (capacity, in-flight) state are atomics. Only
@@ -73,18 +73,18 @@ type waiter struct {
 	queued     bool
 }
 
-// NewBreaker returns a Breaker for p, or a nil *Breaker (no limit) when
+// New returns a Breaker for p, or a nil *Breaker (no limit) when
 // p.MaxConcurrency is 0. Out-of-range fields fail with an error naming
 // the field.
-func NewBreaker(p BreakerParams) (*Breaker, error) {
+func New(p Params) (*Breaker, error) {
 	if p.MaxConcurrency < 0 || p.MaxConcurrency > math.MaxInt32 {
-		return nil, fmt.Errorf("queueproxy: BreakerParams.MaxConcurrency = %d, want 0 (unlimited) to %d", p.MaxConcurrency, math.MaxInt32)
+		return nil, fmt.Errorf("breaker: Params.MaxConcurrency = %d, want 0 (unlimited) to %d", p.MaxConcurrency, math.MaxInt32)
 	}
 	if p.QueueDepth < 0 || p.QueueDepth > math.MaxInt32 {
-		return nil, fmt.Errorf("queueproxy: BreakerParams.QueueDepth = %d, want 0 (default %d × MaxConcurrency) to %d", p.QueueDepth, DefaultQueueDepthFactor, math.MaxInt32)
+		return nil, fmt.Errorf("breaker: Params.QueueDepth = %d, want 0 (default %d × MaxConcurrency) to %d", p.QueueDepth, DefaultQueueDepthFactor, math.MaxInt32)
 	}
 	if p.InitialCapacity < 0 || p.InitialCapacity > p.MaxConcurrency {
-		return nil, fmt.Errorf("queueproxy: BreakerParams.InitialCapacity = %d, want 0 to MaxConcurrency (%d)", p.InitialCapacity, p.MaxConcurrency)
+		return nil, fmt.Errorf("breaker: Params.InitialCapacity = %d, want 0 to MaxConcurrency (%d)", p.InitialCapacity, p.MaxConcurrency)
 	}
 	if p.MaxConcurrency == 0 {
 		return nil, nil
@@ -108,7 +108,7 @@ func pack(capacity, inFlight uint64) uint64 { return capacity<<32 | inFlight }
 func unpack(s uint64) (capacity, inFlight uint64) { return s >> 32, s & math.MaxUint32 }
 
 // Acquire takes a pending slot and then waits for capacity. It fails
-// immediately with ErrRequestQueueFull when no pending slot is left, and
+// immediately with ErrQueueFull when no pending slot is left, and
 // with ctx.Err() when ctx ends while waiting. After a nil error the
 // caller must call Release exactly once.
 func (b *Breaker) Acquire(ctx context.Context) error {
@@ -116,7 +116,7 @@ func (b *Breaker) Acquire(ctx context.Context) error {
 		return nil
 	}
 	if !b.takePending() {
-		return ErrRequestQueueFull
+		return ErrQueueFull
 	}
 	if b.tryTake() {
 		return nil
@@ -241,7 +241,7 @@ func (b *Breaker) releaseSlot() {
 		old := b.state.Load()
 		capacity, in := unpack(old)
 		if in == 0 {
-			panic("queueproxy: Breaker.Release without a matching Acquire")
+			panic("breaker: Breaker.Release without a matching Acquire")
 		}
 		if b.state.CompareAndSwap(old, pack(capacity, in-1)) {
 			break
@@ -300,7 +300,7 @@ func (b *Breaker) Pending() int {
 }
 
 // MaxPending is QueueDepth + MaxConcurrency: the most requests the
-// breaker holds before it rejects with ErrRequestQueueFull.
+// breaker holds before it rejects with ErrQueueFull.
 func (b *Breaker) MaxPending() int {
 	if b == nil {
 		return 0
