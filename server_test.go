@@ -29,6 +29,7 @@ import (
 // fixture is a Server on the fake backend, serving on loopback.
 type fixture struct {
 	t      *testing.T
+	clk    *clocktesting.FakeClock // the Server's and the backend's
 	engine *fake.Backend
 	srv    *zeroscale.Server
 	url    string
@@ -54,8 +55,14 @@ func (c crashing) Deploy(ctx context.Context, r revision.Revision) error {
 	return nil
 }
 
+// newFixture is a Server on the fake backend, both on f.clk (fo.Clock,
+// else a new fake clock): time passes only when the test steps it.
 func newFixture(t *testing.T, fo fake.Options, cfg autoscaler.Config) *fixture {
 	f := &fixture{t: t}
+	if fo.Clock == nil {
+		fo.Clock = clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	}
+	f.clk = fo.Clock.(*clocktesting.FakeClock)
 	newBackend := func(drain backend.DrainFunc) (backend.Backend, error) {
 		fo.Drain = drain
 		engine, err := fake.New(fo)
@@ -106,6 +113,68 @@ func (f *fixture) get(host, path string, kv ...string) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(f.t, err)
 	return resp.StatusCode, string(b)
+}
+
+// response is one request's outcome, for getAsync.
+type response struct {
+	code int
+	body string
+	err  error
+}
+
+// getAsync sends GET path with Host host on a goroutine of its own: a
+// request the activator holds until the test steps the clock.
+func (f *fixture) getAsync(host, path string) <-chan response {
+	ch := make(chan response, 1)
+	go func() {
+		req, err := http.NewRequest("GET", f.url+path, nil)
+		if err != nil {
+			ch <- response{err: err}
+			return
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ch <- response{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		ch <- response{code: resp.StatusCode, body: string(b), err: err}
+	}()
+	return ch
+}
+
+// stepUntil steps f.clk by step, at most limit in all, until done
+// reports true, and returns the clock time stepped. The real-time bound
+// only covers the goroutines' scheduling.
+func (f *fixture) stepUntil(step, limit time.Duration, done func() bool) time.Duration {
+	f.t.Helper()
+	var stepped time.Duration
+	require.Eventually(f.t, func() bool {
+		if done() {
+			return true
+		}
+		if stepped < limit {
+			f.clk.Step(step)
+			stepped += step
+		}
+		return false
+	}, 10*time.Second, time.Millisecond)
+	return stepped
+}
+
+// received returns a done func for stepUntil that is true once ch has
+// delivered, storing the value in *v.
+func received[T any](ch <-chan T, v *T) func() bool {
+	return func() bool {
+		select {
+		case *v = <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 func TestApplyRejectsInvalidSpecNamingTheField(t *testing.T) {
@@ -282,12 +351,16 @@ func TestEventString(t *testing.T) {
 	}
 }
 
+// A start from zero is reported with its cold start, measured on the
+// Server's clock.
 func TestScaleFromZeroEvent(t *testing.T) {
 	f := newFixture(t, fake.Options{StartDelay: 50 * time.Millisecond}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
-	code, _ := f.get("hello.default.localhost", "/")
-	require.Equal(t, http.StatusOK, code)
+	var r response
+	f.stepUntil(10*time.Millisecond, 5*time.Second, received(f.getAsync("hello.default.localhost", "/"), &r))
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusOK, r.code)
 	var scaled []zeroscale.Event
 	require.Eventually(t, func() bool { // events are delivered asynchronously
 		f.mu.Lock()
@@ -302,9 +375,7 @@ func TestScaleFromZeroEvent(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	require.Equal(t, 0, scaled[0].From)
 	require.Equal(t, 1, scaled[0].To)
-	if scaled[0].ColdStart < 50*time.Millisecond {
-		t.Errorf("cold start %v, shorter than the 50 ms start delay", scaled[0].ColdStart)
-	}
+	assert.GreaterOrEqual(t, scaled[0].ColdStart, 50*time.Millisecond, "the cold start includes the start delay")
 }
 
 func TestOptionsValidated(t *testing.T) {
@@ -345,18 +416,20 @@ func TestFirstRequestWaitsForFirstRevision(t *testing.T) {
 	f := newFixture(t, fake.Options{StartDelay: 100 * time.Millisecond}, autoscaler.Config{}) // initial scale 1
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
-	code, body := f.get("hello.default.localhost", "/")
-	require.Equal(t, http.StatusOK, code, body)
-	require.Equal(t, "hello-00001\n", body)
-	code, _ = f.get("other.default.localhost", "/")
+	var r response
+	stepped := f.stepUntil(10*time.Millisecond, 5*time.Second, received(f.getAsync("hello.default.localhost", "/"), &r))
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusOK, r.code, r.body)
+	require.Equal(t, "hello-00001\n", r.body)
+	assert.GreaterOrEqual(t, stepped, 100*time.Millisecond, "served once the instance started")
+	code, _ := f.get("other.default.localhost", "/")
 	assert.Equal(t, http.StatusNotFound, code, "other hosts are not affected")
 }
 
 // A transient Scale failure is retried after a back-off on the
 // Server's clock: the held request is served.
 func TestTransientScaleFailureRetried(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	f := newFixture(t, fake.Options{Clock: clk}, zeroCfg())
+	f := newFixture(t, fake.Options{}, zeroCfg())
 	_, err := f.srv.Apply(context.Background(), zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: "x"}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { // the initial scale 0 was applied
@@ -364,28 +437,12 @@ func TestTransientScaleFailureRetried(t *testing.T) {
 		return len(st.Revisions) == 1 && st.Revisions[0].AppliedScale == 0
 	}, 10*time.Second, time.Millisecond)
 	f.engine.FailScale(2, backend.ErrTransient)
-	done := make(chan int, 1)
-	go func() {
-		code, _ := f.get("hello.default.localhost", "/")
-		done <- code
-	}()
 	// The retries wait 100 ms, then 200 ms; step in small steps, far
 	// from the activator's 10 s hold.
-	var stepped time.Duration
-	var code int
-	require.Eventually(t, func() bool {
-		select {
-		case code = <-done:
-			return true
-		default:
-		}
-		if stepped < 5*time.Second {
-			clk.Step(10 * time.Millisecond)
-			stepped += 10 * time.Millisecond
-		}
-		return false
-	}, 10*time.Second, time.Millisecond)
-	require.Equal(t, http.StatusOK, code)
+	var r response
+	stepped := f.stepUntil(10*time.Millisecond, 5*time.Second, received(f.getAsync("hello.default.localhost", "/"), &r))
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusOK, r.code)
 	assert.GreaterOrEqual(t, stepped, 300*time.Millisecond, "served only after both back-offs")
 }
 
@@ -393,8 +450,7 @@ func TestTransientScaleFailureRetried(t *testing.T) {
 // route's rollout runs on the Server's table, on its clock) and ends at
 // 100 %.
 func TestGradualRollout(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	f := newFixture(t, fake.Options{Clock: clk}, autoscaler.Config{})
+	f := newFixture(t, fake.Options{}, autoscaler.Config{})
 	ctx := context.Background()
 	spec := func(image string) zeroscale.ServiceSpec {
 		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}
@@ -422,16 +478,8 @@ func TestGradualRollout(t *testing.T) {
 		}
 	}
 	// The rollout's steps wait on the clock: 2 s of it end at 100 %.
-	var stepped time.Duration
-	require.Eventually(t, func() bool {
-		if reflect.DeepEqual(traffic(), []zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}}) {
-			return true
-		}
-		if stepped < 10*time.Second {
-			clk.Step(100 * time.Millisecond)
-			stepped += 100 * time.Millisecond
-		}
-		return false
-	}, 10*time.Second, time.Millisecond)
+	stepped := f.stepUntil(100*time.Millisecond, 10*time.Second, func() bool {
+		return reflect.DeepEqual([]zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}}, traffic())
+	})
 	assert.GreaterOrEqual(t, stepped, time.Second, "the rollout took clock time")
 }
