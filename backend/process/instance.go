@@ -19,24 +19,6 @@ import (
 	"github.com/zeroscale/zeroscale/revision"
 )
 
-// Instance states, as Status reports them (see backend.InstanceState).
-const (
-	// StateStarting: the process is starting or has not passed its
-	// readiness probe yet.
-	StateStarting = backend.InstanceStarting
-	// StateRunning: it passed its readiness probe (Ready may still drop
-	// when Spec.Readiness.Period makes it probe again and it fails).
-	StateRunning = backend.InstanceRunning
-	// StateBackOff: it crashed (or missed StartTimeout) and waits to be
-	// restarted: a crash loop when it repeats (see Restarts, LastExit).
-	StateBackOff = backend.InstanceBackOff
-	// StateDraining: it was chosen to stop and is being drained.
-	StateDraining = backend.InstanceDraining
-	// StateStopping: drained; SIGTERM was sent, SIGKILL follows after
-	// Options.StopGrace.
-	StateStopping = backend.InstanceStopping
-)
-
 // instance is one supervised slot of a revision: a sequence of
 // incarnations, each one exec of the app. Every incarnation is its own
 // backend.Instance, with its own ID (the slot's name, then "-r1", "-r2"
@@ -85,7 +67,7 @@ func newInstance(b *Backend, rs *revState, id string, now time.Time) *instance {
 		b: b, rs: rs, name: id, id: id, created: now, started: now, live: true,
 		stop:  make(chan struct{}),
 		tail:  newTail(b.opts.OutputTailLines),
-		state: StateStarting,
+		state: backend.InstanceStarting,
 	}
 	// On failure (out of ports or descriptors) setup retries, and the
 	// instance gets its Address then.
@@ -163,7 +145,7 @@ func (in *instance) beginStop() {
 		return
 	}
 	in.draining = true
-	in.state = StateDraining
+	in.state = backend.InstanceDraining
 	close(in.stop)
 }
 
@@ -198,7 +180,7 @@ func (in *instance) run() {
 		backoff = min(2*backoff, opts.MaxRestartBackoff)
 		in.update(func() {
 			if !in.draining {
-				in.state = StateBackOff
+				in.state = backend.InstanceBackOff
 				in.nextRestart = opts.Clock.Now().Add(delay)
 			}
 		})
@@ -221,7 +203,7 @@ func (in *instance) run() {
 			in.live = true
 			in.nextRestart = time.Time{}
 			if !in.draining {
-				in.state = StateStarting
+				in.state = backend.InstanceStarting
 			}
 		})
 	}
@@ -353,7 +335,7 @@ func (in *instance) runOnce() (up time.Duration, stopped bool) {
 	in.update(func() {
 		in.pid = p.cmd.Process.Pid
 		if !in.draining {
-			in.state = StateStarting
+			in.state = backend.InstanceStarting
 		}
 	})
 	pr := in.prober()
@@ -408,7 +390,7 @@ func (in *instance) waitReady(p *proc, pr probeFunc) string {
 				in.ready = true
 				in.listening = now
 				if !in.draining {
-					in.state = StateRunning
+					in.state = backend.InstanceRunning
 				}
 			})
 			return ""
@@ -501,7 +483,7 @@ func (in *instance) drain() {
 // terminate sends SIGTERM to the process group, SIGKILL after the stop
 // grace period (or at once on a hard stop), and waits until it is reaped.
 func (in *instance) terminate(p *proc) {
-	in.update(func() { in.state = StateStopping })
+	in.update(func() { in.state = backend.InstanceStopping })
 	if err := terminate(p.cmd.Process); err != nil {
 		in.b.opts.Logger.Warn("SIGTERM failed", append(in.log(), "err", err)...)
 	}

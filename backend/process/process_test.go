@@ -173,7 +173,7 @@ func TestScaleServesAndStops(t *testing.T) {
 		require.EqualValues(t, "ok\n", get(t, "http://"+in.Address+"/"))
 		require.EqualValues(t, "hi", get(t, "http://"+in.Address+"/env?name=GREETING"))
 		require.EqualValues(t, get(t, "http://"+in.Address+"/env?name=K_REVISION"), rev.Name())
-		require.EqualValues(t, process.StateRunning, st.Instances[i].State)
+		require.EqualValues(t, backend.InstanceRunning, st.Instances[i].State)
 		require.EqualValues(t, st.Instances[i].AppAddress, in.Address, "no proxy: the app is the address")
 		pids = append(pids, pidOf(st.Instances[i]))
 	}
@@ -318,7 +318,7 @@ func TestStopGraceThenKill(t *testing.T) {
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 0))
 	require.Eventually(t, func() bool {
 		st := status(t, b, rev.Name())
-		return len(st.Instances) == 1 && st.Instances[0].State == process.StateStopping
+		return len(st.Instances) == 1 && st.Instances[0].State == backend.InstanceStopping
 	}, eventTimeout, 5*time.Millisecond)
 	require.True(t, !gone(pid), "the instance ignored SIGTERM and runs through its grace period")
 	fc.Step(7 * time.Second)
@@ -522,7 +522,7 @@ func TestRestartRefusesATakenPort(t *testing.T) {
 	_, err := http.Get("http://" + inst.Address + "/crash")
 	require.Error(t, err, "the app exits while answering")
 	require.Eventually(t, func() bool {
-		return status(t, b, rev.Name()).Instances[0].State == process.StateBackOff
+		return status(t, b, rev.Name()).Instances[0].State == backend.InstanceBackOff
 	}, eventTimeout, 5*time.Millisecond, "back-off after the crash")
 
 	squatter, err := net.Listen("tcp", inst.AppAddress)

@@ -183,7 +183,7 @@ func TestQueueProxyFront(t *testing.T) {
 	released := hold(t, inst.Address, "q")
 	require.NoError(t, b.Scale(t.Context(), rev.Name(), 0))
 	next(t, ch, "draining", func(s []backend.Instance) bool { return len(s) == 1 && s[0].Draining })
-	require.EqualValues(t, process.StateDraining, status(t, b, rev.Name()).Instances[0].State, "held by the queue-proxy's drain")
+	require.EqualValues(t, backend.InstanceDraining, status(t, b, rev.Name()).Instances[0].State, "held by the queue-proxy's drain")
 	require.EqualValues(t, "ok\n", get(t, "http://"+st.AppAddress+"/release?key=q"))
 	released()
 	next(t, ch, "no instance", empty)
