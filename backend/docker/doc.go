@@ -18,6 +18,11 @@
 //     published on 127.0.0.1 only, on a port the engine picks, read back
 //     with ContainerInspect. Spec.Command and Spec.Args, when set,
 //     override the image's entrypoint and command.
+//   - ScaleReserved (backend.Reserver, zeroscale.dev/idle-mode: reserve)
+//     runs the revision's reserved instance the same way, labelled
+//     LabelKind "reserved", with the reserved profile's resources
+//     (zeroscale.dev/reserved-cpu as NanoCPUs and CPU shares,
+//     reserved-memory as Memory) instead of Spec.Resources.
 //   - Ready comes from our own probe, never from the container merely
 //     running: first an HTTP request through the published port must be
 //     answered (a TCP connect proves nothing there, as the engine's
