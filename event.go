@@ -43,10 +43,17 @@ const (
 	// EventStandbyExpired: a frozen revision had no request for its
 	// zeroscale.dev/standby-retention; its instances are stopped.
 	EventStandbyExpired
+	// EventReservedStarted: a reserved instance (zeroscale.dev/idle-mode
+	// reserve) serves; Message names it.
+	EventReservedStarted
+	// EventReservedRetired: the reserved instance that served no longer
+	// does (standard instances took over, or it crashed); Message names
+	// it.
+	EventReservedRetired
 )
 
 var kindNames = [...]string{"Scaled", "RevisionCreated", "RevisionReady", "RevisionFailed", "TrafficChanged", "ScaleFailed", "ScaleCapped", "IdleBusy", "IdleCheckFailed",
-	"Frozen", "Thawed", "StandbyExpired"}
+	"Frozen", "Thawed", "StandbyExpired", "ReservedStarted", "ReservedRetired"}
 
 // String returns the kind's name, e.g. "Scaled".
 func (k EventKind) String() string {

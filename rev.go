@@ -77,5 +77,11 @@ func (s *Server) onControlEvent(e control.Event) {
 		s.emit(Event{Kind: EventThawed, Service: svc.name, Revision: e.Revision, Message: e.Message, Time: e.Time})
 	case control.EventStandbyExpired:
 		s.emit(Event{Kind: EventStandbyExpired, Service: svc.name, Revision: e.Revision, Reason: Reason(e.Reason), Message: e.Message, Time: e.Time})
+	case control.EventReservedStarted, control.EventReservedRetired:
+		kind := EventReservedStarted
+		if e.Kind == control.EventReservedRetired {
+			kind = EventReservedRetired
+		}
+		s.emit(Event{Kind: kind, Service: svc.name, Revision: e.Revision, Message: e.Message, Time: e.Time})
 	}
 }

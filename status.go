@@ -115,10 +115,14 @@ type RevisionStatus struct {
 	AppliedScale int `json:"appliedScale"`
 	// InstanceCap is the backend's cap of instances per revision when
 	// the desired scale is above it, 0 otherwise.
-	InstanceCap int  `json:"instanceCap,omitempty"`
-	ActualScale int  `json:"actualScale"`
-	Instances   int  `json:"instances"`
-	Panicking   bool `json:"panicking,omitempty"`
+	InstanceCap int `json:"instanceCap,omitempty"`
+	ActualScale int `json:"actualScale"`
+	Instances   int `json:"instances"`
+	// Reserved counts the serving reserved instances (idle-mode
+	// reserve; ActualScale includes them): 1 while the cheaper stand-in
+	// for zero serves, 0 otherwise.
+	Reserved  int  `json:"reserved,omitempty"`
+	Panicking bool `json:"panicking,omitempty"`
 	// Held are requests waiting in the activator for an instance;
 	// InFlight those being proxied to one.
 	Held     int `json:"held"`
@@ -264,6 +268,11 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 	d, decided := cs.Decision, cs.Decision.Revision != ""
 	rs.ActualScale, rs.Instances, rs.AppliedScale, rs.InstanceCap = cs.Serving, len(cs.Instances), cs.Applied, cs.Cap
 	rs.Frozen = cs.Frozen
+	for _, in := range cs.Instances {
+		if in.Reserved && in.Serving() {
+			rs.Reserved++
+		}
+	}
 	if cs.ScaleErr != nil {
 		rs.ScaleError = cs.ScaleErr.Error()
 	}

@@ -231,7 +231,7 @@ setInterval(async () => {
 {{if .Ready}}<span class="ok">Ready</span>{{else}}<span class="bad">{{.ReadyWhy}}</span>{{end}}</h2>
 <table><tr><th>revision</th><th class="num">traffic</th><th class="num">instances</th><th class="num">desired</th><th class="num">held</th><th>last {{$.Window}}</th><th></th></tr>
 {{range .Revs}}<tr class="revision" data-revision="{{.Name}}">
-<td>{{.Name}}</td><td class="num">{{.Percent}}%</td><td class="num instances">{{.ActualScale}}{{if .Frozen}} <span class="muted frozen">{{.Instances}} frozen</span>{{end}}</td>
+<td>{{.Name}}</td><td class="num">{{.Percent}}%</td><td class="num instances">{{.ActualScale}}{{if .Frozen}} <span class="muted frozen">{{.Instances}} frozen</span>{{end}}{{if .Reserved}} <span class="muted reserved">({{.Reserved}} reserved)</span>{{end}}</td>
 <td class="num">{{if lt .DesiredScale 0}}–{{else}}{{.DesiredScale}}{{end}}</td><td class="num">{{.Held}}</td>
 <td><svg class="chart" width="{{.Chart.Width}}" height="{{.Chart.Height}}" viewBox="0 0 {{.Chart.Width}} {{.Chart.Height}}" role="img"
  aria-label="{{.Name}}: instances and requests per second" data-instances="{{.Chart.InstancesData}}">
