@@ -23,12 +23,12 @@ func TestDrainWaitsQuietPeriodRestartedByRequests(t *testing.T) {
 
 	drained := make(chan error, 1)
 	go func() { drained <- r.proxy.Drain(context.Background()) }()
-	waitFor(r.proxy.Draining)
+	require.Eventually(t, r.proxy.Draining, waitTimeout, time.Millisecond)
 	code, body, _ := r.get(HealthPath)
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, "draining", trimmed(body))
 
-	waitFor(func() bool { return len(drained) > 0 || r.clock.HasWaiters() }) // the quiet timer
+	require.Eventually(t, func() bool { return len(drained) > 0 || r.clock.HasWaiters() }, waitTimeout, time.Millisecond) // the quiet timer
 	r.clock.Step(20 * time.Second)
 	require.Empty(t, drained, "Drain returned before the quiet period")
 	code, body, _ = r.get("/fast")
@@ -37,7 +37,7 @@ func TestDrainWaitsQuietPeriodRestartedByRequests(t *testing.T) {
 
 	// 30 s after Drain, but only 10 s after the last request.
 	r.clock.Step(10 * time.Second)
-	waitFor(func() bool { return len(drained) > 0 || r.clock.HasWaiters() }) // the restarted quiet timer
+	require.Eventually(t, func() bool { return len(drained) > 0 || r.clock.HasWaiters() }, waitTimeout, time.Millisecond) // the restarted quiet timer
 	require.Empty(t, drained, "Drain returned although a request arrived 10 s ago")
 	r.clock.Step(20 * time.Second)
 	require.NoError(t, <-drained)
@@ -54,9 +54,9 @@ func TestDrainAfterQuietPeriodWaitsForInFlight(t *testing.T) {
 
 	drained := make(chan error, 1)
 	go func() { drained <- r.proxy.Drain(context.Background()) }()
-	waitFor(func() bool { return len(drained) > 0 || r.proxy.Draining() && r.clock.Waiters() == 2 }) // request timeout, quiet timer
+	require.Eventually(t, func() bool { return len(drained) > 0 || r.proxy.Draining() && r.clock.Waiters() == 2 }, waitTimeout, time.Millisecond) // request timeout, quiet timer
 	r.clock.Step(5 * time.Second)
-	waitFor(func() bool { return len(drained) > 0 || r.clock.Waiters() == 2 }) // request timeout, upgrade drain limit
+	require.Eventually(t, func() bool { return len(drained) > 0 || r.clock.Waiters() == 2 }, waitTimeout, time.Millisecond) // request timeout, upgrade drain limit
 	require.Empty(t, drained, "Drain returned with a request in flight")
 	close(g.release)
 	require.Equal(t, "done", <-slow)
@@ -68,7 +68,7 @@ func TestDrainAgainKeepsFirstStart(t *testing.T) {
 	r := newRig(t, http.NotFoundHandler(), func(o *Options) { o.DrainQuietPeriod = 5 * time.Second })
 	first := make(chan error, 1)
 	go func() { first <- r.proxy.Drain(context.Background()) }()
-	waitFor(func() bool { return len(first) > 0 || r.clock.HasWaiters() })
+	require.Eventually(t, func() bool { return len(first) > 0 || r.clock.HasWaiters() }, waitTimeout, time.Millisecond)
 	r.clock.Step(5 * time.Second)
 	require.NoError(t, <-first)
 	require.NoError(t, r.proxy.Drain(context.Background()))

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -130,9 +129,6 @@ func closedAddr(t *testing.T) string {
 
 func trimmed(s string) string { return strings.TrimSpace(s) }
 
-// waitFor spins (yielding) until cond holds; the test timeout bounds it.
-func waitFor(cond func() bool) {
-	for !cond() {
-		runtime.Gosched()
-	}
-}
+// waitTimeout bounds the waits for the tests' goroutines to reach a
+// state (no clock involved: the clocks are fake).
+const waitTimeout = 10 * time.Second

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/revision"
@@ -128,9 +129,9 @@ func TestProxyPassesRequestAndReportsStats(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.proxy.Run(ctx) }()
-	waitFor(func() bool { return r.clock.HasWaiters() })
+	require.Eventually(t, func() bool { return r.clock.HasWaiters() }, waitTimeout, time.Millisecond)
 	r.clock.Step(time.Second)
-	waitFor(func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 }, waitTimeout, time.Millisecond)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -164,7 +165,7 @@ func TestProxyQueueFull(t *testing.T) {
 		})
 	}
 	<-g.arrived
-	waitFor(func() bool { return r.proxy.breaker.Pending() == 11 })
+	require.Eventually(t, func() bool { return r.proxy.breaker.Pending() == 11 }, waitTimeout, time.Millisecond)
 	code, body, h := r.get("/")
 	if code != http.StatusServiceUnavailable || trimmed(body) != "queue full" || h.Get("Retry-After") == "" {
 		t.Fatalf("12th request = %d %q Retry-After %q, want 503 queue full", code, body, h.Get("Retry-After"))
@@ -230,7 +231,7 @@ func TestProxyTimeouts(t *testing.T) {
 		if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "partial" {
 			t.Fatalf("read %q, %v", buf, err)
 		}
-		waitFor(func() bool { return r.clock.HasWaiters() })
+		require.Eventually(t, func() bool { return r.clock.HasWaiters() }, waitTimeout, time.Millisecond)
 		r.clock.Step(3 * time.Second)
 		if _, err := io.ReadAll(res.Body); err == nil {
 			t.Fatal("response ended cleanly, want it cut")
@@ -250,7 +251,7 @@ func TestProxyTimeouts(t *testing.T) {
 		defer ws.CloseNow()
 		queued := make(chan string)
 		go func() { c, b, _ := r.get("/"); queued <- http.StatusText(c) + ": " + trimmed(b) }()
-		waitFor(func() bool { return r.proxy.breaker.Pending() == 2 })
+		require.Eventually(t, func() bool { return r.proxy.breaker.Pending() == 2 }, waitTimeout, time.Millisecond)
 		r.clock.Step(5 * time.Second)
 		if got, want := <-queued, "Gateway Timeout: request timeout while queued"; got != want {
 			t.Errorf("queued request: %q, want %q", got, want)
@@ -442,7 +443,7 @@ func TestHTTPProbeAndStartupLoop(t *testing.T) {
 	// wait (the third waiter, beside the stats ticker and the startup
 	// limit) means the previous attempt is over.
 	for i := range 4 {
-		waitFor(func() bool { return r.clock.Waiters() >= 3 })
+		require.Eventually(t, func() bool { return r.clock.Waiters() >= 3 }, waitTimeout, time.Millisecond)
 		if r.proxy.Ready() {
 			t.Fatal("ready while the app answers 503")
 		}
@@ -512,7 +513,7 @@ func TestRunTwice(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.proxy.Run(ctx) }()
-	waitFor(func() bool { return r.proxy.running.Load() })
+	require.Eventually(t, func() bool { return r.proxy.running.Load() }, waitTimeout, time.Millisecond)
 	if err := r.proxy.Run(ctx); err == nil {
 		t.Error("second concurrent Run succeeded")
 	}

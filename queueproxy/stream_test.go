@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -83,7 +84,7 @@ func TestWebSocketPassThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(func() bool { return r.proxy.InFlight() == 0 })
+	require.Eventually(t, func() bool { return r.proxy.InFlight() == 0 }, waitTimeout, time.Millisecond)
 }
 
 func revisionDefaultTimeoutPlus() time.Duration { return 301 * time.Second }
@@ -165,7 +166,7 @@ func TestDrainWaitsForInFlightAndWebSocket(t *testing.T) {
 
 	drained := make(chan error)
 	go func() { drained <- r.proxy.Drain(context.Background()) }()
-	waitFor(r.proxy.Draining)
+	require.Eventually(t, r.proxy.Draining, waitTimeout, time.Millisecond)
 	if code, body, _ := r.get(HealthPath); code != 503 || trimmed(body) != "draining" {
 		t.Fatalf("health while draining = %d %q", code, body)
 	}
@@ -198,7 +199,7 @@ func TestDrainClosesUpgradesAfterLimit(t *testing.T) {
 	}
 	drained := make(chan error)
 	go func() { drained <- r.proxy.Drain(context.Background()) }()
-	waitFor(func() bool { return r.clock.HasWaiters() })
+	require.Eventually(t, func() bool { return r.clock.HasWaiters() }, waitTimeout, time.Millisecond)
 	r.clock.Step(5 * time.Second)
 	if err := <-drained; err != nil {
 		t.Fatal(err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func mustBreaker(t testing.TB, p Params) *Breaker {
@@ -20,12 +22,9 @@ func mustBreaker(t testing.TB, p Params) *Breaker {
 	return b
 }
 
-// waitFor spins (yielding) until cond holds; the test timeout bounds it.
-func waitFor(cond func() bool) {
-	for !cond() {
-		runtime.Gosched()
-	}
-}
+// waitTimeout bounds the waits for the tests' goroutines to reach a
+// state (no clock involved: the clocks are fake).
+const waitTimeout = 10 * time.Second
 
 func TestNewBreakerValidation(t *testing.T) {
 	for _, tc := range []struct {
@@ -91,7 +90,7 @@ func TestBreakerQueueFull(t *testing.T) {
 			b.Release()
 		})
 	}
-	waitFor(func() bool { return b.Pending() == 11 })
+	require.Eventually(t, func() bool { return b.Pending() == 11 }, waitTimeout, time.Millisecond)
 	if err := b.Acquire(ctx); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("12th Acquire = %v, want ErrQueueFull", err)
 	}
@@ -126,7 +125,7 @@ func TestBreakerCapacityChangeDoesNotPreempt(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- b.Acquire(ctx) }()
-	waitFor(func() bool { return b.Pending() == 4 })
+	require.Eventually(t, func() bool { return b.Pending() == 4 }, waitTimeout, time.Millisecond)
 	b.Release() // 2 in flight, capacity 1: the waiter must keep waiting
 	b.Release() // 1 in flight: still no room
 	select {
@@ -144,7 +143,7 @@ func TestBreakerCapacityChangeDoesNotPreempt(t *testing.T) {
 	for range 2 {
 		go func() { got <- b.Acquire(ctx) }()
 	}
-	waitFor(func() bool { return b.Pending() == 2 })
+	require.Eventually(t, func() bool { return b.Pending() == 2 }, waitTimeout, time.Millisecond)
 	b.SetCapacity(100) // clamped to MaxConcurrency
 	for range 2 {
 		if err := <-got; err != nil {
@@ -164,7 +163,7 @@ func TestBreakerAcquireHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() { got <- b.Acquire(ctx) }()
-	waitFor(func() bool { return b.Pending() == 2 })
+	require.Eventually(t, func() bool { return b.Pending() == 2 }, waitTimeout, time.Millisecond)
 	cancel()
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire = %v, want context.Canceled", err)
@@ -240,7 +239,7 @@ func TestBreakerFIFO(t *testing.T) {
 			order <- i
 		}()
 		// Counted under the queue lock with the push, so pushes keep order.
-		waitFor(func() bool { return b.waiters.Load() == int64(i+1) })
+		require.Eventually(t, func() bool { return b.waiters.Load() == int64(i+1) }, waitTimeout, time.Millisecond)
 	}
 	for want := range 5 {
 		b.Release()
@@ -302,7 +301,7 @@ func TestBreakerHandOffRacesCancel(t *testing.T) {
 		wctx, cancel := context.WithCancel(ctx)
 		got := make(chan error)
 		go func() { got <- b.Acquire(wctx) }()
-		waitFor(func() bool { return b.waiters.Load() == 1 })
+		require.Eventually(t, func() bool { return b.waiters.Load() == 1 }, waitTimeout, time.Millisecond)
 		b.mu.Lock()
 		cancel()
 		// Release the held slot and hand it over, as Release does.
