@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
+	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/fake"
+	"github.com/zeroscale/zeroscale/control"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -64,4 +66,21 @@ func TestReservedInstanceInStatus(t *testing.T) {
 		"cheap: revision cheap-00001 ReservedStarted: reserved instance cheap-00001-i1",
 		"cheap: revision cheap-00001 ReservedRetired: reserved instance cheap-00001-i1",
 	}, kinds)
+}
+
+// TestApplyRefusesReserveOnAnEngineThatCannot: Apply names the
+// annotation and changes nothing.
+func TestApplyRefusesReserveOnAnEngineThatCannot(t *testing.T) {
+	srv, err := zeroscale.New(zeroscale.Options{NewBackend: func(drain backend.DrainFunc) (backend.Backend, error) {
+		b, err := fake.New(fake.Options{Drain: drain})
+		return struct{ backend.Backend }{b}, err // not a backend.Reserver
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, srv.Shutdown(context.Background())) })
+	spec := revision.Spec{Image: "x", Scaling: revision.Scaling{IdleMode: revision.IdleModeReserve}}
+	_, err = srv.Apply(t.Context(), zeroscale.ServiceSpec{Name: "hello", Template: spec})
+	require.ErrorIs(t, err, control.ErrCannotReserve)
+	assert.ErrorContains(t, err, "zeroscale.dev/idle-mode")
+	assert.ErrorContains(t, err, "cannot run reserved instances")
+	assert.Empty(t, srv.Status())
 }

@@ -81,6 +81,8 @@ func (s *Server) Apply(ctx context.Context, spec ServiceSpec) (ServiceStatus, er
 	} else if _, ok := s.ctl.Backend().(backend.Freezer); err == nil && p.IdleMode == revision.IdleModeFreeze && !ok {
 		// Refused before anything changes, as Add would after.
 		errs = append(errs, control.ErrCannotFreeze)
+	} else if _, ok := s.ctl.Backend().(backend.Reserver); err == nil && p.IdleMode == revision.IdleModeReserve && !ok {
+		errs = append(errs, control.ErrCannotReserve)
 	}
 	if err := tspec.Validate(); err != nil {
 		errs = append(errs, err)

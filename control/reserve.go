@@ -37,17 +37,22 @@ type reserve struct {
 	serving string
 }
 
+// ErrCannotReserve is returned by Add for a revision with
+// zeroscale.dev/idle-mode: reserve on an engine that is not a
+// backend.Reserver (Kubernetes). It wraps backend.ErrInvalidArgument.
+var ErrCannotReserve = fmt.Errorf("%w: %s: %q: the engine cannot run reserved instances (it does not implement backend.Reserver); use %q or %q",
+	backend.ErrInvalidArgument, revision.IdleModeAnnotation, revision.IdleModeReserve, revision.IdleModeStop, revision.IdleModeFreeze)
+
 // newReserve returns the hook of a revision whose idle mode is mode: nil
-// unless it is reserve, an error when the engine cannot run reserved
-// instances.
+// unless it is reserve, ErrCannotReserve when the engine cannot run
+// reserved instances.
 func newReserve(be backend.Backend, mode revision.IdleMode) (*reserve, error) {
 	if mode != revision.IdleModeReserve {
 		return nil, nil
 	}
 	eng, ok := be.(backend.Reserver)
 	if !ok {
-		return nil, fmt.Errorf("%s %q: the engine (%T) cannot run reserved instances (it is not a backend.Reserver): %w",
-			revision.IdleModeAnnotation, mode, be, backend.ErrInvalidArgument)
+		return nil, fmt.Errorf("%w (engine %T)", ErrCannotReserve, be)
 	}
 	return &reserve{eng: eng}, nil
 }

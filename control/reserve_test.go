@@ -121,7 +121,8 @@ func TestReserveNeedsAReserver(t *testing.T) {
 	e := newEnv(t, fake.Options{}, func(b *fake.Backend) backend.Backend { return hidden{b} })
 	err := e.ctl.Add(t.Context(), e.reserveRevision("hello-00001"))
 	require.ErrorIs(t, err, backend.ErrInvalidArgument)
-	assert.ErrorContains(t, err, `zeroscale.dev/idle-mode "reserve"`)
+	require.ErrorIs(t, err, control.ErrCannotReserve)
+	assert.ErrorContains(t, err, `zeroscale.dev/idle-mode: "reserve"`)
 	assert.ErrorContains(t, err, "backend.Reserver")
 	assert.Empty(t, e.ctl.Revisions())
 }
