@@ -11,7 +11,7 @@
 //     the image's entrypoint, as in Kubernetes), WorkingDir, Env plus
 //     PORT (Spec.Port), K_REVISION, K_CONFIGURATION and K_SERVICE, and
 //     its Resources as requests/limits. Its preStop hook is an HTTP GET of
-//     the sidecar's WaitForDrainPath, which returns once the sidecar
+//     the sidecar's /zeroscale/wait-for-drain, which returns once the sidecar
 //     drained, so the app gets SIGTERM only after the last request left.
 //   - QueueContainer: the queue-proxy sidecar (Options.QueueProxyImage,
 //     an image of cmd/queue-proxy) on QueueServingPort (requests, health,
@@ -36,7 +36,7 @@
 // Scale is one merge patch of the Deployment's scale subresource; it does
 // not read first (no conflict) and returns at once. On scale-down it
 // first sets each running pod's pod-deletion-cost
-// (AnnotationDeletionCost) to minus its age in seconds, once per pod.
+// (controller.kubernetes.io/pod-deletion-cost) to minus its age in seconds, once per pod.
 // What that guarantees: the ReplicaSet controller deletes pods that are
 // unscheduled, then pending, then not ready, before ready ones (its own
 // rules, which come before the cost); among pods equal on those, the

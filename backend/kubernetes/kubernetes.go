@@ -214,12 +214,12 @@ func (b *Backend) setDeletionCosts(ctx context.Context, d *appsv1.Deployment) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for _, p := range b.podsOf(d.Name) {
-		if p.DeletionTimestamp != nil || p.Annotations[AnnotationDeletionCost] != "" {
+		if p.DeletionTimestamp != nil || p.Annotations[annotationDeletionCost] != "" {
 			continue
 		}
 		age := p.CreationTimestamp.Sub(d.CreationTimestamp.Time) / time.Second
 		cost := -min(max(int64(age), 0), math.MaxInt32)
-		patch := []byte(`{"metadata":{"annotations":{"` + AnnotationDeletionCost + `":"` + strconv.FormatInt(cost, 10) + `"}}}`)
+		patch := []byte(`{"metadata":{"annotations":{"` + annotationDeletionCost + `":"` + strconv.FormatInt(cost, 10) + `"}}}`)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

@@ -103,7 +103,7 @@ func TestDeploymentTemplate(t *testing.T) {
 	assert.Equal(t, "100m", user.Resources.Requests.Cpu().String())
 	assert.Equal(t, "64Mi", user.Resources.Limits.Memory().String())
 	require.NotNil(t, user.Lifecycle.PreStop.HTTPGet)
-	assert.Equal(t, kubernetes.WaitForDrainPath, user.Lifecycle.PreStop.HTTPGet.Path)
+	assert.Equal(t, "/zeroscale/wait-for-drain", user.Lifecycle.PreStop.HTTPGet.Path)
 	assert.Equal(t, kubernetes.QueueMetricsPort, user.Lifecycle.PreStop.HTTPGet.Port.IntValue())
 	assert.Equal(t, kubernetes.QueueContainer, qp.Name)
 	assert.Equal(t, queueImage, qp.Image)

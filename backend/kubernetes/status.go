@@ -18,9 +18,9 @@ import (
 
 // Status bounds and sizes.
 const (
-	// StatusLogLines is how many of a crash-looping app's last log lines
+	// statusLogLines is how many of a crash-looping app's last log lines
 	// Status fetches (from its previous run, through the pods/log API).
-	StatusLogLines   = 20
+	statusLogLines   = 20
 	statusLogTimeout = 2 * time.Second
 )
 
@@ -146,12 +146,12 @@ func (b *Backend) instanceStatus(ctx context.Context, p *corev1.Pod, rev string)
 	return is, problem
 }
 
-// previousLog returns the last StatusLogLines lines of the app
+// previousLog returns the last statusLogLines lines of the app
 // container's previous run, or nil when the cluster cannot say.
 func (b *Backend) previousLog(ctx context.Context, pod string) []string {
 	ctx, cancel := context.WithTimeout(ctx, statusLogTimeout)
 	defer cancel()
-	tail := int64(StatusLogLines)
+	tail := int64(statusLogLines)
 	rc, err := b.client.CoreV1().Pods(b.ns).GetLogs(pod, &corev1.PodLogOptions{Container: UserContainer, Previous: true, TailLines: &tail}).Stream(ctx)
 	if err != nil {
 		return nil
@@ -159,7 +159,7 @@ func (b *Backend) previousLog(ctx context.Context, pod string) []string {
 	defer rc.Close()
 	var out []string
 	sc := bufio.NewScanner(rc)
-	for sc.Scan() && len(out) < StatusLogLines {
+	for sc.Scan() && len(out) < statusLogLines {
 		out = append(out, sc.Text())
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/hop"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -30,15 +31,11 @@ const (
 	// AnnotationSpecHash holds revision.Revision.SpecHash: Deploy of a
 	// known name with another hash is ErrInvalidArgument.
 	AnnotationSpecHash = "zeroscale.dev/spec-hash"
-	// AnnotationDeletionCost is Kubernetes' pod-deletion-cost, which
+	// annotationDeletionCost is Kubernetes' pod-deletion-cost, which
 	// Scale sets so the ReplicaSet controller removes the youngest pods
 	// first.
-	AnnotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
-	// WaitForDrainPath is the queue-proxy's endpoint (on its metrics
-	// port) that the user container's preStop hook calls: it answers once
-	// the queue-proxy has drained.
-	WaitForDrainPath = "/zeroscale/wait-for-drain"
-	managedByValue   = "zeroscale"
+	annotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+	managedByValue         = "zeroscale"
 )
 
 // reservedPorts are the sidecar's; the app may not listen on them.
@@ -148,7 +145,7 @@ func userContainer(rev revision.Revision, spec revision.Spec) corev1.Container {
 		// probe) while the sidecar's last result is still "ready".
 		ReadinessProbe: readinessProbe(spec),
 		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: WaitForDrainPath,
+			Path: hop.WaitForDrainPath,
 			Port: intstr.FromInt32(QueueMetricsPort),
 		}}},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -241,7 +241,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := p.Drain(drainCtx); err != nil {
 		log.Warn("drain incomplete", "err", err)
 	}
-	close(drained) // answers the preStop hooks waiting at WaitForDrainPath
+	close(drained) // answers the preStop hooks waiting at hop.WaitForDrainPath
 	err = errors.Join(serving.Shutdown(drainCtx), metrics.Shutdown(drainCtx))
 	stopRun()
 	log.Info("stopped", "err", err)
@@ -251,17 +251,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
-// WaitForDrainPath, on the metrics port, answers 200 "drained" once the
-// queue-proxy has drained after SIGTERM (it blocks until then): the app
-// container's preStop hook calls it, so Kubernetes sends the app SIGTERM
-// only after the queue-proxy stopped sending it requests (Knative's
-// /wait-for-drain).
-const waitForDrainPath = "/zeroscale/wait-for-drain"
-
+// withWaitForDrain serves hop.WaitForDrainPath, on the metrics port: 200
+// "drained" once the queue-proxy has drained after SIGTERM (it blocks
+// until then). The app container's preStop hook calls it, so Kubernetes
+// sends the app SIGTERM only after the queue-proxy stopped sending it
+// requests (Knative's /wait-for-drain).
 func withWaitForDrain(h http.Handler, drained <-chan struct{}) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	mux.HandleFunc("GET "+waitForDrainPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+hop.WaitForDrainPath, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-drained:
 			_, _ = io.WriteString(w, "drained\n")

@@ -39,4 +39,8 @@ const (
 	// verdict (queueproxy.Proxy.CheckIdle): the idle check before scale
 	// to zero, which must not itself count as a request.
 	IdleCheckHeader = "Zeroscale-Idle-Check"
+	// WaitForDrainPath is where a queue-proxy sidecar, on its metrics
+	// port, answers once it has drained: the Kubernetes backend's preStop
+	// hook of the user container waits on it.
+	WaitForDrainPath = "/zeroscale/wait-for-drain"
 )
