@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -440,9 +442,14 @@ func TestRemoveAndClose(t *testing.T) {
 	require.NoError(t, b.Shutdown(ctx), "Close is idempotent")
 	// Every goroutine of the Backend ended (the spawner, supervisors,
 	// waiters, output readers, watch hooks). Eventually runs the
-	// condition on a goroutine of its own: one more.
-	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+1 }, eventTimeout, 5*time.Millisecond,
-		"goroutines back to %d", goroutines)
+	// condition on a goroutine of its own: one more. A failure lists
+	// the goroutines left, so it names the one that outlived Shutdown.
+	if !assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+1 }, eventTimeout, 5*time.Millisecond,
+		"goroutines back to %d", goroutines) {
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("goroutines left after Shutdown:\n%s", stacks.String())
+	}
 }
 
 func TestCloseTimeoutKills(t *testing.T) {
