@@ -120,7 +120,7 @@ func TestDashboardQueriesResolve(t *testing.T) {
 	var mfs map[string]*dto.MetricFamily
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		mfs = scrape(t, o.admin)
-		assert.Contains(c, mfs, "zeroscale_autoscaler_ready_instances")
+		assert.Contains(c, mfs, "zeroscale_autoscaler_serving_instances")
 		assert.Contains(c, mfs, "zeroscale_activator_rejected_requests_total")
 	}, 10*time.Second, 10*time.Millisecond)
 

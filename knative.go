@@ -327,8 +327,8 @@ func (s *Server) knativeRevision(svc *service, r revision.Revision, rs RevisionS
 	kr.Status.ObservedGeneration = 1
 	actual := int32(rs.ActualScale)
 	kr.Status.ActualReplicas = &actual
-	if rs.DesiredScale >= 0 {
-		desired := int32(rs.DesiredScale)
+	if rs.RequestedScale >= 0 {
+		desired := int32(rs.RequestedScale) // Knative's DesiredReplicas is the PodAutoscaler's bounded scale
 		kr.Status.DesiredReplicas = &desired
 	}
 	for _, c := range rs.Conditions {

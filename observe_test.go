@@ -154,8 +154,8 @@ func TestMetricsOnByDefault(t *testing.T) {
 	// counters are final once the response ended.
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		mfs = scrape(t, o.admin)
-		assert.Len(c, series(mfs, "zeroscale_autoscaler_ready_instances", rev), 1)
-		if ms := series(mfs, "zeroscale_autoscaler_ready_instances", rev); len(ms) == 1 {
+		assert.Len(c, series(mfs, "zeroscale_autoscaler_serving_instances", rev), 1)
+		if ms := series(mfs, "zeroscale_autoscaler_serving_instances", rev); len(ms) == 1 {
 			assert.Equal(c, 1.0, ms[0].GetGauge().GetValue())
 		}
 	}, 10*time.Second, 10*time.Millisecond)

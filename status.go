@@ -106,15 +106,15 @@ type RevisionStatus struct {
 	Created    time.Time `json:"created"`
 	// Percent is its share of the service's default traffic.
 	Percent int `json:"percent"`
-	// DesiredScale is the autoscaler's last decision (-1 before any);
-	// AppliedScale what the backend last accepted (-1 before any): the
-	// desired scale, or InstanceCap when that is lower; ActualScale the
-	// serving instances; Instances all of them, starting and draining
-	// included.
-	DesiredScale int `json:"desiredScale"`
-	AppliedScale int `json:"appliedScale"`
+	// RequestedScale is the Scale of the autoscaler's last decision, what
+	// the engine is asked to run (-1 before any); AppliedScale what the
+	// engine last accepted (-1 before any): the requested scale, or
+	// InstanceCap when that is lower; ActualScale the serving instances;
+	// Instances all of them, starting and draining included.
+	RequestedScale int `json:"requestedScale"`
+	AppliedScale   int `json:"appliedScale"`
 	// InstanceCap is the backend's cap of instances per revision when
-	// the desired scale is above it, 0 otherwise.
+	// the requested scale is above it, 0 otherwise.
 	InstanceCap int `json:"instanceCap,omitempty"`
 	ActualScale int `json:"actualScale"`
 	Instances   int `json:"instances"`
@@ -251,7 +251,7 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 
 func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) RevisionStatus {
 	name := r.Name()
-	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, DesiredScale: -1, AppliedScale: -1}
+	rs := RevisionStatus{Name: name, Generation: r.Generation(), Created: r.Created(), Percent: percent, RequestedScale: -1, AppliedScale: -1}
 	state, reason, _ := svc.conf.State(name)
 	switch state {
 	case revision.StateReady:
@@ -280,7 +280,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 		rs.Held, rs.InFlight = l.Held, l.InFlight
 	}
 	if decided {
-		rs.DesiredScale, rs.Panicking = d.Scale, d.Panicking
+		rs.RequestedScale, rs.Panicking = d.Scale, d.Panicking
 		c := Condition{Type: ConditionActive}
 		switch d.State {
 		case autoscaler.StateActive:
@@ -292,7 +292,7 @@ func (s *Server) revisionStatus(svc *service, r revision.Revision, percent int) 
 				break
 			}
 			c.Status, c.Reason = ConditionUnknown, ReasonActivating
-			c.Message = fmt.Sprintf("%d of %d instances ready", rs.ActualScale, d.Scale)
+			c.Message = fmt.Sprintf("%d of %d instances serving", rs.ActualScale, d.Scale)
 			// The activator's live count, not the decision's reason: the
 			// requests that woke the revision may have left since.
 			switch {

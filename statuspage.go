@@ -229,10 +229,10 @@ setInterval(async () => {
 {{range .Services}}<section class="service" data-service="{{.Name}}">
 <h2>{{.Name}} <a class="muted" href="{{.URL}}">{{.URL}}</a>
 {{if .Ready}}<span class="ok">Ready</span>{{else}}<span class="bad">{{.ReadyWhy}}</span>{{end}}</h2>
-<table><tr><th>revision</th><th class="num">traffic</th><th class="num">instances</th><th class="num">desired</th><th class="num">held</th><th>last {{$.Window}}</th><th></th></tr>
+<table><tr><th>revision</th><th class="num">traffic</th><th class="num">instances</th><th class="num">requested</th><th class="num">held</th><th>last {{$.Window}}</th><th></th></tr>
 {{range .Revs}}<tr class="revision" data-revision="{{.Name}}">
 <td>{{.Name}}</td><td class="num">{{.Percent}}%</td><td class="num instances">{{.ActualScale}}{{if .Frozen}} <span class="muted frozen">{{.Instances}} frozen</span>{{end}}{{if .Reserved}} <span class="muted reserved">({{.Reserved}} reserved)</span>{{end}}</td>
-<td class="num">{{if lt .DesiredScale 0}}–{{else}}{{.DesiredScale}}{{end}}</td><td class="num">{{.Held}}</td>
+<td class="num">{{if lt .RequestedScale 0}}–{{else}}{{.RequestedScale}}{{end}}</td><td class="num">{{.Held}}</td>
 <td><svg class="chart" width="{{.Chart.Width}}" height="{{.Chart.Height}}" viewBox="0 0 {{.Chart.Width}} {{.Chart.Height}}" role="img"
  aria-label="{{.Name}}: instances and requests per second" data-instances="{{.Chart.InstancesData}}">
 <polyline class="r" fill="none" stroke-width="1.5" points="{{.Chart.Rate}}"/>

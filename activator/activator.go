@@ -374,7 +374,7 @@ func (h *Handler) RemoveRevision(name string) {
 }
 
 // UpdateInstances replaces a revision's instances with a snapshot from
-// backend.Watch. Only Ready, non-Draining instances get new requests;
+// backend.Watch. Only serving instances (Instance.Serving) get new requests;
 // requests in flight on others finish. Held requests are released at
 // once onto new free slots, never more than the container concurrency
 // per instance. Instances that became ready while watched feed the

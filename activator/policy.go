@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// Candidate is one ready, non-draining instance of a revision as a Policy
+// Candidate is one serving instance of a revision as a Policy
 // sees it. Candidates are sorted by Address, as Knative sorts pods by
 // ip:port, so packing policies fill the same instances first every time.
 type Candidate struct {

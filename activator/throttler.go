@@ -88,7 +88,7 @@ type throttler struct {
 	cc             int
 	requestTimeout time.Duration
 	policy         Policy
-	cands          []Candidate    // ready, non-draining, by Address
+	cands          []Candidate    // serving (Instance.Serving), by Address
 	index          map[string]int // ID -> position in cands
 	orphans        map[string]int // in flight on instances no longer candidates
 	queue          list.List      // of *waiter, FIFO
@@ -642,12 +642,12 @@ type Load struct {
 	Held int
 	// InFlight is the number of requests being proxied.
 	InFlight int
-	// Serving is the number of instances that take requests (Ready and
-	// not Draining).
+	// Serving is the number of instances that take requests
+	// (backend.Instance.Serving).
 	Serving int
-	// FreeSlots is the number of requests the ready instances can take
+	// FreeSlots is the number of requests the serving instances can take
 	// now; -1 means unlimited (container concurrency 0 and at least one
-	// ready instance).
+	// serving instance).
 	FreeSlots int
 	// WaitTimeout is the current wait deadline for a newly held request.
 	WaitTimeout time.Duration

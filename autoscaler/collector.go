@@ -215,8 +215,8 @@ func (c *collector) get(rev string) *collection {
 	return c.revs[rev]
 }
 
-// SetTargets replaces rev's scrape targets with its ready, non-draining
-// instances that have an address. Unknown revisions are ignored.
+// SetTargets replaces rev's scrape targets with its serving instances
+// (Instance.Serving) that have an address. Unknown revisions are ignored.
 func (c *collector) SetTargets(rev string, instances []backend.Instance) {
 	col := c.get(rev)
 	if col == nil {

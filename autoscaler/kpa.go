@@ -18,8 +18,8 @@ type Observed struct {
 	// Stable and Panic are the metric (concurrency or requests per
 	// second, revision totals) averaged over the stable and panic windows.
 	Stable, Panic float64
-	// Serving is the number of instances that take requests (Ready and
-	// not Draining; may be 0).
+	// Serving is the number of instances that take requests
+	// (backend.Instance.Serving; may be 0).
 	Serving int
 	// Unreachable says no route sends traffic to the revision: scale-down
 	// is then not rate-limited and the scale-down delay is skipped. The

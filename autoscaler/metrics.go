@@ -10,7 +10,7 @@ import (
 type metrics struct {
 	m *Multiscaler
 
-	desired, scale, ready, stable, panicV, target, threshold, panicMode, ebc, decisions, scrapes, scrapeErrs *prometheus.Desc
+	desired, scale, serving, stable, panicV, target, threshold, panicMode, ebc, decisions, scrapes, scrapeErrs *prometheus.Desc
 }
 
 func newMetrics(m *Multiscaler) *metrics {
@@ -21,11 +21,11 @@ func newMetrics(m *Multiscaler) *metrics {
 		m:          m,
 		desired:    prometheus.NewDesc(ns+"desired_instances", "Instances the decider wants, before min/max scale and scale to zero (-1 unknown).", rev, nil),
 		scale:      prometheus.NewDesc(ns+"requested_instances", "Instances the revision was last asked to run (Decision.Scale).", rev, nil),
-		ready:      prometheus.NewDesc(ns+"ready_instances", "Ready instances, as the host reported them.", rev, nil),
+		serving:    prometheus.NewDesc(ns+"serving_instances", "Instances that take requests (backend.Instance.Serving), as the host reported them.", rev, nil),
 		stable:     prometheus.NewDesc(ns+"stable_value", "The scaling metric averaged over the stable window.", revMetric, nil),
 		panicV:     prometheus.NewDesc(ns+"panic_value", "The scaling metric averaged over the panic window.", revMetric, nil),
 		target:     prometheus.NewDesc(ns+"target_value", "The per-instance target of the scaling metric.", revMetric, nil),
-		threshold:  prometheus.NewDesc(ns+"panic_threshold", "Panic mode starts when the panic-window value reaches this many times target × ready instances (Knative's panic-threshold-percentage / 100).", rev, nil),
+		threshold:  prometheus.NewDesc(ns+"panic_threshold", "Panic mode starts when the panic-window value reaches this many times target × serving instances (Knative's panic-threshold-percentage / 100).", rev, nil),
 		panicMode:  prometheus.NewDesc(ns+"panic_mode", "1 while the decider is in panic mode.", rev, nil),
 		ebc:        prometheus.NewDesc(ns+"excess_burst_capacity", "Excess burst capacity; negative keeps the activator in the path.", rev, nil),
 		decisions:  prometheus.NewDesc(ns+"decisions_total", "Decisions made (ticks and pokes with data).", rev, nil),
@@ -35,7 +35,7 @@ func newMetrics(m *Multiscaler) *metrics {
 }
 
 func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{x.desired, x.scale, x.ready, x.stable, x.panicV, x.target, x.threshold, x.panicMode, x.ebc, x.decisions, x.scrapes, x.scrapeErrs} {
+	for _, d := range []*prometheus.Desc{x.desired, x.scale, x.serving, x.stable, x.panicV, x.target, x.threshold, x.panicMode, x.ebc, x.decisions, x.scrapes, x.scrapeErrs} {
 		ch <- d
 	}
 }
@@ -53,7 +53,7 @@ func (x *metrics) Collect(ch chan<- prometheus.Metric) {
 		metric := string(s.params.Metric)
 		gauge(x.desired, float64(s.rec.DesiredScale), name)
 		gauge(x.scale, float64(s.scale), name)
-		gauge(x.ready, float64(s.serving), name)
+		gauge(x.serving, float64(s.serving), name)
 		gauge(x.stable, s.stable, name, metric)
 		gauge(x.panicV, s.panic, name, metric)
 		gauge(x.target, s.params.TargetValue, name, metric)

@@ -415,7 +415,7 @@ func TestMetrics(t *testing.T) {
 	want := map[string]float64{
 		"zeroscale_autoscaler_desired_instances":     3,
 		"zeroscale_autoscaler_requested_instances":   3,
-		"zeroscale_autoscaler_ready_instances":       2,
+		"zeroscale_autoscaler_serving_instances":     2,
 		"zeroscale_autoscaler_stable_value":          200,
 		"zeroscale_autoscaler_panic_value":           200,
 		"zeroscale_autoscaler_target_value":          70,

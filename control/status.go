@@ -26,8 +26,8 @@ type Status struct {
 	// otherwise.
 	Cap int
 	// Instances is the engine's latest snapshot, both kinds
-	// (Instance.Kind); Serving counts those that take requests (Ready
-	// and not Draining), reserved ones included.
+	// (Instance.Kind); Serving counts those that take requests
+	// (Instance.Serving), reserved ones included.
 	Instances []backend.Instance
 	Serving   int
 	// ScaleErr is the engine's last refusal of a scale (nil once a
