@@ -32,6 +32,11 @@ type instance struct {
 	name     string        // the slot's; the first incarnation's ID
 	created  time.Time     // the slot's, for victim order
 	reserved bool          // a reserved slot (backend.Reserver): lower priority
+	// frozen: published Frozen (Backend.Freeze) until thawed; suspended:
+	// its group got SIGSTOP; freezes counts freezes, so a probe that
+	// overlapped one is ignored.
+	frozen, suspended bool
+	freezes           int
 	stop     chan struct{} // closed by beginStop
 	tail     *tail
 	front    *front.Front // the incarnation's proxy; owned by the run goroutine
@@ -107,6 +112,7 @@ func (in *instance) instanceLocked() backend.Instance {
 		Address:  in.addr,
 		Ready:    in.ready,
 		Draining: in.draining,
+		Frozen:   in.frozen,
 		Started:  in.started,
 		Handler:  in.handler,
 		// The probe that first passes is a TCP connect to the app (or
@@ -144,6 +150,7 @@ func (in *instance) beginStop() {
 	if in.draining {
 		return
 	}
+	in.thawLocked() // to see its SIGTERM; a frozen app has nothing in flight
 	in.draining = true
 	in.state = backend.InstanceDraining
 	close(in.stop)
@@ -295,6 +302,7 @@ func (in *instance) crashed(e backend.Exit) {
 		in.ready = false
 		in.live = false
 		in.pid = 0
+		in.frozen, in.suspended = false, false
 		in.lastExit = &e
 	})
 }
@@ -426,8 +434,20 @@ func (in *instance) serve(p *proc, pr probeFunc) string {
 		case <-in.stop:
 			return "stop"
 		case <-tick:
+			// A frozen app cannot answer: it is neither probed nor marked
+			// unready, and a probe a freeze overlapped does not count.
+			in.b.mu.Lock()
+			frozen, gen := in.frozen, in.freezes
+			in.b.mu.Unlock()
+			if frozen {
+				continue
+			}
 			ok := in.probeOnce(pr, in.rs.spec.Readiness.Timeout) == nil
-			in.update(func() { in.ready = ok })
+			in.update(func() {
+				if !in.frozen && in.freezes == gen {
+					in.ready = ok
+				}
+			})
 		}
 	}
 }

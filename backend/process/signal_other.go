@@ -27,3 +27,10 @@ func kill(p *os.Process) error {
 // lowerPriority is not supported here: a reserved instance runs at the
 // default priority.
 func lowerPriority(*os.Process, int) error { return nil }
+
+// canFreeze: without process groups there is nothing to stop as a
+// whole; Backend.Freeze fails.
+const canFreeze = false
+
+func stopGroup(int) error { return errors.ErrUnsupported }
+func contGroup(int) error { return errors.ErrUnsupported }
