@@ -115,7 +115,7 @@ func (in *instance) thawLocked() {
 	}
 	in.frozen, in.suspended = false, false
 	if !in.draining {
-		in.state = StateRunning
+		in.state = backend.InstanceRunning
 	}
 }
 

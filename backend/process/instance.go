@@ -29,18 +29,18 @@ import (
 type instance struct {
 	b        *Backend
 	rs       *revState
-	name     string        // the slot's; the first incarnation's ID
-	created  time.Time     // the slot's, for victim order
-	reserved bool          // a reserved slot (backend.Reserver): lower priority
+	name     string    // the slot's; the first incarnation's ID
+	created  time.Time // the slot's, for victim order
+	reserved bool      // a reserved slot (backend.Reserver): lower priority
 	// frozen: published Frozen (Backend.Freeze) until thawed; suspended:
 	// its group got SIGSTOP; freezes counts freezes, so a probe that
 	// overlapped one is ignored.
 	frozen, suspended bool
 	freezes           int
-	stop     chan struct{} // closed by beginStop
-	tail     *tail
-	front    *front.Front // the incarnation's proxy; owned by the run goroutine
-	ln       net.Listener // the proxy's, bound per incarnation; served by front
+	stop              chan struct{} // closed by beginStop
+	tail              *tail
+	front             *front.Front // the incarnation's proxy; owned by the run goroutine
+	ln                net.Listener // the proxy's, bound per incarnation; served by front
 	// handler is the incarnation's in-process queue-proxy, published as
 	// Instance.Handler (one hop from the activator); nil for other
 	// proxies.
