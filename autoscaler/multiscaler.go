@@ -197,7 +197,7 @@ type Multiscaler struct {
 	clock       clock.WithTicker
 	log         *slog.Logger
 	coll        *collector
-	newDecider  func(ScalingParams, time.Time, int) (Decider, error)
+	newDecider  DeciderFactory
 	probeInPath func(ctx context.Context, revision string) error
 
 	idle        IdleChecker // nil: no idle check
@@ -464,9 +464,11 @@ func (m *Multiscaler) SetReachable(rev string, reachable bool) error {
 	return m.with(rev, func(s *scaler) { s.unreachable = !reachable })
 }
 
-// Decision returns rev's last published decision: the zero Decision
+// decision returns rev's last published decision: the zero Decision
 // (empty Revision) until the first is published, or ErrUnknownRevision.
-func (m *Multiscaler) Decision(rev string) (Decision, error) {
+// Hosts keep what their Publisher was given (control.Status.Decision);
+// this is for tests.
+func (m *Multiscaler) decision(rev string) (Decision, error) {
 	var d Decision
 	err := m.with(rev, func(s *scaler) { d = s.last })
 	return d, err

@@ -491,7 +491,7 @@ func TestConcurrentUse(t *testing.T) {
 				require.NoError(t, m.Set(rev, Revision{Params: p, Source: Pushed}))
 				m.Reporter().Report(rev, stats.Stat{AverageConcurrency: float64(i % 3)})
 				require.NoError(t, m.SetInstances(rev, []backend.Instance{{ID: "a", Ready: true}, {ID: "b", Ready: true, Draining: true}}))
-				if _, err := m.Decision(rev); err != nil {
+				if _, err := m.decision(rev); err != nil {
 					t.Error(err)
 				}
 				if i%50 == 49 {
