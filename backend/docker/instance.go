@@ -96,6 +96,11 @@ type instance struct {
 	state     phase
 	oom       bool
 	timings   startTimes
+	// frozen: published Frozen (Backend.Freeze) until thawed; paused:
+	// its container is paused; freezes counts freezes, so a probe that
+	// overlapped one is ignored.
+	frozen, paused bool
+	freezes        int
 }
 
 // newInstance creates an instance. With a proxy, its listener is bound
@@ -126,6 +131,7 @@ func (in *instance) instanceLocked() backend.Instance {
 		Address:   in.addr,
 		Ready:     in.ready,
 		Draining:  in.draining,
+		Frozen:    in.frozen,
 		Started:   in.created,
 		Listening: in.timings.Listening,
 		Reserved:  in.slot.reserved,
@@ -138,6 +144,7 @@ func (in *instance) beginStop() {
 	if in.draining {
 		return
 	}
+	in.frozen = false // shutdown unpauses it first
 	in.draining = true
 	in.state = phaseDraining
 	close(in.stop)
@@ -457,10 +464,22 @@ func (in *instance) serve() string {
 		case <-in.stop:
 			return "stop"
 		case <-tick:
+			// A paused app cannot answer: it is neither probed nor marked
+			// unready, and a probe a freeze overlapped does not count.
+			var frozen bool
+			var gen int
+			in.mu(func() { frozen, gen = in.frozen, in.freezes })
+			if frozen {
+				continue
+			}
 			ctx, cancel := in.b.timeoutCtx(in.b.hard, in.rs.spec.Readiness.Timeout)
 			ok := in.readiness(ctx, in.target, in.rs.spec.Readiness.Timeout) == nil
 			cancel()
-			in.update(func() { in.ready = ok })
+			in.update(func() {
+				if !in.frozen && in.freezes == gen {
+					in.ready = ok
+				}
+			})
 		}
 	}
 }
@@ -474,6 +493,9 @@ func (in *instance) shutdown() {
 	if !everReady {
 		in.removeContainer(true)
 		return
+	}
+	if err := in.unpause(in.b.hard); err != nil { // to see its SIGTERM
+		in.b.opts.Logger.Warn("could not unpause a frozen container to stop it; it is killed", append(in.log(), "err", err)...)
 	}
 	in.drain()
 	in.update(func() { in.state = phaseStopping })

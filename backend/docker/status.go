@@ -88,6 +88,8 @@ func (s phase) public() backend.InstanceState {
 		return backend.InstanceRunning
 	case phaseDraining:
 		return backend.InstanceDraining
+	case phaseFrozen:
+		return backend.InstanceFrozen
 	default:
 		return backend.InstanceStopping
 	}

@@ -1,0 +1,9 @@
+package main
+
+import (
+	"errors"
+	"io"
+)
+
+// dockerRows times Docker pause/unpause.
+func dockerRows(io.Writer) error { return errors.New("not measured by this program yet") }
