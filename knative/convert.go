@@ -191,13 +191,13 @@ func FromConfig(c Config) *Service {
 		}
 		maps.Copy(s.Spec.Template.Annotations, c.TemplateAnnotations)
 	}
-	s.Spec.Traffic = FromTraffic(c.Traffic.Traffic)
+	s.Spec.Traffic = fromTraffic(c.Traffic.Traffic)
 	s.SetDefaults()
 	return s
 }
 
-// FromTraffic renders traffic targets as spec.traffic entries.
-func FromTraffic(targets []traffic.Target) []TrafficTarget {
+// fromTraffic renders traffic targets as spec.traffic entries.
+func fromTraffic(targets []traffic.Target) []TrafficTarget {
 	var out []TrafficTarget
 	for _, t := range targets {
 		out = append(out, TrafficTarget{
@@ -215,7 +215,7 @@ func FromTraffic(targets []traffic.Target) []TrafficTarget {
 // (autoscaling settings and the progress deadline as annotations),
 // named name when not "".
 func RevisionTemplate(spec revision.Spec, name string) RevisionTemplateSpec {
-	t := RevisionTemplateSpec{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: RevisionSpecOf(spec)}
+	t := RevisionTemplateSpec{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: revisionSpecOf(spec)}
 	a := spec.Scaling.Annotations()
 	if d := spec.ProgressDeadline; d > 0 {
 		if a == nil {
@@ -235,9 +235,9 @@ func RevisionTemplate(spec revision.Spec, name string) RevisionTemplateSpec {
 	return t
 }
 
-// RevisionSpecOf renders a revision spec as Knative's RevisionSpec, with
+// revisionSpecOf renders a revision spec as Knative's RevisionSpec, with
 // Knative's defaults filled in.
-func RevisionSpecOf(spec revision.Spec) RevisionSpec {
+func revisionSpecOf(spec revision.Spec) RevisionSpec {
 	c := corev1.Container{
 		Name:       DefaultContainerName,
 		Image:      spec.Image,

@@ -13,7 +13,7 @@ const (
 	KindService  = "Service"
 	KindRevision = "Revision"
 	KindRoute    = "Route"
-	KindList     = "List"
+	kindList     = "List"
 )
 
 // Labels Knative puts on a Revision, and that Revision and Route
