@@ -35,8 +35,8 @@ var (
 	// errNoData means a scraped revision has had no stat within its stable
 	// window: the decider must not decide (the previous decision stands).
 	errNoData = errors.New("autoscaler: no data")
-	// ErrNotCollecting means the revision was never added or was removed.
-	ErrNotCollecting = errors.New("autoscaler: revision not being collected")
+	// errNotCollecting means the revision was never added or was removed.
+	errNotCollecting = errors.New("autoscaler: revision not being collected")
 	// errTooFewScraped means fewer instances than the sample size answered.
 	errTooFewScraped = errors.New("too few instances answered for a meaningful extrapolation")
 )
@@ -287,7 +287,7 @@ func (col *collection) record(at time.Time, s stats.Stat) {
 func (c *collector) StableAndPanic(rev string, m revision.Metric, now time.Time) (stable, panic float64, err error) {
 	col := c.get(rev)
 	if col == nil {
-		return 0, 0, fmt.Errorf("%w: %s", ErrNotCollecting, rev)
+		return 0, 0, fmt.Errorf("%w: %s", errNotCollecting, rev)
 	}
 	return col.stableAndPanic(m, now)
 }

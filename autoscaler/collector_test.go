@@ -75,7 +75,7 @@ func TestCollectorNoData(t *testing.T) {
 	require. // activator always in path: pushes only
 			NoError(t, c.Add("tbc-1", p, true))
 
-	for rev, wantErr := range map[string]error{"pushed": nil, "scraped": errNoData, "tbc-1": nil, "gone": ErrNotCollecting} {
+	for rev, wantErr := range map[string]error{"pushed": nil, "scraped": errNoData, "tbc-1": nil, "gone": errNotCollecting} {
 		_, _, err := c.StableAndPanic(rev, revision.MetricConcurrency, clk.Now())
 		if !errors.Is(err, wantErr) {
 			t.Errorf("%s: err = %v, want %v", rev, err, wantErr)
@@ -89,7 +89,7 @@ func TestCollectorNoData(t *testing.T) {
 
 	c.Remove("scraped")
 	_, _, err = c.StableAndPanic("scraped", revision.MetricConcurrency, clk.Now())
-	require.ErrorIs(t, err, ErrNotCollecting)
+	require.ErrorIs(t, err, errNotCollecting)
 }
 
 // The collector takes what Multiscaler.Set validated (the windows and the
