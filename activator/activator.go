@@ -38,8 +38,8 @@ const (
 	// Cloud Run's rule: max(StartupWaitFactor × average start-up, MinWait).
 	MinWait           = 10 * time.Second
 	StartupWaitFactor = 3.5
-	// ReportInterval is the period of the activator's demand reports.
-	ReportInterval = time.Second
+	// reportInterval is the period of the activator's demand reports.
+	reportInterval = time.Second
 	// DefaultName is the Stat.Instance of the activator's reports.
 	DefaultName = "activator"
 	// defaultIdleConnsPerInstance is the keep-alive pool per instance
@@ -495,14 +495,14 @@ func (h *Handler) lookup(name string) *throttler {
 
 // Run reports each active revision's demand (held + in-flight requests,
 // time-weighted, and the request rate) to the Reporter every
-// ReportInterval until ctx is done. A revision's entry is dropped after a
+// second until ctx is done. A revision's entry is dropped after a
 // period with no demand, so its next request is reported at once again.
 // Without a Reporter it returns immediately.
 func (h *Handler) Run(ctx context.Context) {
 	if h.reporter == nil {
 		return
 	}
-	tick := h.clock.NewTicker(ReportInterval)
+	tick := h.clock.NewTicker(reportInterval)
 	defer tick.Stop()
 	last := h.clock.Now()
 	for {

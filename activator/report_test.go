@@ -15,8 +15,8 @@ import (
 
 // tick ends a reporting period of one second on the fake clock.
 func (e *env) tick() {
-	e.clk.Step(ReportInterval)
-	e.h.report(e.clk.Now(), ReportInterval)
+	e.clk.Step(reportInterval)
+	e.h.report(e.clk.Now(), reportInterval)
 }
 
 func TestReportsFirstRequestPeriodsAndDrop(t *testing.T) {
@@ -98,12 +98,12 @@ func TestRunReportsEverySecond(t *testing.T) {
 	e.get(t)
 	e.waitHeld(t, 1)
 	assert.Equal(t, 1.0, e.nextReport(t).RequestCount)
-	e.clk.Step(ReportInterval)
+	e.clk.Step(reportInterval)
 	s := e.nextReport(t)
 	assert.Equal(t, 0.0, s.AverageConcurrency)
 	assert. // less the immediate report's 1
 		Equal(t, e.clk.Now(), s.Timestamp)
-	e.clk.Step(ReportInterval)
+	e.clk.Step(reportInterval)
 	s = e.nextReport(t)
 	assert.Equal(t, 1.0, s.AverageConcurrency)
 	assert.Equal(t, e.clk.Now(), s.Timestamp)
@@ -137,7 +137,7 @@ func TestReportsHeldTimeOfDispatchedRequests(t *testing.T) {
 	require.Equal(t, http.StatusOK, wait(t, second).code)
 	require.Eventually(t, func() bool { return e.load(t).InFlight == 0 }, 10*time.Second, time.Millisecond)
 	e.clk.Step(500 * time.Millisecond)
-	e.h.report(e.clk.Now(), ReportInterval)
+	e.h.report(e.clk.Now(), reportInterval)
 	s := e.nextReport(t)
 	require.InDelta(t, 1.0, s.AverageConcurrency, 1e-9)
 	require.Equal(t, 1.0, s.RequestCount)
