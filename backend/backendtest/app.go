@@ -34,9 +34,9 @@ const (
 
 	// MaxHold bounds how long one hold waits for its release.
 	MaxHold = 5 * time.Minute
-	// MaxKeys bounds the number of distinct keys one App remembers;
+	// maxKeys bounds the number of distinct keys one App remembers;
 	// holds and releases of further keys get 503.
-	MaxKeys = 1024
+	maxKeys = 1024
 )
 
 // App returns a new instance of the suite's test application (see
@@ -82,8 +82,8 @@ func (a *app) key(w http.ResponseWriter, r *http.Request) chan struct{} {
 	defer a.mu.Unlock()
 	ch, ok := a.keys[k]
 	if !ok {
-		if len(a.keys) >= MaxKeys {
-			http.Error(w, fmt.Sprintf("too many keys (max %d)", MaxKeys), http.StatusServiceUnavailable)
+		if len(a.keys) >= maxKeys {
+			http.Error(w, fmt.Sprintf("too many keys (max %d)", maxKeys), http.StatusServiceUnavailable)
 			return nil
 		}
 		ch = make(chan struct{})

@@ -68,13 +68,13 @@ func TestAppBadRequests(t *testing.T) {
 	if code, body := get(PathHold); code != http.StatusBadRequest || !strings.Contains(body, "key") {
 		t.Errorf("hold without key: %d %q, want 400 naming key", code, body)
 	}
-	for i := range MaxKeys {
+	for i := range maxKeys {
 		if code, _ := get(PathRelease + "?key=" + strings.Repeat("x", i+1)); code != http.StatusOK {
 			t.Fatalf("release of key %d: %d", i, code)
 		}
 	}
 	if code, _ := get(PathRelease + "?key=one-too-many"); code != http.StatusServiceUnavailable {
-		t.Errorf("release beyond MaxKeys: %d, want 503", code)
+		t.Errorf("release beyond maxKeys: %d, want 503", code)
 	}
 	if code, body := get(PathHold + "?key=x"); code != http.StatusOK || body != "held\nreleased\n" {
 		t.Errorf("hold of a released key: %d %q, want it to complete at once", code, body)
