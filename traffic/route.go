@@ -78,8 +78,8 @@ func WithClusterLocal(ctx context.Context) context.Context {
 	return context.WithValue(ctx, clusterLocalKey{}, true)
 }
 
-// IsClusterLocal reports whether ctx was marked by WithClusterLocal.
-func IsClusterLocal(ctx context.Context) bool {
+// isClusterLocal reports whether ctx was marked by WithClusterLocal.
+func isClusterLocal(ctx context.Context) bool {
 	v, _ := ctx.Value(clusterLocalKey{}).(bool)
 	return v
 }
@@ -462,7 +462,7 @@ func (r *Route) SetPending(revision string) {
 // pick picks for req, whose normalized host is host. strict (the
 // Table's dispatch) refuses a host that is no longer one of the route's.
 func (r *Route) pick(req *http.Request, host []byte, strict bool) (string, error) {
-	if r.visibility == VisibilityClusterLocal && !IsClusterLocal(req.Context()) {
+	if r.visibility == VisibilityClusterLocal && !isClusterLocal(req.Context()) {
 		return "", fmt.Errorf("%w: route %s/%s is cluster-local", ErrNoRoute, r.namespace, r.name)
 	}
 	s := r.current.Load()

@@ -306,7 +306,7 @@ func TestClusterLocal(t *testing.T) {
 	if _, err := r.PickRevision(req.WithContext(WithClusterLocal(context.Background()))); err != nil {
 		t.Errorf("internal request: %v", err)
 	}
-	if IsClusterLocal(context.Background()) {
+	if isClusterLocal(context.Background()) {
 		t.Error("plain context is cluster-local")
 	}
 }
