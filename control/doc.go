@@ -20,6 +20,12 @@
 //     (never refused), visible in Status.Cap and as EventScaleCapped;
 //   - drains through activator.Handler.WaitInstanceIdle before the
 //     engine stops an instance, so scale-down cuts no request;
+//   - with zeroscale.dev/idle-mode reserve (a backend.Reserver engine),
+//     keeps one reserved instance instead of zero: started with the
+//     revision's cheaper profile when the autoscaler goes to zero, ready
+//     before the last standard instance goes, drained once enough
+//     standard instances serve again (EventReservedStarted,
+//     EventReservedRetired; ErrCannotReserve on other engines);
 //   - on Remove, tears down in order: no more decisions, the engine
 //     drains and stops every instance, then the activator forgets the
 //     revision; a half-failed Add is rolled back the same way.
