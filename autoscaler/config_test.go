@@ -30,7 +30,10 @@ func TestDefaultConfigIsKnatives(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	tests := []rejectCase[Config]{
+	tests := []struct {
+		field, value string
+		mutate       func(*Config)
+	}{
 		{"Config.StableWindow", "5s", func(c *Config) { c.StableWindow = 5 * time.Second }},
 		{"Config.StableWindow", "1h0m1s", func(c *Config) { c.StableWindow = time.Hour + time.Second }},
 		{"Config.StableWindow", "6.5s", func(c *Config) { c.StableWindow = 6500 * time.Millisecond }},
@@ -61,12 +64,15 @@ func TestConfigValidate(t *testing.T) {
 		{"Config.MaxScale", "11", func(c *Config) { c.MaxScale = 11; c.MaxScaleLimit = 10 }},
 		{"Config.MaxScaleLimit", "-1", func(c *Config) { c.MaxScaleLimit = -1 }},
 	}
-	testRejects(t, DefaultConfig, func(t *testing.T, c Config) error {
-		if _, err := c.Resolve(revision.Spec{}); err == nil {
-			t.Error("Resolve accepted an invalid Config")
-		}
-		return c.Validate()
-	}, tests)
+	for _, tt := range tests {
+		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			_, err := c.Resolve(revision.Spec{})
+			require.Error(t, err, "Resolve accepted an invalid Config")
+			requireFieldError(t, c.Validate(), tt.field, tt.value)
+		})
+	}
 
 	ok := DefaultConfig()
 	ok.InitialScale, ok.AllowZeroInitialScale = 0, true
@@ -246,35 +252,15 @@ func TestConfigProgressDeadline(t *testing.T) {
 }
 
 func TestResolveFloorScheduleAboveMaxScale(t *testing.T) {
+	floor5, err := revision.ParseSchedule("* 00:00-24:00 UTC = 5")
+	require.NoError(t, err)
 	c := DefaultConfig()
 	c.MaxScale = 4
-	_, err := c.Resolve(revision.Spec{Image: "x", Scaling: revision.Scaling{FloorSchedule: new(mustSchedule("* 00:00-24:00 UTC = 5"))}})
+	_, err = c.Resolve(revision.Spec{Image: "x", Scaling: revision.Scaling{FloorSchedule: new(floor5)}})
 	var fe *revision.FieldError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, revision.FloorScheduleAnnotation, fe.Field)
 	assert.Contains(t, fe.Allowed, "effective max-scale (4)")
-}
-
-// rejectCase is one invalid value: mutate turns a valid T into one whose
-// field is rejected with value.
-type rejectCase[T any] struct {
-	field, value string
-	mutate       func(*T)
-}
-
-// testRejects runs each case in a subtest on a fresh valid() and requires
-// validate's error to hold a FieldError for the case's field and value.
-func testRejects[T any](t *testing.T, valid func() T, validate func(*testing.T, T) error, tests []rejectCase[T]) {
-	t.Helper()
-	for _, tt := range tests {
-		t.Run(tt.field+"="+tt.value, func(t *testing.T) {
-			v := valid()
-			tt.mutate(&v)
-			err := validate(t, v)
-			require.Error(t, err, "accepted")
-			requireFieldError(t, err, tt.field, tt.value)
-		})
-	}
 }
 
 // requireFieldError requires err to hold a *revision.FieldError for field
@@ -295,35 +281,29 @@ func requireFieldError(t *testing.T, err error, field, value string) {
 	t.Fatalf("error %q has no FieldError for %s=%q", err, field, value)
 }
 
+// fullScaling sets every annotation, as a manifest would.
 func fullScaling() revision.Scaling {
-	return revision.Scaling{
-		MinScale:                      new(1),
-		MaxScale:                      new(20),
-		InitialScale:                  new(3),
-		ActivationScale:               new(2),
-		Target:                        new(12.5),
-		TargetUtilizationPercentage:   new(80.0),
-		Metric:                        revision.MetricRPS,
-		Window:                        new(90 * time.Second),
-		PanicWindowPercentage:         new(12.5),
-		PanicThresholdPercentage:      new(300.0),
-		ScaleDownDelay:                new(15 * time.Minute),
-		TargetBurstCapacity:           new(-1.0),
-		ScaleToZeroPodRetentionPeriod: new(1500 * time.Millisecond),
-		MetricAggregationAlgorithm:    revision.AlgorithmWeightedExponential,
-		FloorSchedule:                 new(mustSchedule("Mon-Fri 08:00-18:00 Europe/Berlin = 2")),
-		FloorLeadTime:                 new(10 * time.Minute),
-		IdleCheckPath:                 "/idle",
-		IdleMode:                      revision.IdleModeFreeze,
-		StandbyRetention:              new(90 * time.Second),
-		ReservedCPUMillis:             new(int64(250)),
-		ReservedMemoryBytes:           new(int64(128 << 20)),
-		ReservedNice:                  new(12),
-	}
-}
-
-func mustSchedule(expr string) revision.Schedule {
-	s, err := revision.ParseSchedule(expr)
+	s, err := revision.ParseAnnotations(map[string]string{
+		revision.MinScaleAnnotation:                      "1",
+		revision.MaxScaleAnnotation:                      "20",
+		revision.InitialScaleAnnotation:                  "3",
+		revision.ActivationScaleAnnotation:               "2",
+		revision.TargetAnnotation:                        "12.5",
+		revision.TargetUtilizationPercentageAnnotation:   "80",
+		revision.MetricAnnotation:                        "rps",
+		revision.WindowAnnotation:                        "90s",
+		revision.PanicWindowPercentageAnnotation:         "12.5",
+		revision.PanicThresholdPercentageAnnotation:      "300",
+		revision.ScaleDownDelayAnnotation:                "15m",
+		revision.TargetBurstCapacityAnnotation:           "-1",
+		revision.ScaleToZeroPodRetentionPeriodAnnotation: "1.5s",
+		revision.MetricAggregationAlgorithmAnnotation:    "weighted-exponential",
+		revision.FloorScheduleAnnotation:                 "Mon-Fri 08:00-18:00 Europe/Berlin = 2",
+		revision.FloorLeadTimeAnnotation:                 "10m",
+		revision.IdleCheckPathAnnotation:                 "/idle",
+		revision.IdleModeAnnotation:                      "freeze",
+		revision.StandbyRetentionAnnotation:              "90s",
+	})
 	if err != nil {
 		panic(err)
 	}
