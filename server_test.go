@@ -261,7 +261,7 @@ func TestUpdateMovesTrafficWhenReady(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	st, err = f.srv.ServiceStatus("hello")
 	require.NoError(t, err)
-	require.Equal(t, []zeroscale.TrafficTarget{{Revision: "hello-00003", Percent: 100}}, st.Traffic)
+	require.Equal(t, []zeroscale.TrafficStatus{{Revision: "hello-00003", Percent: 100}}, st.Traffic)
 	require.Equal(t, 3, len(st.Revisions))
 	require.Equal(t, "hello-00003", st.Revisions[0].Name, "newest first")
 }
@@ -326,7 +326,7 @@ func TestAdminJSON(t *testing.T) {
 		assert.True(c, ok, "Active condition")
 		assert.Equal(c, zeroscale.ConditionFalse, active.Status)
 		assert.Equal(c, zeroscale.ReasonNoTraffic, active.Reason)
-		assert.Contains(c, st.Traffic, zeroscale.TrafficTarget{Revision: "hello-00001", Percent: 100, Tag: "current",
+		assert.Contains(c, st.Traffic, zeroscale.TrafficStatus{Revision: "hello-00001", Percent: 100, Tag: "current",
 			URL: strings.Replace(st.URL, "hello.", "current-hello.", 1)})
 	}, 10*time.Second, 5*time.Millisecond)
 
@@ -455,7 +455,7 @@ func TestGradualRollout(t *testing.T) {
 	spec := func(image string) zeroscale.ServiceSpec {
 		return zeroscale.ServiceSpec{Name: "hello", Template: revision.Spec{Image: image}, RolloutDuration: 2 * time.Second}
 	}
-	traffic := func() []zeroscale.TrafficTarget {
+	traffic := func() []zeroscale.TrafficStatus {
 		st, _ := f.srv.ServiceStatus("hello")
 		return st.Traffic
 	}
@@ -467,7 +467,7 @@ func TestGradualRollout(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	_, err = f.srv.Apply(ctx, spec("v2"))
 	require.NoError(t, err)
-	var split []zeroscale.TrafficTarget
+	var split []zeroscale.TrafficStatus
 	require.Eventually(t, func() bool { // v2 ready: the rollout starts with a small share
 		split = traffic()
 		return len(split) == 2
@@ -479,7 +479,7 @@ func TestGradualRollout(t *testing.T) {
 	}
 	// The rollout's steps wait on the clock: 2 s of it end at 100 %.
 	stepped := f.stepUntil(100*time.Millisecond, 10*time.Second, func() bool {
-		return reflect.DeepEqual([]zeroscale.TrafficTarget{{Revision: "hello-00002", Percent: 100}}, traffic())
+		return reflect.DeepEqual([]zeroscale.TrafficStatus{{Revision: "hello-00002", Percent: 100}}, traffic())
 	})
 	assert.GreaterOrEqual(t, stepped, time.Second, "the rollout took clock time")
 }

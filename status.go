@@ -86,13 +86,14 @@ type ServiceStatus struct {
 	LatestReadyRevision   string `json:"latestReadyRevision,omitempty"`
 	// Traffic is the split served now (gradual rollout included), and
 	// each tag's target with its own URL.
-	Traffic    []TrafficTarget  `json:"traffic"`
+	Traffic    []TrafficStatus  `json:"traffic"`
 	Revisions  []RevisionStatus `json:"revisions"`
 	Conditions []Condition      `json:"conditions"`
 }
 
-// TrafficTarget is one entry of a service's current traffic.
-type TrafficTarget struct {
+// TrafficStatus is one entry of the traffic a service serves now (its
+// spec's entries are traffic.Target).
+type TrafficStatus struct {
 	Revision string `json:"revisionName"`
 	Percent  int    `json:"percent"`
 	Tag      string `json:"tag,omitempty"`
@@ -215,7 +216,7 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 	percent := make(map[string]int)
 	for _, sp := range t.Default {
 		percent[sp.Revision] = sp.Percent
-		st.Traffic = append(st.Traffic, TrafficTarget{Revision: sp.Revision, Percent: sp.Percent})
+		st.Traffic = append(st.Traffic, TrafficStatus{Revision: sp.Revision, Percent: sp.Percent})
 	}
 	hosts := svc.route.TagHosts()
 	tags := make([]string, 0, len(t.Tags))
@@ -225,7 +226,7 @@ func (s *Server) serviceStatus(svc *service) ServiceStatus {
 	sort.Strings(tags)
 	for _, tag := range tags {
 		for _, sp := range t.Tags[tag] {
-			st.Traffic = append(st.Traffic, TrafficTarget{Revision: sp.Revision, Percent: percent[sp.Revision], Tag: tag, URL: s.url(hosts[tag])})
+			st.Traffic = append(st.Traffic, TrafficStatus{Revision: sp.Revision, Percent: percent[sp.Revision], Tag: tag, URL: s.url(hosts[tag])})
 		}
 	}
 	revs := svc.conf.Revisions()
