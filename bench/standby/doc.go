@@ -6,13 +6,14 @@
 //     minus the app's own warm time to first byte (the median of the
 //     warm requests just before that freeze), p50/p99 over -thaws
 //     cycles; and, for scale, one cold start from zero in the same run;
+//
 //   - idle CPU: utime+stime (from /proc/<pid>/stat) of the frozen app
 //     across -idle of wall time, against the same app left running
 //     (not frozen) across the same time.
 //
-//	go run ./bench/standby                    # 50 thaws, 60 s idle (~2.5 min)
-//	go run ./bench/standby -thaws 10 -idle 5s # quicker
-//	go run ./bench/standby -docker            # also Docker pause/unpause (needs a Docker Engine)
+//     go run ./bench/standby                    # 50 thaws, 60 s idle (~2.5 min)
+//     go run ./bench/standby -thaws 10 -idle 5s # quicker
+//     go run ./bench/standby -docker            # also Docker pause/unpause (needs a Docker Engine)
 //
 // The stack is the one the zeroscale Server runs: control.Controller
 // (activator -> in-process queue-proxy -> app process), with the app
