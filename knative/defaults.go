@@ -1,7 +1,11 @@
 package knative
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/zeroscale/zeroscale/revision"
 )
 
 // Knative's defaults (config-defaults and the serving webhook).
@@ -9,16 +13,15 @@ const (
 	// DefaultContainerName names the user container when the manifest
 	// does not.
 	DefaultContainerName = "user-container"
-	// DefaultTimeoutSeconds is revision-timeout-seconds;
-	// MaxTimeoutSeconds is max-revision-timeout-seconds.
-	DefaultTimeoutSeconds = 300
-	MaxTimeoutSeconds     = 600
-	// DefaultPort is the container port when none is given; the app
-	// reads it from $PORT.
-	DefaultPort = 8080
-	// MaxContainerConcurrency is container-concurrency-max-limit.
-	MaxContainerConcurrency = 1000
+	// MaxTimeoutSeconds is max-revision-timeout-seconds. The default
+	// (revision-timeout-seconds) is revision.DefaultRequestTimeout, the
+	// default port revision.DefaultPort, and container-concurrency-max-limit
+	// revision.MaxContainerConcurrency: the same numbers as Knative's.
+	MaxTimeoutSeconds = 600
 )
+
+// defaultTimeoutSeconds is revision.DefaultRequestTimeout in seconds.
+const defaultTimeoutSeconds = int64(revision.DefaultRequestTimeout / time.Second)
 
 // SetDefaults fills in what Knative's defaulting webhook fills in: the
 // container name (user-container), timeoutSeconds (300),
@@ -30,7 +33,7 @@ const (
 func (s *Service) SetDefaults() {
 	rs := &s.Spec.Template.Spec
 	if rs.TimeoutSeconds == nil || *rs.TimeoutSeconds == 0 {
-		rs.TimeoutSeconds = ptr(int64(DefaultTimeoutSeconds))
+		rs.TimeoutSeconds = ptr(defaultTimeoutSeconds)
 	}
 	if rs.ContainerConcurrency == nil {
 		rs.ContainerConcurrency = ptr(int64(0))

@@ -254,7 +254,7 @@ func validateTemplate(errs *fieldErrors, service string, t RevisionTemplateSpec)
 	default:
 		validateContainer(errs, rs.Containers[0], spec+".containers[0]")
 	}
-	timeout := int64(DefaultTimeoutSeconds)
+	timeout := defaultTimeoutSeconds
 	if rs.TimeoutSeconds != nil {
 		timeout = *rs.TimeoutSeconds
 		if timeout < 0 || timeout > MaxTimeoutSeconds {
@@ -267,8 +267,8 @@ func validateTemplate(errs *fieldErrors, service string, t RevisionTemplateSpec)
 	if p := rs.IdleTimeoutSeconds; p != nil && (*p < 0 || *p > MaxTimeoutSeconds) {
 		errs.outOfBounds(*p, 0, MaxTimeoutSeconds, spec+".idleTimeoutSeconds")
 	}
-	if p := rs.ContainerConcurrency; p != nil && (*p < 0 || *p > MaxContainerConcurrency) {
-		errs.outOfBounds(*p, 0, MaxContainerConcurrency, spec+".containerConcurrency")
+	if p := rs.ContainerConcurrency; p != nil && (*p < 0 || *p > revision.MaxContainerConcurrency) {
+		errs.outOfBounds(*p, 0, revision.MaxContainerConcurrency, spec+".containerConcurrency")
 	}
 }
 
@@ -311,7 +311,7 @@ func validateContainer(errs *fieldErrors, c corev1.Container, path string) {
 		noNUL(errs, e.Value, at+".value")
 	}
 
-	port := int32(DefaultPort)
+	port := int32(revision.DefaultPort)
 	switch len(c.Ports) {
 	case 0:
 	case 1:
