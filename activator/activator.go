@@ -321,20 +321,10 @@ func (h *Handler) SetRevision(rev revision.Revision) error {
 	if name == "" {
 		return errors.New("activator: SetRevision: the revision has no name (build it with revision.New)")
 	}
+	// revision.New validated the spec and filled in its defaults: the
+	// container concurrency and the request timeout are in range.
 	spec := rev.Spec()
-	cc := spec.ContainerConcurrency
-	if cc < 0 || cc > revision.MaxContainerConcurrency {
-		return fmt.Errorf("activator: SetRevision %q: ContainerConcurrency %d: must be in [0, %d]",
-			name, cc, revision.MaxContainerConcurrency)
-	}
-	timeout := spec.Timeouts.Request
-	if timeout == 0 {
-		timeout = revision.DefaultRequestTimeout
-	}
-	if timeout < 0 || timeout > revision.MaxRequestTimeout {
-		return fmt.Errorf("activator: SetRevision %q: Timeouts.Request %s: must be in (0, %s]",
-			name, timeout, revision.MaxRequestTimeout)
-	}
+	cc, timeout := spec.ContainerConcurrency, spec.Timeouts.Request
 	h.mu.Lock()
 	t := h.revs[name]
 	if t == nil {

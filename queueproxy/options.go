@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
+	"github.com/zeroscale/zeroscale/internal/bounds"
 	"github.com/zeroscale/zeroscale/internal/breaker"
 	"github.com/zeroscale/zeroscale/revision"
 	"github.com/zeroscale/zeroscale/stats"
@@ -121,7 +122,7 @@ func (o *Options) validate() (timeouts, error) {
 	if _, _, err := net.SplitHostPort(o.Upstream); err != nil {
 		return t, fmt.Errorf("queueproxy: Options.Upstream = %q, want host:port: %w", o.Upstream, err)
 	}
-	if o.ContainerConcurrency < 0 || o.ContainerConcurrency > revision.MaxContainerConcurrency {
+	if !bounds.ContainerConcurrency(o.ContainerConcurrency) {
 		return t, fmt.Errorf("queueproxy: Options.ContainerConcurrency = %d, want 0 (unlimited) to %d", o.ContainerConcurrency, revision.MaxContainerConcurrency)
 	}
 	if o.QueueDepth < 0 || o.QueueDepth > MaxQueueDepth {
