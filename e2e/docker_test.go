@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/autoscaler"
 	"github.com/zeroscale/zeroscale/backend/docker"
@@ -139,9 +141,7 @@ func TestDockerScaleDownUnderLoad(t *testing.T) {
 		return r.Name == rev && r.InFlight == n && r.Held == 0
 	})
 	start := time.Now()
-	if err := h.srv.Delete(ctx, "ddrain"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.srv.Delete(ctx, "ddrain"))
 	took := time.Since(start)
 	wg.Wait()
 	for i, r := range results {
@@ -171,9 +171,7 @@ func TestDockerCrashLoopStatus(t *testing.T) {
 		t.Errorf("crash loop message %q lacks the container's last log lines", msg)
 	}
 	st, err := h.srv.ServiceStatus("dcrash")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if c, _ := st.Revisions[0].Condition(zeroscale.ConditionReady); c.Status == zeroscale.ConditionTrue {
 		t.Errorf("a crash-looping revision is Ready: %+v", c)
 	}
@@ -209,9 +207,7 @@ func TestDockerColdStart(t *testing.T) {
 				t.Fatalf("cold start %d: %v", i, r)
 			}
 			*c.out = append(*c.out, r.ttfb)
-			if err := c.h.srv.Delete(ctx, name); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, c.h.srv.Delete(ctx, name))
 			cancel()
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zeroscale/zeroscale"
 	"github.com/zeroscale/zeroscale/internal/testapp"
@@ -52,9 +54,7 @@ func TestColdStart(t *testing.T) {
 			} else {
 				plain, ttfb = append(plain, r.ttfb-base), append(ttfb, r.ttfb)
 			}
-			if err := h.srv.Delete(ctx, name); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, h.srv.Delete(ctx, name))
 			cancel()
 		}
 	}
@@ -123,12 +123,8 @@ func siege(t *testing.T, h *harness, service, path string, clients int, dur time
 	h.mu.Unlock()
 	t.Logf(label+" clients=%d duration=%s requests=%d (%.0f req/s) errors=%d max-instances=%d",
 		clients, elapsed.Round(time.Millisecond), total.Load(), float64(total.Load())/elapsed.Seconds(), failed.Load(), maxReady)
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed", failed.Load(), total.Load())
-	}
-	if maxReady != maxScale {
-		t.Errorf("at most %d instances were ready, want exactly %d", maxReady, maxScale)
-	}
+	assert.Zero(t, failed.Load(), "requests failed of %d", total.Load())
+	assert.Equal(t, maxScale, maxReady, "the most instances ready at once")
 	idle := time.Now()
 	h.waitEvent(time.Minute, "scale to zero", func(e zeroscale.Event) bool {
 		return e.Kind == zeroscale.EventScaled && e.Revision == rev && e.To == 0
@@ -203,18 +199,13 @@ func TestRolloutUnderLoad(t *testing.T) {
 	close(done)
 	wg.Wait()
 	t.Logf("E2E rollout requests=%d errors=%d", total.Load(), failed.Load())
-	if !allNew() {
-		t.Error("not every client reached roll-00002")
-	}
-	if n := flippedBack.Load(); n > 0 {
-		t.Errorf("%d requests went back to roll-00001 after reaching roll-00002", n)
-	}
+	assert.True(t, allNew(), "every client reached roll-00002")
+	assert.Zero(t, flippedBack.Load(), "requests that went back to roll-00001 after reaching roll-00002")
 	st, err := h.srv.ServiceStatus("roll")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Traffic) != 1 || st.Traffic[0].Revision != "roll-00002" || st.Traffic[0].Percent != 100 {
-		t.Errorf("traffic = %+v, want roll-00002 at 100 %%", st.Traffic)
+	require.NoError(t, err)
+	if assert.Len(t, st.Traffic, 1) {
+		assert.Equal(t, "roll-00002", st.Traffic[0].Revision)
+		assert.Equal(t, 100, st.Traffic[0].Percent)
 	}
 }
 
@@ -269,14 +260,12 @@ func TestScaleDownUnderLoad(t *testing.T) {
 		return r.Name == rev && r.InFlight == n && r.Held == 0
 	})
 	start := time.Now()
-	if err := h.srv.Delete(ctx, "drain"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.srv.Delete(ctx, "drain"))
 	took := time.Since(start)
 	wg.Wait()
 	for i, r := range results {
-		if !r.ok() || !strings.HasSuffix(r.body, "slept 5s\n") {
-			t.Errorf("request %d: %v", i, r)
+		if assert.True(t, r.ok(), "request %d: %v", i, r) {
+			assert.True(t, strings.HasSuffix(r.body, "slept 5s\n"), "request %d: %v", i, r)
 		}
 	}
 	t.Logf("E2E scale-down: %d instances with 5 s requests in flight removed; Delete drained for %s; all requests completed", n, took.Round(time.Millisecond))
@@ -324,16 +313,11 @@ func TestCrashLoopStatus(t *testing.T) {
 		msg = c.Message
 		return ok && c.Reason == zeroscale.ReasonCrashLoop && strings.Contains(c.Message, "exit code 3")
 	})
-	if !strings.Contains(msg, "fatal: boom") {
-		t.Errorf("crash loop message %q lacks the app's last output", msg)
-	}
+	assert.Contains(t, msg, "fatal: boom", "the crash loop message has the app's last output")
 	st, err := h.srv.ServiceStatus("crash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, _ := st.Revisions[0].Condition(zeroscale.ConditionReady); c.Status == zeroscale.ConditionTrue {
-		t.Errorf("a crash-looping revision is Ready: %+v", c)
-	}
+	require.NoError(t, err)
+	c, _ := st.Revisions[0].Condition(zeroscale.ConditionReady)
+	assert.NotEqual(t, zeroscale.ConditionTrue, c.Status, "a crash-looping revision is not Ready: %+v", c)
 	t.Logf("E2E crash loop: %s", msg)
 }
 
@@ -350,17 +334,16 @@ func TestCrashLoopFailsHeldRequestsFast(t *testing.T) {
 	start := time.Now()
 	r := h.get(ctx, "crashy", "/")
 	took := time.Since(start)
-	if r.err != nil || r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "crash loop") ||
-		!strings.Contains(r.body, "exit code 3") || !strings.Contains(r.body, "fatal: boom") {
-		t.Fatalf("got %v after %v; want 503 saying crash loop, exit code 3 and the last output", r, took)
+	require.NoError(t, r.err, "after %v", took)
+	require.Equal(t, http.StatusServiceUnavailable, r.code, "after %v: %v", took, r)
+	for _, want := range []string{"crash loop", "exit code 3", "fatal: boom"} {
+		assert.Contains(t, r.body, want)
 	}
-	if r.hdr.Get("Retry-After") == "" {
-		t.Error("no Retry-After on the crash-loop 503")
-	}
+	assert.NotEmpty(t, r.hdr.Get("Retry-After"), "Retry-After on the crash-loop 503")
 	// A request while it still crash-loops fails at once, too.
-	if r2 := h.get(ctx, "crashy", "/"); r2.code != http.StatusServiceUnavailable || !strings.Contains(r2.body, "crash loop") {
-		t.Errorf("second request: %v", r2)
-	}
+	r2 := h.get(ctx, "crashy", "/")
+	assert.Equal(t, http.StatusServiceUnavailable, r2.code, "second request: %v", r2)
+	assert.Contains(t, r2.body, "crash loop", "second request")
 	t.Logf("E2E crash loop fail-fast: first request answered after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(r.body))
 }
 
@@ -378,9 +361,7 @@ func TestNeverListeningAppIsNotHealthy(t *testing.T) {
 		c, ok = r.Condition(zeroscale.ConditionContainerHealthy)
 		return ok && c.Status == zeroscale.ConditionUnknown && c.Reason == zeroscale.ReasonStarting
 	})
-	if !strings.Contains(c.Message, "has not passed its readiness probe yet") {
-		t.Errorf("message %q", c.Message)
-	}
+	assert.Contains(t, c.Message, "has not passed its readiness probe yet")
 }
 
 // TestAutoscaledScaleDownUnderLoad: a burst scales a revision to 3
@@ -449,9 +430,8 @@ func TestH2C(t *testing.T) {
 	spec.Protocol = revision.ProtocolH2C
 	h.apply(zeroscale.ServiceSpec{Name: "grpcish", Template: spec})
 	proto, got := h2Get(t, h.addr, "grpcish.default.localhost")
-	if proto != "HTTP/2.0" || got != "200 HTTP/2.0\n" {
-		t.Errorf("got %s %q, want HTTP/2.0 200 with the app seeing HTTP/2.0", proto, got)
-	}
+	assert.Equal(t, "HTTP/2.0", proto, "the client's protocol")
+	assert.Equal(t, "200 HTTP/2.0\n", got, "the app sees HTTP/2.0")
 }
 
 // TestHTTP2ClientOfHTTP1App: an HTTP/2 client (curl --http2-prior-knowledge)
@@ -462,9 +442,8 @@ func TestHTTP2ClientOfHTTP1App(t *testing.T) {
 	h := newHarness(t, zeroConfig(), 1)
 	h.apply(zeroscale.ServiceSpec{Name: "plain", Template: appSpecWith(t, testapp.Options{HTTP1Only: true})})
 	proto, got := h2Get(t, h.addr, "plain.default.localhost")
-	if proto != "HTTP/2.0" || got != "200 HTTP/1.1\n" {
-		t.Errorf("got %s %q, want HTTP/2.0 200 to the client with the app seeing HTTP/1.1", proto, got)
-	}
+	assert.Equal(t, "HTTP/2.0", proto, "the client's protocol")
+	assert.Equal(t, "200 HTTP/1.1\n", got, "the app sees HTTP/1.1")
 }
 
 // h2Get sends GET /proto to host over h2c with prior knowledge and
@@ -475,16 +454,12 @@ func h2Get(t *testing.T, addr, host string) (proto, got string) {
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequest("GET", "http://"+addr+"/proto", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Host = host
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.Proto, fmt.Sprintf("%d %s", resp.StatusCode, body)
@@ -498,21 +473,13 @@ func TestWebSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+h.addr+"/ws", &websocket.DialOptions{Host: "ws.default.localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.CloseNow()
 	for _, msg := range []string{"one", "two"} {
-		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
 		_, got, err := c.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := "ws-00001: " + msg; string(got) != want {
-			t.Errorf("echo %q, want %q", got, want)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "ws-00001: "+msg, string(got))
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 }

@@ -21,6 +21,7 @@ func TestKnativeTutorialFlowDocker(t *testing.T) {
 	id := env.Identity()
 	manifest := func(target string) string {
 		m := strings.Replace(helloManifest, "CONTAINER", "image: "+env.Image, 1)
+		m = strings.Replace(m, "APP_ENV", "", 1) // the image runs the app as it is
 		return strings.Replace(m, "TARGET_VALUE", target, 1)
 	}
 	bin := buildCLI(t)

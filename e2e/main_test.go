@@ -101,14 +101,10 @@ func newHarnessWith(t testing.TB, cfg autoscaler.Config, conns int, mod func(*ze
 		mod(&o)
 	}
 	srv, err := zeroscale.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h.addr = ln.Addr().String()
 	go srv.Serve(ln)
 	h.client = &http.Client{
@@ -166,9 +162,7 @@ func (h *harness) waitRevision(timeout time.Duration, service, what string, ok f
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		st, err := h.srv.ServiceStatus(service)
-		if err != nil {
-			h.t.Fatal(err)
-		}
+		require.NoError(h.t, err)
 		if slices.ContainsFunc(st.Revisions, ok) {
 			return
 		}
@@ -231,9 +225,7 @@ func (r result) String() string {
 func idealLaunch(t testing.TB) (listen, firstByte time.Duration) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
@@ -244,9 +236,7 @@ func idealLaunch(t testing.TB) (listen, firstByte time.Duration) {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	defer func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
