@@ -26,6 +26,13 @@
 //     before the last standard instance goes, drained once enough
 //     standard instances serve again (EventReservedStarted,
 //     EventReservedRetired; ErrCannotReserve on other engines);
+//   - with zeroscale.dev/idle-mode freeze (a backend.Freezer engine),
+//     freezes the instances instead of scaling to zero (the engine
+//     drains them first), thaws them before applying the next decision
+//     above zero (the activator holds that request for the thaw only),
+//     and scales to zero once zeroscale.dev/standby-retention passes
+//     without a request (EventFrozen, EventThawed, EventStandbyExpired,
+//     Status.Frozen; ErrCannotFreeze on other engines);
 //   - on Remove, tears down in order: no more decisions, the engine
 //     drains and stops every instance, then the activator forgets the
 //     revision; a half-failed Add is rolled back the same way.

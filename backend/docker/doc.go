@@ -23,6 +23,10 @@
 //     LabelKind "reserved", with the reserved profile's resources
 //     (zeroscale.dev/reserved-cpu as NanoCPUs and CPU shares,
 //     reserved-memory as Memory) instead of Spec.Resources.
+//   - Freeze (backend.Freezer, zeroscale.dev/idle-mode: freeze) drains
+//     each ready container and pauses it (ContainerPause: the engine's
+//     cgroup freezer); Thaw unpauses it. A paused container is not
+//     probed, and a stop unpauses it first.
 //   - Ready comes from our own probe, never from the container merely
 //     running: first an HTTP request through the published port must be
 //     answered (a TCP connect proves nothing there, as the engine's

@@ -1,6 +1,9 @@
 // Package kubernetes runs revisions as Kubernetes workloads through the
 // real API (k8s.io/client-go) and implements backend.Backend,
-// backend.StatusReporter and io.Closer.
+// backend.StatusReporter and io.Closer. It does not implement
+// backend.Freezer (a pod cannot be paused through the API), so a host
+// refuses a revision with zeroscale.dev/idle-mode: freeze on it when the
+// revision is applied (control.ErrCannotFreeze).
 //
 // Objects. Deploy creates one Deployment per revision, named after the
 // revision, at replicas 0, labelled LabelManagedBy=zeroscale,

@@ -39,6 +39,12 @@
 // cpu.weight: it needs no delegated cgroup. The profile's CPU and memory
 // are not applied to processes.
 //
+// Frozen standby (backend.Freezer, zeroscale.dev/idle-mode: freeze):
+// Freeze drains each ready instance through the DrainFunc and stops its
+// whole process group with SIGSTOP (not the cgroup v2 freezer: instances
+// have no cgroup of their own); Thaw resumes it with SIGCONT. A frozen
+// instance is not probed or restarted, and a stop resumes it first.
+//
 // No process started for an instance outlives the host, however the host
 // dies. Each instance runs in its own process group, and on Linux with a
 // parent-death signal (SIGKILL). That signal reaches only the direct
