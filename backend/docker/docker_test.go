@@ -256,7 +256,7 @@ func TestCrashLoop(t *testing.T) {
 		return len(st.CrashLooping()) == 1
 	}, eventTimeout, 10*time.Millisecond, "the slot waits in backoff")
 	require.NotNil(t, sl.LastExit)
-	assert.Equal(t, 3, sl.LastExit.Code)
+	assert.Equal(t, testapp.ExitCrash, sl.LastExit.Code)
 	assert.Contains(t, sl.LastExit.Reason, "code 3")
 	assert.Contains(t, sl.LastExit.Output, "fatal: boom")
 	assert.Contains(t, sl.LastExit.Output, "app starting")
@@ -285,7 +285,7 @@ func TestCrashReplaced(t *testing.T) {
 	sl := st.Instances[0]
 	assert.Equal(t, second.ID, sl.ID)
 	require.NotNil(t, sl.LastExit)
-	assert.Equal(t, 4, sl.LastExit.Code)
+	assert.Equal(t, testapp.ExitCrashOnRequest, sl.LastExit.Code)
 	assert.Contains(t, sl.LastExit.Output, "crashing on request")
 	assert.Equal(t, 1, sl.Restarts)
 	code, body := get(t, second.Address, "/")

@@ -14,6 +14,7 @@ import (
 	"github.com/zeroscale/zeroscale/backend"
 	"github.com/zeroscale/zeroscale/backend/backendtest"
 	"github.com/zeroscale/zeroscale/backend/kubernetes"
+	"github.com/zeroscale/zeroscale/internal/testapp"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -166,7 +167,7 @@ func TestCrashLoopStatus(t *testing.T) {
 	st, err := b.Status(ctx, rev.Name())
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.Desired)
-	assert.Equal(t, 3, st.Instances[0].LastExit.Code)
+	assert.Equal(t, testapp.ExitCrashOnRequest, st.Instances[0].LastExit.Code)
 	require.Eventually(t, func() bool {
 		s := serving(cur())
 		return len(s) == 1 && s[0].ID != first.ID

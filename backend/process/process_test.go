@@ -283,7 +283,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 		}, eventTimeout, 5*time.Millisecond, "crash %d", i)
 		require.True(t, !in.Ready, "not ready")
 		require.True(t, in.LastExit != nil, "LastExit set")
-		require.EqualValues(t, 3, in.LastExit.Code)
+		require.Equal(t, testapp.ExitCrash, in.LastExit.Code)
 		require.EqualValues(t, "exit status 3", in.LastExit.Reason)
 		require.Contains(t, in.LastExit.Output, "fatal: boom", "LastExit.Output %q", in.LastExit.Output)
 		require.Contains(t, in.Output, "app starting", "Output %q", in.Output)
@@ -390,7 +390,7 @@ func TestCrashedInstanceRestarts(t *testing.T) {
 	require.EqualValues(t, again.Address, inst.Address, "the app keeps its port")
 	st := status(t, b, rev.Name()).Instances[0]
 	require.EqualValues(t, 1, st.Restarts)
-	require.EqualValues(t, 4, st.LastExit.Code)
+	require.Equal(t, testapp.ExitCrashOnRequest, st.LastExit.Code)
 	require.Contains(t, st.LastExit.Output, "crashing on request", "LastExit.Output %q", st.LastExit.Output)
 	require.Contains(t, lines.String(), rev.Name()+" "+inst.ID+" crashing on request\n", "OutputFunc got %q", lines.String())
 }

@@ -16,7 +16,7 @@
 //	GET /env?name=N the value of environment variable N
 //	GET /sleep?d=D  answers "$K_REVISION slept D" after D (at most 1m)
 //	GET /alloc?mb=N allocates and holds N MiB more (1–1024)
-//	GET /crash      prints "crashing on request" and exits with code 4
+//	GET /crash      prints "crashing on request" and exits with ExitCrashOnRequest (4)
 //	GET /ready      200 until GET /unready, then 503
 //	GET /activated  "true" when it was handed its socket (LISTEN_PID)
 //	GET /proto      the request's protocol
@@ -74,8 +74,14 @@ type Mode string
 const (
 	Serve      Mode = "serve"       // serves until SIGTERM
 	IgnoreTerm Mode = "ignore-term" // serves and ignores SIGTERM (only SIGKILL ends it)
-	Crash      Mode = "crash"       // prints "app starting" and "fatal: boom" and exits 3 at once
+	Crash      Mode = "crash"       // prints "app starting" and "fatal: boom" and exits ExitCrash at once
 	Hang       Mode = "hang"        // never listens
+)
+
+// The app's exit codes, so a test can tell its crashes apart.
+const (
+	ExitCrash          = 3 // Crash mode, at start
+	ExitCrashOnRequest = 4 // GET /crash
 )
 
 // Options are the variations of the app a Spec asks for.
@@ -143,7 +149,7 @@ func Run() int {
 	switch mode {
 	case Crash:
 		fmt.Fprintln(os.Stderr, "fatal: boom")
-		return 3
+		return ExitCrash
 	case Hang:
 		for { // not select{}: the runtime would exit on the deadlock
 			time.Sleep(time.Hour)
@@ -237,7 +243,7 @@ func handler(activated bool) http.Handler {
 	})
 	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
 		fmt.Println("crashing on request")
-		os.Exit(4)
+		os.Exit(ExitCrashOnRequest)
 	})
 	var ready atomic.Bool
 	ready.Store(true)
