@@ -39,7 +39,7 @@ type reserve struct {
 
 // ErrCannotReserve is returned by Add for a revision with
 // zeroscale.dev/idle-mode: reserve on an engine that is not a
-// backend.Reserver (Kubernetes). It wraps backend.ErrInvalidArgument.
+// backend.Reserver. It wraps backend.ErrInvalidArgument.
 var ErrCannotReserve = fmt.Errorf("%w: %s: %q: the engine cannot run reserved instances (it does not implement backend.Reserver); use %q or %q",
 	backend.ErrInvalidArgument, revision.IdleModeAnnotation, revision.IdleModeReserve, revision.IdleModeStop, revision.IdleModeFreeze)
 

@@ -1,9 +1,9 @@
 // Package kubernetes runs revisions as Kubernetes workloads through the
 // real API (k8s.io/client-go) and implements backend.Backend,
-// backend.StatusReporter and io.Closer. It does not implement
-// backend.Freezer (a pod cannot be paused through the API), so a host
-// refuses a revision with zeroscale.dev/idle-mode: freeze on it when the
-// revision is applied (control.ErrCannotFreeze).
+// backend.StatusReporter, backend.Reserver and io.Closer. It does not
+// implement backend.Freezer (a pod cannot be paused through the API), so
+// a host refuses a revision with zeroscale.dev/idle-mode: freeze on it
+// when the revision is applied (control.ErrCannotFreeze).
 //
 // Objects. Deploy creates one Deployment per revision, named after the
 // revision, at replicas 0, labelled LabelManagedBy=zeroscale,
@@ -21,6 +21,18 @@
 //     stats) and QueueMetricsPort (stats, Prometheus, wait-for-drain),
 //     configured by environment variables with Knative's names: the
 //     revision's container concurrency, timeouts and readiness probe.
+//
+// Reserved instances (backend.Reserver, zeroscale.dev/idle-mode
+// reserve): Deploy also creates the revision's reserved Deployment,
+// "<revision>" + ReservedSuffix, at replicas 0: the same pod template
+// with LabelKind "reserved" (on the Deployment, its selector and its
+// pods) and the reserved profile as the app container's resources (CPU
+// request and limit from zeroscale.dev/reserved-cpu, memory limit from
+// reserved-memory). ScaleReserved sets its replicas; its pods carry
+// LabelRevision, so they are the revision's instances (Reserved set),
+// drained and watched like the others, and Remove deletes both
+// Deployments. The standard ReplicaSet's selector (with its
+// pod-template-hash) never matches a reserved pod.
 //
 // As in Knative the user's readiness probe moves to the queue-proxy: the
 // queue-proxy probes the app, and kubelet's readiness probe of both

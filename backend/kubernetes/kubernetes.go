@@ -78,6 +78,8 @@ type drainCall struct {
 
 const revisionIndex = "zeroscale-revision"
 
+var _ backend.Reserver = (*Backend)(nil)
+
 // New returns a Backend for the cluster and namespace opts name. It
 // starts one pod informer and one Deployment informer for the
 // namespace, both selecting LabelManagedBy=zeroscale; it does not wait
@@ -154,6 +156,21 @@ func (b *Backend) Deploy(ctx context.Context, rev revision.Revision) error {
 	if err := checkSpec(rev.Spec().WithDefaults()); err != nil {
 		return fmt.Errorf("kubernetes: Deploy %s: %w", name, err)
 	}
+	if err := b.deployStandard(ctx, rev); err != nil {
+		return err
+	}
+	// The reserved Deployment (backend.Reserver), at replicas 0: no pod
+	// until ScaleReserved.
+	_, err := b.client.AppsV1().Deployments(b.ns).Create(ctx, b.deploymentOf(rev, true), metav1.CreateOptions{FieldManager: b.opts.FieldManager})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return apiError("Deploy", name+ReservedSuffix, err)
+	}
+	return nil
+}
+
+// deployStandard is Deploy of rev's standard Deployment.
+func (b *Backend) deployStandard(ctx context.Context, rev revision.Revision) error {
+	name := rev.Name()
 	d := b.deployment(rev)
 	_, err := b.client.AppsV1().Deployments(b.ns).Create(ctx, d, metav1.CreateOptions{FieldManager: b.opts.FieldManager})
 	if err == nil {
@@ -206,6 +223,23 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 	return apiError("Scale", name, err)
 }
 
+// ScaleReserved sets the replicas of the revision's reserved Deployment
+// (ReservedSuffix), 0 or 1 (backend.Reserver): its pod runs the app with
+// the reserved profile's CPU and memory as requests and limits, labelled
+// LabelKind "reserved", and is drained like any pod.
+func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
+	if n < 0 || n > 1 {
+		return fmt.Errorf("kubernetes: ScaleReserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	}
+	if d, err := b.depList.Deployments(b.ns).Get(name); err == nil && d.DeletionTimestamp != nil {
+		return fmt.Errorf("kubernetes: ScaleReserved %s: %w: being removed", name, backend.ErrNotDeployed)
+	}
+	patch := []byte(`{"spec":{"replicas":` + strconv.Itoa(n) + `}}`)
+	_, err := b.client.AppsV1().Deployments(b.ns).Patch(ctx, name+ReservedSuffix, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: b.opts.FieldManager}, "scale")
+	return apiError("ScaleReserved", name, err)
+}
+
 // setDeletionCosts gives every running pod of d without one a
 // pod-deletion-cost of minus its age in seconds relative to d, so the
 // ReplicaSet controller deletes the youngest first. Best effort: a
@@ -240,6 +274,11 @@ func (b *Backend) setDeletionCosts(ctx context.Context, d *appsv1.Deployment) {
 // their DrainFunc calls are all gone.
 func (b *Backend) Remove(ctx context.Context, name string) error {
 	fg := metav1.DeletePropagationForeground
+	// The reserved Deployment first: its pods are the revision's too
+	// (LabelRevision), so the watches wait for them as well.
+	if err := b.client.AppsV1().Deployments(b.ns).Delete(ctx, name+ReservedSuffix, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
+		return apiError("Remove", name+ReservedSuffix, err)
+	}
 	err := b.client.AppsV1().Deployments(b.ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
 	if apierrors.IsNotFound(err) {
 		b.mu.Lock()
@@ -362,6 +401,13 @@ func (b *Backend) deploymentSeen(obj any, deleted bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if d.Labels[LabelKind] != "" {
+		// A reserved Deployment: the revision is its standard one's.
+		if rs := b.revs[d.Labels[LabelRevision]]; rs != nil && !b.closed {
+			b.publishLocked(rs)
+		}
+		return
+	}
 	if rs := b.revs[d.Name]; rs != nil && !b.closed {
 		rs.gone = deleted
 		b.publishLocked(rs)
@@ -522,6 +568,7 @@ func instanceOf(p *corev1.Pod, rev string) (backend.Instance, bool) {
 		Ready:    podReady(p),
 		Draining: p.DeletionTimestamp != nil,
 		Started:  started,
+		Reserved: p.Labels[LabelKind] == reservedKind,
 	}, true
 }
 

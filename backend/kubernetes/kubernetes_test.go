@@ -257,3 +257,39 @@ func TestEarlyReadiness(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// TestReservedDeploymentTemplate: Deploy creates the reserved
+// Deployment at replicas 0, selected by LabelKind, with the reserved
+// profile as the app's resources.
+func TestReservedDeploymentTemplate(t *testing.T) {
+	b := newBackend(t, kubernetes.Options{})
+	spec := revision.Spec{Image: appImage, Resources: revision.Resources{CPULimitMillis: 1000, MemoryLimitBytes: 256 << 20}}
+	spec.Scaling.IdleMode = revision.IdleModeReserve
+	spec.Scaling.ReservedCPUMillis = new(int64(100))
+	spec.Scaling.ReservedMemoryBytes = new(int64(32 << 20))
+	rev := newRevision(t, "rtmpl", spec)
+	ctx := t.Context()
+	require.NoError(t, b.Deploy(ctx, rev))
+	require.NoError(t, b.Deploy(ctx, rev), "Deploy of the same revision again")
+	c := lab.Cluster(t)
+	d, err := c.Client.AppsV1().Deployments(b.Namespace()).Get(ctx, rev.Name()+kubernetes.ReservedSuffix, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(0), *d.Spec.Replicas)
+	assert.Equal(t, "reserved", d.Spec.Selector.MatchLabels[kubernetes.LabelKind])
+	assert.Equal(t, rev.Name(), d.Spec.Template.Labels[kubernetes.LabelRevision])
+	assert.Equal(t, "reserved", d.Spec.Template.Labels[kubernetes.LabelKind])
+	user := d.Spec.Template.Spec.Containers[0]
+	assert.Equal(t, "100m", user.Resources.Requests.Cpu().String())
+	assert.Equal(t, "100m", user.Resources.Limits.Cpu().String())
+	assert.Equal(t, "32Mi", user.Resources.Limits.Memory().String())
+	std, err := c.Client.AppsV1().Deployments(b.Namespace()).Get(ctx, rev.Name(), metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "1", std.Spec.Template.Spec.Containers[0].Resources.Limits.Cpu().String(), "the standard one keeps the spec's")
+	assert.Empty(t, std.Spec.Template.Labels[kubernetes.LabelKind])
+
+	require.NoError(t, b.Remove(ctx, rev.Name()))
+	require.Eventually(t, func() bool {
+		_, err := c.Client.AppsV1().Deployments(b.Namespace()).Get(ctx, rev.Name()+kubernetes.ReservedSuffix, metav1.GetOptions{})
+		return err != nil
+	}, waitFor, 50*time.Millisecond, "Remove deletes the reserved Deployment too")
+}

@@ -28,6 +28,13 @@ const (
 	// configuration (service); LabelRevision is the Deployment's selector.
 	LabelRevision      = "zeroscale.dev/revision"
 	LabelConfiguration = "zeroscale.dev/configuration"
+	// LabelKind is "reserved" on the reserved Deployment (ReservedSuffix)
+	// and its pods (backend.Instance.Reserved); standard ones have none.
+	LabelKind = "zeroscale.dev/instance-kind"
+	// ReservedSuffix names a revision's reserved Deployment:
+	// "<revision>-reserved" (revision names end in digits, so it is
+	// never a revision's own).
+	ReservedSuffix = "-reserved"
 	// AnnotationSpecHash holds revision.Revision.SpecHash: Deploy of a
 	// known name with another hash is ErrInvalidArgument.
 	AnnotationSpecHash = "zeroscale.dev/spec-hash"
@@ -36,6 +43,7 @@ const (
 	// first.
 	annotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
 	managedByValue         = "zeroscale"
+	reservedKind           = "reserved"
 )
 
 // reservedPorts are the sidecar's; the app may not listen on them.
@@ -73,11 +81,26 @@ func secondsString(d time.Duration) string {
 
 // deployment builds rev's Deployment at replicas 0.
 func (b *Backend) deployment(rev revision.Revision) *appsv1.Deployment {
+	return b.deploymentOf(rev, false)
+}
+
+// deploymentOf builds rev's Deployment at replicas 0, or with reserved
+// its reserved Deployment: named with ReservedSuffix, labelled and
+// selected by LabelKind "reserved", its app container's resources the
+// reserved profile's (CPU as request and limit, memory as limit).
+func (b *Backend) deploymentOf(rev revision.Revision, reserved bool) *appsv1.Deployment {
 	spec := rev.Spec().WithDefaults()
 	labels := map[string]string{
 		LabelManagedBy:     managedByValue,
 		LabelRevision:      rev.Name(),
 		LabelConfiguration: rev.Configuration(),
+	}
+	name, selector := rev.Name(), map[string]string{LabelRevision: rev.Name()}
+	if reserved {
+		name += ReservedSuffix
+		labels[LabelKind], selector[LabelKind] = reservedKind, reservedKind
+		p := spec.Scaling.Reserved(spec.Resources)
+		spec.Resources = revision.Resources{CPURequestMillis: p.CPUMillis, CPULimitMillis: p.CPUMillis, MemoryLimitBytes: p.MemoryBytes}
 	}
 	replicas := int32(0)
 	history := int32(0)
@@ -85,7 +108,7 @@ func (b *Backend) deployment(rev revision.Revision) *appsv1.Deployment {
 	grace := seconds(spec.Timeouts.Request+b.opts.QuietPeriod, 1)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        rev.Name(),
+			Name:        name,
 			Namespace:   b.ns,
 			Labels:      labels,
 			Annotations: map[string]string{AnnotationSpecHash: rev.SpecHash()},
@@ -93,7 +116,7 @@ func (b *Backend) deployment(rev revision.Revision) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas:             &replicas,
 			RevisionHistoryLimit: &history,
-			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{LabelRevision: rev.Name()}},
+			Selector:             &metav1.LabelSelector{MatchLabels: selector},
 			Strategy: appsv1.DeploymentStrategy{
 				Type:          appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &maxUnavailable},
