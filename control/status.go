@@ -34,8 +34,8 @@ type Status struct {
 	// Scale succeeds): permanent, or transient and being retried.
 	ScaleErr error
 	// Frozen: the instances are frozen (zeroscale.dev/idle-mode: freeze)
-	// instead of stopped, until a request thaws them or the standby
-	// retention stops them.
+	// instead of stopped, or being drained to be, until a request thaws
+	// them or the standby retention stops them.
 	Frozen bool
 }
 

@@ -34,13 +34,14 @@ func main() {
 	warm := flag.Int("warm", 5, "warm requests before each freeze (their median is the baseline)")
 	idle := flag.Duration("idle", 60*time.Second, "wall time the frozen (and the running) app is left idle for the CPU figure")
 	docker := flag.Bool("docker", false, "also time Docker pause/unpause (needs a Docker Engine)")
+	tick := flag.Duration("tick", 10*time.Millisecond, "the app's background work period (a timer wake-up and a little work), so that running and frozen differ in CPU; 0 = none")
 	flag.Parse()
 	var err error
 	switch *role {
 	case "app":
-		err = serveApp()
+		err = serveApp(*tick)
 	case "":
-		err = run(*thaws, *warm, *idle, *docker)
+		err = run(*thaws, *warm, *idle, *tick, *docker)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}
@@ -49,11 +50,22 @@ func main() {
 	}
 }
 
-// serveApp is the measured app: it answers at once on $PORT.
-func serveApp() error {
+// serveApp is the measured app: it answers at once on $PORT and, every
+// tick, wakes up for a little work (a housekeeping timer, say).
+func serveApp(tick time.Duration) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 	if err != nil {
 		return err
+	}
+	if tick > 0 {
+		go func() {
+			var sink [64]byte
+			for range time.Tick(tick) {
+				for i := range 20000 {
+					sink[i%len(sink)]++
+				}
+			}
+		}()
 	}
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }))
 }
@@ -68,7 +80,7 @@ type stack struct {
 	stop func()
 }
 
-func newStack(retention time.Duration) (*stack, error) {
+func newStack(retention, tick time.Duration) (*stack, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -104,7 +116,7 @@ func newStack(retention time.Duration) (*stack, error) {
 		<-ran
 	}
 	r, err := revision.New("standby", "standby-00001", 1, revision.Spec{
-		Command: []string{exe, "-role", "app"},
+		Command: []string{exe, "-role", "app", "-tick", tick.String()},
 		Scaling: revision.Scaling{
 			IdleMode:         revision.IdleModeFreeze,
 			StandbyRetention: new(retention),
@@ -175,8 +187,8 @@ func (s *stack) pids() ([]int, error) {
 	return out, nil
 }
 
-func run(thaws, warm int, idle time.Duration, docker bool) error {
-	s, err := newStack(revision.MaxStandbyRetention)
+func run(thaws, warm int, idle, tick time.Duration, docker bool) error {
+	s, err := newStack(revision.MaxStandbyRetention, tick)
 	if err != nil {
 		return err
 	}
@@ -206,8 +218,10 @@ func run(thaws, warm int, idle time.Duration, docker bool) error {
 		if err != nil || len(pids) != 1 {
 			return fmt.Errorf("cycle %d: app pids %v (%v), want one", i, pids, err)
 		}
-		if st := procState(pids[0]); st != "T" {
-			return fmt.Errorf("cycle %d: frozen app %d in state %q, want T (stopped)", i, pids[0], st)
+		// Status says Frozen from the moment the freeze begins (the
+		// drain comes first): wait for the kernel to show it stopped.
+		if err := waitState(pids[0], "T"); err != nil {
+			return fmt.Errorf("cycle %d: %w", i, err)
 		}
 		d, err := s.ttfb(c)
 		if err != nil {
@@ -234,6 +248,9 @@ func run(thaws, warm int, idle time.Duration, docker bool) error {
 	if err := s.until("frozen", func(st control.Status) bool { return st.Frozen }); err != nil {
 		return err
 	}
+	if err := waitState(pid, "T"); err != nil {
+		return err
+	}
 	frozenCPU, err := cpuAcross(pid, idle)
 	if err != nil {
 		return err
@@ -250,7 +267,7 @@ func run(thaws, warm int, idle time.Duration, docker bool) error {
 	row("thaw TTFB - warm (goal < 2 ms)", extra)
 	row("cold start TTFB (once)", []time.Duration{cold})
 	fmt.Fprintf(tw, "\t\t\t\t\t\n")
-	fmt.Fprintf(tw, "app CPU (utime+stime) across %v idle\trunning\tfrozen\t\t\t\n", idle)
+	fmt.Fprintf(tw, "app CPU (utime+stime) across %v idle, work every %v\trunning\tfrozen\t\t\t\n", idle, tick)
 	fmt.Fprintf(tw, "\t%s\t%s\t\t\t\n", ms(runningCPU), ms(frozenCPU))
 	if docker {
 		if err := dockerRows(tw); err != nil {
@@ -284,6 +301,18 @@ func cpuTime(pid int) (time.Duration, error) {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * time.Second / clockTicks, nil
+}
+
+// waitState polls pid's state until it is want, for at most 2 s.
+func waitState(pid int, want string) error {
+	var st string
+	for range 2000 {
+		if st = procState(pid); st == want {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("app %d in state %q, want %q", pid, st, want)
 }
 
 func procState(pid int) string {
