@@ -6,21 +6,28 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/zeroscale/zeroscale/backend"
 )
 
 func TestBroadcasterFirstValueIsCurrent(t *testing.T) {
 	var b backend.Broadcaster
 	ch := b.Watch(t.Context())
-	if got := <-ch; len(got) != 0 {
-		t.Fatalf("first snapshot of an empty broadcaster = %v, want empty", got)
-	}
+	require.Empty(t, <-ch, "first snapshot of an empty broadcaster")
 	b.Publish([]backend.Instance{{ID: "b"}, {ID: "a"}})
 	ch2 := b.Watch(t.Context())
-	got := <-ch2
-	if len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" {
-		t.Fatalf("first snapshot of a late watcher = %v, want [a b] sorted", got)
+	require.Equal(t, []string{"a", "b"}, ids(<-ch2), "first snapshot of a late watcher, sorted")
+}
+
+// ids are the snapshot's instance IDs, in order.
+func ids(snap []backend.Instance) []string {
+	out := []string{}
+	for _, in := range snap {
+		out = append(out, in.ID)
 	}
+	return out
 }
 
 // noSnapshot fails t if ch holds a snapshot now: what sent one.
@@ -28,7 +35,7 @@ func noSnapshot(t *testing.T, ch <-chan []backend.Instance, what string) {
 	t.Helper()
 	select {
 	case s := <-ch:
-		t.Fatalf("%s sent %v", what, s)
+		require.Failf(t, "unexpected snapshot", "%s sent %v", what, s)
 	default:
 	}
 }
@@ -40,10 +47,7 @@ func TestBroadcasterNewestReplacesUnread(t *testing.T) {
 	for i := range 5 {
 		b.Publish([]backend.Instance{{ID: fmt.Sprint(i)}})
 	}
-	got := <-ch
-	if len(got) != 1 || got[0].ID != "4" {
-		t.Fatalf("snapshot after 5 publishes = %v, want only the newest [4]", got)
-	}
+	require.Equal(t, []string{"4"}, ids(<-ch), "after 5 publishes only the newest")
 	noSnapshot(t, ch, "a second snapshot")
 }
 
@@ -62,9 +66,7 @@ func TestBroadcasterCopies(t *testing.T) {
 	snap[0].ID = "mutated"
 	got := <-b.Watch(t.Context())
 	got[0].ID = "mutated too"
-	if cur := b.Current(); cur[0].ID != "a" {
-		t.Fatalf("Current = %v after callers mutated their slices, want [a]", cur)
-	}
+	require.Equal(t, []string{"a"}, ids(b.Current()), "after callers mutated their slices")
 }
 
 func TestBroadcasterCloseAndCancel(t *testing.T) {
@@ -75,25 +77,19 @@ func TestBroadcasterCloseAndCancel(t *testing.T) {
 	<-cancelled
 	<-kept
 	cancel()
-	if _, ok := <-cancelled; ok {
-		t.Fatal("channel still open after its ctx was cancelled")
-	}
+	_, ok := <-cancelled
+	require.False(t, ok, "channel still open after its ctx was cancelled")
 	b.Publish([]backend.Instance{{ID: "a"}})
-	if s := <-kept; len(s) != 1 {
-		t.Fatalf("other watcher got %v, want [a]", s)
-	}
+	require.Equal(t, []string{"a"}, ids(<-kept), "the other watcher")
 	b.Close()
 	b.Close()
-	if _, ok := <-kept; ok {
-		t.Fatal("channel still open after Close")
-	}
-	if _, ok := <-b.Watch(t.Context()); ok {
-		t.Fatal("Watch after Close returned an open channel")
-	}
+	_, ok = <-kept
+	require.False(t, ok, "channel still open after Close")
+	_, ok = <-b.Watch(t.Context())
+	require.False(t, ok, "Watch after Close returned an open channel")
 	b.Publish(nil) // must not panic on closed channels
-	if _, ok := <-b.Watch(ctx); ok {
-		t.Fatal("Watch with a done ctx returned an open channel")
-	}
+	_, ok = <-b.Watch(ctx)
+	require.False(t, ok, "Watch with a done ctx returned an open channel")
 }
 
 func TestBroadcasterConcurrent(t *testing.T) {
@@ -114,9 +110,8 @@ func TestBroadcasterConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	b.Close()
-	if _, open := <-b.Watch(t.Context()); open {
-		t.Error("Watch after Close returned an open channel")
-	}
+	_, open := <-b.Watch(t.Context())
+	assert.False(t, open, "Watch after Close returned an open channel")
 }
 
 func ExampleBroadcaster() {

@@ -6,34 +6,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRoundTripAndZeroTimestamp(t *testing.T) {
 	in := Stat{Instance: "i", AverageConcurrency: 1.25, AverageProxiedConcurrency: 0.5,
 		RequestCount: 3, ProxiedRequestCount: 1, ProcessUptime: 9, Timestamp: time.Unix(5, 0).UTC()}
 	var b bytes.Buffer
-	if err := Encode(&b, in); err != nil {
-		t.Fatal(err)
-	}
-	if b.Len() > MaxEncodedSize {
-		t.Errorf("encoded stat is %d bytes, over MaxEncodedSize", b.Len())
-	}
+	require.NoError(t, Encode(&b, in))
+	assert.LessOrEqual(t, b.Len(), MaxEncodedSize, "encoded size")
 	out, err := Decode(&b)
-	if err != nil || out != in {
-		t.Fatalf("Decode = %+v, %v; want %+v", out, err, in)
-	}
+	require.NoError(t, err)
+	require.Equal(t, in, out)
 
 	// A zero Timestamp is left out ("now" to the receiver) and reads back zero.
 	b.Reset()
-	if err := Encode(&b, Stat{Instance: "i"}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(b.String(), "timestamp") {
-		t.Errorf("zero timestamp encoded: %s", b.String())
-	}
-	if out, err := Decode(&b); err != nil || !out.Timestamp.IsZero() {
-		t.Errorf("Decode = %+v, %v; want a zero timestamp", out, err)
-	}
+	require.NoError(t, Encode(&b, Stat{Instance: "i"}))
+	assert.NotContains(t, b.String(), "timestamp", "a zero timestamp is left out")
+	out, err = Decode(&b)
+	require.NoError(t, err)
+	assert.True(t, out.Timestamp.IsZero(), "Timestamp %v", out.Timestamp)
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -45,15 +39,14 @@ func TestDecodeRejects(t *testing.T) {
 		"negative":       `{"requestCount":-1}`,
 		"over the bound": `{"instance":"` + strings.Repeat("x", MaxEncodedSize) + `"}`,
 	} {
-		if _, err := Decode(strings.NewReader(body)); err == nil || !strings.HasPrefix(err.Error(), "stats: decode: ") {
-			t.Errorf("%s: Decode error = %v, want a stats: decode error", name, err)
+		_, err := Decode(strings.NewReader(body))
+		if assert.Error(t, err, name) {
+			assert.True(t, strings.HasPrefix(err.Error(), "stats: decode: "), "%s: %v", name, err)
 		}
 	}
 }
 
 func TestEncodeRejectsNonFinite(t *testing.T) {
 	// JSON has no NaN: a bad reporter gets an error, not a corrupt body.
-	if err := Encode(&bytes.Buffer{}, Stat{AverageConcurrency: math.NaN()}); err == nil {
-		t.Error("Encode(NaN) succeeded")
-	}
+	assert.Error(t, Encode(&bytes.Buffer{}, Stat{AverageConcurrency: math.NaN()}), "Encode(NaN)")
 }
