@@ -395,3 +395,36 @@ func TestServerAutoscaledScaleDownUnderLoad(t *testing.T) {
 		completed.Load(), at, failed.Load(), len(lab.Cluster(t).Runtime.Pods(s.ns)))
 	assert.Zero(t, failed.Load())
 }
+
+// TestServerReservedInstance: with idle-mode reserve a service at zero
+// runs its reserved pod, which serves the first request at once; the
+// standard pod that request asked for takes over and the reserved one
+// retires; idle again, a reserved pod comes back.
+func TestServerReservedInstance(t *testing.T) {
+	s := newServer(t, zeroConfig(), 4)
+	spec := e2eSpec()
+	spec.Scaling.IdleMode = revision.IdleModeReserve
+	spec.Scaling.ReservedCPUMillis = new(int64(100))
+	s.apply(zeroscale.ServiceSpec{Name: "rsv", Template: spec})
+	is := func(kind zeroscale.EventKind, n int) func(zeroscale.Event) bool {
+		seen := 0
+		return func(e zeroscale.Event) bool {
+			if e.Kind == kind && e.Revision == "rsv-00001" {
+				seen++
+			}
+			return seen == n
+		}
+	}
+	s.waitEvent(2*time.Minute, "the reserved pod serving", is(zeroscale.EventReservedStarted, 1))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r := s.get(ctx, "rsv", "/")
+	require.True(t, r.ok(), "%v", r)
+	assert.Equal(t, "rsv-00001\n", r.body)
+	s.waitEvent(2*time.Minute, "the reserved pod retired", is(zeroscale.EventReservedRetired, 1))
+	warm := s.get(ctx, "rsv", "/")
+	require.True(t, warm.ok(), "%v", warm)
+	s.waitEvent(2*time.Minute, "a reserved pod back", is(zeroscale.EventReservedStarted, 2))
+	t.Logf("E2E k8s reserved: first byte on the reserved pod %s, then on a standard pod %s",
+		r.ttfb.Round(time.Millisecond), warm.ttfb.Round(time.Millisecond))
+}
