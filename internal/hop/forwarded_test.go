@@ -3,6 +3,8 @@ package hop
 import (
 	"net/http"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestSetForwarded(t *testing.T) {
@@ -51,29 +53,22 @@ func TestSetForwarded(t *testing.T) {
 			out := http.Header{}
 			SetForwarded(in, out)
 			for k, v := range tc.want {
-				if got := out[k]; len(got) != 1 || got[0] != v[0] {
-					t.Errorf("%s = %q, want %q", k, got, v)
-				}
+				assert.Equal(t, []string{v[0]}, out[k], k)
 			}
 			// SetXForwarded sets the same X-Forwarded headers and no
 			// Forwarded.
 			xout := http.Header{}
 			SetXForwarded(in, xout, true)
 			for k, v := range tc.want {
-				got := xout[k]
 				if k == "Forwarded" {
-					if got != nil {
-						t.Errorf("SetXForwarded set Forwarded = %q", got)
-					}
-				} else if len(got) != 1 || got[0] != v[0] {
-					t.Errorf("SetXForwarded: %s = %q, want %q", k, got, v)
+					assert.Nil(t, xout[k], "SetXForwarded sets no Forwarded")
+				} else {
+					assert.Equal(t, []string{v[0]}, xout[k], "SetXForwarded: %s", k)
 				}
 			}
 		})
 	}
-	if got := quote(`a"b\c`); got != `"a\"b\\c"` {
-		t.Errorf("quote = %s", got)
-	}
+	assert.Equal(t, `"a\"b\\c"`, quote(`a"b\c`))
 }
 
 // Untrusted, the client's forwarding headers are ignored: all three are
@@ -85,8 +80,6 @@ func TestSetXForwardedUntrusted(t *testing.T) {
 	out := http.Header{}
 	SetXForwarded(in, out, false)
 	for k, v := range map[string]string{"X-Forwarded-For": "192.0.2.9", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example"} {
-		if got := out[k]; len(got) != 1 || got[0] != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
+		assert.Equal(t, []string{v}, out[k], k)
 	}
 }
