@@ -17,4 +17,10 @@
 // It never calls a backend: the host turns Decisions into backend.Scale
 // calls, feeds each revision with Set and its instances with
 // SetInstances (package control does all three).
+//
+// The extension points are named types: a DeciderFactory
+// (Options.NewDecider) supplies another scaling policy, and a Decider
+// that is also a DeciderUpdater takes new parameters in place instead of
+// being rebuilt; an IdleChecker (Options.IdleCheck) may keep a revision
+// from going to zero; the Publisher receives the decisions.
 package autoscaler
