@@ -283,26 +283,14 @@ func (s *Server) removeRevision(ctx context.Context, svc *service, name string) 
 }
 
 // setPending tells svc's route which revision a request gets while the
-// route has no traffic yet (traffic.Route.SetPending): the latest ready
-// revision, else the latest created one unless it failed, so a request
-// to a new service waits for its first revision.
+// route has no traffic yet: traffic.PendingRevision, once the revision
+// is registered with svc.
 func (s *Server) setPending(svc *service) {
-	r, ok := svc.conf.LatestReady()
-	if !ok {
-		if r, ok = svc.conf.LatestCreated(); ok {
-			st, _, err := svc.conf.State(r.Name())
-			ok = err == nil && st != revision.StateFailed
-		}
+	name := traffic.PendingRevision(svc.conf)
+	if v, ok := s.revs.Load(name); !ok || v.(*rev).svc != svc {
+		name = ""
 	}
-	if ok {
-		v, found := s.revs.Load(r.Name())
-		ok = found && v.(*rev).svc == svc
-	}
-	if !ok {
-		svc.route.SetPending("")
-		return
-	}
-	svc.route.SetPending(r.Name())
+	svc.route.SetPending(name)
 }
 
 // updateRoute re-resolves svc's traffic against every service's

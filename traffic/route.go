@@ -459,6 +459,25 @@ func (r *Route) SetPending(revision string) {
 	r.pending.Store(&revision)
 }
 
+// PendingRevision is the revision a route of configuration c serves
+// while it has no ready traffic yet (see Route.SetPending): c's latest
+// ready revision, else its latest created one unless that failed, so a
+// request to a new service waits for its first revision. "" when there
+// is none.
+func PendingRevision(c *revision.Configuration) string {
+	if r, ok := c.LatestReady(); ok {
+		return r.Name()
+	}
+	r, ok := c.LatestCreated()
+	if !ok {
+		return ""
+	}
+	if st, _, err := c.State(r.Name()); err != nil || st == revision.StateFailed {
+		return ""
+	}
+	return r.Name()
+}
+
 // pick picks for req, whose normalized host is host. strict (the
 // Table's dispatch) refuses a host that is no longer one of the route's.
 func (r *Route) pick(req *http.Request, host []byte, strict bool) (string, error) {
