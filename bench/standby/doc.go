@@ -11,9 +11,8 @@
 //     across -idle of wall time, against the same app left running
 //     (not frozen) across the same time.
 //
-//     go run ./bench/standby                    # 50 thaws, 60 s idle (~2.5 min)
+//     go run ./bench/standby                    # 50 thaws, 60 s idle (~3 min)
 //     go run ./bench/standby -thaws 10 -idle 5s # quicker
-//     go run ./bench/standby -docker            # also Docker pause/unpause (needs a Docker Engine)
 //
 // The stack is the one the zeroscale Server runs: control.Controller
 // (activator -> in-process queue-proxy -> app process), with the app
@@ -22,4 +21,8 @@
 // to take the revision to zero (so a cycle takes milliseconds, not the
 // stable window plus grace period); the engine and every measured
 // request run in real time.
+//
+// Docker's pause and unpause are timed by the e2e test
+// TestDockerFrozenStandby, which logs them (EventFrozen, EventThawed)
+// with the first byte after a thaw.
 package main

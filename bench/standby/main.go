@@ -33,7 +33,6 @@ func main() {
 	thaws := flag.Int("thaws", 50, "freeze/thaw cycles measured")
 	warm := flag.Int("warm", 5, "warm requests before each freeze (their median is the baseline)")
 	idle := flag.Duration("idle", 60*time.Second, "wall time the frozen (and the running) app is left idle for the CPU figure")
-	docker := flag.Bool("docker", false, "also time Docker pause/unpause (needs a Docker Engine)")
 	tick := flag.Duration("tick", 10*time.Millisecond, "the app's background work period (a timer wake-up and a little work), so that running and frozen differ in CPU; 0 = none")
 	flag.Parse()
 	var err error
@@ -41,7 +40,7 @@ func main() {
 	case "app":
 		err = serveApp(*tick)
 	case "":
-		err = run(*thaws, *warm, *idle, *tick, *docker)
+		err = run(*thaws, *warm, *idle, *tick)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}
@@ -187,7 +186,7 @@ func (s *stack) pids() ([]int, error) {
 	return out, nil
 }
 
-func run(thaws, warm int, idle, tick time.Duration, docker bool) error {
+func run(thaws, warm int, idle, tick time.Duration) error {
 	s, err := newStack(revision.MaxStandbyRetention, tick)
 	if err != nil {
 		return err
@@ -269,11 +268,6 @@ func run(thaws, warm int, idle, tick time.Duration, docker bool) error {
 	fmt.Fprintf(tw, "\t\t\t\t\t\n")
 	fmt.Fprintf(tw, "app CPU (utime+stime) across %v idle, work every %v\trunning\tfrozen\t\t\t\n", idle, tick)
 	fmt.Fprintf(tw, "\t%s\t%s\t\t\t\n", ms(runningCPU), ms(frozenCPU))
-	if docker {
-		if err := dockerRows(tw); err != nil {
-			fmt.Fprintf(tw, "docker pause/unpause\t%v\t\t\t\t\n", err)
-		}
-	}
 	return tw.Flush()
 }
 
