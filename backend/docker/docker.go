@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 	"github.com/zeroscale/zeroscale/internal/front"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
@@ -305,8 +306,8 @@ func (b *Backend) reconcileKind(rs *revState, reserved bool, want int) {
 // (revision.Scaling.Reserved): NanoCPUs and CPU shares from its CPU,
 // Memory (and no swap beyond it) from its memory.
 func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
-	if n < 0 || n > 1 {
-		return fmt.Errorf("docker: scale reserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	if err := engineopt.ReservedCount("docker", name, n); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("docker: scale reserved %s: %w: %w", name, backend.ErrTransient, err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -296,8 +297,8 @@ func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if n < 0 || n > 1 {
-		return fmt.Errorf("fake: scale the reserved instances of %s to %d: n must be 0 or 1: %w", name, n, backend.ErrInvalidArgument)
+	if err := engineopt.ReservedCount("fake", name, n); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 	"github.com/zeroscale/zeroscale/queueproxy"
 	"github.com/zeroscale/zeroscale/revision"
 )
@@ -228,8 +229,8 @@ func (b *Backend) Scale(ctx context.Context, name string, n int) error {
 // the reserved profile's CPU and memory as requests and limits, labelled
 // LabelKind "reserved", and is drained like any pod.
 func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
-	if n < 0 || n > 1 {
-		return fmt.Errorf("kubernetes: ScaleReserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	if err := engineopt.ReservedCount("kubernetes", name, n); err != nil {
+		return err
 	}
 	if d, err := b.depList.Deployments(b.ns).Get(name); err == nil && d.DeletionTimestamp != nil {
 		return fmt.Errorf("kubernetes: ScaleReserved %s: %w: being removed", name, backend.ErrNotDeployed)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zeroscale/zeroscale/backend"
+	"github.com/zeroscale/zeroscale/internal/engineopt"
 	"github.com/zeroscale/zeroscale/revision"
 )
 
@@ -255,8 +256,8 @@ func (b *Backend) reconcileKind(rs *revState, reserved bool, want int) {
 // setpriority(PRIO_PGRP) right after the exec); the profile's CPU and
 // memory are not applied to processes.
 func (b *Backend) ScaleReserved(ctx context.Context, name string, n int) error {
-	if n < 0 || n > 1 {
-		return fmt.Errorf("process: scale reserved %s: %w: n = %d, want 0 or 1", name, backend.ErrInvalidArgument, n)
+	if err := engineopt.ReservedCount("process", name, n); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("process: scale reserved %s: %w: %w", name, backend.ErrTransient, err)

@@ -1,12 +1,24 @@
 // Package engineopt validates and defaults the lifecycle options that
-// the engines (backend/process, backend/docker) share, so both refuse
-// the same values with the same words.
+// the engines (backend/process, backend/docker) share, and the arguments
+// of the contract every engine checks, so all refuse the same values
+// with the same words.
 package engineopt
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/zeroscale/zeroscale/backend"
 )
+
+// ReservedCount checks backend.Reserver.ScaleReserved's n, which is 0 or
+// 1; pkg starts the error ("process", "docker", "kubernetes", "fake").
+func ReservedCount(pkg, revision string, n int) error {
+	if n < 0 || n > 1 {
+		return fmt.Errorf("%s: scale reserved %s: %w: n = %d, want 0 or 1", pkg, revision, backend.ErrInvalidArgument, n)
+	}
+	return nil
+}
 
 // Duration is one duration option: its field name, where it lives, and
 // the value a zero means.

@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/zeroscale/zeroscale/backend"
 )
 
 func TestDefaultsAndRefusals(t *testing.T) {
@@ -23,4 +25,16 @@ func TestDefaultsAndRefusals(t *testing.T) {
 	require.Equal(t, 7, n)
 	n = -1
 	require.EqualError(t, Count("x", "N", &n, 7), "x: Options.N = -1: want ≥ 0 (0 = 7)")
+}
+
+func TestReservedCount(t *testing.T) {
+	for _, n := range []int{0, 1} {
+		require.NoError(t, ReservedCount("docker", "hello-00001", n))
+	}
+	for _, n := range []int{-1, 2} {
+		err := ReservedCount("docker", "hello-00001", n)
+		require.ErrorIs(t, err, backend.ErrInvalidArgument)
+		assert.ErrorContains(t, err, "docker: scale reserved hello-00001")
+		assert.ErrorContains(t, err, "want 0 or 1")
+	}
 }
